@@ -1,0 +1,3 @@
+"""Basechat: offline chat with base language models."""
+
+__version__ = "0.1.0"

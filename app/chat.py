@@ -1,0 +1,153 @@
+"""A conversation with a base model: the service the CLI and the window share.
+
+It joins the scaffold (what the transcript says) to the engine (what the
+model continues). Prompts are built as token lists piece by piece, reusing
+the exact ids the model generated for its earlier replies, so a follow-up
+turn shares its whole prefix with the KV cache and only new tokens are
+evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from app.engine.base import Backend, Completion, Generation, SamplingParams
+from app.errors import InputError
+from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
+from app.scaffold.transcript import cue_text
+
+_TOKEN_CACHE_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """The exact prompt for the next reply, and what fitting it cost."""
+
+    text: str
+    tokens: list[int]
+    dropped_turns: int
+    n_ctx: int
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: Message
+    completion: Completion
+    dropped_turns: int
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+
+@dataclass
+class ReplyStream:
+    """Iterate for text chunks as they come; ``reply`` is set when the stream ends."""
+
+    generation: Generation
+    _chunks: Iterator[str] = field(default_factory=lambda: iter(()))
+    reply: Reply | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks
+
+    def cancel(self) -> None:
+        self.generation.cancel()
+
+    def run(self) -> Reply:
+        for _ in self._chunks:
+            pass
+        assert self.reply is not None
+        return self.reply
+
+
+class ChatSession:
+    """History plus template plus engine. Not thread-safe: one caller drives it."""
+
+    def __init__(
+        self,
+        engine: Backend,
+        template: Template,
+        params: SamplingParams | None = None,
+        history: list[Message] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.template = template
+        self.params = params or SamplingParams()
+        self.history: list[Message] = list(history or [])
+        self._token_cache: dict[str, tuple[int, ...]] = {}
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    # -- prompts -------------------------------------------------------------
+
+    def plan(self, user_text: str) -> PromptPlan:
+        """Render, tokenise and fit the prompt that ``user_text`` would send."""
+        if not user_text.strip():
+            raise InputError("The message is empty.")
+        pieces = render_pieces(self.template, self.history, user_text)
+        piece_tokens = [self._piece_tokens(p) for p in pieces]
+        budget = self.engine.n_ctx - self._reply_budget()
+        fitted = fit_pieces(pieces, [len(t) for t in piece_tokens], budget)
+        kept = {id(p) for p in fitted.pieces}
+        tokens = list(self.engine.start_tokens())
+        for piece, ids in zip(pieces, piece_tokens, strict=True):
+            if id(piece) in kept:
+                tokens.extend(ids)
+        text = "".join(p.text for p in fitted.pieces)
+        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx)
+
+    def _reply_budget(self) -> int:
+        return min(self.params.max_tokens, self.engine.n_ctx // 2)
+
+    def _piece_tokens(self, piece: Piece) -> tuple[int, ...]:
+        message = self.history[piece.message_index] if piece.kind == "assistant" else None
+        if message is not None and message.tokens is not None:
+            label = cue_text(self.template)
+            if piece.text == f"{label}{message.raw}\n":
+                return self._tokens(label) + message.tokens + self._tokens("\n")
+        return self._tokens(piece.text)
+
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        cached = self._token_cache.get(text)
+        if cached is None:
+            if len(self._token_cache) >= _TOKEN_CACHE_LIMIT:
+                self._token_cache.clear()
+            cached = self._token_cache[text] = tuple(self.engine.tokenize(text))
+        return cached
+
+    # -- replies -------------------------------------------------------------
+
+    def send(self, user_text: str) -> ReplyStream:
+        """Start the reply to ``user_text``; history gains both turns when the stream ends."""
+        plan = self.plan(user_text)
+        params = replace(self.params, max_tokens=self._reply_budget())
+        generation = self.engine.generate(plan.tokens, params, self.template.stop_strings())
+        stream = ReplyStream(generation)
+        stream._chunks = self._follow(stream, Message("user", user_text.strip()), plan)
+        return stream
+
+    def _follow(self, stream: ReplyStream, user: Message, plan: PromptPlan) -> Iterator[str]:
+        yield from stream.generation
+        completion = stream.generation.result
+        assert completion is not None
+        raw = completion.text
+        message = Message("assistant", raw.strip(), raw=raw, tokens=completion.tokens)
+        self.history += [user, message]
+        stream.reply = Reply(message, completion, plan.dropped_turns)
+
+    def ask(self, user_text: str) -> Reply:
+        return self.send(user_text).run()
+
+
+def raw_generation(engine: Backend, text: str, params: SamplingParams) -> Generation:
+    """No scaffold at all: the bare text, continued (for comparison with the transcript)."""
+    if not text.strip():
+        raise InputError("The message is empty.")
+    budget = min(params.max_tokens, engine.n_ctx // 2)
+    prompt = list(engine.start_tokens()) + engine.tokenize(text)
+    if len(prompt) + budget > engine.n_ctx:
+        raise InputError(f"The text is {len(prompt)} tokens; the context holds {engine.n_ctx}.")
+    return engine.generate(prompt, replace(params, max_tokens=budget), [])

@@ -1,0 +1,1 @@
+"""Models Basechat can run: the catalog, the embedded default, and local files."""

@@ -1,0 +1,54 @@
+"""Fitting a conversation into the model's context window.
+
+Measured in the model's own tokens by the caller; this module only decides
+which pieces stay. The header (preamble and examples), the newest user
+message and the cue always stay; the oldest turns go first, a user turn
+together with the reply that followed it, so the transcript never starts
+with an answer to a question that is no longer there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.errors import ContextOverflow
+from app.scaffold.transcript import Piece
+
+
+@dataclass(frozen=True)
+class Fitted:
+    pieces: list[Piece]
+    sizes: list[int]
+    dropped_turns: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes)
+
+
+def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int) -> Fitted:
+    """Drop the oldest history turns until the prompt fits in ``budget`` tokens."""
+    fixed = sizes[0] + sum(sizes[-2:])
+    if fixed > budget:
+        raise ContextOverflow(
+            f"This message is too long: the prompt needs {fixed} tokens and only "
+            f"{budget} fit with room for the reply. Shorten it or raise the context size."
+        )
+    history = list(range(1, len(pieces) - 2))
+    total = sum(sizes)
+    dropped = 0
+    while total > budget and history:
+        for index in _oldest_exchange(pieces, history):
+            history.remove(index)
+            total -= sizes[index]
+            dropped += 1
+    keep = [0, *history, len(pieces) - 2, len(pieces) - 1]
+    return Fitted([pieces[i] for i in keep], [sizes[i] for i in keep], dropped)
+
+
+def _oldest_exchange(pieces: list[Piece], history: list[int]) -> list[int]:
+    """The oldest turn, and the assistant reply right after it if it was a user turn."""
+    first = history[0]
+    if pieces[first].kind == "user" and len(history) > 1 and pieces[history[1]].kind == "assistant":
+        return [first, history[1]]
+    return [first]

@@ -1,0 +1,108 @@
+"""Rendering a conversation into the transcript a base model continues.
+
+The prompt is a list of pieces rather than one string so the engine can
+tokenise each piece once, reuse the exact token ids it generated for earlier
+replies (keeping the KV-cache prefix intact), and drop whole old turns when
+the context is full. Joining the pieces' text gives exactly the prompt sent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from app.scaffold.template import Template
+
+Role = Literal["user", "assistant"]
+PieceKind = Literal["header", "user", "assistant", "cue"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation.
+
+    ``raw`` is the reply exactly as the model continued after the speaker
+    label (usually with a leading space); ``tokens`` are the ids it generated
+    for ``raw``. Both are optional: a message typed or imported has neither,
+    and is then rendered as ``" " + text``.
+    """
+
+    role: Role
+    text: str
+    raw: str | None = None
+    tokens: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    kind: PieceKind
+    text: str
+    message_index: int | None = None
+
+
+def neutralise(text: str, template: Template) -> str:
+    """Quote every line that starts like a speaker's turn, so a message cannot forge one.
+
+    A user who types "\\nAssistant: sure!" would otherwise write the model's
+    turn for it. Quoting (``> Assistant: …``) keeps what they wrote readable
+    to the model while no line of theirs begins a turn any more.
+    """
+    pattern = _label_pattern(template)
+    return "\n".join(
+        f"> {line.lstrip()}" if pattern.match(line) else line for line in text.split("\n")
+    )
+
+
+def _label_pattern(template: Template) -> re.Pattern[str]:
+    names = "|".join(re.escape(n) for n in template.speaker_names)
+    return re.compile(rf"^\s*(?:{names})\s*:", re.IGNORECASE)
+
+
+def turn_text(template: Template, message: Message) -> str:
+    if message.role == "user":
+        body = neutralise(message.text.strip(), template)
+        return f"{template.user_name}: {body}\n"
+    body = message.raw if message.raw is not None else " " + message.text.strip()
+    return f"{template.assistant_name}:{neutralise(body, template)}\n"
+
+
+def header_text(template: Template) -> str:
+    examples = "".join(
+        turn_text(template, Message("user", ex.user))
+        + turn_text(template, Message("assistant", ex.assistant))
+        for ex in template.examples
+    )
+    return f"{template.preamble}\n\n{examples}"
+
+
+def cue_text(template: Template) -> str:
+    """The open assistant label the model continues; no trailing space, so the
+    model writes its own leading-space token as it would in running text."""
+    return f"{template.assistant_name}:"
+
+
+def render_pieces(template: Template, history: list[Message], user_text: str) -> list[Piece]:
+    pieces = [Piece("header", header_text(template))]
+    for index, message in enumerate(history):
+        pieces.append(Piece(message.role, turn_text(template, message), index))
+    pieces.append(Piece("user", turn_text(template, Message("user", user_text)), len(history)))
+    pieces.append(Piece("cue", cue_text(template)))
+    return pieces
+
+
+def render_prompt(template: Template, history: list[Message], user_text: str) -> str:
+    return "".join(p.text for p in render_pieces(template, history, user_text))
+
+
+def cut_reply(text: str, template: Template) -> str:
+    """The reply ends where the model starts any speaker's turn (or another stop string)."""
+    cut = len(text)
+    for stop in template.stop_strings():
+        found = text.find(stop)
+        if found != -1:
+            cut = min(cut, found)
+    found = _label_pattern(template).search(text)
+    if found and found.start() == 0:
+        cut = 0
+    return text[:cut]

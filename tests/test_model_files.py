@@ -1,0 +1,96 @@
+"""Bad model files: each gets a typed error with one human line, never a crash or hang."""
+
+from __future__ import annotations
+
+import os
+
+import gguf
+import numpy as np
+import psutil
+import pytest
+
+from app.engine.gguf_header import read_gguf_header
+from app.engine.llama import LlamaEngine
+from app.errors import ModelFileError, ModelLoadError
+
+pytestmark = pytest.mark.model
+
+
+def one_line(error: Exception) -> str:
+    message = str(error)
+    assert message and "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_default_model_header(model_path):
+    info = read_gguf_header(model_path)
+    assert info.architecture == "gemma3"
+    assert info.context_length == 32768
+    assert info.quantisation == "Q4_K_M"
+    assert 260e6 < info.parameters < 280e6
+    assert info.data_end == info.file_size == model_path.stat().st_size
+    assert not info.has_chat_template and not info.looks_instruct
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(tmp_path / "nowhere.gguf")
+    assert "not found" in one_line(caught.value)
+
+
+def test_empty_file(tmp_path):
+    empty = tmp_path / "empty.gguf"
+    empty.touch()
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(empty)
+    assert "empty" in one_line(caught.value)
+
+
+def test_random_bytes(tmp_path):
+    noise = tmp_path / "noise.gguf"
+    noise.write_bytes(np.random.default_rng(7).bytes(1 << 20))
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(noise)
+    assert "not a GGUF" in one_line(caught.value)
+
+
+@pytest.mark.parametrize("keep", [10, 4096, 3_000_000, 200_000_000])
+def test_truncated_copies_of_the_default_model(tmp_path, model_path, keep):
+    cut = tmp_path / "cut.gguf"
+    with model_path.open("rb") as src:
+        cut.write_bytes(src.read(keep))
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(cut)
+    assert "truncated" in one_line(caught.value) or "too small" in one_line(caught.value)
+
+
+def test_unknown_architecture_is_refused_by_llama_cpp_cleanly(tmp_path):
+    alien = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(alien, "alienarch")
+    writer.add_name("Alien")
+    writer.add_context_length(128)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError) as caught:
+        LlamaEngine(alien)
+    assert "'alienarch'" in one_line(caught.value)
+
+
+def test_model_larger_than_free_memory(tmp_path, model_path):
+    # A real GGUF header followed by a sparse hole: the file claims far more memory
+    # than this machine has free, without using the disk space.
+    huge = tmp_path / "huge.gguf"
+    with model_path.open("rb") as src, huge.open("wb") as dst:
+        dst.write(src.read())
+    os.truncate(huge, 2 * psutil.virtual_memory().total)
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(huge)
+    assert "GB of memory" in one_line(caught.value)
+
+
+def test_directory_instead_of_file(tmp_path):
+    with pytest.raises(ModelFileError):
+        LlamaEngine(tmp_path)
