@@ -55,7 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("message")
     chat = sub.add_parser("chat", help="a conversation in the terminal")
     _model_options(chat)
+    _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
     return parser
+
+
+def _eval_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, help="JSONL question files")
+    parser.add_argument("--model", help="catalog id or path to a .gguf file")
+    parser.add_argument("--template", help="template name or .toml path (default: chat)")
+    parser.add_argument("--raw", action="store_true", help="ask the bare model, no transcript")
+    parser.add_argument("--all-templates", action="store_true", help="every template and raw")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _version() -> str:
@@ -104,7 +115,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     command = args.command or "chat"
     if command == "chat" and not hasattr(args, "model"):
         args = build_parser().parse_args(["chat"])
-    handlers = {"ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat}
+    handlers = {"ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval}
     return handlers[command](args)
 
 
@@ -286,3 +297,44 @@ def _chat_turn(session, text: str, interactive: bool) -> None:
     if stream.reply and stream.reply.completion.finish_reason == "cancelled" and interactive:
         sys.stdout.write(" [stopped]")
     print()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from app.engine.llama import LlamaEngine
+    from app.evaluate import load_items, markdown_table, run_eval
+    from app.models.catalog import resolve_model
+    from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
+
+    if args.max_tokens < 1:
+        raise InputError("--max-tokens must be at least 1.")
+    items = load_items(args.files)
+    if args.all_templates:
+        modes = [*available_templates(), None]
+    else:
+        modes = [None] if args.raw else [args.template or DEFAULT_TEMPLATE]
+    templates = [load_template(m) if m else None for m in modes]
+    _, path = resolve_model(args.model)
+    summaries = []
+    with LlamaEngine(path) as engine:
+        for template in templates:
+            label = template.name if template else "raw"
+            with _progress(len(items), label) as tick:
+                report = run_eval(engine, template, items, args.max_tokens, tick)
+            summaries.append(report.summary())
+    if args.json:
+        print(json.dumps(summaries if args.all_templates else summaries[0]))
+    elif args.all_templates:
+        print(markdown_table(summaries))
+    else:
+        for key, value in summaries[0].items():
+            print(f"{key:>24}: {value}")
+    return 0
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator:
+    """A progress bar on a terminal's stderr; silent when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=label, unit="q", disable=not sys.stderr.isatty()) as bar:
+        yield lambda: bar.update(1)

@@ -1,0 +1,176 @@
+"""Measuring the scaffold: does the base model answer like a conversation partner?
+
+Each item is asked in a fresh conversation with greedy decoding, so a run
+repeats. Question items measure answers; items with ``setup`` turns first
+tell the model a fact, then ask for it back (multi-turn memory).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from app.chat import ChatSession, raw_generation
+from app.engine.base import Backend, SamplingParams
+from app.errors import InputError
+from app.scaffold import Template
+
+GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=64)
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    question: str
+    pattern: re.Pattern[str]
+    setup: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: EvalItem
+    reply: str
+    matched: bool
+    turn_stop: bool
+    leaked: bool
+    completion_tokens: int
+
+
+@dataclass
+class EvalReport:
+    mode: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> dict:
+        qa = [o for o in self.outcomes if not o.item.setup]
+        memory = [o for o in self.outcomes if o.item.setup]
+        every = self.outcomes
+        return {
+            "template": self.mode,
+            "n": len(qa),
+            "answered": sum(o.matched for o in qa),
+            "answered_rate": _rate(o.matched for o in qa),
+            "turn_stop_rate": _rate(o.turn_stop for o in every),
+            "leak_rate": _rate(o.leaked for o in every),
+            "empty_rate": _rate(not o.reply.strip() for o in every),
+            "mean_completion_tokens": round(
+                sum(o.completion_tokens for o in every) / max(len(every), 1), 2
+            ),
+            "memory_n": len(memory),
+            "memory_recalled": sum(o.matched for o in memory),
+            "memory_recall_rate": _rate(o.matched for o in memory),
+            "wall_s": round(self.wall_s, 2),
+        }
+
+
+def _rate(flags) -> float:
+    values = list(flags)
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def load_items(paths: list[Path]) -> list[EvalItem]:
+    """Read JSONL question files; a malformed line is one clear error naming it."""
+    items = []
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                items.append(_parse_item(line, f"{path.name}:{number}"))
+    if not items:
+        raise InputError("No questions to ask: the files are empty.")
+    return items
+
+
+def _parse_item(line: str, where: str) -> EvalItem:
+    try:
+        data = json.loads(line)
+        setup = data.get("setup", [])
+        if not isinstance(data["question"], str) or not all(isinstance(s, str) for s in setup):
+            raise TypeError("question and setup must be text")
+        pattern = re.compile(data["answer_pattern"], re.IGNORECASE)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, re.error) as exc:
+        raise InputError(f"{where}: not a question line ({exc}).") from None
+    return EvalItem(data["question"], pattern, tuple(setup))
+
+
+def run_eval(
+    engine: Backend,
+    template: Template | None,
+    items: list[EvalItem],
+    max_tokens: int = 64,
+    progress: Callable[[], None] | None = None,
+) -> EvalReport:
+    """Ask every item; ``template=None`` asks the bare model (``--raw``)."""
+    params = replace(GREEDY, max_tokens=max_tokens)
+    report = EvalReport(template.name if template else "raw")
+    started = time.perf_counter()
+    for item in items:
+        if template is None:
+            outcome = _ask_raw(engine, item, params)
+        else:
+            outcome = _ask_scaffolded(engine, template, item, params)
+        report.outcomes.append(outcome)
+        if progress:
+            progress()
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outcome:
+    session = ChatSession(engine, template, params)
+    for turn in item.setup:
+        session.ask(turn)
+    reply = session.ask(item.question)
+    text = reply.text
+    leaked = _leaks(text, template)
+    return Outcome(
+        item=item,
+        reply=text,
+        matched=bool(item.pattern.search(text)),
+        turn_stop=reply.completion.finish_reason == "stop",
+        leaked=leaked,
+        completion_tokens=reply.completion.usage.completion_tokens,
+    )
+
+
+def _leaks(text: str, template: Template) -> bool:
+    labels = [f"{name}:" for name in template.speaker_names]
+    stops = [s for s in template.stop_strings() if s.strip()]
+    return any(marker in text for marker in labels + stops)
+
+
+def _ask_raw(engine, item: EvalItem, params) -> Outcome:
+    """The bare text; the reply is the continuation's first non-empty line."""
+    prompt = "\n".join([*item.setup, item.question])
+    completion = raw_generation(engine, prompt, params).run()
+    lines = completion.text.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    reply = lines[first].strip() if first is not None else ""
+    return Outcome(
+        item=item,
+        reply=reply,
+        matched=bool(item.pattern.search(reply)),
+        turn_stop=first is not None and first < len(lines) - 1,
+        leaked=False,
+        completion_tokens=completion.usage.completion_tokens,
+    )
+
+
+TABLE_COLUMNS = ("answered_rate", "turn_stop_rate", "leak_rate", "empty_rate", "memory_recall_rate")
+
+
+def markdown_table(summaries: list[dict]) -> str:
+    header = "| template | " + " | ".join(TABLE_COLUMNS) + " |"
+    rule = "|---" * (len(TABLE_COLUMNS) + 1) + "|"
+    rows = [
+        f"| {s['template']} | " + " | ".join(f"{s[c]:.2f}" for c in TABLE_COLUMNS) + " |"
+        for s in summaries
+    ]
+    return "\n".join([header, rule, *rows])

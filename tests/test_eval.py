@@ -1,0 +1,72 @@
+"""`basechat eval` on a slice of the shipped question set, with the real default model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.errors import InputError
+from app.evaluate import load_items, markdown_table, run_eval
+from tests.conftest import ROOT
+from tests.test_cli import assert_one_line_error, basechat
+
+DATA = ROOT / "tests" / "data"
+KEYS = {
+    "template", "n", "answered", "answered_rate", "turn_stop_rate", "leak_rate", "empty_rate",
+    "mean_completion_tokens", "memory_n", "memory_recalled", "memory_recall_rate", "wall_s",
+}  # fmt: skip
+
+
+def test_question_sets_are_large_enough_and_well_formed():
+    qa = load_items([DATA / "qa.jsonl"])
+    memory = load_items([DATA / "memory.jsonl"])
+    assert len(qa) >= 60 and not any(item.setup for item in qa)
+    assert len(memory) >= 10 and all(item.setup for item in memory)
+
+
+@pytest.mark.model
+def test_scaffold_beats_the_raw_model_on_a_slice(engine, template):
+    items = load_items([DATA / "qa.jsonl"])[:8] + load_items([DATA / "memory.jsonl"])[:2]
+    ticks = []
+    scaffolded = run_eval(engine, template, items, progress=lambda: ticks.append(1)).summary()
+    raw = run_eval(engine, None, items).summary()
+    assert len(ticks) == len(items)
+    assert set(scaffolded) == KEYS and set(raw) == KEYS
+    assert scaffolded["n"] == 8 and scaffolded["memory_n"] == 2
+    assert scaffolded["turn_stop_rate"] == 1.0
+    assert scaffolded["leak_rate"] == 0.0 and scaffolded["empty_rate"] == 0.0
+    assert scaffolded["answered_rate"] > raw["answered_rate"]
+    table = markdown_table([scaffolded, raw])
+    assert table.count("\n") == 3 and "| chat |" in table and "| raw |" in table
+
+
+@pytest.mark.model
+def test_eval_command_prints_json(tmp_path, model_path):
+    slice_file = tmp_path / "slice.jsonl"
+    lines = (DATA / "qa.jsonl").read_text().splitlines()[:3]
+    slice_file.write_text("\n".join(lines) + "\n")
+    result = basechat("eval", str(slice_file), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == KEYS and data["n"] == 3 and data["template"] == "chat"
+
+
+def test_malformed_question_files(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Hi?", "answer_pattern": "("}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:1"):
+        load_items([bad])
+    bad.write_text('{"question": "Hi?"}\n')
+    with pytest.raises(InputError, match="answer_pattern"):
+        load_items([bad])
+    with pytest.raises(InputError, match="Cannot read"):
+        load_items([Path(tmp_path / "missing.jsonl")])
+
+
+@pytest.mark.model
+def test_eval_command_bad_file_is_one_line(tmp_path, model_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    assert_one_line_error(basechat("eval", str(bad)), "bad.jsonl:1")
