@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -46,6 +47,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="basechat", description="Offline chat with base language models.")
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--data-dir", type=Path, help="Basechat's data folder (chats, models)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     ask = sub.add_parser("ask", help="one reply to MESSAGE")
     _model_options(ask)
@@ -55,8 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("message")
     chat = sub.add_parser("chat", help="a conversation in the terminal")
     _model_options(chat)
+    chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored conversation")
+    _chats_options(sub.add_parser("chats", help="stored conversations"))
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
     return parser
+
+
+def _chats_options(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="chats_command", required=True, parser_class=_Parser)
+    listing = sub.add_parser("list", help="conversations, newest first")
+    listing.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="one conversation")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    export = sub.add_parser("export", help="to Markdown or JSON")
+    export.add_argument("id", nargs="?", type=int, help="omit with --all")
+    export.add_argument("--all", action="store_true", help="every conversation (JSON)")
+    export.add_argument("--format", choices=["md", "json"], default="md")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    sub.add_parser("import", help="restore a JSON export").add_argument("file", type=Path)
+    sub.add_parser("delete", help="delete a conversation").add_argument("id", type=int)
+    sub.add_parser("search", help="find conversations by text").add_argument("query")
 
 
 def _eval_options(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +98,12 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.data_dir:
+        import os
+
+        from app.paths import DATA_DIR_ENV
+
+        os.environ[DATA_DIR_ENV] = str(args.data_dir.expanduser().resolve())
     _setup_logging()
     try:
         return _dispatch(args)
@@ -114,8 +141,11 @@ def _setup_logging() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     command = args.command or "chat"
     if command == "chat" and not hasattr(args, "model"):
-        args = build_parser().parse_args(["chat"])
-    handlers = {"ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval}
+        args = build_parser().parse_args(["chat"], namespace=args)
+    handlers = {
+        "ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval,
+        "chats": cmd_chats,
+    }  # fmt: skip
     return handlers[command](args)
 
 
@@ -137,9 +167,7 @@ def _load(args: argparse.Namespace):
     engine = LlamaEngine(path, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
     params = SamplingParams(max_tokens=args.max_tokens, seed=args.seed)
     if args.temperature is not None:
-        params = SamplingParams(
-            temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed
-        )
+        params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     return model_id, ChatSession(engine, template, params, history)
 
 
@@ -255,19 +283,56 @@ def _ask_json(text, completion, model_id: str, template: str, dropped: int) -> d
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from app.scaffold import Message
+
+    store = _open_store()
+    if args.resume is not None:
+        stored = store.get(args.resume)
+        args.template = args.template or stored.template
+        history = [Message(m.role, m.text, m.raw, m.tokens) for m in stored.messages if m.text]
     model_id, session = _load(args)
+    if args.resume is not None:
+        session.history = history
+    conversation = _ChatRecord(store, session, model_id, args.resume)
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"Basechat on {model_id} ({session.engine.device}). /reset clears, /quit leaves.")
+        print(f"Basechat on {model_id} ({session.engine.device}). /reset starts over, /quit leaves.")
     for line in _read_messages(interactive):
         if line == "/quit":
             break
         if line == "/reset":
             session.reset()
-            print("(conversation cleared)")
+            conversation.id = None
+            print("(new conversation)")
             continue
-        _chat_turn(session, line, interactive)
+        _chat_turn(session, conversation, line, interactive)
+    store.close()
     return 0
+
+
+def _open_store():
+    from app.store import ChatStore
+
+    store = ChatStore()
+    if store.notice:
+        sys.stderr.write(f"basechat: {store.notice}\n")
+    return store
+
+
+class _ChatRecord:
+    """The stored conversation a terminal chat writes to; created with its first message."""
+
+    def __init__(self, store, session, model_id: str, conversation_id: int | None) -> None:
+        self.store, self.session, self.model_id, self.id = store, session, model_id, conversation_id
+
+    def user_turn(self, text: str) -> int:
+        if self.id is None:
+            params = asdict(self.session.params)
+            self.id = self.store.create_conversation(
+                template=self.session.template.name, settings=params, model=self.model_id
+            )
+        self.store.add_user_message(self.id, text)
+        return self.store.begin_reply(self.id, self.model_id)
 
 
 def _read_messages(interactive: bool) -> Iterator[str]:
@@ -284,19 +349,29 @@ def _read_messages(interactive: bool) -> Iterator[str]:
             yield line.strip()
 
 
-def _chat_turn(session, text: str, interactive: bool) -> None:
+def _chat_turn(session, conversation: _ChatRecord, text: str, interactive: bool) -> None:
+    from app.store import ReplyRecorder
+
     try:
         stream = session.send(text)
     except BasechatError as exc:
         sys.stderr.write(f"basechat: {exc}\n")
         return
+    recorder = ReplyRecorder(conversation.store, conversation.user_turn(text))
     if interactive:
         sys.stdout.write("Assistant: ")
     with _cancel_on_interrupt(stream):
-        _echo(stream)
-    if stream.reply and stream.reply.completion.finish_reason == "cancelled" and interactive:
+        _echo(_recording(stream, recorder))
+    recorder.finish(stream.reply)
+    if stream.reply.completion.finish_reason == "cancelled" and interactive:
         sys.stdout.write(" [stopped]")
     print()
+
+
+def _recording(chunks: Iterable[str], recorder) -> Iterator[str]:
+    for chunk in chunks:
+        recorder.add(chunk)
+        yield chunk
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -338,3 +413,78 @@ def _progress(total: int, label: str) -> Iterator:
 
     with tqdm(total=total, desc=label, unit="q", disable=not sys.stderr.isatty()) as bar:
         yield lambda: bar.update(1)
+
+
+def cmd_chats(args: argparse.Namespace) -> int:
+    from app.store import export
+
+    store = _open_store()
+    action = args.chats_command
+    if action == "list":
+        _print_list(store.list_conversations(), args.json)
+    elif action == "show":
+        _print_conversation(store, args.id, args.json)
+    elif action == "export":
+        _export(store, args)
+    elif action == "import":
+        ids = export.import_json(store, _read_json(args.file))
+        print(f"Imported {len(ids)} conversation(s): {', '.join(map(str, ids))}")
+    elif action == "delete":
+        store.delete(args.id)
+        print(f"Deleted conversation {args.id}.")
+    elif action == "search":
+        for cid, title, text in store.search(args.query):
+            print(f"{cid:>5}  {title}: {' '.join(text.split())[:80]}")
+    return 0
+
+
+def _print_list(conversations, as_json: bool) -> None:
+    if as_json:
+        rows = [{"id": c.id, "title": c.title, "created_at": c.created_at,
+                 "updated_at": c.updated_at, "model": c.model, "template": c.template}
+                for c in conversations]  # fmt: skip
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for c in conversations:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
+        print(f"{c.id:>5}  {when}  {c.title}")
+
+
+def _print_conversation(store, conversation_id: int, as_json: bool) -> None:
+    from app.store import export
+
+    if as_json:
+        data = export.to_json(store, [conversation_id])["conversations"][0]
+        print(json.dumps({"id": conversation_id, **data}, ensure_ascii=False))
+    else:
+        print(export.to_markdown(store.get(conversation_id)), end="")
+
+
+def _export(store, args: argparse.Namespace) -> None:
+    from app.store import export
+
+    if args.all:
+        ids = [c.id for c in store.list_conversations()]
+        text = json.dumps(export.to_json(store, ids), ensure_ascii=False, indent=1)
+    elif args.id is None:
+        raise InputError("Name a conversation ID, or use --all.")
+    elif args.format == "json":
+        text = json.dumps(export.to_json(store, [args.id]), ensure_ascii=False, indent=1)
+    else:
+        text = export.to_markdown(store.get(args.id))
+    if args.output:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"Cannot write {args.output}: {exc.strerror or exc}.") from None
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}.") from None

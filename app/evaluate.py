@@ -57,9 +57,7 @@ class EvalReport:
             "turn_stop_rate": _rate(o.turn_stop for o in every),
             "leak_rate": _rate(o.leaked for o in every),
             "empty_rate": _rate(not o.reply.strip() for o in every),
-            "mean_completion_tokens": round(
-                sum(o.completion_tokens for o in every) / max(len(every), 1), 2
-            ),
+            "mean_completion_tokens": round(sum(o.completion_tokens for o in every) / max(len(every), 1), 2),
             "memory_n": len(memory),
             "memory_recalled": sum(o.matched for o in memory),
             "memory_recall_rate": _rate(o.matched for o in memory),
@@ -170,7 +168,6 @@ def markdown_table(summaries: list[dict]) -> str:
     header = "| template | " + " | ".join(TABLE_COLUMNS) + " |"
     rule = "|---" * (len(TABLE_COLUMNS) + 1) + "|"
     rows = [
-        f"| {s['template']} | " + " | ".join(f"{s[c]:.2f}" for c in TABLE_COLUMNS) + " |"
-        for s in summaries
+        f"| {s['template']} | " + " | ".join(f"{s[c]:.2f}" for c in TABLE_COLUMNS) + " |" for s in summaries
     ]
     return "\n".join([header, rule, *rows])

@@ -86,7 +86,7 @@ def test_chat_reads_piped_messages_and_resets(model_path):
     result = basechat("chat", "--temperature", "0", stdin=script)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert "(conversation cleared)" in lines
+    assert "(new conversation)" in lines
     assert any("Paris" in line for line in lines)
     assert len(lines) == 4  # three replies and the reset notice; /quit stopped reading
 

@@ -120,10 +120,7 @@ def test_prefix_cache_evaluates_only_new_tokens_and_changes_nothing(engine, gree
 def test_sampling_with_a_seed_repeats(engine):
     prompt = prompt_of(engine, "My favourite colour is")
     params = SamplingParams(temperature=0.9, max_tokens=10, seed=1234)
-    assert (
-        engine.generate(prompt, params, []).run().text
-        == engine.generate(prompt, params, []).run().text
-    )
+    assert engine.generate(prompt, params, []).run().text == engine.generate(prompt, params, []).run().text
 
 
 def test_usage_reports_timings(engine, greedy):

@@ -22,9 +22,7 @@ from app.scaffold.transcript import header_text
 def test_default_template_renders_preamble_examples_and_open_cue(template):
     prompt = render_prompt(template, [], "What is the capital of France?")
     assert prompt.startswith(template.preamble)
-    assert (
-        "User: How many legs does a spider have?\nAssistant: A spider has eight legs.\n" in prompt
-    )
+    assert "User: How many legs does a spider have?\nAssistant: A spider has eight legs.\n" in prompt
     assert prompt.endswith("User: What is the capital of France?\nAssistant:")
 
 

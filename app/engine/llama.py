@@ -76,9 +76,7 @@ class LlamaEngine:
         self.info: GGUFInfo = check_model_file(self.path, want_ctx, free_bytes)
         self.n_ctx = min(want_ctx, self.info.context_length or want_ctx)
         self.n_threads = n_threads or default_threads()
-        self.n_gpu_layers = (
-            (-1 if gpu_offload_supported() else 0) if n_gpu_layers is None else n_gpu_layers
-        )
+        self.n_gpu_layers = (-1 if gpu_offload_supported() else 0) if n_gpu_layers is None else n_gpu_layers
         self.device = device_name(self.n_gpu_layers)
         self._model = self._load_model()
         self._ctx = self._new_context(flash_attn)
@@ -252,9 +250,7 @@ class LlamaEngine:
         if not prompt:
             raise ValueError("empty prompt")
         if not self._lock.acquire(blocking=False):
-            raise EngineBusy(
-                "A reply is already being generated; stop it or wait for it to finish."
-            )
+            raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
         generation = Generation(iter(()))
         generation._chunks = self._stream(generation, list(prompt), params, stop)
         return generation

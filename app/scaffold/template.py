@@ -73,14 +73,10 @@ def load_template(name_or_path: str | Path) -> Template:
     return template_from_dict(data, default_name=path.stem, source=path)
 
 
-def template_from_dict(
-    data: dict, default_name: str = "custom", source: Path | None = None
-) -> Template:
+def template_from_dict(data: dict, default_name: str = "custom", source: Path | None = None) -> Template:
     """Validate loaded data so a bad file fails with one clear line, not a KeyError later."""
     try:
-        examples = tuple(
-            Exchange(_text(e, "user"), _text(e, "assistant")) for e in data.get("examples", [])
-        )
+        examples = tuple(Exchange(_text(e, "user"), _text(e, "assistant")) for e in data.get("examples", []))
         template = Template(
             name=str(data.get("name", default_name)),
             preamble=_text(data, "preamble"),

@@ -49,9 +49,7 @@ def neutralise(text: str, template: Template) -> str:
     to the model while no line of theirs begins a turn any more.
     """
     pattern = _label_pattern(template)
-    return "\n".join(
-        f"> {line.lstrip()}" if pattern.match(line) else line for line in text.split("\n")
-    )
+    return "\n".join(f"> {line.lstrip()}" if pattern.match(line) else line for line in text.split("\n"))
 
 
 def _label_pattern(template: Template) -> re.Pattern[str]:

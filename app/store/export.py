@@ -1,0 +1,104 @@
+"""Taking conversations elsewhere: Markdown to read, JSON to restore exactly."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+from app.errors import InputError
+from app.store.chats import ChatStore, Conversation, _Transaction, pack_tokens
+
+FORMAT = "basechat.conversations"
+VERSION = 1
+_MESSAGE_FIELDS = (
+    "position", "alternative", "role", "text", "status", "created_at", "raw", "tokens",
+    "finish_reason", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "model",
+)  # fmt: skip
+
+
+def to_markdown(conversation: Conversation, user: str = "User", assistant: str = "Assistant") -> str:
+    lines = [f"# {conversation.title}", ""]
+    lines.append(f"*{_when(conversation.created_at)} · model {conversation.model or 'unknown'} · "
+                 f"template {conversation.template}*")  # fmt: skip
+    for message in conversation.messages:
+        speaker = user if message.role == "user" else assistant
+        note = " *(interrupted)*" if message.status == "interrupted" else ""
+        lines += ["", f"**{speaker}** · {_when(message.created_at)}{note}", "", message.text]
+    return "\n".join(lines) + "\n"
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def to_json(store: ChatStore, conversation_ids: list[int]) -> dict:
+    """Everything needed to restore the conversations, every alternative included."""
+    return {"format": FORMAT, "version": VERSION,
+            "conversations": [_conversation_dict(store, cid) for cid in conversation_ids]}  # fmt: skip
+
+
+def _conversation_dict(store: ChatStore, conversation_id: int) -> dict:
+    conversation = store.get(conversation_id)
+    data = asdict(conversation)
+    data.pop("id")
+    messages = []
+    for position in {m.position for m in conversation.messages}:
+        for alt in store.alternatives(conversation_id, position):
+            entry = {key: getattr(alt, key) for key in _MESSAGE_FIELDS}
+            entry["tokens"] = list(alt.tokens) if alt.tokens is not None else None
+            entry["chosen"] = any(m.id == alt.id for m in conversation.messages)
+            messages.append(entry)
+    data["messages"] = sorted(messages, key=lambda m: (m["position"], m["alternative"]))
+    return data
+
+
+def import_json(store: ChatStore, data: object) -> list[int]:
+    """Restore exported conversations in one transaction: all of them, or nothing."""
+    conversations = _validated(data)
+    ids = []
+    with _Transaction(store.db) as db:
+        for conversation in conversations:
+            ids.append(_insert_conversation(db, conversation))
+    return ids
+
+
+def _validated(data: object) -> list[dict]:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError("This is not a Basechat conversation export.")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise InputError(f"This export is from a newer Basechat (format version {version}).")
+    conversations = data.get("conversations")
+    if not isinstance(conversations, list):
+        raise InputError("The export has no list of conversations.")
+    return conversations
+
+
+def _insert_conversation(db, conversation: dict) -> int:
+    try:
+        cursor = db.execute(
+            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (str(conversation["title"]), float(conversation["created_at"]),
+             float(conversation["updated_at"]), str(conversation["template"]),
+             json.dumps(conversation.get("settings", {})), str(conversation.get("model", ""))),
+        )  # fmt: skip
+        new_id = int(cursor.lastrowid)
+        for message in conversation["messages"]:
+            _insert_message(db, new_id, message)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"The export is malformed ({type(exc).__name__}: {exc}).") from None
+    except Exception as exc:  # sqlite constraint errors name the broken field
+        raise InputError(f"The export is malformed ({exc}).") from None
+    return new_id
+
+
+def _insert_message(db, conversation_id: int, message: dict) -> None:
+    values = [message.get(key) for key in _MESSAGE_FIELDS]
+    values[_MESSAGE_FIELDS.index("tokens")] = pack_tokens(message.get("tokens"))
+    db.execute(
+        f"INSERT INTO messages (conversation_id, chosen, {', '.join(_MESSAGE_FIELDS)})"
+        f" VALUES (?, ?, {', '.join('?' * len(_MESSAGE_FIELDS))})",
+        (conversation_id, 1 if message["chosen"] else 0, *values),
+    )

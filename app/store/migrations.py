@@ -1,0 +1,96 @@
+"""The chat database's schema, as an ordered list of forward migrations.
+
+``PRAGMA user_version`` records how many have run; opening a database runs
+the rest, each with its version bump in one transaction. Never edit a shipped migration: add one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+_INITIAL = """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            template TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            model TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            alternative INTEGER NOT NULL DEFAULT 0,
+            chosen INTEGER NOT NULL DEFAULT 1,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text TEXT NOT NULL,
+            raw TEXT,
+            tokens BLOB,
+            status TEXT NOT NULL DEFAULT 'done'
+                CHECK (status IN ('done', 'streaming', 'interrupted')),
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            ttft_s REAL,
+            tokens_per_s REAL,
+            model TEXT,
+            created_at REAL NOT NULL,
+            UNIQUE (conversation_id, position, alternative)
+        );
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, position);
+        CREATE INDEX conversations_by_update ON conversations (updated_at DESC);
+"""
+
+
+_FULL_TEXT_SEARCH = """
+        CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id');
+        INSERT INTO messages_fts(rowid, text) SELECT id, text FROM messages;
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+"""
+
+
+def has_fts5(db: sqlite3.Connection) -> bool:
+    options = {row[0] for row in db.execute("PRAGMA compile_options")}
+    return "ENABLE_FTS5" in options
+
+
+def _full_text_search(db: sqlite3.Connection) -> str:
+    """FTS5 index over message text, kept in step by triggers; none where SQLite lacks FTS5."""
+    return _FULL_TEXT_SEARCH if has_fts5(db) else ""
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [lambda _db: _INITIAL, _full_text_search]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def check_ours(db: sqlite3.Connection) -> None:
+    """Refuse a database from a newer Basechat or from another program."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"made by a newer Basechat (schema {version})")
+    if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        raise sqlite3.DatabaseError("it is some other program's database")
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        script = f"BEGIN; {step(db)}; PRAGMA user_version = {number}; COMMIT;"
+        try:
+            db.executescript(script)
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
