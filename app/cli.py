@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(chat)
     chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored conversation")
     _chats_options(sub.add_parser("chats", help="stored conversations"))
+    _models_options(sub.add_parser("models", help="the model catalog and downloads"))
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
     return parser
 
@@ -78,6 +79,15 @@ def _chats_options(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("import", help="restore a JSON export").add_argument("file", type=Path)
     sub.add_parser("delete", help="delete a conversation").add_argument("id", type=int)
     sub.add_parser("search", help="find conversations by text").add_argument("query")
+
+
+def _models_options(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="installed and available models").add_argument("--json", action="store_true")
+    sub.add_parser("download", help="download a catalog model").add_argument("id")
+    sub.add_parser("verify", help="check a model file's sha256").add_argument("id")
+    sub.add_parser("remove", help="delete a downloaded model").add_argument("id")
+    sub.add_parser("add", help="use a .gguf file from disk").add_argument("path", type=Path)
 
 
 def _eval_options(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +154,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         args = build_parser().parse_args(["chat"], namespace=args)
     handlers = {
         "ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval,
-        "chats": cmd_chats,
+        "chats": cmd_chats, "models": cmd_models,
     }  # fmt: skip
     return handlers[command](args)
 
@@ -488,3 +498,95 @@ def _read_json(path: Path) -> object:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}.") from None
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from app.models import catalog
+
+    action = args.models_command
+    if action == "list":
+        _list_models(catalog.load_catalog(), args.json)
+    elif action == "download":
+        _download(catalog.require_entry(args.id))
+    elif action == "verify":
+        _verify(catalog.require_entry(args.id))
+    elif action == "remove":
+        _remove(catalog.require_entry(args.id))
+    elif action == "add":
+        _add(args.path)
+    return 0
+
+
+def _list_models(entries, as_json: bool) -> None:
+    if as_json:
+        rows = [{**asdict(e), "installed": e.installed, "path": str(e.local_path)} for e in entries]
+        print(json.dumps(rows))
+        return
+    for e in entries:
+        state = "installed" if e.installed else "available"
+        where = str(e.local_path) if e.installed else e.repo
+        print(f"{e.id:<18} {state:<10} {e.size / 1e9:6.2f} GB  {e.name}  {where}")
+
+
+def _download(entry) -> None:
+    import threading
+
+    from tqdm import tqdm
+
+    from app.models.download import download
+
+    if entry.installed:
+        print(f"{entry.id} is already installed at {entry.local_path}")
+        return
+    cancel = threading.Event()
+    bar = tqdm(total=entry.size, unit="B", unit_scale=True, desc=entry.id, disable=not sys.stderr.isatty())
+
+    def on_progress(p) -> None:
+        bar.total = p.total
+        bar.update(p.done - bar.n)
+
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        path = download(entry, on_progress, cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    print(f"Downloaded and verified {entry.id}: {path}")
+
+
+def _verify(entry) -> None:
+    from app.models.download import file_sha256
+
+    if not entry.installed:
+        raise InputError(f"{entry.id} is not installed.")
+    expected = entry.sha256
+    if expected is None:
+        from app.models.download import _hub_sha256
+
+        expected = _hub_sha256(entry)
+    actual = file_sha256(entry.local_path)
+    if actual != expected.lower():
+        raise InputError(f"{entry.id}: sha256 mismatch ({actual[:12]}… expected {expected[:12]}…).")
+    print(f"{entry.id}: OK (sha256 {actual})")
+
+
+def _remove(entry) -> None:
+    from app.models.catalog import forget_local_model
+
+    if entry.local_file:
+        forget_local_model(entry.id)
+        print(f"Forgot {entry.id}; the file {entry.local_path} was left where it is.")
+        return
+    if not entry.installed:
+        raise InputError(f"{entry.id} is not installed.")
+    entry.local_path.unlink()
+    print(f"Removed {entry.local_path}")
+
+
+def _add(path: Path) -> None:
+    from app.models.local import add_local_model
+
+    entry, info, warning = add_local_model(path)
+    print(f"Added {entry.id}: {info.name} ({info.architecture}, {entry.parameters}, {info.quantisation})")
+    if warning:
+        sys.stderr.write(f"basechat: note: {warning}.\n")

@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA_DIR = ROOT / ".basechat-test-data"
 os.environ["BASECHAT_DATA_DIR"] = str(TEST_DATA_DIR)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

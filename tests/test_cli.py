@@ -14,8 +14,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.model
 
 
-def basechat(*args: str, stdin: str | None = None, timeout: float = 120):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def basechat(*args: str, stdin: str | None = None, timeout: float = 120, extra_env: dict | None = None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         input=stdin,

@@ -1,13 +1,18 @@
-"""The model catalog: curated base models, read from ``models/catalog.toml`` at start."""
+"""The model catalog: curated base models from ``models/catalog.toml``, plus the user's own.
+
+A ``catalog.toml`` in the data folder may add entries; files added from disk
+with ``basechat models add`` are recorded in ``models/local.json`` there.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from app.errors import InputError
-from app.paths import catalog_dir, models_dir
+from app.paths import catalog_dir, data_dir, models_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,26 +29,80 @@ class CatalogEntry:
     repo: str
     file: str
     size: int
-    sha256: str | None
     license: str
     context_length: int
     min_ram_gb: float
     template: str
+    sha256: str | None = None
     embedded: bool = False
+    verified: bool = False
+    local_file: str | None = None  # set for files added from disk
 
     @property
     def local_path(self) -> Path:
-        return models_dir() / self.file
+        return Path(self.local_file) if self.local_file else models_dir() / self.file
+
+    @property
+    def installed(self) -> bool:
+        return self.local_path.is_file()
 
 
-def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
-    path = path or catalog_dir() / "catalog.toml"
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return [CatalogEntry(**entry) for entry in data.get("model", [])]
+def _entries_from(path: Path) -> list[CatalogEntry]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(CatalogEntry)}
+        return [CatalogEntry(**{k: v for k, v in e.items() if k in known}) for e in data.get("model", [])]
+    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
+        raise InputError(f"The model catalog {path} cannot be read: {exc}") from None
+
+
+def load_catalog() -> list[CatalogEntry]:
+    """Shipped entries, then the user's catalog and local files (a repeated id replaces the earlier)."""
+    entries = {e.id: e for e in _entries_from(catalog_dir() / "catalog.toml")}
+    user = data_dir() / "catalog.toml"
+    if user.is_file():
+        entries.update({e.id: e for e in _entries_from(user)})
+    entries.update({e.id: e for e in load_local_models()})
+    return list(entries.values())
+
+
+def _local_registry() -> Path:
+    return models_dir() / "local.json"
+
+
+def load_local_models() -> list[CatalogEntry]:
+    try:
+        records = json.loads(_local_registry().read_text(encoding="utf-8"))
+        return [CatalogEntry(**record) for record in records]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, TypeError):
+        return []  # a damaged registry only forgets added files; the files themselves stay
+
+
+def save_local_model(entry: CatalogEntry) -> None:
+    records = [asdict(e) for e in load_local_models() if e.id != entry.id] + [asdict(entry)]
+    path = _local_registry()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def forget_local_model(model_id: str) -> None:
+    records = [asdict(e) for e in load_local_models() if e.id != model_id]
+    _local_registry().write_text(json.dumps(records, indent=1), encoding="utf-8")
 
 
 def find_entry(model_id: str) -> CatalogEntry | None:
     return next((e for e in load_catalog() if e.id == model_id), None)
+
+
+def require_entry(model_id: str) -> CatalogEntry:
+    entry = find_entry(model_id)
+    if entry is None:
+        known = ", ".join(e.id for e in load_catalog())
+        raise InputError(f"Unknown model '{model_id}' (known: {known}).")
+    return entry
 
 
 def resolve_model(spec: str | None) -> tuple[str, Path]:
@@ -54,8 +113,8 @@ def resolve_model(spec: str | None) -> tuple[str, Path]:
         return DEFAULT_MODEL_ID, ensure_default_model()
     entry = find_entry(spec)
     if entry is not None:
-        if not entry.local_path.is_file():
-            raise InputError(f"Model '{spec}' is not downloaded yet.")
+        if not entry.installed:
+            raise InputError(f"Model '{spec}' is not downloaded yet: run 'basechat models download {spec}'.")
         return entry.id, entry.local_path
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf" or path.exists():
