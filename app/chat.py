@@ -141,6 +141,35 @@ class ChatSession:
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
 
+    def continue_last(self) -> ReplyStream:
+        """Extend the last assistant reply (one that hit the length limit) where it stopped."""
+        if not self.history or self.history[-1].role != "assistant":
+            raise InputError("There is no reply to continue.")
+        last = self.history[-1]
+        raw = last.raw if last.raw is not None else " " + last.text
+        tokens = list(self.engine.start_tokens())
+        pieces = render_pieces(self.template, self.history[:-2], self.history[-2].text)
+        for piece in pieces:
+            tokens.extend(self._piece_tokens(piece))
+        tokens.extend(last.tokens if last.tokens is not None else self._tokens(raw))
+        if len(tokens) + self._reply_budget() > self.engine.n_ctx:
+            raise InputError("The conversation is too long to continue this reply; start a new one.")
+        params = replace(self.params, max_tokens=self._reply_budget())
+        generation = self.engine.generate(tokens, params, self.template.stop_strings())
+        stream = ReplyStream(generation)
+        stream._chunks = self._extend(stream, last, raw)
+        return stream
+
+    def _extend(self, stream: ReplyStream, last: Message, raw: str) -> Iterator[str]:
+        yield from stream.generation
+        completion = stream.generation.result
+        assert completion is not None
+        joined = raw + completion.text
+        ids = (last.tokens or tuple(self._tokens(raw))) + completion.tokens
+        message = Message("assistant", joined.strip(), raw=joined, tokens=ids)
+        self.history[-1] = message
+        stream.reply = Reply(message, replace(completion, text=joined, tokens=ids), 0)
+
 
 def raw_generation(engine: Backend, text: str, params: SamplingParams) -> Generation:
     """No scaffold at all: the bare text, continued (for comparison with the transcript)."""

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="a conversation in the terminal")
     _model_options(chat)
     chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored conversation")
+    gui = sub.add_parser("gui", help="open the Basechat window (the default with a display)")
+    gui.add_argument("--model", help="catalog id or .gguf path to load first")
     _chats_options(sub.add_parser("chats", help="stored conversations"))
     _models_options(sub.add_parser("models", help="the model catalog and downloads"))
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
@@ -149,8 +151,15 @@ def _setup_logging() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    command = args.command or "chat"
+    from app.ui.app import display_available
+
+    command = args.command or ("gui" if display_available() else "chat")
+    if command == "gui":
+        from app.ui.app import run_gui
+
+        return run_gui(getattr(args, "model", None))
     if command == "chat" and not hasattr(args, "model"):
+        sys.stderr.write("basechat: no display found; chatting in the terminal instead.\n")
         args = build_parser().parse_args(["chat"], namespace=args)
     handlers = {
         "ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval,

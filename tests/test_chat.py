@@ -112,3 +112,15 @@ def test_one_message_larger_than_the_context_is_a_clear_error(small_engine, temp
     session = ChatSession(small_engine, template, greedy)
     with pytest.raises(ContextOverflow, match="too long"):
         session.plan("word " * 2000)
+
+
+def test_continue_extends_a_reply_cut_by_the_length_limit(engine, template, greedy):
+    short = ChatSession(engine, template, replace(greedy, max_tokens=3))
+    first = short.ask("Tell me about the Moon.")
+    assert first.completion.finish_reason == "length"
+    short.params = replace(greedy, max_tokens=40)
+    continued = short.continue_last().run()
+    assert continued.text.startswith(first.text)
+    assert len(continued.text) > len(first.text)
+    assert len(short.history) == 2 and short.history[-1].text == continued.text
+    assert engine.detokenize(list(short.history[-1].tokens)) == short.history[-1].raw

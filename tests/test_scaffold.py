@@ -142,3 +142,18 @@ def test_single_message_too_long_is_a_clear_error(template):
     sizes = [50, 5000, 2]
     with pytest.raises(ContextOverflow, match="too long"):
         fit_pieces(pieces, sizes, budget=1000)
+
+
+def test_templates_round_trip_through_toml(tmp_path, monkeypatch, template):
+    from dataclasses import replace
+
+    from app.scaffold.template import save_user_template
+
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(tmp_path))
+    mine = replace(template, name="mine", preamble='Quotes " and \\ and\nnew lines.', source=None)
+    save_user_template(mine)
+    assert "mine" in available_templates()
+    loaded = load_template("mine")
+    assert (loaded.preamble, loaded.examples, loaded.speaker_names) == (
+        mine.preamble, mine.examples, mine.speaker_names,
+    )  # fmt: skip

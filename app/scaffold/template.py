@@ -54,15 +54,24 @@ def templates_dir() -> Path:
     return resources_dir() / "templates"
 
 
+def user_templates_dir() -> Path:
+    from app.paths import data_dir
+
+    return data_dir() / "templates"
+
+
 def available_templates() -> list[str]:
-    return sorted(p.stem for p in templates_dir().glob("*.toml"))
+    """Shipped templates, then the user's own (saved from the window)."""
+    folders = (templates_dir(), user_templates_dir())
+    return sorted({p.stem for folder in folders for p in folder.glob("*.toml")})
 
 
 def load_template(name_or_path: str | Path) -> Template:
-    """Load a shipped template by name, or a template file by path."""
+    """Load a template by name (the user's own first), or a template file by path."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = templates_dir() / f"{name_or_path}.toml"
+        own = user_templates_dir() / f"{name_or_path}.toml"
+        path = own if own.is_file() else templates_dir() / f"{name_or_path}.toml"
     if not path.is_file():
         known = ", ".join(available_templates())
         raise TemplateError(f"No template '{name_or_path}' (shipped templates: {known}).")
@@ -106,3 +115,30 @@ def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or "\n" in value or ":" in value:
         raise ValueError(f"speaker name {value!r} must be one line without ':'")
     return value.strip()
+
+
+def template_to_toml(template: Template) -> str:
+    """Plain TOML; JSON string escapes are valid TOML basic strings."""
+    import json
+
+    lines = [
+        f"name = {json.dumps(template.name)}",
+        f"title = {json.dumps(template.title or template.name)}",
+        f"description = {json.dumps(template.description)}",
+        f"user_name = {json.dumps(template.user_name)}",
+        f"assistant_name = {json.dumps(template.assistant_name)}",
+        f"preamble = {json.dumps(template.preamble)}",
+        f"stop = {json.dumps(list(template.extra_stops))}",
+    ]
+    for example in template.examples:
+        lines += ["", "[[examples]]", f"user = {json.dumps(example.user)}",
+                  f"assistant = {json.dumps(example.assistant)}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def save_user_template(template: Template) -> Path:
+    folder = user_templates_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{template.name}.toml"
+    path.write_text(template_to_toml(template), encoding="utf-8")
+    return path

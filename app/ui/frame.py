@@ -1,0 +1,152 @@
+"""The conversation frame panel: template, preamble, speakers, examples, and the prompt inspector.
+
+Signals: frame_changed(object Template), save_requested(object Template).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import TemplateError
+from app.scaffold import Exchange, Template, available_templates, load_template
+
+
+class FramePanel(QWidget):
+    frame_changed = Signal(object)
+    save_requested = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.picker = QComboBox()
+        self.picker.setAccessibleName("Template")
+        self.preamble = QPlainTextEdit()
+        self.preamble.setAccessibleName("Preamble")
+        self.user_name = QLineEdit()
+        self.user_name.setAccessibleName("User speaker name")
+        self.assistant_name = QLineEdit()
+        self.assistant_name.setAccessibleName("Assistant speaker name")
+        self.examples = QPlainTextEdit()
+        self.examples.setAccessibleName("Example exchanges")
+        self.examples.setToolTip("One line per turn, each starting with a speaker's name and a colon.")
+        self.apply_button = QPushButton("Apply to this chat")
+        self.save_button = QPushButton("Save as new template…")
+        self.inspector = QPlainTextEdit()
+        self.inspector.setReadOnly(True)
+        self.inspector.setAccessibleName("Prompt inspector")
+        self.usage = QProgressBar()
+        self.usage.setAccessibleName("Context used")
+        self.usage.setFormat("%v / %m tokens")
+        self.error = QLabel("")
+        self._build()
+        self.picker.activated.connect(lambda _i: self._pick(self.picker.currentText()))
+        self.apply_button.clicked.connect(self._apply)
+        self.save_button.clicked.connect(self._save)
+        self.template: Template | None = None
+
+    def _build(self) -> None:
+        form = QFormLayout()
+        form.addRow("Template", self.picker)
+        form.addRow("Preamble", self.preamble)
+        form.addRow("User name", self.user_name)
+        form.addRow("Assistant name", self.assistant_name)
+        form.addRow("Examples", self.examples)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.error)
+        layout.addWidget(QLabel("Prompt the next message will send:"))
+        layout.addWidget(self.inspector, 1)
+        layout.addWidget(self.usage)
+
+    def show_template(self, template: Template) -> None:
+        self.template = template
+        names = available_templates()
+        self.picker.clear()
+        self.picker.addItems(names if template.name in names else [*names, template.name])
+        self.picker.setCurrentText(template.name)
+        self.preamble.setPlainText(template.preamble)
+        self.user_name.setText(template.user_name)
+        self.assistant_name.setText(template.assistant_name)
+        lines = []
+        for ex in template.examples:
+            lines += [f"{template.user_name}: {ex.user}", f"{template.assistant_name}: {ex.assistant}"]
+        self.examples.setPlainText("\n".join(lines))
+        self.error.setText("")
+
+    def show_prompt(self, text: str, tokens: int, n_ctx: int) -> None:
+        self.inspector.setPlainText(text)
+        self.usage.setMaximum(max(n_ctx, 1))
+        self.usage.setValue(min(tokens, n_ctx))
+
+    def _pick(self, name: str) -> None:
+        try:
+            template = load_template(name)
+        except TemplateError as exc:
+            self.error.setText(str(exc))
+            return
+        self.show_template(template)
+        self.frame_changed.emit(template)
+
+    def edited(self) -> Template:
+        """The template as edited; raises TemplateError with one line if it is not usable."""
+        base = self.template or load_template("chat")
+        user, assistant = self.user_name.text().strip(), self.assistant_name.text().strip()
+        if not user or not assistant or user.casefold() == assistant.casefold() or ":" in user + assistant:
+            raise TemplateError("Speaker names must be two different names without ':'.")
+        if not self.preamble.toPlainText().strip():
+            raise TemplateError("The preamble cannot be empty.")
+        return replace(
+            base, preamble=self.preamble.toPlainText().strip(), user_name=user, assistant_name=assistant,
+            examples=_parse_examples(self.examples.toPlainText(), user, assistant), source=None,
+        )  # fmt: skip
+
+    def _apply(self) -> None:
+        try:
+            template = self.edited()
+        except TemplateError as exc:
+            self.error.setText(str(exc))
+            return
+        self.error.setText("")
+        self.template = template
+        self.frame_changed.emit(template)
+
+    def _save(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save template", "Name for the new template:")
+        if not ok or not name.strip():
+            return
+        try:
+            template = replace(self.edited(), name=name.strip().replace(" ", "-").lower())
+        except TemplateError as exc:
+            self.error.setText(str(exc))
+            return
+        self.save_requested.emit(template)
+
+
+def _parse_examples(text: str, user: str, assistant: str) -> tuple[Exchange, ...]:
+    """Pairs of 'User: …' then 'Assistant: …' lines; anything else is ignored."""
+    pairs, question = [], None
+    for line in text.splitlines():
+        if line.startswith(f"{user}:"):
+            question = line[len(user) + 1 :].strip()
+        elif line.startswith(f"{assistant}:") and question:
+            pairs.append(Exchange(question, line[len(assistant) + 1 :].strip()))
+            question = None
+    return tuple(pairs)

@@ -1,0 +1,490 @@
+"""The main window: conversations on the left, the chat in the middle, the frame panel on the right.
+
+The window keeps no conversation data of its own: the store is the model,
+the widgets show it, and the engine worker (on its own thread) sends tokens
+back through signals.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import BasechatError
+from app.models.catalog import load_catalog
+from app.models.default import DEFAULT_MODEL_ID
+from app.scaffold import DEFAULT_TEMPLATE, Message, Template, load_template
+from app.scaffold.template import save_user_template
+from app.store import ChatStore
+from app.ui.composer import Composer
+from app.ui.frame import FramePanel
+from app.ui.messages import ConversationView, MessageWidget, copy_to_clipboard
+from app.ui.settings import SettingsDialog, load_engine, load_sampling, save_sampling
+from app.ui.sidebar import Sidebar
+from app.ui.worker import EngineWorker, ReplyRequest
+
+TEMPLATE_KEY = "frame"
+
+
+class MainWindow(QMainWindow):
+    """Signals to the worker (queued onto its thread): load, generate, inspect."""
+
+    request_load = Signal(str, str, object)
+    request_generate = Signal(object)
+    request_inspect = Signal(int, object, object, str)
+
+    def __init__(self, store: ChatStore, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.settings = settings or QSettings()
+        self.setWindowTitle("Basechat")
+        self.conversation_id: int | None = None
+        self.template: Template = load_template(DEFAULT_TEMPLATE)
+        self.streaming: MessageWidget | None = None
+        self.request_id = 0
+        self._ids = itertools.count(1)
+        self.model_info: dict = {}
+        self._build()
+        self._start_worker()
+        self._restore()
+        self.sidebar.refresh()
+        self.frame.show_template(self.template)
+        self.show_empty()
+        if store.notice:
+            self.statusBar().showMessage(store.notice, 15000)
+
+    # -- layout ----------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.sidebar = Sidebar(self.store)
+        self.view = ConversationView()
+        self.composer = Composer()
+        chat = QWidget()
+        column = QVBoxLayout(chat)
+        column.addWidget(self.view, 1)
+        column.addWidget(self.composer)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(chat)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([220, 700])
+        self.setCentralWidget(self.splitter)
+        self.frame = FramePanel()
+        self.frame_dock = QDockWidget("Conversation frame")
+        self.frame_dock.setObjectName("frameDock")
+        self.frame_dock.setWidget(self.frame)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.frame_dock)
+        self.frame_dock.hide()
+        self._toolbar()
+        self._status()
+        self._connect()
+        self._shortcuts()
+
+    def _toolbar(self) -> None:
+        bar = self.addToolBar("Main")
+        bar.setObjectName("mainToolbar")
+        bar.addWidget(QLabel(" Model: "))
+        self.model_picker = QComboBox()
+        self.model_picker.setAccessibleName("Model")
+        self.model_picker.setMinimumWidth(220)
+        bar.addWidget(self.model_picker)
+        self.device_label = QLabel("")
+        self.device_label.setAccessibleName("Device")
+        bar.addWidget(self.device_label)
+        bar.addSeparator()
+        self.models_action = bar.addAction("Models…", self.open_models)
+        self.frame_action = self.frame_dock.toggleViewAction()
+        self.frame_action.setText("Frame")
+        bar.addAction(self.frame_action)
+        bar.addAction("Settings…", self.open_settings)
+        self._fill_model_picker()
+
+    def _status(self) -> None:
+        self.status_model = QLabel("Loading model…")
+        self.status_speed = QLabel("")
+        self.status_context = QLabel("")
+        for label in (self.status_model, self.status_speed, self.status_context):
+            self.statusBar().addPermanentWidget(label)
+
+    def _connect(self) -> None:
+        self.composer.submitted.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.sidebar.selected.connect(self.open_conversation)
+        self.sidebar.new_requested.connect(self.new_chat)
+        self.sidebar.rename_requested.connect(self.rename_chat)
+        self.sidebar.delete_requested.connect(self.delete_chat)
+        self.model_picker.activated.connect(lambda _i: self._pick_model())
+        self.frame.frame_changed.connect(self.set_template)
+        self.frame.save_requested.connect(self._save_template)
+        self._inspect_timer = QTimer(self, singleShot=True, interval=400)
+        self._inspect_timer.timeout.connect(self.inspect_prompt)
+        self.composer.editor.textChanged.connect(self._inspect_timer.start)
+        self.frame_dock.visibilityChanged.connect(lambda shown: shown and self.inspect_prompt())
+
+    def _shortcuts(self) -> None:
+        for keys, slot, name in [
+            (QKeySequence.StandardKey.New, self.new_chat, "New chat"),
+            (QKeySequence.StandardKey.Find, self.sidebar.search.setFocus, "Search chats"),
+            (QKeySequence("Ctrl+Shift+C"), self.copy_last_reply, "Copy last reply"),
+            (QKeySequence("Ctrl+R"), self.regenerate_last, "Regenerate"),
+        ]:
+            action = QAction(name, self)
+            action.setShortcut(keys)
+            action.triggered.connect(slot)
+            self.addAction(action)
+
+    # -- worker ----------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        self.thread = QThread(self)
+        self.thread.setObjectName("engine")
+        self.worker = EngineWorker(self.store)
+        self.worker.moveToThread(self.thread)
+        self.request_load.connect(self.worker.load_model)
+        self.request_generate.connect(self.worker.generate)
+        self.request_inspect.connect(self.worker.inspect)
+        self.worker.model_loading.connect(self._model_loading)
+        self.worker.model_ready.connect(self._model_ready)
+        self.worker.model_failed.connect(self._model_failed)
+        self.worker.token.connect(self._token)
+        self.worker.reply_done.connect(self._reply_done)
+        self.worker.reply_failed.connect(self._reply_failed)
+        self.worker.inspected.connect(self._inspected)
+        self.thread.start()
+
+    def load_model(self, model_id: str) -> None:
+        try:
+            from app.models.catalog import resolve_model
+
+            model_id, path = resolve_model(model_id)
+        except BasechatError as exc:
+            self._model_failed(str(exc))
+            return
+        self.request_load.emit(model_id, str(path), load_engine(self.settings))
+
+    def _fill_model_picker(self) -> None:
+        self.model_picker.clear()
+        for entry in load_catalog():
+            if entry.installed or entry.embedded:
+                self.model_picker.addItem(entry.name, entry.id)
+        current = self.model_info.get("id") or self.settings.value("model", DEFAULT_MODEL_ID)
+        index = self.model_picker.findData(current)
+        self.model_picker.setCurrentIndex(max(index, 0))
+
+    def _pick_model(self) -> None:
+        model_id = self.model_picker.currentData()
+        if model_id and model_id != self.model_info.get("id"):
+            self.load_model(model_id)
+
+    def _model_loading(self, model_id: str) -> None:
+        self.status_model.setText(f"Loading {model_id}…")
+        self.composer.button.setEnabled(False)
+
+    def _model_ready(self, info: dict) -> None:
+        self.model_info = info
+        self.settings.setValue("model", info["id"])
+        self.device_label.setText(f"  {info['device']} · {info['threads']} threads")
+        self.status_model.setText(f"{info['name']} · {info['device']} · context {info['n_ctx']}")
+        self.composer.button.setEnabled(True)
+        self._fill_model_picker()
+        if info.get("instruct"):
+            self.statusBar().showMessage(
+                "This model looks instruction-tuned; Basechat is made for base models.", 10000
+            )
+        self.inspect_prompt()
+
+    def _model_failed(self, message: str) -> None:
+        self.status_model.setText("No model loaded" if not self.model_info else self.status_model.text())
+        self.composer.button.setEnabled(bool(self.model_info))
+        self.statusBar().showMessage(message, 15000)
+        self._fill_model_picker()
+
+    # -- conversations -----------------------------------------------------------
+
+    def show_empty(self) -> None:
+        self.view.clear()
+        self.conversation_id = None
+
+    def new_chat(self) -> None:
+        if self.streaming is not None:
+            return
+        self.show_empty()
+        self.sidebar.list.clearSelection()
+        self.composer.editor.setFocus()
+        self.inspect_prompt()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if self.streaming is not None:
+            self.sidebar.refresh(select=self.conversation_id)
+            return
+        conversation = self.store.get(conversation_id)
+        self.conversation_id = conversation_id
+        self.template = self._conversation_template(conversation)
+        self.frame.show_template(self.template)
+        self.view.clear()
+        for message in conversation.messages:
+            self._show_message(message)
+        self.inspect_prompt()
+
+    def _conversation_template(self, conversation) -> Template:
+        from app.scaffold import template_from_dict
+
+        data = conversation.settings.get(TEMPLATE_KEY)
+        try:
+            return template_from_dict(data) if data else load_template(conversation.template)
+        except BasechatError:
+            return load_template(DEFAULT_TEMPLATE)
+
+    def _show_message(self, message) -> MessageWidget:
+        turn = self._turn(message.role, message.position)
+        note = "interrupted" if message.status == "interrupted" else ""
+        turn.set_final(message.text, note)
+        turn.add_actions(message.alternative, message.alternatives, message.finish_reason == "length")
+        return turn
+
+    def _turn(self, role: str, position: int) -> MessageWidget:
+        speaker = self.template.user_name if role == "user" else self.template.assistant_name
+        turn = self.view.add_turn(role, position, speaker)
+        turn.copy_requested.connect(copy_to_clipboard)
+        turn.regenerate.connect(self.regenerate)
+        turn.continue_.connect(self.continue_reply)
+        turn.edit.connect(self.edit_message)
+        turn.alternative.connect(self.choose_alternative)
+        return turn
+
+    def rename_chat(self, conversation_id: int) -> None:
+        title, ok = QInputDialog.getText(
+            self, "Rename chat", "Title:", text=self.store.get(conversation_id).title
+        )
+        if ok and title.strip():
+            self.store.rename(conversation_id, title)
+            self.sidebar.refresh(select=self.conversation_id)
+
+    def delete_chat(self, conversation_id: int) -> None:
+        if self.streaming is not None and conversation_id == self.conversation_id:
+            return
+        self.store.delete(conversation_id)
+        if conversation_id == self.conversation_id:
+            self.show_empty()
+        self.sidebar.refresh(select=self.conversation_id)
+
+    # -- replies -------------------------------------------------------------------
+
+    def history(self, upto: int | None = None) -> list[Message]:
+        if self.conversation_id is None:
+            return []
+        stored = self.store.get(self.conversation_id).messages
+        return [Message(m.role, m.text, m.raw, m.tokens) for m in stored if upto is None or m.position < upto]
+
+    def send(self, text: str) -> None:
+        if self.streaming is not None or not self.model_info:
+            return
+        history = self.history()
+        if self.conversation_id is None:
+            self.conversation_id = self.store.create_conversation(
+                template=self.template.name, settings=self._conversation_settings(),
+                model=self.model_info.get("id", ""),
+            )  # fmt: skip
+        position = len(history)
+        self.store.add_user_message(self.conversation_id, text)
+        self._turn("user", position).set_final(text)
+        self.sidebar.refresh(select=self.conversation_id)
+        self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
+                                    user_text=text), position + 1)  # fmt: skip
+
+    def _generate(self, request: ReplyRequest, position: int, start: str = "") -> None:
+        self.request_id = next(self._ids)
+        self.streaming = self._turn("assistant", position)
+        self.streaming.begin_stream(start)
+        self.composer.set_busy(True)
+        self.request_generate.emit(replace(request, request_id=self.request_id))
+
+    def _params(self):
+        overrides = {}
+        if self.conversation_id is not None:
+            overrides = self.store.get(self.conversation_id).settings.get("sampling", {})
+        return load_sampling(self.settings, overrides)
+
+    def _conversation_settings(self) -> dict:
+        from dataclasses import asdict
+
+        return {"sampling": asdict(load_sampling(self.settings)), TEMPLATE_KEY: _template_data(self.template)}
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def _token(self, request_id: int, chunk: str) -> None:
+        if request_id == self.request_id and self.streaming is not None:
+            self.streaming.append(chunk)
+
+    def _reply_done(self, request_id: int, outcome) -> None:
+        if request_id != self.request_id:
+            return
+        self.streaming = None
+        self.composer.set_busy(False)
+        self._reload_last_turn()
+        self.status_speed.setText(f"{outcome.tokens_per_s:.1f} tok/s")
+        used = outcome.prompt_tokens + outcome.completion_tokens
+        dropped = f" · {outcome.dropped_turns} old turns left out" if outcome.dropped_turns else ""
+        self.status_context.setText(f"context {used}/{outcome.n_ctx}{dropped}")
+        self.sidebar.refresh(select=self.conversation_id)
+        self.inspect_prompt()
+
+    def _reload_last_turn(self) -> None:
+        """Show the finished reply as stored: Markdown, alternatives and buttons."""
+        last = self.store.get(self.conversation_id).messages[-1]
+        turn = self.view.turns[-1]
+        turn.set_final(last.text, "stopped" if last.finish_reason == "cancelled" else "")
+        turn.add_actions(last.alternative, last.alternatives, last.finish_reason == "length")
+
+    def _reply_failed(self, request_id: int, message: str) -> None:
+        if request_id != self.request_id:
+            return
+        if self.streaming is not None:
+            self.streaming.set_final(self.streaming.streamed_text, "failed")
+        self.streaming = None
+        self.composer.set_busy(False)
+        self.statusBar().showMessage(message, 15000)
+
+    def regenerate(self, position: int) -> None:
+        if self.streaming is not None or self.conversation_id is None or position < 1:
+            return
+        history = self.history(upto=position - 1)
+        user = self.store.get(self.conversation_id).messages[position - 1]
+        self.view.remove_from(position)
+        request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
+                               mode="regenerate", user_text=user.text, position=position)  # fmt: skip
+        self._generate(request, position)
+
+    def regenerate_last(self) -> None:
+        if self.view.turns and self.view.turns[-1].role == "assistant":
+            self.regenerate(self.view.turns[-1].position)
+
+    def continue_reply(self, position: int) -> None:
+        if self.streaming is not None or self.conversation_id is None:
+            return
+        stored = self.store.get(self.conversation_id).messages[position]
+        history = self.history(upto=position + 1)
+        self.view.remove_from(position)
+        request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
+                               mode="continue", position=position, message_id=stored.id)  # fmt: skip
+        self._generate(request, position, start=stored.text)
+
+    def edit_message(self, position: int) -> None:
+        if self.streaming is not None or self.conversation_id is None:
+            return
+        old = self.store.get(self.conversation_id).messages[position]
+        text, ok = QInputDialog.getMultiLineText(self, "Edit message", "Message (later turns are dropped):",
+                                                 old.text)  # fmt: skip
+        if not ok or not text.strip():
+            return
+        self.store.edit_user_message(self.conversation_id, position, text.strip())
+        self.view.remove_from(position)
+        self._turn("user", position).set_final(text.strip())
+        history = self.history(upto=position)
+        self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
+                                    user_text=text.strip()), position + 1)  # fmt: skip
+
+    def choose_alternative(self, position: int, alternative: int) -> None:
+        if self.streaming is not None or self.conversation_id is None:
+            return
+        self.store.choose_alternative(self.conversation_id, position, alternative)
+        self.open_conversation(self.conversation_id)
+
+    def copy_last_reply(self) -> None:
+        replies = [t for t in self.view.turns if t.role == "assistant" and t is not self.streaming]
+        if replies:
+            copy_to_clipboard(replies[-1].text)
+
+    # -- frame, settings, models -------------------------------------------------------
+
+    def set_template(self, template: Template) -> None:
+        self.template = template
+        if self.conversation_id is not None:
+            settings = self.store.get(self.conversation_id).settings
+            settings[TEMPLATE_KEY] = _template_data(template)
+            self.store.update_settings(self.conversation_id, template=template.name, settings=settings)
+            self.open_conversation(self.conversation_id)
+        self.inspect_prompt()
+
+    def _save_template(self, template: Template) -> None:
+        path = save_user_template(template)
+        self.statusBar().showMessage(f"Saved template '{template.name}' to {path}", 8000)
+        self.set_template(template)
+        self.frame.show_template(template)
+
+    def inspect_prompt(self) -> None:
+        if self.frame_dock.isVisible() and self.model_info:
+            rid = next(self._ids)
+            self.request_inspect.emit(rid, self.template, self.history(), self.composer.editor.toPlainText())
+
+    def _inspected(self, _request_id: int, text: str, tokens: int, n_ctx: int) -> None:
+        self.frame.show_prompt(text, tokens, n_ctx)
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self._params(), load_engine(self.settings), self)
+        if dialog.exec():
+            save_sampling(self.settings, dialog.sampling())
+            engine_before = load_engine(self.settings)
+            dialog.save_engine(self.settings)
+            if self.conversation_id is not None:
+                from dataclasses import asdict
+
+                settings = self.store.get(self.conversation_id).settings
+                settings["sampling"] = asdict(dialog.sampling())
+                self.store.update_settings(self.conversation_id, settings=settings)
+            if load_engine(self.settings) != engine_before and self.model_info:
+                self.load_model(self.model_info["id"])
+
+    def open_models(self) -> None:
+        from app.ui.models_dialog import ModelsDialog
+
+        dialog = ModelsDialog(self)
+        dialog.models_changed.connect(self._fill_model_picker)
+        dialog.exec()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1100, 720)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = self.settings.value("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def closeEvent(self, event) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/splitter", self.splitter.saveState())
+        self.worker.stop()
+        self.thread.quit()
+        self.thread.wait(10000)
+        self.worker.release_model()
+        super().closeEvent(event)
+
+
+def _template_data(template: Template) -> dict:
+    return {
+        "name": template.name, "preamble": template.preamble, "user_name": template.user_name,
+        "assistant_name": template.assistant_name, "stop": list(template.extra_stops),
+        "examples": [{"user": e.user, "assistant": e.assistant} for e in template.examples],
+    }  # fmt: skip

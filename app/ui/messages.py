@@ -1,0 +1,217 @@
+"""The conversation pane: one widget per turn, streaming appended at the end.
+
+While a reply streams, each chunk is inserted at the end of its own
+document with a text cursor: no re-render of the reply or the conversation,
+so the cost of a token stays flat however long the reply gets. When the
+reply ends it is rendered once as Markdown (Qt's own renderer).
+
+Signals (MessageWidget): copy_requested(str), regenerate(int), continue_(int),
+edit(int), alternative(int, int) — positions in the conversation.
+"""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QPalette, QTextCursor
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+
+
+class _Body(QTextBrowser):
+    """A read-only text area exactly as tall as its text, so the pane scrolls, not each turn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setOpenExternalLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self.viewport().setAutoFillBackground(False)
+
+    def _fit(self, size) -> None:
+        height = int(size.height()) + 6
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.document().setTextWidth(self.viewport().width())
+
+    def sizeHint(self) -> QSize:
+        return QSize(400, int(self.document().size().height()) + 6)
+
+
+class MessageWidget(QFrame):
+    copy_requested = Signal(str)
+    regenerate = Signal(int)
+    continue_ = Signal(int)
+    edit = Signal(int)
+    alternative = Signal(int, int)
+
+    def __init__(self, role: str, position: int, speaker: str) -> None:
+        super().__init__()
+        self.role, self.position, self.text = role, position, ""
+        self._parts: list[str] = []
+        self.setObjectName("userTurn" if role == "user" else "assistantTurn")
+        self.setAccessibleName(f"{speaker} message")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        palette = self.palette()
+        role_color = QPalette.ColorRole.AlternateBase if role == "user" else QPalette.ColorRole.Base
+        palette.setColor(QPalette.ColorRole.Window, palette.color(role_color))
+        self.setPalette(palette)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        self.header = QLabel(f"<b>{speaker}</b>")
+        self.status = QLabel("")
+        self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        top = QHBoxLayout()
+        top.addWidget(self.header)
+        top.addStretch()
+        top.addWidget(self.status)
+        layout.addLayout(top)
+        self.body = _Body()
+        self.body.setAccessibleName(f"{speaker} text")
+        layout.addWidget(self.body)
+        self.actions = QHBoxLayout()
+        self.actions.setSpacing(2)
+        layout.addLayout(self.actions)
+
+    # -- content ---------------------------------------------------------------
+
+    def set_final(self, text: str, note: str = "") -> None:
+        """Render once as Markdown; add the buttons that fit this turn."""
+        self.text = text
+        if self.role == "assistant":
+            self.body.setMarkdown(text or "*(no reply)*")
+        else:
+            self.body.setPlainText(text)
+        self.status.setText(note)
+
+    def begin_stream(self, start: str = "") -> None:
+        self._parts = [start] if start else []
+        self.body.setPlainText(start)
+        self.status.setText("writing…")
+        self._cursor = QTextCursor(self.body.document())
+
+    def append(self, chunk: str) -> None:
+        """O(1) per token: insert at the end, never re-render."""
+        if not self._parts:
+            chunk = chunk.lstrip()
+            if not chunk:
+                return
+        self._parts.append(chunk)
+        self._cursor.movePosition(QTextCursor.MoveOperation.End)
+        self._cursor.insertText(chunk)
+
+    @property
+    def streamed_text(self) -> str:
+        return "".join(self._parts)
+
+    # -- actions ---------------------------------------------------------------
+
+    def add_actions(self, alternative: int = 0, alternatives: int = 1, can_continue: bool = False) -> None:
+        _clear(self.actions)
+        self._button("Copy", "Copy this message", lambda: self.copy_requested.emit(self.text))
+        for number, code in enumerate(CODE_BLOCK.findall(self.text), 1):
+            self._button(f"Copy code {number}", f"Copy code block {number}",
+                         lambda _=False, c=code: self.copy_requested.emit(c))  # fmt: skip
+        if self.role == "user":
+            self._button("Edit", "Edit and resend this message", lambda: self.edit.emit(self.position))
+        else:
+            self._button("Regenerate", "Write another reply", lambda: self.regenerate.emit(self.position))
+            if can_continue:
+                self._button("Continue", "Continue this reply", lambda: self.continue_.emit(self.position))
+            if alternatives > 1:
+                self._alternatives(alternative, alternatives)
+        self.actions.addStretch()
+
+    def _alternatives(self, current: int, count: int) -> None:
+        back = self._button(
+            "‹", "Previous version", lambda: self.alternative.emit(self.position, current - 1)
+        )
+        back.setEnabled(current > 0)
+        label = QLabel(f"{current + 1}/{count}")
+        label.setAccessibleName("Version")
+        self.actions.addWidget(label)
+        ahead = self._button("›", "Next version", lambda: self.alternative.emit(self.position, current + 1))
+        ahead.setEnabled(current < count - 1)
+
+    def _button(self, text: str, name: str, slot) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setAccessibleName(name)
+        button.setToolTip(name)
+        button.setAutoRaise(True)
+        button.clicked.connect(slot)
+        self.actions.addWidget(button)
+        return button
+
+
+def _clear(layout) -> None:
+    while layout.count():
+        item = layout.takeAt(0)
+        if item.widget():
+            item.widget().deleteLater()
+
+
+class ConversationView(QScrollArea):
+    """The list of turns. Holds no data of its own beyond what it shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAccessibleName("Conversation")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        inner = QWidget()
+        self.column = QVBoxLayout(inner)
+        self.column.setSpacing(8)
+        self.column.addStretch()
+        self.setWidget(inner)
+        self.turns: list[MessageWidget] = []
+        self.verticalScrollBar().rangeChanged.connect(self._follow)
+        self._stick = True
+
+    def clear(self) -> None:
+        for turn in self.turns:
+            turn.deleteLater()
+        self.turns = []
+
+    def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
+        turn = MessageWidget(role, position, speaker)
+        self.column.insertWidget(self.column.count() - 1, turn)
+        self.turns.append(turn)
+        self._stick = True
+        return turn
+
+    def remove_from(self, position: int) -> None:
+        keep = [t for t in self.turns if t.position < position]
+        for turn in self.turns[len(keep) :]:
+            turn.deleteLater()
+        self.turns = keep
+
+    def _follow(self, _low: int, high: int) -> None:
+        """Keep the newest text in view while it streams, unless the user scrolled up."""
+        bar = self.verticalScrollBar()
+        if self._stick or bar.value() >= bar.maximum() - 80:
+            QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))
+            self._stick = False
+
+
+def copy_to_clipboard(text: str) -> None:
+    QGuiApplication.clipboard().setText(text)

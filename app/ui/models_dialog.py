@@ -1,0 +1,145 @@
+"""The model manager: the catalog with sizes and RAM needs, downloads with progress, local files.
+
+Signals: models_changed().
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app.models.catalog import CatalogEntry, forget_local_model, load_catalog
+from app.ui.background import run_in_background
+
+COLUMNS = ["Model", "Parameters", "Quant", "Size", "RAM", "Status", ""]
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+class ModelsDialog(QDialog):
+    models_changed = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(820, 420)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setAccessibleName("Model catalog")
+        self.table.verticalHeader().hide()
+        self.message = QLabel("")
+        self.open_button = QPushButton("Open GGUF file…")
+        self.open_button.clicked.connect(self._open_file)
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.open_button)
+        bottom.addWidget(self.message, 1)
+        bottom.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addLayout(bottom)
+        self.cancels: dict[str, threading.Event] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        entries = load_catalog()
+        self.table.setRowCount(len(entries))
+        for row, entry in enumerate(entries):
+            cells = [entry.name, entry.parameters, entry.quantisation, f"{entry.size / 1e9:.2f} GB",
+                     f"{entry.min_ram_gb:g} GB", "installed" if entry.installed else "available"]  # fmt: skip
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+            self.table.setCellWidget(row, len(COLUMNS) - 1, self._action(entry, row))
+        self.table.resizeColumnsToContents()
+
+    def _action(self, entry: CatalogEntry, row: int) -> QPushButton:
+        if entry.id in self.cancels:
+            button = QPushButton("Cancel")
+            button.clicked.connect(self.cancels[entry.id].set)
+        elif entry.installed and not entry.embedded:
+            button = QPushButton("Delete" if not entry.local_file else "Forget")
+            button.clicked.connect(lambda: self._delete(entry))
+        elif entry.installed:
+            button = QPushButton("Built in")
+            button.setEnabled(False)
+        else:
+            button = QPushButton("Download")
+            button.clicked.connect(lambda: self._download(entry, row))
+        button.setAccessibleName(f"{button.text()} {entry.name}")
+        return button
+
+    def _download(self, entry: CatalogEntry, row: int) -> None:
+        from app.models.download import download
+
+        cancel = self.cancels[entry.id] = threading.Event()
+        bar = QProgressBar()
+        bar.setAccessibleName(f"Download progress of {entry.name}")
+        bar.setMaximum(1000)
+        self.table.setCellWidget(row, 5, bar)
+        self.table.setCellWidget(row, len(COLUMNS) - 1, self._action(entry, row))
+
+        def progress(p) -> None:
+            bar.setValue(int(p.fraction * 1000))
+            bar.setFormat(f"{p.fraction:.0%} · {p.speed_bps / 1e6:.1f} MB/s · {_eta(p.eta_s)} left")
+
+        def finished(message: str) -> None:
+            self.cancels.pop(entry.id, None)
+            self.table.removeCellWidget(row, 5)
+            self.message.setText(message)
+            self.refresh()
+            self.models_changed.emit()
+
+        run_in_background(
+            lambda report: download(entry, report, cancel),
+            lambda _path: finished(f"{entry.name} is ready."),
+            finished,
+            progress,
+        )
+
+    def _delete(self, entry: CatalogEntry) -> None:
+        if entry.local_file:
+            forget_local_model(entry.id)
+        else:
+            answer = QMessageBox.question(self, "Delete model", f"Delete {entry.name} from this computer?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            entry.local_path.unlink(missing_ok=True)
+        self.refresh()
+        self.models_changed.emit()
+
+    def _open_file(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(self, "Open GGUF file", "", "GGUF models (*.gguf)")
+        if path:
+            self.add_file(Path(path))
+
+    def add_file(self, path: Path) -> None:
+        from app.models.local import add_local_model
+
+        self.message.setText(f"Checking {path.name}…")
+
+        def added(result) -> None:
+            entry, _info, warning = result
+            self.message.setText(f"Added {entry.name}." + (f" Note: {warning}." if warning else ""))
+            self.refresh()
+            self.models_changed.emit()
+
+        run_in_background(lambda _report: add_local_model(path), added, self.message.setText)

@@ -1,0 +1,189 @@
+"""The engine's own thread: loading models and generating replies, off the GUI thread.
+
+One ``EngineWorker`` is moved onto a ``QThread`` and owns the model (as in
+gpt4all's ChatLLM). The window reaches it only through queued signals; it
+answers only through signals, so no widget is ever touched from here. Stop
+is the one direct call: it sets the generation's cancel flag, which the
+engine checks before every token.
+
+Signals:
+    model_loading(str): a model is being opened (its id).
+    model_ready(dict): id, name, device, n_ctx, threads, path.
+    model_failed(str): one-line reason; the previous model, if any, stays loaded.
+    token(int, str): request id and the next chunk of reply text.
+    reply_done(int, object): request id and a ``ReplyOutcome``.
+    reply_failed(int, str): request id and a one-line reason.
+    inspected(int, str, int, int): request id, prompt text, its tokens, context size.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.chat import ChatSession
+from app.engine.base import SamplingParams
+from app.errors import BasechatError
+from app.scaffold import Message, Template
+from app.store import ChatStore, ReplyRecorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    n_gpu_layers: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """What to generate. ``mode``: 'send' (user message already stored), 'regenerate'
+    (a new alternative at ``position``) or 'continue' (extend the reply at ``position``)."""
+
+    request_id: int
+    conversation_id: int
+    history: list[Message]
+    template: Template
+    params: SamplingParams
+    mode: str = "send"
+    user_text: str = ""
+    position: int | None = None
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    text: str
+    finish_reason: str
+    tokens_per_s: float
+    ttft_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    dropped_turns: int
+    n_ctx: int
+    extra: dict = field(default_factory=dict)
+
+
+class EngineWorker(QObject):
+    model_loading = Signal(str)
+    model_ready = Signal(dict)
+    model_failed = Signal(str)
+    token = Signal(int, str)
+    reply_done = Signal(int, object)
+    reply_failed = Signal(int, str)
+    inspected = Signal(int, str, int, int)
+
+    def __init__(self, store: ChatStore) -> None:
+        super().__init__()
+        self.store = store
+        self.engine = None
+        self.model_id = ""
+        self._current = None
+        self._current_lock = threading.Lock()
+
+    # -- model -----------------------------------------------------------------
+
+    @Slot(str, str, object)
+    def load_model(self, model_id: str, path: str, settings: EngineSettings) -> None:
+        from app.engine.llama import LlamaEngine
+
+        self.model_loading.emit(model_id)
+        try:
+            engine = LlamaEngine(
+                Path(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers,
+            )  # fmt: skip
+        except BasechatError as exc:
+            self.model_failed.emit(str(exc))
+            return
+        except Exception as exc:  # never let the thread die with the window waiting
+            log.exception("model load failed")
+            self.model_failed.emit(f"Could not load the model: {exc}")
+            return
+        if self.engine is not None:
+            self.engine.close()
+        self.engine, self.model_id = engine, model_id
+        info = engine.info
+        self.model_ready.emit({
+            "id": model_id, "name": info.name, "device": engine.device, "n_ctx": engine.n_ctx,
+            "threads": engine.n_threads, "path": str(path), "instruct": info.looks_instruct,
+        })  # fmt: skip
+
+    def release_model(self) -> None:
+        """Free the model; called once the worker's thread has finished."""
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    # -- replies ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Called from the GUI thread: cancel the running generation within one token."""
+        with self._current_lock:
+            if self._current is not None:
+                self._current.cancel()
+
+    @Slot(object)
+    def generate(self, request: ReplyRequest) -> None:
+        if self.engine is None:
+            self.reply_failed.emit(request.request_id, "No model is loaded yet.")
+            return
+        try:
+            self._generate(request)
+        except BasechatError as exc:
+            self.reply_failed.emit(request.request_id, str(exc))
+        except Exception as exc:
+            log.exception("generation failed")
+            self.reply_failed.emit(request.request_id, f"The reply failed: {exc}")
+        finally:
+            with self._current_lock:
+                self._current = None
+
+    def _generate(self, request: ReplyRequest) -> None:
+        session = ChatSession(self.engine, request.template, request.params, request.history)
+        if request.mode == "continue":
+            stream = session.continue_last()
+            message_id = request.message_id
+        else:
+            stream = session.send(request.user_text)
+            message_id = self.store.begin_reply(request.conversation_id, self.model_id, request.position)
+        with self._current_lock:
+            self._current = stream
+        recorder = ReplyRecorder(self.store, message_id)
+        if request.mode == "continue":
+            last = request.history[-1]
+            recorder.add(last.raw if last.raw is not None else " " + last.text)
+        for chunk in stream:
+            recorder.add(chunk)
+            self.token.emit(request.request_id, chunk)
+        recorder.finish(stream.reply)
+        self.reply_done.emit(request.request_id, _outcome(stream.reply, self.engine.n_ctx))
+
+    @Slot(int, object, object, str)
+    def inspect(self, request_id: int, template: Template, history: list, user_text: str) -> None:
+        """The exact prompt the next message would send, and its size in tokens."""
+        if self.engine is None:
+            return
+        session = ChatSession(self.engine, template, SamplingParams(), history)
+        try:
+            plan = session.plan(user_text or "…")
+        except BasechatError as exc:
+            self.inspected.emit(request_id, str(exc), 0, self.engine.n_ctx)
+            return
+        self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.n_ctx)
+
+
+def _outcome(reply, n_ctx: int) -> ReplyOutcome:
+    usage = reply.completion.usage
+    return ReplyOutcome(
+        text=reply.text, finish_reason=reply.completion.finish_reason,
+        tokens_per_s=usage.tokens_per_s, ttft_s=usage.ttft_s,
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        dropped_turns=reply.dropped_turns, n_ctx=n_ctx,
+    )  # fmt: skip

@@ -1,0 +1,132 @@
+"""The real window, offscreen, with the real default model on its engine thread."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit
+
+from app.store import ChatStore
+from app.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.model
+LONG = 120_000  # ms; generous, a CI machine may be busy
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, model_path, monkeypatch):
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / model_path.name).symlink_to(model_path)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("sampling/temperature", 0.0)
+    win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.worker.model_ready, timeout=LONG):
+        win.load_model("gemma3-270m")
+    yield win
+    win.close()
+
+
+def send(qtbot, win, text: str) -> None:
+    qtbot.keyClicks(win.composer.editor, text)
+    with qtbot.waitSignal(win.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(win.composer.editor, Qt.Key.Key_Return)
+
+
+def test_a_message_gets_a_streamed_reply_that_is_stored(qtbot, window):
+    tokens = []
+    window.worker.token.connect(lambda _rid, chunk: tokens.append(chunk))
+    send(qtbot, window, "What is the capital of France?")
+    assert len(tokens) >= 2  # it streamed, token by token
+    roles = [t.role for t in window.view.turns]
+    assert roles == ["user", "assistant"]
+    assert "Paris" in window.view.turns[1].text
+    stored = window.store.get(window.conversation_id).messages
+    assert [m.text for m in stored] == ["What is the capital of France?", window.view.turns[1].text]
+    assert window.sidebar.list.count() == 1
+    assert "tok/s" in window.status_speed.text()
+    assert window.composer.button.text() == "Send"
+
+
+def test_shift_enter_is_a_new_line_and_enter_sends(qtbot, window):
+    qtbot.keyClicks(window.composer.editor, "first line")
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer.editor, "second line")
+    assert window.composer.editor.toPlainText() == "first line\nsecond line"
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    assert window.view.turns[0].text == "first line\nsecond line"
+
+
+def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window):
+    window.settings.setValue("sampling/max_tokens", 2000)
+    qtbot.keyClicks(window.composer.editor, "Tell me a very long story about a dragon.")
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    qtbot.waitSignal(window.worker.token, timeout=LONG).wait()
+    assert window.composer.button.text() == "Stop"
+    qtbot.keyClicks(window.composer.editor, "a second message")
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    assert window.composer.editor.toPlainText() == "a second message"  # not sent while busy
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
+    reply = window.store.get(window.conversation_id).messages[-1]
+    assert reply.finish_reason in ("cancelled", "stop")
+    assert len(window.store.get(window.conversation_id).messages) == 2
+    assert window.composer.button.text() == "Send"
+
+
+def test_regenerate_keeps_alternatives_and_navigates_them(qtbot, window):
+    window.settings.setValue("sampling/temperature", 1.0)
+    send(qtbot, window, "Name a fruit.")
+    first = window.view.turns[1].text
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.regenerate(1)
+    alternatives = window.store.alternatives(window.conversation_id, 1)
+    assert len(alternatives) == 2 and alternatives[0].text == first
+    labels = [w.text() for w in window.view.turns[1].findChildren(QAbstractButton)]
+    assert "‹" in labels and "›" in labels
+    window.choose_alternative(1, 0)
+    assert window.view.turns[1].text == first
+
+
+def test_a_finished_reply_renders_markdown(qtbot, window):
+    send(qtbot, window, "Hello")
+    turn = window.view.turns[1]
+    turn.set_final("# Title\n\n- one\n- two\n\n```\ncode()\n```")
+    turn.add_actions()
+    html = turn.body.toHtml()
+    assert "<h1" in html and "<li" in html and "code()" in html
+    assert any(b.text() == "Copy code 1" for b in turn.findChildren(QAbstractButton))
+
+
+def test_a_bad_model_file_is_reported_and_the_old_model_stays(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a model at all" * 100)
+    with qtbot.waitSignal(window.worker.model_failed, timeout=LONG) as failed:
+        window.load_model(str(bad))
+    assert "not a GGUF" in failed.args[0]
+    assert window.model_info["id"] == "gemma3-270m"
+    send(qtbot, window, "Still there?")
+    assert window.view.turns[-1].role == "assistant"
+
+
+def test_every_control_has_an_accessible_name(window):
+    controls = window.findChildren(QAbstractButton) + window.findChildren(QLineEdit)
+    controls += window.findChildren(QPlainTextEdit) + window.findChildren(QComboBox)
+    unnamed = [c for c in controls if c.isVisible() and not (c.accessibleName() or getattr(c, "text", str)())]
+    assert unnamed == []
+
+
+def test_new_chat_shortcut_and_window_state_are_remembered(qtbot, window, tmp_path):
+    send(qtbot, window, "Hi")
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.view.turns == [] and window.conversation_id is None
+    window.resize(700, 500)
+    window.close()
+    again = MainWindow(ChatStore(tmp_path / "chats.db"), window.settings)
+    qtbot.addWidget(again)
+    assert (again.width(), again.height()) == (700, 500)
+    assert again.sidebar.list.count() == 1
+    again.close()
