@@ -93,6 +93,8 @@ class FramePanel(QWidget):
 
     def show_prompt(self, text: str, tokens: int, n_ctx: int) -> None:
         self.inspector.setPlainText(text)
+        bar = self.inspector.verticalScrollBar()
+        bar.setValue(bar.maximum())  # the newest turns are what changes
         self.usage.setMaximum(max(n_ctx, 1))
         self.usage.setValue(min(tokens, n_ctx))
 
