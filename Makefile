@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+
+screenshots: $(RUN_STAMP)
+	if command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/screenshots.py; \
+	else QT_QPA_PLATFORM=offscreen $(BIN)/python docs/screenshots.py; fi
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check --fix app tests

@@ -151,15 +151,18 @@ def _setup_logging() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from app.ui.app import display_available
+    from app.ui.app import gui_unavailable_reason
 
-    command = args.command or ("gui" if display_available() else "chat")
+    reason = gui_unavailable_reason() if args.command in (None, "gui") else None
+    if args.command == "gui" and reason:
+        raise BasechatError(f"Cannot open the window: {reason}.")
+    command = args.command or ("chat" if reason else "gui")
     if command == "gui":
         from app.ui.app import run_gui
 
         return run_gui(getattr(args, "model", None))
     if command == "chat" and not hasattr(args, "model"):
-        sys.stderr.write("basechat: no display found; chatting in the terminal instead.\n")
+        sys.stderr.write(f"basechat: {reason}; chatting in the terminal instead.\n")
         args = build_parser().parse_args(["chat"], namespace=args)
     handlers = {
         "ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval,

@@ -33,6 +33,12 @@ def send(qtbot, win, text: str) -> None:
     qtbot.keyClicks(win.composer.editor, text)
     with qtbot.waitSignal(win.worker.reply_done, timeout=LONG):
         qtbot.keyClick(win.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, win)
+
+
+def settled(qtbot, win) -> None:
+    """The worker's signal is seen at once; the window handles it on its own thread a moment later."""
+    qtbot.waitUntil(lambda: win.streaming is None and win.composer.button.text() == "Send", timeout=LONG)
 
 
 def test_a_message_gets_a_streamed_reply_that_is_stored(qtbot, window):
@@ -57,6 +63,7 @@ def test_shift_enter_is_a_new_line_and_enter_sends(qtbot, window):
     assert window.composer.editor.toPlainText() == "first line\nsecond line"
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, window)
     assert window.view.turns[0].text == "first line\nsecond line"
 
 
@@ -71,6 +78,7 @@ def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window)
     assert window.composer.editor.toPlainText() == "a second message"  # not sent while busy
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
+    settled(qtbot, window)
     reply = window.store.get(window.conversation_id).messages[-1]
     assert reply.finish_reason in ("cancelled", "stop")
     assert len(window.store.get(window.conversation_id).messages) == 2
@@ -83,6 +91,7 @@ def test_regenerate_keeps_alternatives_and_navigates_them(qtbot, window):
     first = window.view.turns[1].text
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
         window.regenerate(1)
+    settled(qtbot, window)
     alternatives = window.store.alternatives(window.conversation_id, 1)
     assert len(alternatives) == 2 and alternatives[0].text == first
     labels = [w.text() for w in window.view.turns[1].findChildren(QAbstractButton)]
@@ -130,3 +139,51 @@ def test_new_chat_shortcut_and_window_state_are_remembered(qtbot, window, tmp_pa
     assert (again.width(), again.height()) == (700, 500)
     assert again.sidebar.list.count() == 1
     again.close()
+
+
+def test_edit_and_resend_drops_the_later_turns(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    send(qtbot, window, "What is the capital of Spain?")
+    send(qtbot, window, "And of Italy?")
+    # The edit dialog is Qt's own; answer it as a person would.
+    monkeypatch.setattr(
+        QInputDialog, "getMultiLineText", lambda *a, **k: ("What is the capital of France?", True)
+    )
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.edit_message(0)
+    settled(qtbot, window)
+    stored = window.store.get(window.conversation_id).messages
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].text == "What is the capital of France?"
+    assert [t.text for t in window.view.turns][:1] == ["What is the capital of France?"]
+
+
+def test_switching_conversation_during_a_reply_stops_it_and_keeps_what_was_written(qtbot, window):
+    send(qtbot, window, "Hello")
+    first = window.conversation_id
+    window.settings.setValue("sampling/max_tokens", 2000)
+    window.new_chat()
+    qtbot.keyClicks(window.composer.editor, "Tell me a very long story about a dragon.")
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    second = window.conversation_id
+    qtbot.waitSignal(window.worker.token, timeout=LONG).wait()
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.open_conversation(first)
+    settled(qtbot, window)
+    assert window.conversation_id == first and len(window.view.turns) == 2
+    reply = window.store.get(second).messages[-1]
+    assert reply.status == "done" and reply.text  # stopped, and what it wrote is kept
+    assert window.composer.button.text() == "Send"
+
+
+def test_a_send_that_cannot_fit_gives_the_text_back(qtbot, window):
+    huge = "word " * 5000
+    window.composer.editor.setPlainText(huge)
+    with qtbot.waitSignal(window.worker.reply_failed, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, window)
+    assert window.composer.editor.toPlainText() == huge.strip()
+    assert "too long" in window.statusBar().currentMessage()
+    assert window.view.turns == []
+    assert window.store.get(window.conversation_id).messages == []

@@ -275,6 +275,9 @@ def test_kill_9_mid_reply_loses_at_most_the_last_second(tmp_path, model_path):
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert partial, "the reply was never saved while streaming"
+    check = sqlite3.connect(db_path)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    check.close()
     store = ChatStore(db_path)
     [conversation] = store.list_conversations()
     messages = store.get(conversation.id).messages

@@ -246,6 +246,12 @@ class ChatStore:
                 (conversation_id, position),
             )
 
+    def truncate(self, conversation_id: int, position: int) -> None:
+        """Remove the turns at ``position`` and after (a send that never got a reply)."""
+        self.db.execute(
+            "DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, position)
+        )
+
     def search(self, query: str, limit: int = 50) -> list[tuple[int, str, str]]:
         """(conversation id, title, matching text) for messages containing the words."""
         if not query.strip():

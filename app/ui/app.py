@@ -6,13 +6,28 @@ import os
 import sys
 
 
-def display_available() -> bool:
-    """Qt aborts the process when it cannot reach a display; find out first."""
+def gui_unavailable_reason() -> str | None:
+    """Qt aborts the whole process when it cannot open a window; find out first, in one line."""
     if sys.platform in ("darwin", "win32"):
-        return True
-    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc")):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal", "vnc")):
+        return None
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display found"
+    if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and not _has_xcb_cursor():
+        return "Qt needs the system library libxcb-cursor0 (e.g. 'sudo apt install libxcb-cursor0')"
+    return None
+
+
+def _has_xcb_cursor() -> bool:
+    from ctypes.util import find_library
+
+    return find_library("xcb-cursor") is not None
+
+
+def display_available() -> bool:
+    return gui_unavailable_reason() is None
 
 
 def run_gui(model: str | None = None) -> int:

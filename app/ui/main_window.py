@@ -55,6 +55,9 @@ class MainWindow(QMainWindow):
         self.template: Template = load_template(DEFAULT_TEMPLATE)
         self.streaming: MessageWidget | None = None
         self.request_id = 0
+        self.abandoned = 0  # a reply stopped by switching away; its end frees the composer
+        self.pending_text = ""  # what the last send typed, given back if the send fails
+        self.current_mode = "send"
         self._ids = itertools.count(1)
         self.model_info: dict = {}
         self._build()
@@ -187,6 +190,7 @@ class MainWindow(QMainWindow):
     def _pick_model(self) -> None:
         model_id = self.model_picker.currentData()
         if model_id and model_id != self.model_info.get("id"):
+            self._abandon_reply()  # the load is queued behind the stopping reply on the worker
             self.load_model(model_id)
 
     def _model_loading(self, model_id: str) -> None:
@@ -218,18 +222,21 @@ class MainWindow(QMainWindow):
         self.view.clear()
         self.conversation_id = None
 
-    def new_chat(self) -> None:
+    def _abandon_reply(self) -> None:
+        """Switching away while a reply streams stops it; what was written is kept in the store."""
         if self.streaming is not None:
-            return
+            self.worker.stop()
+            self.abandoned, self.request_id, self.streaming = self.request_id, 0, None
+
+    def new_chat(self) -> None:
+        self._abandon_reply()
         self.show_empty()
         self.sidebar.list.clearSelection()
         self.composer.editor.setFocus()
         self.inspect_prompt()
 
     def open_conversation(self, conversation_id: int) -> None:
-        if self.streaming is not None:
-            self.sidebar.refresh(select=self.conversation_id)
-            return
+        self._abandon_reply()
         conversation = self.store.get(conversation_id)
         self.conversation_id = conversation_id
         self.template = self._conversation_template(conversation)
@@ -299,6 +306,7 @@ class MainWindow(QMainWindow):
                 model=self.model_info.get("id", ""),
             )  # fmt: skip
         position = len(history)
+        self.pending_text = text
         self.store.add_user_message(self.conversation_id, text)
         self._turn("user", position).set_final(text)
         self.sidebar.refresh(select=self.conversation_id)
@@ -307,6 +315,7 @@ class MainWindow(QMainWindow):
 
     def _generate(self, request: ReplyRequest, position: int, start: str = "") -> None:
         self.request_id = next(self._ids)
+        self.current_mode = request.mode
         self.streaming = self._turn("assistant", position)
         self.streaming.begin_stream(start)
         self.composer.set_busy(True)
@@ -331,6 +340,9 @@ class MainWindow(QMainWindow):
             self.streaming.append(chunk)
 
     def _reply_done(self, request_id: int, outcome) -> None:
+        if request_id == self.abandoned:
+            self.composer.set_busy(False)
+            self.sidebar.refresh(select=self.conversation_id)
         if request_id != self.request_id:
             return
         self.streaming = None
@@ -351,13 +363,28 @@ class MainWindow(QMainWindow):
         turn.add_actions(last.alternative, last.alternatives, last.finish_reason == "length")
 
     def _reply_failed(self, request_id: int, message: str) -> None:
+        if request_id == self.abandoned:
+            self.composer.set_busy(False)
         if request_id != self.request_id:
             return
-        if self.streaming is not None:
-            self.streaming.set_final(self.streaming.streamed_text, "failed")
         self.streaming = None
         self.composer.set_busy(False)
         self.statusBar().showMessage(message, 15000)
+        self._give_back_failed_send()
+
+    def _give_back_failed_send(self) -> None:
+        """A send that got no reply is undone: the text goes back into the composer."""
+        turns = self.view.turns
+        fresh_send = self.current_mode == "send" and len(turns) >= 2 and turns[-2].role == "user"
+        if fresh_send and not turns[-1].streamed_text.strip():
+            position = turns[-2].position
+            self.store.truncate(self.conversation_id, position)
+            self.view.remove_from(position)
+            if not self.composer.editor.toPlainText().strip():
+                self.composer.editor.setPlainText(self.pending_text)
+            self.sidebar.refresh(select=self.conversation_id)
+        elif turns:
+            turns[-1].set_final(turns[-1].streamed_text, "failed")
 
     def regenerate(self, position: int) -> None:
         if self.streaming is not None or self.conversation_id is None or position < 1:

@@ -1,0 +1,65 @@
+"""Start Basechat on a virtual screen, hold a short real conversation, save screenshots here.
+
+Run with ``make screenshots`` (uses Xvfb when installed, Qt's offscreen platform otherwise).
+Uses a throw-away data folder, so your own chats are never shown.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+QUESTIONS = ["What is the capital of France?", "Write a Python function that adds two numbers."]
+
+
+def main() -> int:
+    data = Path(tempfile.mkdtemp(prefix="basechat-shots-"))
+    os.environ["BASECHAT_DATA_DIR"] = str(data)
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.models.default import ensure_default_model
+    from app.store import ChatStore
+    from app.ui.main_window import MainWindow
+    from app.ui.models_dialog import ModelsDialog
+
+    ensure_default_model()
+    app = QApplication(sys.argv[:1])
+    settings = QSettings(str(data / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("sampling/temperature", 0.0)
+    window = MainWindow(ChatStore(), settings)
+    window.resize(1200, 760)
+    window.show()
+    window.load_model("gemma3-270m")
+    pending = list(QUESTIONS)
+
+    def step() -> None:
+        if not window.model_info or window.streaming is not None:
+            QTimer.singleShot(200, step)
+            return
+        if pending:
+            window.composer.editor.setPlainText(pending.pop(0))
+            window.composer._send()
+            QTimer.singleShot(200, step)
+            return
+        window.frame_dock.show()
+        window.inspect_prompt()
+        QTimer.singleShot(1500, finish)
+
+    def finish() -> None:
+        window.grab().save(str(DOCS / "screenshot.png"))
+        dialog = ModelsDialog(window)
+        dialog.show()
+        QTimer.singleShot(500, lambda: (dialog.grab().save(str(DOCS / "models.png")), app.quit()))
+
+    QTimer.singleShot(100, step)
+    app.exec()
+    print(f"saved {DOCS / 'screenshot.png'} and {DOCS / 'models.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
