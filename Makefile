@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint format clean screenshots
+.PHONY: run test lint format clean screenshots bench bench-native package package-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,52 @@ test: $(TEST_STAMP)
 screenshots: $(RUN_STAMP)
 	if command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/screenshots.py; \
 	else QT_QPA_PLATFORM=offscreen $(BIN)/python docs/screenshots.py; fi
+
+# A double-clickable app for the machine this runs on, in dist/ (see README, "Download and run").
+PKG_STAMP := $(VENV)/.installed-package
+PKG_DATA := build/package-data
+ARCH := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
+
+$(PKG_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[default-model,package]"
+	touch $@
+
+package: $(PKG_STAMP)
+	mkdir -p $(PKG_DATA)
+	BASECHAT_DATA_DIR=$(PKG_DATA) $(BIN)/python -c "from app.models.default import ensure_default_model as e; print(e())" > build/model-path
+	BASECHAT_MODEL_FILE=$$(cat build/model-path) $(BIN)/pyinstaller --noconfirm --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/basechat.spec
+	cp packaging/install.sh packaging/basechat.desktop dist/Basechat/
+	cp resources/icons/basechat.png dist/Basechat/basechat.png
+	tar -czf dist/Basechat-$(ARCH).tar.gz -C dist Basechat
+	@du -sh dist/Basechat dist/Basechat-$(ARCH).tar.gz
+	@echo "model inside: $$(du -h $$(cat build/model-path) | cut -f1)"
+
+# Build from a clean clone, move the app away from the source tree and .venv, run its self-test.
+package-test:
+	rm -rf build/clean && git clone --quiet . build/clean
+	$(MAKE) -C build/clean package
+	tmp=$$(mktemp -d) && cp -r build/clean/dist/Basechat $$tmp/ && \
+		env -i HOME=$$tmp PATH=/usr/bin:/bin LANG=C.UTF-8 $$tmp/Basechat/Basechat --self-test && \
+		echo "package-test: passed in $$tmp"
+
+# llama.cpp's own llama-bench, built from the very source the pinned llama-cpp-python vendors.
+LLAMA_CPP_PYTHON := 0.3.36
+NATIVE := .bench
+bench-native: $(NATIVE)/bin/llama-bench
+
+$(NATIVE)/bin/llama-bench: | $(BIN)/python
+	mkdir -p $(NATIVE)
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_PYTHON) -d $(NATIVE)
+	tar -xzf $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C $(NATIVE)
+	cmake -S $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp -B $(NATIVE)/build \
+		-DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+		-DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF > $(NATIVE)/cmake.log
+	cmake --build $(NATIVE)/build --target llama-bench -j $$(nproc) > $(NATIVE)/build.log
+	mkdir -p $(NATIVE)/bin && cp $(NATIVE)/build/bin/llama-bench $(NATIVE)/bin/
+
+bench: $(RUN_STAMP)
+	$(BIN)/basechat bench
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check --fix app tests

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--model", help="catalog id or .gguf path to load first")
     _chats_options(sub.add_parser("chats", help="stored conversations"))
     _models_options(sub.add_parser("models", help="the model catalog and downloads"))
+    bench = sub.add_parser("bench", help="measure speed and responsiveness against llama.cpp itself")
+    bench.add_argument("--model", help="catalog id or .gguf path (default: gemma3-270m)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--quick", action="store_true", help="figures 1, 3, 4 and 5, reduced (under a minute)")
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
     return parser
 
@@ -109,6 +113,15 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--probe-model"]:  # the packaged app's child process for test-loading files
+        from app.models.probe import _main
+
+        return _main(argv[1:])
+    if argv[:1] == ["--self-test"]:
+        from app.selftest import self_test
+
+        return self_test()
     args = build_parser().parse_args(argv)
     if args.data_dir:
         import os
@@ -166,7 +179,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         args = build_parser().parse_args(["chat"], namespace=args)
     handlers = {
         "ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval,
-        "chats": cmd_chats, "models": cmd_models,
+        "chats": cmd_chats, "models": cmd_models, "bench": cmd_bench,
     }  # fmt: skip
     return handlers[command](args)
 
@@ -602,3 +615,17 @@ def _add(path: Path) -> None:
     print(f"Added {entry.id}: {info.name} ({info.architecture}, {entry.parameters}, {info.quantisation})")
     if warning:
         sys.stderr.write(f"basechat: note: {warning}.\n")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench import run_bench
+    from app.models.catalog import resolve_model
+
+    model_id, path = resolve_model(args.model)
+    figures = run_bench(path, model_id, args.quick, lambda step: sys.stderr.write(f"bench: {step}…\n"))
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>28}: {value}")
+    return 0

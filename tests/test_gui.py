@@ -187,3 +187,17 @@ def test_a_send_that_cannot_fit_gives_the_text_back(qtbot, window):
     assert "too long" in window.statusBar().currentMessage()
     assert window.view.turns == []
     assert window.store.get(window.conversation_id).messages == []
+
+
+def test_streaming_into_the_view_keeps_python_reference_counts_sound(qtbot, window):
+    """PySide6 6.12.0 under Python 3.11 released a reference to None on every void Qt call;
+    a long reply then crashed the app ('deallocating None'). Guard against any such build."""
+    import sys
+
+    turn = window.view.add_turn("assistant", 0, "Assistant")
+    turn.begin_stream()
+    before = sys.getrefcount(None)
+    for _ in range(500):
+        turn.append(" word")
+    qtbot.wait(10)
+    assert sys.getrefcount(None) - before > -50

@@ -26,6 +26,7 @@ class SamplingParams:
     repeat_last_n: int = 64
     max_tokens: int = 256
     seed: int | None = None
+    ignore_eos: bool = False  # keep going past end-of-text (benchmarks of long replies)
 
 
 @dataclass(frozen=True)

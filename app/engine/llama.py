@@ -228,6 +228,8 @@ class LlamaEngine:
         scans the whole 262k-token vocabulary (llama.h warns about exactly that)."""
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         add = lambda s: lc.llama_sampler_chain_add(chain, s)  # noqa: E731
+        if params.ignore_eos:
+            add(self._end_of_text_ban())
         add(lc.llama_sampler_init_top_k(params.top_k if params.top_k > 0 else 40))
         if params.repeat_penalty != 1.0:
             n_vocab = lc.llama_vocab_n_tokens(self._vocab)
@@ -242,6 +244,11 @@ class LlamaEngine:
         seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
         add(lc.llama_sampler_init_dist(seed))
         return chain
+
+    def _end_of_text_ban(self):
+        ends = {lc.llama_vocab_eos(self._vocab), lc.llama_vocab_eot(self._vocab)} - {-1}
+        biases = (lc.llama_logit_bias * len(ends))(*[lc.llama_logit_bias(t, float("-inf")) for t in ends])
+        return lc.llama_sampler_init_logit_bias(lc.llama_vocab_n_tokens(self._vocab), len(ends), biases)
 
     # -- generation ----------------------------------------------------------
 
@@ -294,7 +301,7 @@ class LlamaEngine:
             token = lc.llama_sampler_sample(sampler, self._ctx, -1)
             if state.first_token_at is None:
                 state.first_token_at = time.perf_counter()
-            if lc.llama_vocab_is_eog(self._vocab, token):
+            if lc.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
                 state.finish = "stop"
                 return
             text = decoder.decode(self._piece(token))

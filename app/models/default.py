@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from app.errors import ModelFileError
@@ -26,6 +27,15 @@ def expected_size() -> int:
     return sum(path.stat().st_size for path in _package().chunk_paths())
 
 
+def bundled_model() -> Path | None:
+    """A packaged app carries the assembled file itself (read-only, memory-mapped as is)."""
+    root = getattr(sys, "_MEIPASS", None)
+    if root is None:
+        return None
+    path = Path(root) / "basechat_models" / "gemma-3-270m-q4_k_m.gguf"
+    return path if path.is_file() else None
+
+
 def ensure_default_model() -> Path:
     """The assembled file in Basechat's data folder, built on first use.
 
@@ -33,6 +43,9 @@ def ensure_default_model() -> Path:
     so an interrupted first start never leaves a half file under the real name;
     later starts only compare the size, which takes no time.
     """
+    bundled = bundled_model()
+    if bundled is not None:
+        return bundled
     package = _package()
     target = models_dir() / package.MODEL_NAME
     if target.is_file() and target.stat().st_size == expected_size():

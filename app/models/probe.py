@@ -20,7 +20,7 @@ def probe_in_child(path: Path) -> None:
     """Raise ModelLoadError with one line if llama.cpp cannot load ``path``."""
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "app.models.probe", str(path)],
+            [*_probe_command(), str(path)],
             capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -33,6 +33,13 @@ def probe_in_child(path: Path) -> None:
     if result.returncode < 0 or not message:
         message = f"{path.name}: llama.cpp crashed while loading it (exit {result.returncode})."
     raise ModelLoadError(message)
+
+
+def _probe_command() -> list[str]:
+    """In a packaged app there is no Python to run ``-m`` with: the app probes itself."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--probe-model"]
+    return [sys.executable, "-m", "app.models.probe"]
 
 
 def _main(argv: list[str]) -> int:

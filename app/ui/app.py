@@ -41,6 +41,11 @@ def run_gui(model: str | None = None) -> int:
     app.setApplicationName("Basechat")
     app.setOrganizationName("Basechat")
     app.setDesktopFileName("basechat")
+    from PySide6.QtGui import QIcon
+
+    from app.paths import resources_dir
+
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "basechat.png")))
     window = MainWindow(ChatStore())
     window.show()
     window.load_model(model or str(window.settings.value("model", DEFAULT_MODEL_ID)))

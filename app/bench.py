@@ -1,0 +1,238 @@
+"""``basechat bench``: Basechat measured against llama.cpp itself, in one run.
+
+Every figure is the median of several repetitions and, where a reference
+exists, a ratio to it. Benchmarks are not tests: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from app.engine.base import SamplingParams
+from app.engine.device import default_threads
+from app.engine.llama import LlamaEngine
+from app.engine.preflight import kv_cache_bytes
+
+GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True)
+COUNTING = "Counting from one upwards: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
+ROOT = Path(__file__).resolve().parent.parent
+LLAMA_BENCH = ROOT / ".bench" / "bin" / "llama-bench"
+
+
+def _median(measure: Callable[[], float], repeats: int) -> float:
+    return statistics.median(measure() for _ in range(repeats))
+
+
+def _prompt(engine: LlamaEngine, text: str) -> list[int]:
+    return engine.start_tokens() + engine.tokenize(text)
+
+
+def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
+    """Basechat's streaming path (stop hold-back, UTF-8, callbacks) vs the bare loop."""
+    from app.engine.reference import bare_generation_tps
+    from app.scaffold import load_template
+
+    prompt = _prompt(engine, COUNTING)
+    stops = load_template("chat").stop_strings()
+
+    def ours() -> float:
+        engine.clear_cache()
+        generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), stops)
+        for _chunk in generation:
+            pass  # the callback a window or terminal would run
+        return generation.result.usage.tokens_per_s
+
+    gen = _median(ours, repeats)
+    bare = _median(lambda: bare_generation_tps(engine, prompt, n_tokens), repeats)
+    return {
+        "gen_tps": round(gen, 2),
+        "lowlevel_gen_tps": round(bare, 2),
+        "gen_ratio_lowlevel": round(gen / bare, 3),
+    }
+
+
+def prompt_speed(engine: LlamaEngine, repeats: int) -> dict:
+    from app.engine.reference import bare_prompt_tps
+
+    prompt = _prompt(engine, "The quick brown fox jumps over the lazy dog. " * 100)[:1000]
+
+    def ours() -> float:
+        engine.clear_cache()
+        result = engine.generate(prompt, replace(GREEDY, max_tokens=1), []).run()
+        return len(prompt) / result.usage.prompt_eval_s
+
+    ours_tps = _median(ours, repeats)
+    bare = _median(lambda: bare_prompt_tps(engine, prompt), repeats)
+    return {"prompt_tps": round(ours_tps, 1), "lowlevel_prompt_tps": round(bare, 1),
+            "prompt_ratio_lowlevel": round(ours_tps / bare, 3)}  # fmt: skip
+
+
+def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
+    """Time to first token of the last turn of a long conversation: prefix cache vs none."""
+    from app.chat import ChatSession
+    from app.scaffold import Message, load_template
+
+    history = []
+    for i in range(turns - 1):
+        history += [
+            Message("user", f"Tell me one fact about the number {i}, with a little history around it."),
+            Message("assistant", f"The number {i} appears in many counting systems; " * 6),
+        ]
+    session = ChatSession(engine, load_template("chat"), replace(GREEDY, max_tokens=1), history)
+    question = "And what is the capital of France?"
+    plan = session.plan(question)
+    previous = ChatSession(engine, session.template, session.params, history[:-2]).plan(history[-2].text)
+
+    def warm() -> float:
+        engine.clear_cache()
+        engine.generate(previous.tokens, replace(GREEDY, max_tokens=1), []).run()
+        return engine.generate(plan.tokens, replace(GREEDY, max_tokens=1), []).run().usage.ttft_s
+
+    def cold() -> float:
+        engine.clear_cache()
+        return engine.generate(plan.tokens, replace(GREEDY, max_tokens=1), []).run().usage.ttft_s
+
+    w, c = _median(warm, repeats), _median(cold, repeats)
+    return {"conversation_tokens": len(plan.tokens), "ttft_warm_s": round(w, 4), "ttft_cold_s": round(c, 4),
+            "ttft_warm_over_cold": round(w / c, 3)}  # fmt: skip
+
+
+def per_token_cost(engine: LlamaEngine, n_tokens: int, window: int) -> dict:
+    """Milliseconds per token early in one long reply vs at its end."""
+    prompt = _prompt(engine, COUNTING)
+    engine.clear_cache()
+    generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), ["\nUser:"])
+    stamps = [time.perf_counter()]
+    for _chunk in generation:
+        stamps.append(time.perf_counter())
+    gaps = [b - a for a, b in itertools.pairwise(stamps[1:])]  # from the first token on
+    early, late = gaps[:window], gaps[-window:]
+    ratio = (sum(late) / len(late)) / (sum(early) / len(early))
+    return {"per_token_ms_early": round(1000 * statistics.mean(early), 3),
+            "per_token_ms_late": round(1000 * statistics.mean(late), 3),
+            "per_token_cost_ratio": round(ratio, 3), "per_token_reply_tokens": len(gaps) + 1}  # fmt: skip
+
+
+def thread_choice(path: Path, n_tokens: int, repeats: int) -> dict:
+    prompt_text = COUNTING
+    results = {}
+    for threads in range(1, (os.cpu_count() or 1) + 1):
+        with LlamaEngine(path, n_threads=threads) as engine:
+            prompt = _prompt(engine, prompt_text)
+
+            def once(engine=engine, prompt=prompt) -> float:
+                engine.clear_cache()
+                result = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), []).run()
+                return result.usage.tokens_per_s
+
+            results[threads] = _median(once, repeats)
+    best = max(results, key=results.get)
+    default = default_threads()
+    return {"threads_default": default, "threads_best": best,
+            "threads_tps": {str(k): round(v, 2) for k, v in results.items()},
+            "threads_ratio_best": round(results.get(default, 0.0) / results[best], 3)}  # fmt: skip
+
+
+def llama_bench(path: Path, threads: int) -> dict:
+    """llama.cpp's own numbers, when ``make bench-native`` has built llama-bench."""
+    if not LLAMA_BENCH.is_file():
+        return {"llama_bench_gen_tps": None, "llama_bench_prompt_tps": None}
+    command = [str(LLAMA_BENCH), "-m", str(path), "-t", str(threads), "-p", "1000", "-n", "128", "-r", "3",
+               "-o", "json"]  # fmt: skip
+    runs = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout)
+    gen = next(r["avg_ts"] for r in runs if r["n_gen"] > 0)
+    prompt = next(r["avg_ts"] for r in runs if r["n_prompt"] > 0)
+    return {"llama_bench_gen_tps": round(gen, 2), "llama_bench_prompt_tps": round(prompt, 1)}
+
+
+def _child(code: str) -> dict:
+    """Run a probe in a fresh process (start-up and memory need one) and read its JSON."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        return {"error": (result.stderr.strip().splitlines() or ["probe failed"])[-1]}
+    return json.loads(lines[-1])
+
+
+def startup() -> dict:
+    return _child("from app.bench_probes import startup_probe; startup_probe()")
+
+
+def memory(path: Path, n_tokens: int) -> dict:
+    return _child(f"from app.bench_probes import memory_probe; memory_probe({str(path)!r}, {n_tokens})")
+
+
+def gui(path: Path, n_tokens: int) -> dict:
+    return _child(f"from app.bench_probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
+
+
+def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], None]) -> dict:
+    repeats = 2 if quick else 5
+    out: dict = {"model": model_id, "machine": _machine(), "quick": quick}
+    with LlamaEngine(path) as engine:
+        out["n_ctx"], out["threads"] = engine.n_ctx, engine.n_threads
+        progress("generation speed")
+        out |= generation_speed(engine, 64 if quick else 256, repeats)
+        progress("follow-up latency")
+        out |= follow_up_latency(engine, 6 if quick else 12, repeats)
+        progress("per-token cost")
+        out |= per_token_cost(engine, 400 if quick else 2048, 32 if quick else 64)
+        if not quick:
+            progress("prompt speed")
+            out |= prompt_speed(engine, repeats)
+    progress("thread choice")
+    out |= thread_choice(path, 32 if quick else 128, repeats)
+    out |= _quick_nulls() if quick else _slow_figures(path, out, progress)
+    return out
+
+
+def _slow_figures(path: Path, out: dict, progress: Callable[[str], None]) -> dict:
+    figures: dict = {}
+    progress("llama-bench")
+    figures |= llama_bench(path, out["threads"])
+    if figures["llama_bench_gen_tps"]:
+        figures["gen_ratio_llama_bench"] = round(out["gen_tps"] / figures["llama_bench_gen_tps"], 3)
+        figures["prompt_ratio_llama_bench"] = round(out["prompt_tps"] / figures["llama_bench_prompt_tps"], 3)
+    else:
+        figures["gen_ratio_llama_bench"] = figures["prompt_ratio_llama_bench"] = None
+    progress("start-up")
+    figures |= startup()
+    progress("memory")
+    figures |= memory(path, 1024)
+    progress("window responsiveness")
+    figures |= gui(path, 1000)
+    return figures
+
+
+def _quick_nulls() -> dict:
+    keys = ["gen_ratio_llama_bench", "prompt_ratio_llama_bench", "llama_bench_gen_tps",
+            "llama_bench_prompt_tps", "prompt_tps", "startup_window_s", "startup_model_s",
+            "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio"]  # fmt: skip
+    return dict.fromkeys(keys)
+
+
+def _machine() -> dict:
+    import psutil
+
+    return {"cpu": platform.processor() or platform.machine(), "system": platform.platform(),
+            "physical_cores": psutil.cpu_count(logical=False), "logical_cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1)}  # fmt: skip
+
+
+def kv_bytes_for(path: Path, n_ctx: int) -> int:
+    from app.engine.gguf_header import read_gguf_header
+
+    return kv_cache_bytes(read_gguf_header(path), n_ctx)

@@ -1,0 +1,29 @@
+"""`basechat bench --quick` runs and prints well-formed figures. No time is asserted here:
+speed targets live in the benchmark's own report, never in a test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_cli import basechat
+
+pytestmark = pytest.mark.model
+
+KEYS = {
+    "gen_tps", "gen_ratio_lowlevel", "gen_ratio_llama_bench", "prompt_tps", "ttft_warm_s", "ttft_cold_s",
+    "ttft_warm_over_cold", "threads_default", "threads_best", "threads_ratio_best", "per_token_cost_ratio",
+    "startup_window_s", "startup_model_s", "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
+}  # fmt: skip
+
+
+def test_quick_bench_prints_every_key_as_json(model_path):
+    result = basechat("bench", "--quick", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert set(figures) >= KEYS
+    assert figures["machine"]["logical_cores"] >= 1 and figures["model"] == "gemma3-270m"
+    for key in ("gen_tps", "gen_ratio_lowlevel", "ttft_warm_s", "ttft_cold_s", "per_token_cost_ratio"):
+        assert isinstance(figures[key], float) and figures[key] > 0
+    assert figures["threads_default"] >= 1 and str(figures["threads_best"]) in figures["threads_tps"]
