@@ -78,7 +78,9 @@ $(NATIVE)/bin/llama-bench: | $(BIN)/python
 	mkdir -p $(NATIVE)/bin && cp $(NATIVE)/build/bin/llama-bench $(NATIVE)/bin/
 
 bench: $(RUN_STAMP)
-	$(BIN)/basechat bench
+	$(BIN)/pip install --quiet -e ".[default-model,bench]"
+	$(BIN)/basechat bench --json --plot docs/performance.png > docs/bench.json
+	@cat docs/bench.json
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check --fix app tests

@@ -86,7 +86,7 @@ def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
     for i in range(turns - 1):
         history += [
             Message("user", f"Tell me one fact about the number {i}, with a little history around it."),
-            Message("assistant", f"The number {i} appears in many counting systems; " * 6),
+            Message("assistant", f"The number {i} appears in many counting systems; " * 8),
         ]
     session = ChatSession(engine, load_template("chat"), replace(GREEDY, max_tokens=1), history)
     question = "And what is the capital of France?"
@@ -108,7 +108,10 @@ def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
 
 
 def per_token_cost(engine: LlamaEngine, n_tokens: int, window: int) -> dict:
-    """Milliseconds per token early in one long reply vs at its end."""
+    """Milliseconds per token early in one long reply vs at its end, and the same for the bare
+    loop: attention over a longer context costs llama.cpp itself more, whatever Python does."""
+    from app.engine.reference import bare_token_times
+
     prompt = _prompt(engine, COUNTING)
     engine.clear_cache()
     generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), ["\nUser:"])
@@ -118,9 +121,13 @@ def per_token_cost(engine: LlamaEngine, n_tokens: int, window: int) -> dict:
     gaps = [b - a for a, b in itertools.pairwise(stamps[1:])]  # from the first token on
     early, late = gaps[:window], gaps[-window:]
     ratio = (sum(late) / len(late)) / (sum(early) / len(early))
+    bare = bare_token_times(engine, prompt, n_tokens)
+    bare_ratio = statistics.mean(bare[-window:]) / statistics.mean(bare[1 : window + 1])
     return {"per_token_ms_early": round(1000 * statistics.mean(early), 3),
             "per_token_ms_late": round(1000 * statistics.mean(late), 3),
-            "per_token_cost_ratio": round(ratio, 3), "per_token_reply_tokens": len(gaps) + 1}  # fmt: skip
+            "per_token_cost_ratio": round(ratio, 3), "per_token_reply_tokens": len(gaps) + 1,
+            "lowlevel_per_token_cost_ratio": round(bare_ratio, 3),
+            "per_token_cost_ratio_vs_lowlevel": round(ratio / bare_ratio, 3)}  # fmt: skip
 
 
 def thread_choice(path: Path, n_tokens: int, repeats: int) -> dict:
@@ -143,16 +150,31 @@ def thread_choice(path: Path, n_tokens: int, repeats: int) -> dict:
             "threads_ratio_best": round(results.get(default, 0.0) / results[best], 3)}  # fmt: skip
 
 
-def llama_bench(path: Path, threads: int) -> dict:
-    """llama.cpp's own numbers, when ``make bench-native`` has built llama-bench."""
-    if not LLAMA_BENCH.is_file():
-        return {"llama_bench_gen_tps": None, "llama_bench_prompt_tps": None}
-    command = [str(LLAMA_BENCH), "-m", str(path), "-t", str(threads), "-p", "1000", "-n", "128", "-r", "3",
+def llama_bench(path: Path, threads: int) -> tuple[float, float]:
+    """llama.cpp's own generation and prompt speeds (tg128, pp1000), one repetition."""
+    command = [str(LLAMA_BENCH), "-m", str(path), "-t", str(threads), "-p", "1000", "-n", "128", "-r", "1",
                "-o", "json"]  # fmt: skip
     runs = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout)
     gen = next(r["avg_ts"] for r in runs if r["n_gen"] > 0)
     prompt = next(r["avg_ts"] for r in runs if r["n_prompt"] > 0)
-    return {"llama_bench_gen_tps": round(gen, 2), "llama_bench_prompt_tps": round(prompt, 1)}
+    return gen, prompt
+
+
+def versus_llama_bench(engine: LlamaEngine, path: Path, repeats: int) -> dict:
+    """Basechat and llama-bench taken in turns, so both see the same machine load; medians.
+    Null when ``make bench-native`` has not built llama-bench."""
+    if not LLAMA_BENCH.is_file():
+        return dict.fromkeys(["llama_bench_gen_tps", "llama_bench_prompt_tps", "gen_ratio_llama_bench",
+                              "prompt_ratio_llama_bench"])  # fmt: skip
+    theirs, ours = [], []
+    for _ in range(repeats):
+        theirs.append(llama_bench(path, engine.n_threads))
+        ours.append((generation_speed(engine, 128, 1)["gen_tps"], prompt_speed(engine, 1)["prompt_tps"]))
+    gen, prompt = (statistics.median(t[0] for t in theirs), statistics.median(t[1] for t in theirs))
+    our_gen, our_prompt = (statistics.median(o[0] for o in ours), statistics.median(o[1] for o in ours))
+    return {"llama_bench_gen_tps": round(gen, 2), "llama_bench_prompt_tps": round(prompt, 1),
+            "gen_ratio_llama_bench": round(our_gen / gen, 3),
+            "prompt_ratio_llama_bench": round(our_prompt / prompt, 3)}  # fmt: skip
 
 
 def _child(code: str) -> dict:
@@ -185,7 +207,7 @@ def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], 
     with LlamaEngine(path) as engine:
         out["n_ctx"], out["threads"] = engine.n_ctx, engine.n_threads
         progress("generation speed")
-        out |= generation_speed(engine, 64 if quick else 256, repeats)
+        out |= generation_speed(engine, 64 if quick else 128, repeats)  # llama-bench: -n 128
         progress("follow-up latency")
         out |= follow_up_latency(engine, 6 if quick else 12, repeats)
         progress("per-token cost")
@@ -193,6 +215,8 @@ def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], 
         if not quick:
             progress("prompt speed")
             out |= prompt_speed(engine, repeats)
+            progress("llama-bench, in turns with Basechat")
+            out |= versus_llama_bench(engine, path, 3)
     progress("thread choice")
     out |= thread_choice(path, 32 if quick else 128, repeats)
     out |= _quick_nulls() if quick else _slow_figures(path, out, progress)
@@ -201,13 +225,6 @@ def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], 
 
 def _slow_figures(path: Path, out: dict, progress: Callable[[str], None]) -> dict:
     figures: dict = {}
-    progress("llama-bench")
-    figures |= llama_bench(path, out["threads"])
-    if figures["llama_bench_gen_tps"]:
-        figures["gen_ratio_llama_bench"] = round(out["gen_tps"] / figures["llama_bench_gen_tps"], 3)
-        figures["prompt_ratio_llama_bench"] = round(out["prompt_tps"] / figures["llama_bench_prompt_tps"], 3)
-    else:
-        figures["gen_ratio_llama_bench"] = figures["prompt_ratio_llama_bench"] = None
     progress("start-up")
     figures |= startup()
     progress("memory")

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", help="catalog id or .gguf path (default: gemma3-270m)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--quick", action="store_true", help="figures 1, 3, 4 and 5, reduced (under a minute)")
+    bench.add_argument(
+        "--plot", type=Path, help="also draw TTFT and tokens/s per turn (PNG; needs matplotlib)"
+    )
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
     return parser
 
@@ -622,6 +625,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from app.models.catalog import resolve_model
 
     model_id, path = resolve_model(args.model)
+    if args.plot:
+        try:
+            from app.bench_plot import plot
+        except ImportError:
+            raise InputError("--plot needs matplotlib: pip install -e '.[bench]'") from None
+        plot(path, args.plot)
     figures = run_bench(path, model_id, args.quick, lambda step: sys.stderr.write(f"bench: {step}…\n"))
     if args.json:
         print(json.dumps(figures))

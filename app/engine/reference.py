@@ -15,20 +15,26 @@ from app.engine.llama import LlamaEngine
 
 def bare_generation_tps(engine: LlamaEngine, prompt: list[int], n_tokens: int) -> float:
     """Tokens per second of a greedy loop, timed from the first sampled token."""
+    return n_tokens / sum(bare_token_times(engine, prompt, n_tokens))
+
+
+def bare_token_times(engine: LlamaEngine, prompt: list[int], n_tokens: int) -> list[float]:
+    """Seconds spent on each token (sample + decode) of a greedy loop, end-of-text ignored."""
     engine.clear_cache()
     arr = (lc.llama_token * len(prompt))(*prompt)
     lc.llama_decode(engine._ctx, lc.llama_batch_get_one(arr, len(prompt)))
     chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
     lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
     one = (lc.llama_token * 1)()
-    started = time.perf_counter()
+    times = []
     for _ in range(n_tokens):
+        started = time.perf_counter()
         one[0] = lc.llama_sampler_sample(chain, engine._ctx, -1)
         lc.llama_decode(engine._ctx, lc.llama_batch_get_one(one, 1))
-    elapsed = time.perf_counter() - started
+        times.append(time.perf_counter() - started)
     lc.llama_sampler_free(chain)
     engine.clear_cache()
-    return n_tokens / elapsed
+    return times
 
 
 def bare_prompt_tps(engine: LlamaEngine, prompt: list[int]) -> float:
