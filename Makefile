@@ -36,7 +36,7 @@ screenshots: $(RUN_STAMP)
 
 # A double-clickable app for the machine this runs on, in dist/ (see README, "Download and run").
 PKG_STAMP := $(VENV)/.installed-package
-PKG_DATA := build/package-data
+PKG_DATA := $(CURDIR)/build/package-data
 ARCH := $(shell uname -s | tr A-Z a-z)-$(shell uname -m)
 
 $(PKG_STAMP): pyproject.toml | $(BIN)/python

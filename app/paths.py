@@ -14,7 +14,9 @@ DATA_DIR_ENV = "BASECHAT_DATA_DIR"
 def data_dir() -> Path:
     """The user's Basechat folder; ``BASECHAT_DATA_DIR`` overrides it so tests stay out."""
     override = os.environ.get(DATA_DIR_ENV)
-    path = Path(override) if override else Path(user_data_dir(APP_NAME, appauthor=False))
+    path = (
+        Path(override).expanduser().resolve() if override else Path(user_data_dir(APP_NAME, appauthor=False))
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 

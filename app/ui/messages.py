@@ -181,6 +181,15 @@ class ConversationView(QScrollArea):
         inner = QWidget()
         self.column = QVBoxLayout(inner)
         self.column.setSpacing(8)
+        self.hint = QLabel(
+            "<h3>Chat with a base model, offline</h3>"
+            "<p>Type a message below. Basechat wraps it in a conversation transcript so the model "
+            "answers like a chat partner.<br>The <b>Frame</b> button shows exactly what the model reads.</p>"
+        )
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.column.addWidget(self.hint)
         self.column.addStretch()
         self.setWidget(inner)
         self.turns: list[MessageWidget] = []
@@ -191,9 +200,11 @@ class ConversationView(QScrollArea):
         for turn in self.turns:
             turn.deleteLater()
         self.turns = []
+        self.hint.show()
 
     def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
         turn = MessageWidget(role, position, speaker)
+        self.hint.hide()
         self.column.insertWidget(self.column.count() - 1, turn)
         self.turns.append(turn)
         self._stick = True
@@ -204,6 +215,7 @@ class ConversationView(QScrollArea):
         for turn in self.turns[len(keep) :]:
             turn.deleteLater()
         self.turns = keep
+        self.hint.setVisible(not keep)
 
     def _follow(self, _low: int, high: int) -> None:
         """Keep the newest text in view while it streams, unless the user scrolled up."""
