@@ -243,7 +243,7 @@ class MainWindow(QMainWindow):
         self.frame.show_template(self.template)
         self.view.clear()
         for message in conversation.messages:
-            self._show_message(message)
+            self._show_message(message, last=message is conversation.messages[-1])
         self.inspect_prompt()
 
     def _conversation_template(self, conversation) -> Template:
@@ -255,11 +255,11 @@ class MainWindow(QMainWindow):
         except BasechatError:
             return load_template(DEFAULT_TEMPLATE)
 
-    def _show_message(self, message) -> MessageWidget:
+    def _show_message(self, message, last: bool) -> MessageWidget:
         turn = self._turn(message.role, message.position)
         note = "interrupted" if message.status == "interrupted" else ""
         turn.set_final(message.text, note)
-        turn.add_actions(message.alternative, message.alternatives, message.finish_reason == "length")
+        turn.add_actions(message.alternative, message.alternatives, message.finish_reason == "length", last)
         return turn
 
     def _turn(self, role: str, position: int) -> MessageWidget:
@@ -347,6 +347,7 @@ class MainWindow(QMainWindow):
             return
         self.streaming = None
         self.composer.set_busy(False)
+        self._mark_older_turns()
         self._reload_last_turn()
         self.status_speed.setText(f"{outcome.tokens_per_s:.1f} tok/s")
         used = outcome.prompt_tokens + outcome.completion_tokens
@@ -354,6 +355,12 @@ class MainWindow(QMainWindow):
         self.status_context.setText(f"context {used}/{outcome.n_ctx}{dropped}")
         self.sidebar.refresh(select=self.conversation_id)
         self.inspect_prompt()
+
+    def _mark_older_turns(self) -> None:
+        """The reply before this one is no longer the newest: it loses Regenerate and Continue."""
+        older = [t for t in self.view.turns[:-1] if t.role == "assistant"]
+        if older:
+            older[-1].add_actions(*older[-1].versions, can_continue=False, last=False)
 
     def _reload_last_turn(self) -> None:
         """Show the finished reply as stored: Markdown, alternatives and buttons."""

@@ -67,6 +67,7 @@ class MessageWidget(QFrame):
         super().__init__()
         self.role, self.position, self.text = role, position, ""
         self._parts: list[str] = []
+        self.versions = (0, 1)  # (shown alternative, how many) — kept for redrawing the buttons
         self.setObjectName("userTurn" if role == "user" else "assistantTurn")
         self.setAccessibleName(f"{speaker} message")
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -125,7 +126,11 @@ class MessageWidget(QFrame):
 
     # -- actions ---------------------------------------------------------------
 
-    def add_actions(self, alternative: int = 0, alternatives: int = 1, can_continue: bool = False) -> None:
+    def add_actions(
+        self, alternative: int = 0, alternatives: int = 1, can_continue: bool = False, last: bool = True
+    ) -> None:
+        """Regenerate and Continue belong to the newest reply only, so the thread stays one line."""
+        self.versions = (alternative, alternatives)
         _clear(self.actions)
         self._button("Copy", "Copy this message", lambda: self.copy_requested.emit(self.text))
         for number, code in enumerate(CODE_BLOCK.findall(self.text), 1):
@@ -133,12 +138,12 @@ class MessageWidget(QFrame):
                          lambda _=False, c=code: self.copy_requested.emit(c))  # fmt: skip
         if self.role == "user":
             self._button("Edit", "Edit and resend this message", lambda: self.edit.emit(self.position))
-        else:
+        elif last:
             self._button("Regenerate", "Write another reply", lambda: self.regenerate.emit(self.position))
             if can_continue:
                 self._button("Continue", "Continue this reply", lambda: self.continue_.emit(self.position))
-            if alternatives > 1:
-                self._alternatives(alternative, alternatives)
+        if self.role == "assistant" and alternatives > 1:
+            self._alternatives(alternative, alternatives)
         self.actions.addStretch()
 
     def _alternatives(self, current: int, count: int) -> None:
