@@ -201,3 +201,53 @@ def test_streaming_into_the_view_keeps_python_reference_counts_sound(qtbot, wind
         turn.append(" word")
     qtbot.wait(10)
     assert sys.getrefcount(None) - before > -50
+
+
+def test_model_manager_refuses_a_bad_gguf_with_a_reason(qtbot, window, tmp_path):
+    from app.ui.models_dialog import ModelsDialog
+
+    dialog = ModelsDialog(window)
+    qtbot.addWidget(dialog)
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    dialog.add_file(bad)
+    qtbot.waitUntil(lambda: "damaged or truncated" in dialog.message.text(), timeout=LONG)
+    assert window.isVisible()
+
+
+def test_model_manager_downloads_with_progress_from_a_local_hub(qtbot, window, tmp_path, monkeypatch):
+    import numpy as np
+    from gguf import GGUFWriter
+
+    from app.ui.models_dialog import ModelsDialog
+    from tests.hub_server import start_hub
+
+    path = tmp_path / "tiny.gguf"
+    writer = GGUFWriter(path, "llama")
+    writer.add_tensor(
+        "token_embd.weight", np.random.default_rng(2).standard_normal((1024, 1024)).astype(np.float32)
+    )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    server = start_hub()
+    server.hub.files[("test/tiny-GGUF", "tiny.gguf")] = path.read_bytes()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    (tmp_path / "catalog.toml").write_text(
+        '[[model]]\nid = "tiny"\nname = "Tiny test model"\nparameters = "1M"\nquantisation = "F32"\n'
+        'repo = "test/tiny-GGUF"\nfile = "tiny.gguf"\nsize = 4194304\nlicense = "test"\n'
+        'context_length = 256\nmin_ram_gb = 1\ntemplate = "chat"\n'
+    )
+    dialog = ModelsDialog(window)
+    qtbot.addWidget(dialog)
+    row = next(
+        r for r in range(dialog.table.rowCount()) if dialog.table.item(r, 0).text() == "Tiny test model"
+    )
+    button = dialog.table.cellWidget(row, dialog.table.columnCount() - 1)
+    assert button.text() == "Download"
+    with qtbot.waitSignal(dialog.models_changed, timeout=LONG):
+        button.click()
+    qtbot.waitUntil(lambda: "ready" in dialog.message.text(), timeout=LONG)
+    assert (tmp_path / "models" / "tiny.gguf").read_bytes() == path.read_bytes()
+    server.shutdown()
