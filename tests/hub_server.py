@@ -25,6 +25,7 @@ class HubBehaviour:
     claimed_size: int | None = None
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     bytes_sent: int = 0
+    proxied: int = 0  # requests that came as a proxy's absolute URI
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,13 +35,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_HEAD(self) -> None:
+        self._as_proxy()
         self._resolve(head=True)
 
     def do_GET(self) -> None:
+        self._as_proxy()
         if self.path.startswith("/api/models/"):
             self._model_info()
         else:
             self._resolve(head=False)
+
+    def _as_proxy(self) -> None:
+        """Acting as an HTTP proxy: the request line carries the whole URL."""
+        match = re.match(r"^https?://[^/]+(/.*)$", self.path)
+        if match:
+            self.server.hub.proxied += 1
+            self.path = match.group(1)
 
     def _lookup(self) -> tuple[str, str] | None:
         match = re.match(r"^/(.+?/.+?)/resolve/[^/]+/(.+?)(\?.*)?$", self.path)

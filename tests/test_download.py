@@ -134,3 +134,23 @@ def test_cancel_keeps_the_partial_file_for_later(hub, entry, tiny_gguf):
     part = entry.local_path.with_name(FILE + ".part")
     assert 0 < part.stat().st_size < len(tiny_gguf)
     assert download(entry).read_bytes() == tiny_gguf
+
+
+def test_proxies_from_the_environment_are_honoured(monkeypatch, entry, tiny_gguf, tmp_path):
+    from huggingface_hub import close_session
+
+    server = start_hub()
+    server.hub.files[(REPO, FILE)] = tiny_gguf
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.basechat.invalid")  # reachable only through the proxy
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    close_session()  # the library's shared client reads proxy settings when it is created
+    try:
+        assert download(entry).read_bytes() == tiny_gguf
+        assert server.hub.proxied >= 2  # the metadata request and the file itself
+    finally:
+        monkeypatch.undo()
+        close_session()
+        server.shutdown()

@@ -1,0 +1,63 @@
+"""`basechat chat` on a real terminal (a pseudo-terminal): Ctrl+C stops a reply, not the chat."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.model
+
+
+def read_until(fd: int, marker: bytes, timeout: float = 60) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    return seen
+
+
+def test_ctrl_c_stops_a_reply_and_the_chat_goes_on(tmp_path, model_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / model_path.name).symlink_to(model_path)
+    template = tmp_path / "book.toml"
+    template.write_text(
+        'preamble = "An endless book. Each chapter goes on and on for many pages."\n'
+        'user_name = "Chapter title"\nassistant_name = "Chapter text"\n'
+    )
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(tmp_path), "TERM": "dumb"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "chat", "--template", str(template), "--max-tokens", "2000",
+         "--temperature", "1.0", "--seed", "5"],
+        stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True,
+    )  # fmt: skip
+    os.close(follower)
+    try:
+        assert b"You: " in read_until(leader, b"You: ")
+        os.write(leader, b"Tell me a long story.\n")
+        assert b"Assistant: " in read_until(leader, b"Assistant: ", 30)
+        time.sleep(1.5)  # let it stream a while (this seed writes for about 9 s)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl+C sends to the terminal's process group
+        after = read_until(leader, b"You: ", 30)
+        assert b"[stopped]" in after
+        assert process.poll() is None  # still running, waiting for the next message
+        os.write(leader, b"/quit\n")
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
