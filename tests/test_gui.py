@@ -251,3 +251,22 @@ def test_model_manager_downloads_with_progress_from_a_local_hub(qtbot, window, t
     qtbot.waitUntil(lambda: "ready" in dialog.message.text(), timeout=LONG)
     assert (tmp_path / "models" / "tiny.gguf").read_bytes() == path.read_bytes()
     server.shutdown()
+
+
+def test_turn_colours_follow_a_switch_to_a_dark_palette(qtbot, window):
+    from PySide6.QtGui import QColor, QGuiApplication, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    send(qtbot, window, "Hi")
+    light = QGuiApplication.palette()
+    dark = QPalette(light)
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    dark.setColor(QPalette.ColorRole.AlternateBase, QColor("#333842"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#e6e6e6"))
+    QApplication.setPalette(dark)  # what the system switching to dark does
+    try:
+        user, reply = window.view.turns
+        assert user.palette().color(user.backgroundRole()) == QColor("#333842")
+        assert reply.palette().color(reply.backgroundRole()) == QColor("#1e1e1e")
+    finally:
+        QApplication.setPalette(light)

@@ -72,10 +72,9 @@ class MessageWidget(QFrame):
         self.setAccessibleName(f"{speaker} message")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
-        palette = self.palette()
-        role_color = QPalette.ColorRole.AlternateBase if role == "user" else QPalette.ColorRole.Base
-        palette.setColor(QPalette.ColorRole.Window, palette.color(role_color))
-        self.setPalette(palette)
+        # A palette role, not a colour: light and dark follow the system, even when it switches.
+        user = QPalette.ColorRole.AlternateBase
+        self.setBackgroundRole(user if role == "user" else QPalette.ColorRole.Base)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         self.header = QLabel(f"<b>{speaker}</b>")
