@@ -266,7 +266,10 @@ def test_turn_colours_follow_a_switch_to_a_dark_palette(qtbot, window):
     QApplication.setPalette(dark)  # what the system switching to dark does
     try:
         user, reply = window.view.turns
-        assert user.palette().color(user.backgroundRole()) == QColor("#333842")
-        assert reply.palette().color(reply.backgroundRole()) == QColor("#1e1e1e")
+
+        def shows(turn, colour: str) -> bool:
+            return turn.palette().color(turn.backgroundRole()) == QColor(colour)
+
+        qtbot.waitUntil(lambda: shows(user, "#333842") and shows(reply, "#1e1e1e"), timeout=5000)
     finally:
         QApplication.setPalette(light)
