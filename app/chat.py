@@ -9,7 +9,7 @@ evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from app.engine.base import Backend, Completion, Generation, SamplingParams
@@ -18,6 +18,11 @@ from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
 from app.scaffold.transcript import cue_text
 
 _TOKEN_CACHE_LIMIT = 1024
+
+
+def reply_budget(max_tokens: int, n_ctx: int) -> int:
+    """Tokens a reply may use: what was asked, but never more than half the context."""
+    return min(max_tokens, n_ctx // 2)
 
 
 @dataclass(frozen=True)
@@ -88,19 +93,19 @@ class ChatSession:
         if not user_text.strip():
             raise InputError("The message is empty.")
         pieces = render_pieces(self.template, self.history, user_text)
-        piece_tokens = [self._piece_tokens(p) for p in pieces]
-        budget = self.engine.n_ctx - self._reply_budget()
-        fitted = fit_pieces(pieces, [len(t) for t in piece_tokens], budget)
-        kept = {id(p) for p in fitted.pieces}
-        tokens = list(self.engine.start_tokens())
-        for piece, ids in zip(pieces, piece_tokens, strict=True):
-            if id(piece) in kept:
-                tokens.extend(ids)
+        sizes = [len(self._piece_tokens(p)) for p in pieces]
+        fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget())
         text = "".join(p.text for p in fitted.pieces)
-        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx)
+        return PromptPlan(text, self._prompt_tokens(fitted.pieces), fitted.dropped_turns, self.engine.n_ctx)
+
+    def _prompt_tokens(self, pieces: list[Piece]) -> list[int]:
+        tokens = list(self.engine.start_tokens())
+        for piece in pieces:
+            tokens.extend(self._piece_tokens(piece))
+        return tokens
 
     def _reply_budget(self) -> int:
-        return min(self.params.max_tokens, self.engine.n_ctx // 2)
+        return reply_budget(self.params.max_tokens, self.engine.n_ctx)
 
     def _piece_tokens(self, piece: Piece) -> tuple[int, ...]:
         message = self.history[piece.message_index] if piece.kind == "assistant" else None
@@ -123,60 +128,65 @@ class ChatSession:
     def send(self, user_text: str) -> ReplyStream:
         """Start the reply to ``user_text``; history gains both turns when the stream ends."""
         plan = self.plan(user_text)
-        params = replace(self.params, max_tokens=self._reply_budget())
-        generation = self.engine.generate(plan.tokens, params, self.template.stop_strings())
-        stream = ReplyStream(generation)
-        stream._chunks = self._follow(stream, Message("user", user_text.strip()), plan)
-        return stream
+        user = Message("user", user_text.strip())
 
-    def _follow(self, stream: ReplyStream, user: Message, plan: PromptPlan) -> Iterator[str]:
-        yield from stream.generation
-        completion = stream.generation.result
-        assert completion is not None
-        raw = completion.text
-        message = Message("assistant", raw.strip(), raw=raw, tokens=completion.tokens)
-        self.history += [user, message]
-        stream.reply = Reply(message, completion, plan.dropped_turns)
+        def finish(completion: Completion) -> Reply:
+            raw = completion.text
+            message = Message("assistant", raw.strip(), raw=raw, tokens=completion.tokens)
+            self.history += [user, message]
+            return Reply(message, completion, plan.dropped_turns)
+
+        return self._stream(plan.tokens, finish)
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
 
     def continue_last(self) -> ReplyStream:
         """Extend the last assistant reply (one that hit the length limit) where it stopped."""
-        if not self.history or self.history[-1].role != "assistant":
+        if len(self.history) < 2 or self.history[-1].role != "assistant":
             raise InputError("There is no reply to continue.")
         last = self.history[-1]
         raw = last.raw if last.raw is not None else " " + last.text
-        tokens = list(self.engine.start_tokens())
+        before = last.tokens if last.tokens is not None else self._tokens(raw)
         pieces = render_pieces(self.template, self.history[:-2], self.history[-2].text)
-        for piece in pieces:
-            tokens.extend(self._piece_tokens(piece))
-        tokens.extend(last.tokens if last.tokens is not None else self._tokens(raw))
+        tokens = self._prompt_tokens(pieces) + list(before)
         if len(tokens) + self._reply_budget() > self.engine.n_ctx:
             raise InputError("The conversation is too long to continue this reply; start a new one.")
+
+        def finish(completion: Completion) -> Reply:
+            joined, ids = raw + completion.text, before + completion.tokens
+            message = Message("assistant", joined.strip(), raw=joined, tokens=ids)
+            self.history[-1] = message
+            return Reply(message, replace(completion, text=joined, tokens=ids), 0)
+
+        return self._stream(tokens, finish)
+
+    def _stream(self, tokens: list[int], finish: Callable[[Completion], Reply]) -> ReplyStream:
         params = replace(self.params, max_tokens=self._reply_budget())
-        generation = self.engine.generate(tokens, params, self.template.stop_strings())
-        stream = ReplyStream(generation)
-        stream._chunks = self._extend(stream, last, raw)
+        stream = ReplyStream(self.engine.generate(tokens, params, self.template.stop_strings()))
+        stream._chunks = _then(stream, finish)
         return stream
 
-    def _extend(self, stream: ReplyStream, last: Message, raw: str) -> Iterator[str]:
-        yield from stream.generation
-        completion = stream.generation.result
-        assert completion is not None
-        joined = raw + completion.text
-        ids = (last.tokens or tuple(self._tokens(raw))) + completion.tokens
-        message = Message("assistant", joined.strip(), raw=joined, tokens=ids)
-        self.history[-1] = message
-        stream.reply = Reply(message, replace(completion, text=joined, tokens=ids), 0)
+
+def _then(stream: ReplyStream, finish: Callable[[Completion], Reply]) -> Iterator[str]:
+    """Pass the chunks on; when the generation ends, record its reply."""
+    yield from stream.generation
+    assert stream.generation.result is not None
+    stream.reply = finish(stream.generation.result)
 
 
-def raw_generation(engine: Backend, text: str, params: SamplingParams) -> Generation:
+def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyStream:
     """No scaffold at all: the bare text, continued (for comparison with the transcript)."""
     if not text.strip():
         raise InputError("The message is empty.")
-    budget = min(params.max_tokens, engine.n_ctx // 2)
+    budget = reply_budget(params.max_tokens, engine.n_ctx)
     prompt = list(engine.start_tokens()) + engine.tokenize(text)
     if len(prompt) + budget > engine.n_ctx:
         raise InputError(f"The text is {len(prompt)} tokens; the context holds {engine.n_ctx}.")
-    return engine.generate(prompt, replace(params, max_tokens=budget), [])
+    stream = ReplyStream(engine.generate(prompt, replace(params, max_tokens=budget), []))
+
+    def finish(completion: Completion) -> Reply:
+        return Reply(Message("assistant", completion.text, raw=completion.text), completion, 0)
+
+    stream._chunks = _then(stream, finish)
+    return stream

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from app.errors import BasechatError, InputError
@@ -205,7 +205,7 @@ def _load(args: argparse.Namespace):
     engine = LlamaEngine(path, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
     params = SamplingParams(max_tokens=args.max_tokens, seed=args.seed)
     if args.temperature is not None:
-        params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+        params = replace(params, temperature=args.temperature)
     return model_id, ChatSession(engine, template, params, history)
 
 
@@ -223,12 +223,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _read_history(path: Path):
     from app.scaffold import Message
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}.") from None
+    data = _read_json(path)
     if not isinstance(data, list):
         raise InputError(f"{path} must hold a JSON list of turns.")
     history = []
@@ -287,7 +282,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
     model_id, session = _load(args)
     if args.raw:
         stream = raw_generation(session.engine, args.message, session.params)
-        dropped = 0
     else:
         stream = session.send(args.message)
     with _cancel_on_interrupt(stream):
@@ -296,27 +290,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
         else:
             _echo(stream)
             print()
-    completion = stream.result if args.raw else stream.reply.completion
-    if not args.raw:
-        dropped = stream.reply.dropped_turns
     if args.json:
-        text = completion.text if args.raw else stream.reply.text
         template = "raw" if args.raw else session.template.name
-        print(json.dumps(_ask_json(text, completion, model_id, template, dropped)))
+        print(json.dumps(_ask_json(stream.reply, model_id, template)))
     return 0
 
 
-def _ask_json(text, completion, model_id: str, template: str, dropped: int) -> dict:
-    usage = asdict(completion.usage)
+def _ask_json(reply, model_id: str, template: str) -> dict:
+    usage = asdict(reply.completion.usage)
     return {
-        "reply": text,
-        "finish_reason": completion.finish_reason,
+        "reply": reply.text,
+        "finish_reason": reply.completion.finish_reason,
         **{k: usage[k] for k in ("prompt_tokens", "cached_tokens", "completion_tokens")},
         "ttft_s": round(usage["ttft_s"], 4),
         "tokens_per_s": round(usage["tokens_per_s"], 2),
         "model": model_id,
         "template": template,
-        "dropped_turns": dropped,
+        "dropped_turns": reply.dropped_turns,
     }
 
 

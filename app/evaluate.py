@@ -147,7 +147,7 @@ def _leaks(text: str, template: Template) -> bool:
 def _ask_raw(engine, item: EvalItem, params) -> Outcome:
     """The bare text; the reply is the continuation's first non-empty line."""
     prompt = "\n".join([*item.setup, item.question])
-    completion = raw_generation(engine, prompt, params).run()
+    completion = raw_generation(engine, prompt, params).run().completion
     lines = completion.text.split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     reply = lines[first].strip() if first is not None else ""
