@@ -303,3 +303,12 @@ def _wait_for_partial(db_path, deadline: float) -> str:
                     return texts[-1]
         time.sleep(0.1)
     return ""
+
+
+def test_merging_settings_keeps_the_other_keys(store):
+    cid = chat_with(store, "hi")
+    store.merge_settings(cid, {"frame": {"name": "tutor"}}, template="tutor")
+    assert store.settings(cid) == {"temperature": 0.5, "frame": {"name": "tutor"}}
+    assert store.get(cid).template == "tutor"
+    with pytest.raises(InputError):
+        store.settings(999)

@@ -147,6 +147,23 @@ class ChatStore:
             raise InputError("A conversation needs a title.")
         self._update_conversation(conversation_id, title=title.strip())
 
+    def settings(self, conversation_id: int) -> dict:
+        """Only the settings in force, without reading the messages."""
+        row = self.db.execute(
+            "SELECT settings FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
+        if row is None:
+            raise InputError(f"No conversation {conversation_id}.")
+        return json.loads(row[0] or "{}")
+
+    def merge_settings(self, conversation_id: int, items: dict, template: str | None = None) -> None:
+        """Replace some keys of a conversation's settings (and its template name), atomically."""
+        with self._transaction():
+            values: dict = {"settings": {**self.settings(conversation_id), **items}}
+            if template is not None:
+                values["template"] = template
+            self.update_settings(conversation_id, **values)
+
     def update_settings(self, conversation_id: int, **values) -> None:
         """template, settings (dict) or model in force for this conversation."""
         if "settings" in values:

@@ -26,10 +26,6 @@ def _has_xcb_cursor() -> bool:
     return find_library("xcb-cursor") is not None
 
 
-def display_available() -> bool:
-    return gui_unavailable_reason() is None
-
-
 def run_gui(model: str | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 

@@ -290,11 +290,12 @@ class MainWindow(QMainWindow):
 
     # -- replies -------------------------------------------------------------------
 
-    def history(self, upto: int | None = None) -> list[Message]:
-        if self.conversation_id is None:
-            return []
-        stored = self.store.get(self.conversation_id).messages
-        return [Message(m.role, m.text, m.raw, m.tokens) for m in stored if upto is None or m.position < upto]
+    def _thread(self) -> list:
+        """The current conversation's visible turns, read once per action."""
+        return [] if self.conversation_id is None else self.store.get(self.conversation_id).messages
+
+    def history(self) -> list[Message]:
+        return _as_history(self._thread())
 
     def send(self, text: str) -> None:
         if self.streaming is not None or not self.model_info:
@@ -324,7 +325,7 @@ class MainWindow(QMainWindow):
     def _params(self):
         overrides = {}
         if self.conversation_id is not None:
-            overrides = self.store.get(self.conversation_id).settings.get("sampling", {})
+            overrides = self.store.settings(self.conversation_id).get("sampling", {})
         return load_sampling(self.settings, overrides)
 
     def _conversation_settings(self) -> dict:
@@ -349,8 +350,9 @@ class MainWindow(QMainWindow):
         self.composer.set_busy(False)
         self._mark_older_turns()
         self._reload_last_turn()
-        self.status_speed.setText(f"{outcome.tokens_per_s:.1f} tok/s")
-        used = outcome.prompt_tokens + outcome.completion_tokens
+        usage = outcome.usage
+        self.status_speed.setText(f"{usage.tokens_per_s:.1f} tok/s")
+        used = usage.prompt_tokens + usage.completion_tokens
         dropped = f" · {outcome.dropped_turns} old turns left out" if outcome.dropped_turns else ""
         self.status_context.setText(f"context {used}/{outcome.n_ctx}{dropped}")
         self.sidebar.refresh(select=self.conversation_id)
@@ -396,8 +398,8 @@ class MainWindow(QMainWindow):
     def regenerate(self, position: int) -> None:
         if self.streaming is not None or self.conversation_id is None or position < 1:
             return
-        history = self.history(upto=position - 1)
-        user = self.store.get(self.conversation_id).messages[position - 1]
+        thread = self._thread()
+        history, user = _as_history(thread[: position - 1]), thread[position - 1]
         self.view.remove_from(position)
         request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                mode="regenerate", user_text=user.text, position=position)  # fmt: skip
@@ -410,8 +412,8 @@ class MainWindow(QMainWindow):
     def continue_reply(self, position: int) -> None:
         if self.streaming is not None or self.conversation_id is None:
             return
-        stored = self.store.get(self.conversation_id).messages[position]
-        history = self.history(upto=position + 1)
+        thread = self._thread()
+        history, stored = _as_history(thread[: position + 1]), thread[position]
         self.view.remove_from(position)
         request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                mode="continue", position=position, message_id=stored.id)  # fmt: skip
@@ -420,7 +422,8 @@ class MainWindow(QMainWindow):
     def edit_message(self, position: int) -> None:
         if self.streaming is not None or self.conversation_id is None:
             return
-        old = self.store.get(self.conversation_id).messages[position]
+        thread = self._thread()
+        old, history = thread[position], _as_history(thread[:position])
         text, ok = QInputDialog.getMultiLineText(self, "Edit message", "Message (later turns are dropped):",
                                                  old.text)  # fmt: skip
         if not ok or not text.strip():
@@ -428,7 +431,6 @@ class MainWindow(QMainWindow):
         self.store.edit_user_message(self.conversation_id, position, text.strip())
         self.view.remove_from(position)
         self._turn("user", position).set_final(text.strip())
-        history = self.history(upto=position)
         self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                     user_text=text.strip()), position + 1)  # fmt: skip
 
@@ -448,9 +450,8 @@ class MainWindow(QMainWindow):
     def set_template(self, template: Template) -> None:
         self.template = template
         if self.conversation_id is not None:
-            settings = self.store.get(self.conversation_id).settings
-            settings[TEMPLATE_KEY] = _template_data(template)
-            self.store.update_settings(self.conversation_id, template=template.name, settings=settings)
+            items = {TEMPLATE_KEY: _template_data(template)}
+            self.store.merge_settings(self.conversation_id, items, template=template.name)
             self.open_conversation(self.conversation_id)
         self.inspect_prompt()
 
@@ -477,9 +478,7 @@ class MainWindow(QMainWindow):
             if self.conversation_id is not None:
                 from dataclasses import asdict
 
-                settings = self.store.get(self.conversation_id).settings
-                settings["sampling"] = asdict(dialog.sampling())
-                self.store.update_settings(self.conversation_id, settings=settings)
+                self.store.merge_settings(self.conversation_id, {"sampling": asdict(dialog.sampling())})
             if load_engine(self.settings) != engine_before and self.model_info:
                 self.load_model(self.model_info["id"])
 
@@ -514,6 +513,10 @@ class MainWindow(QMainWindow):
         self.thread.wait(10000)
         self.worker.release_model()
         super().closeEvent(event)
+
+
+def _as_history(stored: list) -> list[Message]:
+    return [Message(m.role, m.text, m.raw, m.tokens) for m in stored]
 
 
 def _template_data(template: Template) -> dict:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.chat import ChatSession
-from app.engine.base import SamplingParams
+from app.engine.base import SamplingParams, Usage
 from app.errors import BasechatError
 from app.scaffold import Message, Template
 from app.store import ChatStore, ReplyRecorder
@@ -61,13 +61,9 @@ class ReplyRequest:
 class ReplyOutcome:
     text: str
     finish_reason: str
-    tokens_per_s: float
-    ttft_s: float
-    prompt_tokens: int
-    completion_tokens: int
+    usage: Usage
     dropped_turns: int
     n_ctx: int
-    extra: dict = field(default_factory=dict)
 
 
 class EngineWorker(QObject):
@@ -180,10 +176,5 @@ class EngineWorker(QObject):
 
 
 def _outcome(reply, n_ctx: int) -> ReplyOutcome:
-    usage = reply.completion.usage
-    return ReplyOutcome(
-        text=reply.text, finish_reason=reply.completion.finish_reason,
-        tokens_per_s=usage.tokens_per_s, ttft_s=usage.ttft_s,
-        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-        dropped_turns=reply.dropped_turns, n_ctx=n_ctx,
-    )  # fmt: skip
+    completion = reply.completion
+    return ReplyOutcome(reply.text, completion.finish_reason, completion.usage, reply.dropped_turns, n_ctx)
