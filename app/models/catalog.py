@@ -81,16 +81,19 @@ def load_local_models() -> list[CatalogEntry]:
 
 
 def save_local_model(entry: CatalogEntry) -> None:
-    records = [asdict(e) for e in load_local_models() if e.id != entry.id] + [asdict(entry)]
-    path = _local_registry()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(records, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    _write_local([e for e in load_local_models() if e.id != entry.id] + [entry])
 
 
 def forget_local_model(model_id: str) -> None:
-    records = [asdict(e) for e in load_local_models() if e.id != model_id]
-    _local_registry().write_text(json.dumps(records, indent=1), encoding="utf-8")
+    _write_local([e for e in load_local_models() if e.id != model_id])
+
+
+def _write_local(entries: list[CatalogEntry]) -> None:
+    """Write then rename, so a crash never leaves half a registry."""
+    path = _local_registry()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([asdict(e) for e in entries], indent=1), encoding="utf-8")
+    tmp.replace(path)
 
 
 def find_entry(model_id: str) -> CatalogEntry | None:
