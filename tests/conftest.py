@@ -24,6 +24,29 @@ def model_path() -> Path:
     return ensure_default_model()
 
 
+@pytest.fixture
+def data_dir(tmp_path, model_path) -> Path:
+    """A fresh Basechat data folder that shares the already assembled default model."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / model_path.name).symlink_to(model_path)
+    return tmp_path
+
+
+@pytest.fixture
+def endless_book(tmp_path) -> Path:
+    """A template whose speaker names the model never writes, so nothing stops a reply early;
+    with ``--temperature 1.0 --seed 5`` the default model writes about 1,800 characters (9 s)."""
+    path = tmp_path / "book.toml"
+    path.write_text(
+        'preamble = "An endless book. Each chapter goes on and on for many pages."\n'
+        'user_name = "Chapter title"\nassistant_name = "Chapter text"\n'
+    )
+    return path
+
+
+LONG_REPLY_ARGS = ["--max-tokens", "2000", "--temperature", "1.0", "--seed", "5"]
+
+
 @pytest.fixture(scope="session")
 def engine(model_path):
     from app.engine.llama import LlamaEngine

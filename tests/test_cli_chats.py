@@ -11,14 +11,6 @@ from tests.test_cli import assert_one_line_error, basechat
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture
-def data_dir(tmp_path, model_path):
-    """A fresh data folder that shares the assembled default model."""
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / model_path.name).symlink_to(model_path)
-    return tmp_path
-
-
 def run(data_dir, *args, stdin=None):
     return basechat("--data-dir", str(data_dir), *args, stdin=stdin)
 

@@ -14,10 +14,8 @@ LONG = 120_000  # ms; generous, a CI machine may be busy
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, model_path, monkeypatch):
-    monkeypatch.setenv("BASECHAT_DATA_DIR", str(tmp_path))
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / model_path.name).symlink_to(model_path)
+def window(qtbot, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(data_dir))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     settings.setValue("sampling/temperature", 0.0)
     win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import LONG_REPLY_ARGS, ROOT
 
 pytestmark = pytest.mark.model
 
@@ -30,19 +30,11 @@ def read_until(fd: int, marker: bytes, timeout: float = 60) -> bytes:
     return seen
 
 
-def test_ctrl_c_stops_a_reply_and_the_chat_goes_on(tmp_path, model_path):
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / model_path.name).symlink_to(model_path)
-    template = tmp_path / "book.toml"
-    template.write_text(
-        'preamble = "An endless book. Each chapter goes on and on for many pages."\n'
-        'user_name = "Chapter title"\nassistant_name = "Chapter text"\n'
-    )
+def test_ctrl_c_stops_a_reply_and_the_chat_goes_on(data_dir, endless_book):
     leader, follower = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(tmp_path), "TERM": "dumb"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(data_dir), "TERM": "dumb"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "chat", "--template", str(template), "--max-tokens", "2000",
-         "--temperature", "1.0", "--seed", "5"],
+        [sys.executable, "-m", "app", "chat", "--template", str(endless_book), *LONG_REPLY_ARGS],
         stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True,
     )  # fmt: skip
     os.close(follower)
