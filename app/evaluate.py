@@ -139,9 +139,9 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
 
 
 def _leaks(text: str, template: Template) -> bool:
-    labels = [f"{name}:" for name in template.speaker_names]
-    stops = [s for s in template.stop_strings() if s.strip()]
-    return any(marker in text for marker in labels + stops)
+    """A speaker label anywhere in the shown reply (every turn stop contains one), or an extra stop."""
+    markers = [f"{name}:" for name in template.speaker_names] + [s for s in template.extra_stops if s.strip()]
+    return any(marker in text for marker in markers)
 
 
 def _ask_raw(engine, item: EvalItem, params) -> Outcome:
