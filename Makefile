@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint format clean screenshots bench bench-native package package-test
+.PHONY: run test test-fast servers lint format clean screenshots bench bench-native package package-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	$(BIN)/basechat
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(NATIVE)/bin/llama-server
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
@@ -67,15 +67,34 @@ LLAMA_CPP_PYTHON := 0.3.36
 NATIVE := .bench
 bench-native: $(NATIVE)/bin/llama-bench
 
-$(NATIVE)/bin/llama-bench: | $(BIN)/python
+LLAMA_SRC := $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp
+
+$(LLAMA_SRC)/CMakeLists.txt: | $(BIN)/python
 	mkdir -p $(NATIVE)
 	$(BIN)/pip download --quiet --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_PYTHON) -d $(NATIVE)
 	tar -xzf $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C $(NATIVE)
-	cmake -S $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp -B $(NATIVE)/build \
+	touch $@
+
+$(NATIVE)/bin/llama-bench: $(LLAMA_SRC)/CMakeLists.txt
+	cmake -S $(LLAMA_SRC) -B $(NATIVE)/build \
 		-DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 		-DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF > $(NATIVE)/cmake.log
 	cmake --build $(NATIVE)/build --target llama-bench -j $$(nproc) > $(NATIVE)/build.log
 	mkdir -p $(NATIVE)/bin && cp $(NATIVE)/build/bin/llama-bench $(NATIVE)/bin/
+
+# llama.cpp's llama-server and RPC server from the same source: the remote engine's tests talk to them.
+# The web UI is left out (its prebuilt copy would be downloaded, which fails offline).
+servers: $(NATIVE)/bin/llama-server
+
+$(NATIVE)/bin/llama-server: $(LLAMA_SRC)/CMakeLists.txt
+	cmake -S $(LLAMA_SRC) -B $(NATIVE)/build-server \
+		-DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+		-DLLAMA_BUILD_SERVER=ON -DGGML_RPC=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+		-DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF > $(NATIVE)/cmake-server.log
+	cmake --build $(NATIVE)/build-server --target llama-server ggml-rpc-server -j $$(nproc) > $(NATIVE)/build-server.log
+	mkdir -p $(NATIVE)/bin
+	cp $(NATIVE)/build-server/bin/ggml-rpc-server $(NATIVE)/bin/rpc-server
+	cp $(NATIVE)/build-server/bin/llama-server $(NATIVE)/bin/llama-server
 
 bench: $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e ".[default-model,bench]"

@@ -10,7 +10,7 @@ evaluated.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from app.engine.base import Backend, Completion, Generation, SamplingParams
 from app.errors import InputError
@@ -46,13 +46,13 @@ class Reply:
         return self.message.text
 
 
-@dataclass
 class ReplyStream:
     """Iterate for text chunks as they come; ``reply`` is set when the stream ends."""
 
-    generation: Generation
-    _chunks: Iterator[str] = field(default_factory=lambda: iter(()))
-    reply: Reply | None = None
+    def __init__(self, generation: Generation, finish: Callable[[Completion], Reply]) -> None:
+        self.generation = generation
+        self.reply: Reply | None = None
+        self._chunks = self._then(finish)
 
     def __iter__(self) -> Iterator[str]:
         return self._chunks
@@ -65,6 +65,12 @@ class ReplyStream:
             pass
         assert self.reply is not None
         return self.reply
+
+    def _then(self, finish: Callable[[Completion], Reply]) -> Iterator[str]:
+        """Pass the chunks on; when the generation ends, record its reply."""
+        yield from self.generation
+        assert self.generation.result is not None
+        self.reply = finish(self.generation.result)
 
 
 class ChatSession:
@@ -163,16 +169,7 @@ class ChatSession:
 
     def _stream(self, tokens: list[int], finish: Callable[[Completion], Reply]) -> ReplyStream:
         params = replace(self.params, max_tokens=self._reply_budget())
-        stream = ReplyStream(self.engine.generate(tokens, params, self.template.stop_strings()))
-        stream._chunks = _then(stream, finish)
-        return stream
-
-
-def _then(stream: ReplyStream, finish: Callable[[Completion], Reply]) -> Iterator[str]:
-    """Pass the chunks on; when the generation ends, record its reply."""
-    yield from stream.generation
-    assert stream.generation.result is not None
-    stream.reply = finish(stream.generation.result)
+        return ReplyStream(self.engine.generate(tokens, params, self.template.stop_strings()), finish)
 
 
 def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyStream:
@@ -183,10 +180,8 @@ def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyS
     prompt = list(engine.start_tokens()) + engine.tokenize(text)
     if len(prompt) + budget > engine.n_ctx:
         raise InputError(f"The text is {len(prompt)} tokens; the context holds {engine.n_ctx}.")
-    stream = ReplyStream(engine.generate(prompt, replace(params, max_tokens=budget), []))
 
     def finish(completion: Completion) -> Reply:
         return Reply(Message("assistant", completion.text, raw=completion.text), completion, 0)
 
-    stream._chunks = _then(stream, finish)
-    return stream
+    return ReplyStream(engine.generate(prompt, replace(params, max_tokens=budget), []), finish)

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -36,12 +36,36 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=Path, help='JSON list of {"role", "text"} turns')
     parser.add_argument("--raw", action="store_true", help="send the text with no transcript")
     parser.add_argument("--max-tokens", type=int, default=256, help="reply length limit")
-    parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.7)")
-    parser.add_argument("--seed", type=int, help="random seed for sampling")
+    _sampling_options(parser)
     parser.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     parser.add_argument("--gpu-layers", type=int, help="layers to offload (default: all on Metal)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _server_options(parser)
+
+
+def _sampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.7)")
+    parser.add_argument("--top-k", type=int, help="keep the K likeliest tokens (default 40; 0 = all)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95)")
+    parser.add_argument(
+        "--min-p", type=float, help="drop tokens below this share of the top one (default 0.05)"
+    )
+    parser.add_argument(
+        "--repeat-penalty", type=float, help="penalise repeated tokens (default 1.1; 1 = off)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed for sampling")
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server", metavar="URL", help="use the model of an inference server (env BASECHAT_SERVER)"
+    )
+    kinds = "llama = llama-server's API, openai = /v1/completions (default: detect)"
+    parser.add_argument("--server-kind", choices=["auto", "llama", "openai"], default="auto", help=kinds)
+    parser.add_argument("--api-key-env", metavar="NAME", help="read the server's API key from this variable")
+    wait = "seconds a silent server is waited for (default 60)"
+    parser.add_argument("--server-timeout", type=float, default=60.0, help=wait)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and responsiveness against llama.cpp itself")
     bench.add_argument("--model", help="catalog id or .gguf path (default: gemma3-270m)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    _server_options(bench)
     bench.add_argument("--quick", action="store_true", help="figures 1, 3, 4 and 5, reduced (under a minute)")
     bench.add_argument(
         "--plot", type=Path, help="also draw TTFT and tokens/s per turn (PNG; needs matplotlib)"
@@ -107,6 +132,7 @@ def _eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-templates", action="store_true", help="every template and raw")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _server_options(parser)
 
 
 def _version() -> str:
@@ -193,20 +219,61 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace):
     """Engine, template and session for the options given."""
     from app.chat import ChatSession
-    from app.engine.base import SamplingParams
-    from app.engine.llama import LlamaEngine
-    from app.models.catalog import resolve_model
     from app.scaffold import DEFAULT_TEMPLATE, load_template
 
     _check_numbers(args)
     template = load_template(args.template or DEFAULT_TEMPLATE)
     history = _read_history(args.history) if args.history else []
-    model_id, path = resolve_model(args.model)
-    engine = LlamaEngine(path, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
-    params = SamplingParams(max_tokens=args.max_tokens, seed=args.seed)
-    if args.temperature is not None:
-        params = replace(params, temperature=args.temperature)
-    return model_id, ChatSession(engine, template, params, history)
+    model_id, engine = _open_engine(args)
+    return model_id, ChatSession(engine, template, _sampling(args), history)
+
+
+def _open_engine(args: argparse.Namespace, **settings):
+    """(model id, Backend): the server's model with --server, else a local model file."""
+    from app.engine.factory import open_backend
+    from app.models.catalog import resolve_model
+
+    server = _server_config(args)
+    for name in ("ctx", "threads", "gpu_layers"):
+        if getattr(args, name, None) is not None:
+            settings[{"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}[name]] = getattr(
+                args, name
+            )
+    if server is not None:
+        engine = open_backend(server=server, n_ctx=settings.get("n_ctx"))
+        return engine.describe().name, engine
+    model_id, path = resolve_model(getattr(args, "model", None))
+    return model_id, open_backend(path, **settings)
+
+
+def _server_config(args: argparse.Namespace):
+    import os
+
+    from app.engine.remote import ServerConfig
+
+    url = getattr(args, "server", None) or os.environ.get("BASECHAT_SERVER")
+    if not url:
+        return None
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise InputError(f"--api-key-env names {args.api_key_env}, which is not set.")
+    if args.server_timeout <= 0:
+        raise InputError("--server-timeout must be more than 0 seconds.")
+    return ServerConfig(url, key, args.server_kind, args.server_timeout)
+
+
+def _sampling(args: argparse.Namespace):
+    from app.engine.base import SamplingParams
+
+    given = {
+        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+        "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
+    }  # fmt: skip
+    return replace(
+        SamplingParams(max_tokens=args.max_tokens), **{k: v for k, v in given.items() if v is not None}
+    )
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -218,6 +285,14 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise InputError("--ctx must be at least 256 tokens.")
     if args.threads is not None and args.threads < 1:
         raise InputError("--threads must be at least 1.")
+    if args.top_k is not None and args.top_k < 0:
+        raise InputError("--top-k cannot be negative.")
+    for name in ("top_p", "min_p"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 1:
+            raise InputError(f"--{name.replace('_', '-')} must be between 0 and 1.")
+    if args.repeat_penalty is not None and args.repeat_penalty <= 0:
+        raise InputError("--repeat-penalty must be more than 0.")
 
 
 def _read_history(path: Path):
@@ -292,8 +367,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print()
     if args.json:
         template = "raw" if args.raw else session.template.name
-        print(json.dumps(_ask_json(stream.reply, model_id, template)))
+        out = _ask_json(stream.reply, model_id, template)
+        print(json.dumps({**out, "engine": session.engine.describe().kind}))
+    _raise_if_interrupted(stream.reply)
     return 0
+
+
+def _raise_if_interrupted(reply) -> None:
+    """The engine failed mid-reply (a server died): what came is shown and kept; say why."""
+    if reply.completion.finish_reason == "interrupted":
+        raise BasechatError(reply.completion.error or "The reply was interrupted.")
 
 
 def _ask_json(reply, model_id: str, template: str) -> dict:
@@ -324,7 +407,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     conversation = _ChatRecord(store, session, model_id, args.resume)
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"Basechat on {model_id} ({session.engine.device}). /reset starts over, /quit leaves.")
+        device = session.engine.describe().device
+        print(f"Basechat on {model_id} ({device}). /reset starts over, /quit leaves.")
     for line in _read_messages(interactive):
         if line == "/quit":
             break
@@ -394,6 +478,8 @@ def _chat_turn(session, conversation: _ChatRecord, text: str, interactive: bool)
     if stream.reply.completion.finish_reason == "cancelled" and interactive:
         sys.stdout.write(" [stopped]")
     print()
+    if stream.reply.completion.finish_reason == "interrupted":
+        sys.stderr.write(f"basechat: {stream.reply.completion.error}\n")
 
 
 def _recording(chunks: Iterable[str], recorder) -> Iterator[str]:
@@ -403,9 +489,7 @@ def _recording(chunks: Iterable[str], recorder) -> Iterator[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from app.engine.llama import LlamaEngine
     from app.evaluate import load_items, markdown_table, run_eval
-    from app.models.catalog import resolve_model
     from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
 
     if args.max_tokens < 1:
@@ -416,9 +500,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         modes = [None] if args.raw else [args.template or DEFAULT_TEMPLATE]
     templates = [load_template(m) if m else None for m in modes]
-    _, path = resolve_model(args.model)
+    _, engine = _open_engine(args)
     summaries = []
-    with LlamaEngine(path) as engine:
+    with closing(engine):
         for template in templates:
             label = template.name if template else "raw"
             with _progress(len(items), label) as tick:

@@ -32,3 +32,7 @@ class TemplateError(BasechatError):
 
 class InputError(BasechatError):
     """A file or argument given by the user is malformed."""
+
+
+class RemoteError(BasechatError):
+    """An inference server is unreachable, refused the request or failed mid-reply."""

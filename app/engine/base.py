@@ -1,17 +1,20 @@
 """The engine interface: what the rest of Basechat needs from a text completer.
 
-A backend tokenises text and streams a continuation of a token list. Keeping
-this small lets a remote engine be added beside llama.cpp later.
+A backend tokenises text and streams a continuation of a token list. Two
+engines implement it as peers: llama.cpp in this process (``llama.py``) and
+an inference server over HTTP (``remote.py``); ``factory.open_backend``
+chooses between them, so nothing above this layer names either.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
-FinishReason = Literal["stop", "length", "cancelled"]
+# "interrupted": the engine failed mid-reply (a remote server died); the text so far is kept.
+FinishReason = Literal["stop", "length", "cancelled", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -48,29 +51,41 @@ class Completion:
     tokens: tuple[int, ...]
     finish_reason: FinishReason
     usage: Usage
+    error: str = ""  # why an "interrupted" reply ended, in one line
 
 
-@dataclass
 class Generation:
     """A running generation: iterate it for text chunks; ``result`` is set when it ends.
 
-    ``cancel()`` may be called from any thread; the engine checks it before
-    every token, so it takes effect within one token.
+    An engine builds one from a generator function that takes the generation
+    (to read its cancel flag and set ``result``) and yields text chunks.
+    ``cancel()`` may be called from any thread: a local engine checks the flag
+    before every token; a remote one also registers ``on_cancel`` hooks that
+    close its connection, so Stop works even while the server is silent.
     """
 
-    _chunks: Iterator[str]
-    _cancel: threading.Event = field(default_factory=threading.Event)
-    result: Completion | None = None
+    def __init__(self, body: Callable[[Generation], Iterator[str]]) -> None:
+        self.cancel_event = threading.Event()
+        self.result: Completion | None = None
+        self._hooks: list[Callable[[], None]] = []
+        self._chunks = body(self)
 
     def __iter__(self) -> Iterator[str]:
         return self._chunks
 
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        self._hooks.append(hook)
+        if self.cancelled:
+            hook()
+
     def cancel(self) -> None:
-        self._cancel.set()
+        self.cancel_event.set()
+        for hook in list(self._hooks):
+            hook()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self.cancel_event.is_set()
 
     def close(self) -> None:
         """Abandon a generation, started or not, and free the engine for the next one."""
@@ -86,6 +101,20 @@ class Generation:
         return self.result
 
 
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the window and the CLI show about an open engine, local or remote."""
+
+    kind: Literal["local", "remote"]
+    name: str  # the model's name as the engine reports it
+    device: str  # "CPU", "Metal", "GPU", or the server's kind for a remote engine
+    n_ctx: int
+    location: str  # the model file's path, or the server's URL
+    threads: int | None = None
+    instruct: bool = False
+    note: str = ""  # a caveat the prompt inspector shows (e.g. estimated token counts)
+
+
 class Backend(Protocol):
     name: str
     n_ctx: int
@@ -97,3 +126,7 @@ class Backend(Protocol):
     def start_tokens(self) -> list[int]: ...
 
     def generate(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> Generation: ...
+
+    def describe(self) -> EngineInfo: ...
+
+    def close(self) -> None: ...

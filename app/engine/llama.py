@@ -19,11 +19,11 @@ from pathlib import Path
 
 import llama_cpp as lc
 
-from app.engine.base import Completion, FinishReason, Generation, SamplingParams, Usage
+from app.engine.base import EngineInfo, Generation, SamplingParams
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
 from app.engine.preflight import check_model_file
-from app.engine.stops import StopScanner
+from app.engine.reply import ReplyState
 from app.errors import EngineBusy, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,12 @@ class LlamaEngine:
             lc.llama_model_free(self._model)
             raise ModelLoadError(f"llama.cpp could not create a context of {self.n_ctx} tokens.")
         return ctx
+
+    def describe(self) -> EngineInfo:
+        return EngineInfo(
+            kind="local", name=self.info.name, device=self.device, n_ctx=self.n_ctx,
+            location=str(self.path), threads=self.n_threads, instruct=self.info.looks_instruct,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Free the context and weights; the engine is unusable afterwards."""
@@ -230,7 +236,8 @@ class LlamaEngine:
         add = lambda s: lc.llama_sampler_chain_add(chain, s)  # noqa: E731
         if params.ignore_eos:
             add(self._end_of_text_ban())
-        add(lc.llama_sampler_init_top_k(params.top_k if params.top_k > 0 else 40))
+        if params.top_k > 0:  # 0 means every token, as in llama.cpp (slower penalties)
+            add(lc.llama_sampler_init_top_k(params.top_k))
         if params.repeat_penalty != 1.0:
             n_vocab = lc.llama_vocab_n_tokens(self._vocab)
             penalty = lc.llama_sampler_init_penalties
@@ -245,6 +252,13 @@ class LlamaEngine:
         add(lc.llama_sampler_init_dist(seed))
         return chain
 
+    def _remember_prompt(self, sampler, prompt: list[int], params: SamplingParams) -> None:
+        """The repetition penalty looks back over the prompt too, as llama.cpp's own tools
+        (llama-cli, llama-server) do, so a local and a remote engine sample alike."""
+        if params.repeat_penalty != 1.0:
+            for token in prompt[-params.repeat_last_n :]:
+                lc.llama_sampler_accept(sampler, token)
+
     def _end_of_text_ban(self):
         ends = {lc.llama_vocab_eos(self._vocab), lc.llama_vocab_eot(self._vocab)} - {-1}
         biases = (lc.llama_logit_bias * len(ends))(*[lc.llama_logit_bias(t, float("-inf")) for t in ends])
@@ -258,9 +272,7 @@ class LlamaEngine:
             raise ValueError("empty prompt")
         if not self._lock.acquire(blocking=False):
             raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
-        generation = Generation(iter(()))
-        generation._chunks = self._stream(generation, list(prompt), params, stop)
-        return generation
+        return Generation(lambda gen: self._stream(gen, list(prompt), params, stop))
 
     def _stream(
         self, gen: Generation, prompt: list[int], params: SamplingParams, stop: list[str]
@@ -273,39 +285,36 @@ class LlamaEngine:
     def _run(
         self, gen: Generation, prompt: list[int], params: SamplingParams, stop: list[str]
     ) -> Iterator[str]:
-        started = time.perf_counter()
+        state = ReplyState(stop)
         reused = self._reuse_prefix(prompt)
-        state = _ReplyState(StopScanner(stop))
-        if self._decode(prompt[reused:], gen._cancel):
-            prompt_done = time.perf_counter()
+        if self._decode(prompt[reused:], gen.cancel_event):
+            state.prompt_done = time.perf_counter()
             sampler = self._sampler(params)
+            self._remember_prompt(sampler, prompt, params)
             try:
                 yield from self._sample_loop(gen, params, state, sampler)
             finally:
                 lc.llama_sampler_free(sampler)
         else:
-            prompt_done = state.first_token_at = time.perf_counter()
             state.finish = "cancelled"
-        tail = state.scanner.flush()
+        tail = state.flush()
         if tail:
-            state.show(tail)
             yield tail
-        gen.result = self._completion(state, len(prompt), reused, started, prompt_done)
+        gen.result = state.completion(len(prompt), reused, self.tokenize)
 
-    def _sample_loop(self, gen, params, state: _ReplyState, sampler) -> Iterator[str]:
+    def _sample_loop(self, gen: Generation, params, state: ReplyState, sampler) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for _ in range(params.max_tokens):
-            if gen._cancel.is_set():
+            if gen.cancelled:
                 state.finish = "cancelled"
                 return
             token = lc.llama_sampler_sample(sampler, self._ctx, -1)
-            if state.first_token_at is None:
-                state.first_token_at = time.perf_counter()
             if lc.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
+                state.first_token_at = state.first_token_at or time.perf_counter()
                 state.finish = "stop"
                 return
             text = decoder.decode(self._piece(token))
-            shown = state.add(token, text, clean=not decoder.getstate()[0])
+            shown = state.add((token,), text, clean=not decoder.getstate()[0])
             if shown:
                 yield shown
             if state.scanner.stopped:
@@ -313,59 +322,3 @@ class LlamaEngine:
                 return
             self._decode_one(token)
         state.finish = "length"
-
-    def _completion(self, state, n_prompt, reused, started, prompt_done) -> Completion:
-        ended = time.perf_counter()
-        first = state.first_token_at or ended
-        n = len(state.tokens)
-        gen_time = ended - prompt_done
-        usage = Usage(
-            prompt_tokens=n_prompt,
-            cached_tokens=reused,
-            completion_tokens=n,
-            ttft_s=first - started,
-            tokens_per_s=n / gen_time if n and gen_time > 0 else 0.0,
-            prompt_eval_s=prompt_done - started,
-            total_s=ended - started,
-        )
-        text = "".join(state.shown)
-        return Completion(text, tuple(self._reply_tokens(state, text)), state.finish, usage)
-
-    def _reply_tokens(self, state: _ReplyState, text: str) -> list[int]:
-        """Token ids that spell exactly the shown text: the generated ones that lie wholly
-        inside it, then the model's tokenisation of any remainder."""
-        kept = 0
-        while kept < len(state.tokens) and state.ends[kept] <= len(text):
-            kept += 1
-        while kept and not state.clean[kept - 1]:  # a character still split across tokens
-            kept -= 1
-        start = state.ends[kept - 1] if kept else 0
-        rest = text[start:]
-        return state.tokens[:kept] + (self.tokenize(rest) if rest else [])
-
-
-class _ReplyState:
-    """What one generation has produced so far: tokens, their text ends, and what was shown."""
-
-    def __init__(self, scanner: StopScanner) -> None:
-        self.scanner = scanner
-        self.tokens: list[int] = []
-        self.ends: list[int] = []
-        self.clean: list[bool] = []
-        self.length = 0
-        self.shown: list[str] = []
-        self.finish: FinishReason = "length"
-        self.first_token_at: float | None = None
-
-    def add(self, token: int, text: str, clean: bool) -> str:
-        """``clean``: no bytes of a split character are waiting after this token."""
-        self.tokens.append(token)
-        self.length += len(text)
-        self.ends.append(self.length)
-        self.clean.append(clean)
-        return self.show(self.scanner.feed(text))
-
-    def show(self, text: str) -> str:
-        if text:
-            self.shown.append(text)
-        return text

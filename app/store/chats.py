@@ -228,10 +228,12 @@ class ChatStore:
         completion_tokens: int | None = None, ttft_s: float | None = None,
         tokens_per_s: float | None = None,
     ) -> None:  # fmt: skip
+        # A reply the engine lost mid-way (a server died) is kept, marked like one cut by a crash.
+        status = "interrupted" if finish_reason == "interrupted" else "done"
         self.db.execute(
-            "UPDATE messages SET text = ?, raw = ?, tokens = ?, status = 'done', finish_reason = ?,"
+            "UPDATE messages SET text = ?, raw = ?, tokens = ?, status = ?, finish_reason = ?,"
             " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, tokens_per_s = ? WHERE id = ?",
-            (text, raw, pack_tokens(tokens), finish_reason, prompt_tokens, completion_tokens,
+            (text, raw, pack_tokens(tokens), status, finish_reason, prompt_tokens, completion_tokens,
              ttft_s, tokens_per_s, message_id),
         )  # fmt: skip
 

@@ -32,9 +32,9 @@ from app.store import ChatStore
 from app.ui.composer import Composer
 from app.ui.frame import FramePanel
 from app.ui.messages import ConversationView, MessageWidget, copy_to_clipboard
-from app.ui.settings import SettingsDialog, load_engine, load_sampling, save_sampling
+from app.ui.settings import SettingsDialog, load_engine, load_sampling, load_server, save_sampling
 from app.ui.sidebar import Sidebar
-from app.ui.worker import EngineWorker, ReplyRequest
+from app.ui.worker import SERVER_ID, EngineWorker, ReplyRequest
 
 TEMPLATE_KEY = "frame"
 
@@ -169,20 +169,29 @@ class MainWindow(QMainWindow):
         self.thread.start()
 
     def load_model(self, model_id: str) -> None:
+        """Load a local model by id, or the server when Settings say "Engine: Server"."""
+        engine = load_engine(self.settings)
+        if engine.server is not None:
+            self.request_load.emit(SERVER_ID, "", engine)
+            return
         try:
             from app.models.catalog import resolve_model
 
-            model_id, path = resolve_model(model_id)
+            model_id, path = resolve_model(model_id if model_id != SERVER_ID else None)
         except BasechatError as exc:
             self._model_failed(str(exc))
             return
-        self.request_load.emit(model_id, str(path), load_engine(self.settings))
+        self.request_load.emit(model_id, str(path), engine)
 
     def _fill_model_picker(self) -> None:
         self.model_picker.clear()
         for entry in load_catalog():
             if entry.installed or entry.embedded:
                 self.model_picker.addItem(entry.name, entry.id)
+        server = load_server(self.settings)
+        if server is not None:
+            remote = self.model_info.get("name") if self.model_info.get("kind") == "remote" else None
+            self.model_picker.addItem(f"{remote or server.url} (server)", SERVER_ID)
         current = self.model_info.get("id") or self.settings.value("model", DEFAULT_MODEL_ID)
         index = self.model_picker.findData(current)
         self.model_picker.setCurrentIndex(max(index, 0))
@@ -191,6 +200,7 @@ class MainWindow(QMainWindow):
         model_id = self.model_picker.currentData()
         if model_id and model_id != self.model_info.get("id"):
             self._abandon_reply()  # the load is queued behind the stopping reply on the worker
+            self.settings.setValue("engine/mode", "server" if model_id == SERVER_ID else "local")
             self.load_model(model_id)
 
     def _model_loading(self, model_id: str) -> None:
@@ -199,8 +209,11 @@ class MainWindow(QMainWindow):
 
     def _model_ready(self, info: dict) -> None:
         self.model_info = info
-        self.settings.setValue("model", info["id"])
-        self.device_label.setText(f"  {info['device']} · {info['threads']} threads")
+        if info["kind"] == "local":
+            self.settings.setValue("model", info["id"])
+            self.device_label.setText(f"  {info['device']} · {info['threads']} threads")
+        else:
+            self.device_label.setText(f"  {info['device']} at {info['location']}")
         self.status_model.setText(f"{info['name']} · {info['device']} · context {info['n_ctx']}")
         self.composer.button.setEnabled(True)
         self._fill_model_picker()
@@ -357,6 +370,8 @@ class MainWindow(QMainWindow):
         self.status_context.setText(f"context {used}/{outcome.n_ctx}{dropped}")
         self.sidebar.refresh(select=self.conversation_id)
         self.inspect_prompt()
+        if outcome.error:
+            self.statusBar().showMessage(outcome.error, 15000)
 
     def _mark_older_turns(self) -> None:
         """The reply before this one is no longer the newest: it loses Regenerate and Continue."""
@@ -474,13 +489,15 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             save_sampling(self.settings, dialog.sampling())
             engine_before = load_engine(self.settings)
-            dialog.save_engine(self.settings)
+            notice = dialog.save_engine(self.settings)
+            if notice:
+                self.statusBar().showMessage(notice, 10000)
             if self.conversation_id is not None:
                 from dataclasses import asdict
 
                 self.store.merge_settings(self.conversation_id, {"sampling": asdict(dialog.sampling())})
-            if load_engine(self.settings) != engine_before and self.model_info:
-                self.load_model(self.model_info["id"])
+            if load_engine(self.settings) != engine_before:
+                self.load_model(str(self.settings.value("model", DEFAULT_MODEL_ID)))
 
     def open_models(self) -> None:
         from app.ui.models_dialog import ModelsDialog

@@ -6,14 +6,20 @@ from dataclasses import asdict, fields
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
     QSpinBox,
 )
 
 from app.engine.base import SamplingParams
+from app.engine.remote import ServerConfig
+from app.ui import secrets
 from app.ui.worker import EngineSettings
 
 _SAMPLING_RANGES = {
@@ -64,8 +70,17 @@ def load_engine(settings: QSettings) -> EngineSettings:
         return None if value == auto else value
 
     return EngineSettings(
-        n_ctx=get("n_ctx", 0), n_threads=get("n_threads", 0), n_gpu_layers=get("n_gpu_layers", -1)
-    )
+        n_ctx=get("n_ctx", 0), n_threads=get("n_threads", 0), n_gpu_layers=get("n_gpu_layers", -1),
+        server=load_server(settings),
+    )  # fmt: skip
+
+
+def load_server(settings: QSettings) -> ServerConfig | None:
+    """The server to use, when Settings say "Engine: Server"."""
+    url = str(settings.value("engine/server_url", "") or "")
+    if settings.value("engine/mode", "local") != "server" or not url:
+        return None
+    return ServerConfig(url, api_key=secrets.load_key(url))
 
 
 class SettingsDialog(QDialog):
@@ -88,6 +103,7 @@ class SettingsDialog(QDialog):
             box.setAccessibleName(_LABELS[name])
             form.addRow(_LABELS[name], box)
             self.fields[name] = box
+        self.server = ServerFields(engine.server, form)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -100,6 +116,78 @@ class SettingsDialog(QDialog):
         values["seed"] = None if values["seed"] < 0 else values["seed"]
         return SamplingParams(**{k: _cast(k, v) if v is not None else None for k, v in values.items()})
 
-    def save_engine(self, settings: QSettings) -> None:
+    def save_engine(self, settings: QSettings) -> str:
+        """Store the engine fields; returns a notice for the status bar (or "")."""
         for name in _ENGINE_RANGES:
             settings.setValue(f"engine/{name}", self.fields[name].value())
+        return self.server.save(settings)
+
+
+class ServerFields:
+    """ "Engine: This computer / Server", the server's URL and API key, and a connection test."""
+
+    def __init__(self, server: ServerConfig | None, form: QFormLayout) -> None:
+        self.mode = QComboBox()
+        self.mode.addItems(["This computer", "Server"])
+        self.mode.setAccessibleName("Engine")
+        self.mode.setCurrentIndex(1 if server else 0)
+        self.url = QLineEdit(server.url if server else "")
+        self.url.setPlaceholderText("http://127.0.0.1:8080 (llama-server, vLLM, any /v1/completions)")
+        self.url.setAccessibleName("Server URL")
+        self.key = QLineEdit(server.api_key or "" if server else "")
+        self.key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key.setPlaceholderText("optional")
+        self.key.setAccessibleName("API key")
+        self.test = QPushButton("Test connection")
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setAccessibleName("Connection result")
+        self.test.clicked.connect(self.run_test)
+        for label, widget in (("Engine", self.mode), ("Server URL", self.url), ("API key", self.key)):
+            form.addRow(label, widget)
+        form.addRow(self.test, self.result)
+        self.mode.currentIndexChanged.connect(self._enable)
+        self._enable()
+
+    def _enable(self) -> None:
+        remote = self.mode.currentIndex() == 1
+        for widget in (self.url, self.key, self.test):
+            widget.setEnabled(remote)
+
+    def config(self) -> ServerConfig:
+        return ServerConfig(self.url.text().strip(), api_key=self.key.text().strip() or None)
+
+    def run_test(self) -> None:
+        """Connect off the GUI thread; show the server's model and context size."""
+        from app.ui.background import run_in_background
+
+        config = self.config()
+        self.result.setText("Connecting…")
+        self.test.setEnabled(False)
+        run_in_background(lambda _report: describe_server(config), self._tested, self._failed)
+
+    def _tested(self, info) -> None:
+        self.test.setEnabled(True)
+        self.result.setText(f"Connected: {info.name} · {info.device} · context {info.n_ctx}")
+
+    def _failed(self, message: str) -> None:
+        self.test.setEnabled(True)
+        self.result.setText(message)
+
+    def save(self, settings: QSettings) -> str:
+        remote = self.mode.currentIndex() == 1 and bool(self.url.text().strip())
+        settings.setValue("engine/mode", "server" if remote else "local")
+        settings.setValue("engine/server_url", self.url.text().strip())
+        if remote:
+            return secrets.save_key(self.url.text().strip(), self.key.text().strip())
+        return ""
+
+
+def describe_server(config: ServerConfig):
+    from app.engine.factory import open_backend
+
+    engine = open_backend(server=config)
+    try:
+        return engine.describe()
+    finally:
+        engine.close()

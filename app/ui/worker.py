@@ -8,7 +8,7 @@ engine checks before every token.
 
 Signals:
     model_loading(str): a model is being opened (its id).
-    model_ready(dict): id, name, device, n_ctx, threads, path.
+    model_ready(dict): id and the fields of ``EngineInfo`` (kind, name, device, n_ctx, location, …).
     model_failed(str): one-line reason; the previous model, if any, stays loaded.
     token(int, str): request id and the next chunk of reply text.
     reply_done(int, object): request id and a ``ReplyOutcome``.
@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.chat import ChatSession
-from app.engine.base import SamplingParams, Usage
+from app.engine.base import Backend, SamplingParams, Usage
+from app.engine.factory import open_backend
+from app.engine.remote import ServerConfig
 from app.errors import BasechatError
 from app.scaffold import Message, Template
 from app.store import ChatStore, ReplyRecorder
 
 log = logging.getLogger(__name__)
+SERVER_ID = "server"  # the model id the window uses for "the model of the configured server"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class EngineSettings:
     n_ctx: int | None = None
     n_threads: int | None = None
     n_gpu_layers: int | None = None
+    server: ServerConfig | None = None  # set: the model lives on this inference server
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class ReplyOutcome:
     usage: Usage
     dropped_turns: int
     n_ctx: int
+    error: str = ""  # why an "interrupted" reply ended
 
 
 class EngineWorker(QObject):
@@ -78,7 +83,7 @@ class EngineWorker(QObject):
     def __init__(self, store: ChatStore) -> None:
         super().__init__()
         self.store = store
-        self.engine = None
+        self.engine: Backend | None = None
         self.model_id = ""
         self._current = None
         self._current_lock = threading.Lock()
@@ -87,13 +92,12 @@ class EngineWorker(QObject):
 
     @Slot(str, str, object)
     def load_model(self, model_id: str, path: str, settings: EngineSettings) -> None:
-        from app.engine.llama import LlamaEngine
-
+        """Open ``path`` with llama.cpp, or the server in ``settings`` (``path`` then unused)."""
         self.model_loading.emit(model_id)
         try:
-            engine = LlamaEngine(
-                Path(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                n_gpu_layers=settings.n_gpu_layers,
+            engine = open_backend(
+                Path(path) if path else None, settings.server, n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
             )  # fmt: skip
         except BasechatError as exc:
             self.model_failed.emit(str(exc))
@@ -105,11 +109,7 @@ class EngineWorker(QObject):
         if self.engine is not None:
             self.engine.close()
         self.engine, self.model_id = engine, model_id
-        info = engine.info
-        self.model_ready.emit({
-            "id": model_id, "name": info.name, "device": engine.device, "n_ctx": engine.n_ctx,
-            "threads": engine.n_threads, "path": str(path), "instruct": info.looks_instruct,
-        })  # fmt: skip
+        self.model_ready.emit({"id": model_id, **asdict(engine.describe())})
 
     def release_model(self) -> None:
         """Free the model; called once the worker's thread has finished."""
@@ -177,4 +177,6 @@ class EngineWorker(QObject):
 
 def _outcome(reply, n_ctx: int) -> ReplyOutcome:
     completion = reply.completion
-    return ReplyOutcome(reply.text, completion.finish_reason, completion.usage, reply.dropped_turns, n_ctx)
+    return ReplyOutcome(
+        reply.text, completion.finish_reason, completion.usage, reply.dropped_turns, n_ctx, completion.error
+    )

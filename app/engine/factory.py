@@ -1,0 +1,33 @@
+"""One way to open an engine: a model file on this computer, or a server's URL.
+
+Callers above the engine layer never name ``LlamaEngine`` or ``RemoteEngine``;
+they say where the model is and get a ``Backend``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from app.engine.base import Backend
+from app.engine.remote import ServerConfig
+
+
+def open_backend(
+    path: Path | str | None = None,
+    server: ServerConfig | None = None,
+    *,
+    n_ctx: int | None = None,
+    n_threads: int | None = None,
+    n_gpu_layers: int | None = None,
+) -> Backend:
+    """A remote engine when ``server`` is given, else llama.cpp on ``path``."""
+    if server is not None:
+        from app.engine.remote import RemoteEngine
+
+        return RemoteEngine(replace(server, n_ctx=n_ctx) if n_ctx else server)
+    if path is None:
+        raise ValueError("open_backend needs a model path or a server")
+    from app.engine.llama import LlamaEngine
+
+    return LlamaEngine(path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers)

@@ -1,0 +1,479 @@
+"""The remote engine: a model served by an existing inference server, over HTTP.
+
+Two dialects, detected from the URL (``kind="auto"``) or named:
+
+- ``llama``: llama.cpp's ``llama-server`` native API. Prompts go as token ids
+  (typed text such as ``<eos>`` stays text, and the prefix the server keeps
+  with ``cache_prompt`` is the same one ``app/chat.py`` builds locally); the
+  reply's token ids come back with the stream.
+- ``openai``: ``POST /v1/completions`` with a text prompt, for vLLM,
+  llama-cpp-python's server, KoboldCpp, LM Studio and the rest. Token counts
+  come from the server's tokenizer endpoint where it has one, else they are
+  estimated conservatively (``EngineInfo.note`` says so).
+
+Basechat's own stop scanning and hold-back run on the streamed text in both,
+so a half-written speaker label is never shown whatever the server does.
+The HTTP client is ``httpx2``, which huggingface_hub already brings, with
+server-sent events built in. Events are read on a helper thread so that
+Stop, a stalled server and a dead one all end the wait at once; Stop also
+shuts the socket down, which makes the server cancel its task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx2
+
+from app.engine.base import EngineInfo, Generation, SamplingParams
+from app.engine.reply import ReplyState
+from app.errors import BasechatError, ContextOverflow, EngineBusy, RemoteError
+
+log = logging.getLogger(__name__)
+ServerKind = Literal["auto", "llama", "openai"]
+CONNECT_TIMEOUT_S = 5.0
+DEFAULT_READ_TIMEOUT_S = 60.0
+ESTIMATED_CHARS_PER_TOKEN = 2  # conservative: English runs about 4 characters a token
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server is and how to talk to it. ``n_ctx`` overrides what it reports."""
+
+    url: str
+    api_key: str | None = None
+    kind: ServerKind = "auto"
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S
+    n_ctx: int | None = None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"ServerConfig(url={self.url!r}, kind={self.kind!r})"
+
+
+def normalise_url(url: str) -> str:
+    """``host:port`` or a full URL → ``http://host:port`` without a trailing slash."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RemoteError(f"'{url}' is not a server address (expected http://host:port).")
+    return url.rstrip("/")
+
+
+class RemoteEngine:
+    """A Backend over HTTP. One generation at a time, like the local engine."""
+
+    name = "remote"
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.url = normalise_url(config.url)
+        self.config = config
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        timeout = httpx2.Timeout(connect=CONNECT_TIMEOUT_S, read=config.read_timeout, write=30, pool=5)
+        # trust_env off: only the configured URL is contacted, never a proxy from the environment.
+        self._client = httpx2.Client(
+            base_url=self.url, headers=headers, timeout=timeout, trust_env=False, follow_redirects=False
+        )
+        self._lock = threading.Lock()
+        self.model = ""
+        self.kind, self.model, self.n_ctx, self._tokenizer = self._probe()
+        # llama-cpp-python's /extras/tokenize puts BOS before every text; counted once, not per piece.
+        self._added_prefix = self._tokenize_with(self._tokenizer, "") if self._tokenizer == "extras" else []
+
+    # -- connecting ----------------------------------------------------------------
+
+    def _probe(self) -> tuple[str, str, int, str]:
+        """Which dialect the server speaks, its model, context size and tokenizer endpoint."""
+        kind = self.config.kind
+        if kind in ("auto", "llama"):
+            props = self._get_json("/props", missing_ok=kind == "auto")
+            if isinstance(props, dict) and "default_generation_settings" in props:
+                n_ctx = int(props["default_generation_settings"].get("n_ctx") or 0)
+                model = str(props.get("model_alias") or props.get("model_path") or "").rsplit("/", 1)[-1]
+                return "llama", model or "llama-server", self._context(n_ctx), "llama"
+            if kind == "llama":
+                raise RemoteError(f"{self.url} does not speak llama-server's API (no /props).")
+        return self._probe_openai()
+
+    def _probe_openai(self) -> tuple[str, str, int, str]:
+        models = self._get_json("/v1/models")
+        data = models.get("data") if isinstance(models, dict) else None
+        if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+            raise RemoteError(f"{self.url} lists no models at /v1/models; is it a completions server?")
+        first = data[0]
+        n_ctx = int(first.get("max_model_len") or first.get("context_length") or 0)
+        return "openai", str(first.get("id", "model")), self._context(n_ctx), self._find_tokenizer()
+
+    def _context(self, reported: int) -> int:
+        n_ctx = self.config.n_ctx or reported
+        if not n_ctx:
+            log.info("%s does not report its context size; assuming 2048", self.url)
+        return n_ctx or 2048
+
+    def _find_tokenizer(self) -> str:
+        """vLLM has /tokenize; llama-cpp-python's server /extras/tokenize; others none."""
+        for dialect in ("vllm", "extras"):
+            try:
+                self._tokenize_with(dialect, "Hello")
+                return dialect
+            except RemoteError:
+                continue
+        return ""
+
+    def _get_json(self, path: str, missing_ok: bool = False) -> Any:
+        response = self._request("GET", path)
+        if response.status_code == 404 and missing_ok:
+            return None
+        _raise_for_status(response, self.url)
+        return _json_of(response, self.url)
+
+    def _post_json(self, path: str, body: dict) -> Any:
+        response = self._request("POST", path, json=body)
+        _raise_for_status(response, self.url)
+        return _json_of(response, self.url)
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx2.Response:
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx2.HTTPError as exc:
+            raise RemoteError(_transport_message(exc, self.url)) from None
+
+    # -- Backend: describing, tokens ---------------------------------------------
+
+    def describe(self) -> EngineInfo:
+        note = ""
+        if not self._tokenizer:
+            note = (
+                "The server has no tokenizer endpoint: token counts are estimated"
+                f" (1 per {ESTIMATED_CHARS_PER_TOKEN} characters)."
+            )
+        device = "llama-server" if self.kind == "llama" else "server"
+        name = self.model.rsplit("/", 1)[-1] if self.model.endswith(".gguf") else self.model
+        return EngineInfo(
+            kind="remote", name=name, device=device, n_ctx=self.n_ctx, location=self.url, note=note
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        if not text:
+            return []
+        if not self._tokenizer:
+            return _estimate_tokens(text)
+        tokens = self._tokenize_with(self._tokenizer, text)
+        skip = self._added_prefix
+        return tokens[len(skip) :] if tokens[: len(skip)] == skip else tokens
+
+    def _tokenize_with(self, dialect: str, text: str, add_special: bool = False) -> list[int]:
+        """``dialect``: llama (llama-server), vllm, or extras (llama-cpp-python's server)."""
+        if dialect == "llama":
+            body: dict = {"content": text, "add_special": add_special, "parse_special": False}
+        elif dialect == "vllm":
+            body = {"model": self.model, "prompt": text, "add_special_tokens": add_special}
+        else:
+            body = {"input": text}
+        path = _TOKENIZE_PATHS[dialect]
+        tokens = self._post_json(path, body).get("tokens")
+        if not isinstance(tokens, list):
+            raise RemoteError(f"{self.url}{path} answered without a token list.")
+        return [int(t["id"] if isinstance(t, dict) else t) for t in tokens]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        if not tokens:
+            return ""
+        if not self._tokenizer:
+            return _estimated_text(tokens)
+        path = _TOKENIZE_PATHS[self._tokenizer].replace("tokenize", "detokenize")
+        body: dict = {"tokens": tokens, **({"model": self.model} if self._tokenizer == "vllm" else {})}
+        reply = self._post_json(path, body)
+        for field in ("content", "text", "prompt"):
+            if isinstance(reply.get(field), str):
+                return reply[field]
+        raise RemoteError(f"{self.url}{path} answered without text.")
+
+    def start_tokens(self) -> list[int]:
+        """Token-id prompts get no BOS from llama-server, so Basechat adds the model's own;
+        text prompts (the openai dialect) get whatever the server adds."""
+        if self.kind != "llama":
+            return []
+        return self._tokenize_with("llama", "", add_special=True)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RemoteEngine:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    # -- Backend: generation -----------------------------------------------------
+
+    def generate(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> Generation:
+        if not prompt:
+            raise ValueError("empty prompt")
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
+        return Generation(lambda gen: self._stream(gen, list(prompt), params, stop))
+
+    def _stream(self, gen: Generation, prompt: list[int], params, stop: list[str]) -> Iterator[str]:
+        try:
+            if self.kind == "llama":
+                yield from self._run(
+                    gen, prompt, stop, "/completion", self._native_body(prompt, params, stop)
+                )
+            else:
+                body = self._openai_body(self.detokenize(prompt), params, stop)
+                yield from self._run(gen, prompt, stop, "/v1/completions", body)
+        finally:
+            self._lock.release()
+
+    def _native_body(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> dict:
+        body = {
+            "prompt": prompt, "stream": True, "cache_prompt": True, "return_tokens": True,
+            "n_predict": params.max_tokens, "stop": stop, "ignore_eos": params.ignore_eos,
+            "samplers": ["top_k", "penalties", "top_p", "min_p", "temperature"],  # the local chain's order
+        }  # fmt: skip
+        return body | _sampling(params)
+
+    def _openai_body(self, prompt: str, params: SamplingParams, stop: list[str]) -> dict:
+        body = {"model": self.model, "prompt": prompt, "stream": True, "max_tokens": params.max_tokens}
+        # OpenAI allows four stop strings; Basechat's own scanner catches the rest.
+        return body | {"stop": stop[:4] or None} | _sampling(params)
+
+    def _run(
+        self, gen: Generation, prompt: list[int], stop: list[str], path: str, body: dict
+    ) -> Iterator[str]:
+        state = ReplyState(stop)
+        cached = 0
+        try:
+            for event in _EventStream(self._client, self.url, path, body, gen):
+                state.prompt_done = state.prompt_done or time.perf_counter()
+                text, tokens, final = self._parse_event(event)
+                shown = (
+                    state.add(tokens, text, count=None if self.kind == "llama" else 1)
+                    if text or tokens
+                    else ""
+                )
+                if shown:
+                    yield shown
+                if final is not None:
+                    state.finish, cached = final.get("finish", state.finish), final.get("cached", cached)
+                if state.scanner.stopped:
+                    state.finish = "stop"
+                    break
+                if final is not None and final.get("done"):
+                    break
+        except _Cancelled:
+            state.finish = "cancelled"
+        except RemoteError as exc:  # the server went away or stalled mid-reply
+            if not state.shown:
+                raise
+            state.finish, state.error = "interrupted", str(exc)
+        tail = state.flush() if state.finish != "interrupted" else ""
+        if tail:
+            yield tail
+        gen.result = state.completion(len(prompt), cached, self.tokenize)
+
+    def _parse_event(self, data: Any) -> tuple[str, list[int], dict | None]:
+        """(text, token ids, end-of-reply facts or None) from one streamed event."""
+        if not isinstance(data, dict):
+            raise RemoteError(f"{self.url} sent an event that is not a JSON object.")
+        if self.kind == "llama":
+            return _native_event(data)
+        return _openai_event(data)
+
+
+def _sampling(params: SamplingParams) -> dict:
+    """Every setting is sent: servers' defaults differ (vLLM: temperature 1.0, top_k off)."""
+    out = {
+        "temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p,
+        "min_p": params.min_p, "repeat_penalty": params.repeat_penalty,
+        "repeat_last_n": params.repeat_last_n,
+    }  # fmt: skip
+    if params.seed is not None:
+        out["seed"] = params.seed
+    return out
+
+
+_TOKENIZE_PATHS = {"llama": "/tokenize", "vllm": "/tokenize", "extras": "/extras/tokenize"}
+_NATIVE_FINISH = {"eos": "stop", "word": "stop", "limit": "length"}
+
+
+def _native_event(data: dict) -> tuple[str, list[int], dict | None]:
+    text = data.get("content") or ""
+    tokens = [int(t) for t in data.get("tokens") or []]
+    if not data.get("stop"):
+        return text, tokens, None
+    timings = data.get("timings") or {}
+    cached = int(timings.get("cache_n") or 0)  # "tokens_cached" counts the reply's own tokens too
+    finish = _NATIVE_FINISH.get(str(data.get("stop_type")), "stop")
+    return text, tokens, {"finish": finish, "cached": cached, "done": True, "timings": timings}
+
+
+def _openai_event(data: dict) -> tuple[str, list[int], dict | None]:
+    choices = data.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    text = choice.get("text") or ""
+    reason = choice.get("finish_reason")
+    if reason is None:
+        return text, [], None
+    usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0)
+    return text, [], {"finish": "length" if reason == "length" else "stop", "cached": cached}
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _EventStream:
+    """JSON events from a server-sent-events response, read on a helper thread.
+
+    The consumer waits on a queue that the reader, Stop and the end of the
+    stream all feed, so no wait outlives a cancel. On cancel the socket is
+    shut down: the server sees the client leave and frees its slot.
+    """
+
+    def __init__(self, client: httpx2.Client, url: str, path: str, body: dict, gen: Generation) -> None:
+        self._client, self._url, self._path, self._body = client, url, path, body
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._socket: socket.socket | None = None
+        gen.on_cancel(self._cancel)
+
+    def __iter__(self) -> Iterator[Any]:
+        threading.Thread(target=self._read, name="basechat-remote-read", daemon=True).start()
+        try:
+            while True:
+                kind, value = self._queue.get()
+                if kind == "event":
+                    yield value
+                elif kind == "end":
+                    return
+                elif kind == "cancel":
+                    raise _Cancelled
+                else:
+                    raise value
+        finally:
+            self._shutdown()
+
+    def _cancel(self) -> None:
+        self._queue.put(("cancel", None))
+
+    def _shutdown(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed by the server
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _read(self) -> None:
+        try:
+            with self._client.sse(self._path, method="POST", json=self._body) as source:
+                response = source.response
+                if response.status_code != 200:
+                    response.read()
+                    _raise_for_status(response, self._url)
+                self._socket = _socket_of(response)
+                self._forward(source)
+            self._queue.put(("end", None))
+        except BasechatError as exc:  # an HTTP error status, a malformed event
+            self._queue.put(("error", exc))
+        except httpx2.HTTPError as exc:
+            self._queue.put(("error", RemoteError(_transport_message(exc, self._url))))
+        except Exception as exc:  # the consumer must hear of every end, or it would wait forever
+            log.exception("remote stream failed")
+            self._queue.put(("error", RemoteError(f"The stream from {self._url} failed: {exc}")))
+
+    def _forward(self, source) -> None:
+        for event in source:
+            if event.data.strip() == "[DONE]":
+                return
+            try:
+                self._queue.put(("event", event.json()))
+            except ValueError:
+                raise RemoteError(f"{self._url} sent a malformed event: {event.data[:60]!r}") from None
+
+
+def _socket_of(response: httpx2.Response) -> socket.socket | None:
+    stream = response.extensions.get("network_stream")
+    return stream.get_extra_info("socket") if stream is not None else None
+
+
+def _raise_for_status(response: httpx2.Response, url: str) -> None:
+    code = response.status_code
+    if code < 400:
+        return
+    detail = _error_detail(response)
+    if code in (401, 403):
+        raise RemoteError(f"{url} refused the API key (HTTP {code}); give one with --api-key-env NAME.")
+    if "exceed_context" in detail or "context size" in detail.lower() or "context length" in detail.lower():
+        raise ContextOverflow(f"The prompt does not fit the server's context: {detail}")
+    if code == 404 and "model" in detail.lower():
+        raise RemoteError(f"{url} does not know that model: {detail}")
+    if code == 404:
+        raise RemoteError(f"{url} has no {response.request.url.path} (HTTP 404); is it the right server?")
+    raise RemoteError(f"{url} answered HTTP {code}: {detail or response.reason_phrase}")
+
+
+def _error_detail(response: httpx2.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
+    if isinstance(error, dict):
+        kind, message = error.get("type", ""), error.get("message", "")
+        return f"{message} ({kind})" if kind and message else str(message or kind or error)[:200]
+    return str(error)[:200]
+
+
+def _json_of(response: httpx2.Response, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise RemoteError(
+            f"{url} answered {response.request.url.path} with something that is not JSON."
+        ) from None
+
+
+def _transport_message(exc: httpx2.HTTPError, url: str) -> str:
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+        return f"Cannot reach the server at {url}: is it running?"
+    if isinstance(exc, httpx2.ReadTimeout):
+        return f"The server at {url} sent nothing for too long (read timeout); the reply so far is kept."
+    if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
+        return f"The server at {url} closed the connection mid-reply; the reply so far is kept."
+    return f"Talking to {url} failed: {exc}"
+
+
+# -- estimated tokens, for servers without a tokenizer endpoint ---------------------
+
+_PIECES: dict[str, int] = {}
+_TEXTS: list[str] = []
+
+
+def _estimate_tokens(text: str) -> list[int]:
+    """Pseudo-tokens of ``ESTIMATED_CHARS_PER_TOKEN`` characters: an over-count for fitting
+    the context, and ids that turn back into exactly the same text."""
+    step = ESTIMATED_CHARS_PER_TOKEN
+    return [_piece_id(text[i : i + step]) for i in range(0, len(text), step)]
+
+
+def _piece_id(piece: str) -> int:
+    if piece not in _PIECES:
+        _PIECES[piece] = len(_TEXTS)
+        _TEXTS.append(piece)
+    return _PIECES[piece]
+
+
+def _estimated_text(tokens: list[int]) -> str:
+    return "".join(_TEXTS[t] for t in tokens)
