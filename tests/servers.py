@@ -127,6 +127,9 @@ class FaultServer:
         self.httpd.server_close()
 
 
+UNAUTHORISED = {"error": {"message": "Invalid API Key", "type": "authentication_error"}}
+
+
 def _fault_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
