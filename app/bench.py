@@ -79,19 +79,7 @@ def prompt_speed(engine: LlamaEngine, repeats: int) -> dict:
 
 def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
     """Time to first token of the last turn of a long conversation: prefix cache vs none."""
-    from app.chat import ChatSession
-    from app.scaffold import Message, load_template
-
-    history = []
-    for i in range(turns - 1):
-        history += [
-            Message("user", f"Tell me one fact about the number {i}, with a little history around it."),
-            Message("assistant", f"The number {i} appears in many counting systems; " * 8),
-        ]
-    session = ChatSession(engine, load_template("chat"), replace(GREEDY, max_tokens=1), history)
-    question = "And what is the capital of France?"
-    plan = session.plan(question)
-    previous = ChatSession(engine, session.template, session.params, history[:-2]).plan(history[-2].text)
+    plan, previous = _long_conversation(engine, turns)
 
     def warm() -> float:
         engine.clear_cache()
@@ -105,6 +93,23 @@ def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
     w, c = _median(warm, repeats), _median(cold, repeats)
     return {"conversation_tokens": len(plan.tokens), "ttft_warm_s": round(w, 4), "ttft_cold_s": round(c, 4),
             "ttft_warm_over_cold": round(w / c, 3)}  # fmt: skip
+
+
+def _long_conversation(engine, turns: int):
+    """A ``turns``-turn chat: the last turn's prompt, and the turn before's."""
+    from app.chat import ChatSession
+    from app.scaffold import Message, load_template
+
+    history = []
+    for i in range(turns - 1):
+        history += [
+            Message("user", f"Tell me one fact about the number {i}, with a little history around it."),
+            Message("assistant", f"The number {i} appears in many counting systems; " * 8),
+        ]
+    session = ChatSession(engine, load_template("chat"), replace(GREEDY, max_tokens=1), history)
+    plan = session.plan("And what is the capital of France?")
+    previous = ChatSession(engine, session.template, session.params, history[:-2]).plan(history[-2].text)
+    return plan, previous
 
 
 def per_token_cost(engine: LlamaEngine, n_tokens: int, window: int) -> dict:
@@ -247,6 +252,61 @@ def _machine() -> dict:
     return {"cpu": platform.processor() or platform.machine(), "system": platform.platform(),
             "physical_cores": psutil.cpu_count(logical=False), "logical_cores": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1)}  # fmt: skip
+
+
+def run_remote_bench(server, quick: bool, progress: Callable[[str], None]) -> dict:
+    """The remote engine against the server's own figures: is the client the bottleneck,
+    and does the server's prompt cache serve follow-up turns?"""
+    from app.engine.factory import open_backend
+
+    repeats = 2 if quick else 5
+    engine = open_backend(server=server)
+    try:
+        info = engine.describe()
+        out: dict = {"engine": "remote", "server": info.location, "model": info.name, "quick": quick}
+        progress("remote generation speed")
+        out |= remote_generation_speed(engine, 64 if quick else 128, repeats)
+        progress("remote follow-up latency")
+        out |= remote_follow_up_latency(engine, 6 if quick else 12, repeats)
+    finally:
+        engine.close()
+    return out
+
+
+def remote_generation_speed(engine, n_tokens: int, repeats: int) -> dict:
+    prompt = _prompt(engine, COUNTING)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), [])
+        for _chunk in generation:
+            pass
+        ours.append(generation.result.usage.tokens_per_s)
+        theirs.append(engine.last_timings.get("predicted_per_second") or float("nan"))
+    gen, server = statistics.median(ours), statistics.median(theirs)
+    return {"remote_gen_tps": round(gen, 2), "server_gen_tps": round(server, 2),
+            "remote_gen_ratio_server": round(gen / server, 3)}  # fmt: skip
+
+
+def remote_follow_up_latency(engine, turns: int, repeats: int) -> dict:
+    """Warm: the previous turn's prompt is in the server's slot. Cold: the prompt cache is off
+    for that request (llama-server also restores whole earlier prompts from RAM)."""
+    plan, previous = _long_conversation(engine, turns)
+    one = replace(GREEDY, max_tokens=1)
+
+    def warm() -> float:
+        engine.generate(previous.tokens, one, []).run()
+        return engine.generate(plan.tokens, one, []).run().usage.ttft_s
+
+    def cold() -> float:
+        engine.cache_prompt = False
+        try:
+            return engine.generate(plan.tokens, one, []).run().usage.ttft_s
+        finally:
+            engine.cache_prompt = True
+
+    w, c = _median(warm, repeats), _median(cold, repeats)
+    return {"remote_conversation_tokens": len(plan.tokens), "remote_ttft_warm_s": round(w, 4),
+            "remote_ttft_cold_s": round(c, 4), "remote_ttft_warm_over_cold": round(w / c, 3)}  # fmt: skip
 
 
 def kv_bytes_for(path: Path, n_ctx: int) -> int:

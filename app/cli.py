@@ -698,6 +698,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from app.bench import run_bench
     from app.models.catalog import resolve_model
 
+    server = _server_config(args)
+    if server is not None:
+        from app.bench import run_remote_bench
+
+        return _print_figures(run_remote_bench(server, args.quick, _bench_progress), args.json)
     model_id, path = resolve_model(args.model)
     if args.plot:
         try:
@@ -705,8 +710,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except ImportError:
             raise InputError("--plot needs matplotlib: pip install -e '.[bench]'") from None
         plot(path, args.plot)
-    figures = run_bench(path, model_id, args.quick, lambda step: sys.stderr.write(f"bench: {step}…\n"))
-    if args.json:
+    return _print_figures(run_bench(path, model_id, args.quick, _bench_progress), args.json)
+
+
+def _bench_progress(step: str) -> None:
+    sys.stderr.write(f"bench: {step}…\n")
+
+
+def _print_figures(figures: dict, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(figures))
     else:
         for key, value in figures.items():

@@ -293,3 +293,14 @@ def test_only_the_configured_url_is_contacted(fault, monkeypatch):
 def test_server_config_never_shows_its_key():
     config = ServerConfig("http://127.0.0.1:1", api_key="s3cret")
     assert "s3cret" not in repr(config) and "s3cret" not in str(config)
+
+
+def test_bench_and_eval_run_against_the_server(llama_server):
+    bench = basechat("bench", "--server", llama_server.url, "--quick", "--json", timeout=300)
+    assert bench.returncode == 0, bench.stderr
+    figures = json.loads(bench.stdout)
+    assert figures["engine"] == "remote" and figures["server_gen_tps"] > 0
+    assert 0 < figures["remote_ttft_warm_s"] < figures["remote_ttft_cold_s"]
+    evaluated = basechat("eval", "tests/data/memory.jsonl", "--server", llama_server.url, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["turn_stop_rate"] >= 0.9

@@ -85,6 +85,8 @@ class RemoteEngine:
             base_url=self.url, headers=headers, timeout=timeout, trust_env=False, follow_redirects=False
         )
         self._lock = threading.Lock()
+        self.last_timings: dict = {}  # the server's own figures for the last reply (llama-server)
+        self.cache_prompt = True  # off only to measure a cold prompt (llama-server keeps old ones in RAM)
         self.model = ""
         self.kind, self.model, self.n_ctx, self._tokenizer = self._probe()
         # llama-cpp-python's /extras/tokenize puts BOS before every text; counted once, not per piece.
@@ -238,8 +240,8 @@ class RemoteEngine:
 
     def _native_body(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> dict:
         body = {
-            "prompt": prompt, "stream": True, "cache_prompt": True, "return_tokens": True,
-            "n_predict": params.max_tokens, "stop": stop, "ignore_eos": params.ignore_eos,
+            "prompt": prompt, "stream": True, "cache_prompt": self.cache_prompt, "return_tokens": True,
+            "n_predict": params.max_tokens, "stop": stop, "ignore_eos": bool(params.ignore_eos),
             "samplers": ["top_k", "penalties", "top_p", "min_p", "temperature"],  # the local chain's order
         }  # fmt: skip
         return body | _sampling(params)
@@ -267,6 +269,7 @@ class RemoteEngine:
                     yield shown
                 if final is not None:
                     state.finish, cached = final.get("finish", state.finish), final.get("cached", cached)
+                    self.last_timings = final.get("timings", {})
                 if state.scanner.stopped:
                     state.finish = "stop"
                     break

@@ -75,6 +75,10 @@ class FramePanel(QWidget):
         layout.addWidget(QLabel("Prompt the next message will send:"))
         layout.addWidget(self.inspector, 1)
         layout.addWidget(self.usage)
+        self.engine_note = QLabel("")  # e.g. a server whose token counts are only estimated
+        self.engine_note.setWordWrap(True)
+        self.engine_note.setAccessibleName("Engine note")
+        layout.addWidget(self.engine_note)
 
     def show_template(self, template: Template) -> None:
         self.template = template

@@ -215,6 +215,7 @@ class MainWindow(QMainWindow):
         else:
             self.device_label.setText(f"  {info['device']} at {info['location']}")
         self.status_model.setText(f"{info['name']} · {info['device']} · context {info['n_ctx']}")
+        self.frame.engine_note.setText(info["note"])
         self.composer.button.setEnabled(True)
         self._fill_model_picker()
         if info.get("instruct"):

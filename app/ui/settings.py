@@ -55,6 +55,8 @@ def load_sampling(settings: QSettings, overrides: dict | None = None) -> Samplin
 
 
 def _cast(name: str, value):
+    if name == "ignore_eos":  # QSettings' INI files give back "true"/"false" strings
+        return str(value).lower() in ("1", "true")
     kind = int if name in ("top_k", "repeat_last_n", "max_tokens", "seed") else float
     return kind(value)
 
@@ -92,7 +94,12 @@ class SettingsDialog(QDialog):
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
         form = QFormLayout(self)
         values = {**asdict(params), "seed": params.seed if params.seed is not None else -1}
-        values.update({k: (v if v is not None else _ENGINE_RANGES[k][0]) for k, v in asdict(engine).items()})
+        values.update(
+            {
+                k: v if (v := getattr(engine, k)) is not None else low
+                for k, (low, _h, _s) in _ENGINE_RANGES.items()
+            }
+        )
         if engine.n_gpu_layers is None:
             values["n_gpu_layers"] = -1
         for name, (low, high, step) in {**_SAMPLING_RANGES, **_ENGINE_RANGES}.items():
