@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+LLAMA_CPP_PYTHON := 0.3.36
+NATIVE := .bench
 
 .PHONY: run test test-fast servers lint format clean screenshots bench bench-native package package-test
 
@@ -29,6 +31,10 @@ test: $(TEST_STAMP) $(NATIVE)/bin/llama-server
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+
+# Everything but the tests that load a model or start a server (seconds, not minutes).
+test-fast: $(TEST_STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -m "not model"
 
 screenshots: $(RUN_STAMP)
 	if command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/screenshots.py; \
@@ -63,8 +69,6 @@ package-test:
 		echo "package-test: passed in $$tmp"
 
 # llama.cpp's own llama-bench, built from the very source the pinned llama-cpp-python vendors.
-LLAMA_CPP_PYTHON := 0.3.36
-NATIVE := .bench
 bench-native: $(NATIVE)/bin/llama-bench
 
 LLAMA_SRC := $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp

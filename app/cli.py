@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--model", help="catalog id or .gguf path to load first")
     _chats_options(sub.add_parser("chats", help="stored conversations"))
     _models_options(sub.add_parser("models", help="the model catalog and downloads"))
+    _templates_options(sub.add_parser("templates", help="conversation frames: list, import, export"))
     bench = sub.add_parser("bench", help="measure speed and responsiveness against llama.cpp itself")
     bench.add_argument("--model", help="catalog id or .gguf path (default: gemma3-270m)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -108,7 +109,8 @@ def _chats_options(parser: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", help="to Markdown or JSON")
     export.add_argument("id", nargs="?", type=int, help="omit with --all")
     export.add_argument("--all", action="store_true", help="every conversation (JSON)")
-    export.add_argument("--format", choices=["md", "json"], default="md")
+    export.add_argument("--format", choices=["md", "json", "prompt"], default="md",
+                        help="prompt: the exact text the model reads before the next message")  # fmt: skip
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     sub.add_parser("import", help="restore a JSON export").add_argument("file", type=Path)
     sub.add_parser("delete", help="delete a conversation").add_argument("id", type=int)
@@ -122,6 +124,19 @@ def _models_options(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("verify", help="check a model file's sha256").add_argument("id")
     sub.add_parser("remove", help="delete a downloaded model").add_argument("id")
     sub.add_parser("add", help="use a .gguf file from disk").add_argument("path", type=Path)
+
+
+def _templates_options(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="templates_command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="shipped and your own templates").add_argument("--json", action="store_true")
+    sub.add_parser("show", help="a template as TOML").add_argument("name")
+    importing = sub.add_parser("import", help="a character card (JSON/PNG), preset, prompt file, YAML, TOML")
+    importing.add_argument("file", type=Path)
+    export = sub.add_parser("export", help="a template as TOML or as a Character Card V2")
+    export.add_argument("name")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--format", choices=["toml", "card"], default="toml")
+    sub.add_parser("delete", help="delete one of your own templates").add_argument("name")
 
 
 def _eval_options(parser: argparse.ArgumentParser) -> None:
@@ -208,7 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         args = build_parser().parse_args(["chat"], namespace=args)
     handlers = {
         "ask": cmd_ask, "prompt": cmd_prompt, "chat": cmd_chat, "eval": cmd_eval,
-        "chats": cmd_chats, "models": cmd_models, "bench": cmd_bench,
+        "chats": cmd_chats, "models": cmd_models, "bench": cmd_bench, "templates": cmd_templates,
     }  # fmt: skip
     return handlers[command](args)
 
@@ -394,16 +409,15 @@ def _ask_json(reply, model_id: str, template: str) -> dict:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from app.scaffold import Message
+    from app.store import export
 
     store = _open_store()
-    if args.resume is not None:
-        stored = store.get(args.resume)
-        args.template = args.template or stored.template
-        history = [Message(m.role, m.text, m.raw, m.tokens) for m in stored.messages if m.text]
+    stored = store.get(args.resume) if args.resume is not None else None
     model_id, session = _load(args)
-    if args.resume is not None:
-        session.history = history
+    if stored is not None:
+        session.history = export.as_messages(stored.messages)
+        if not args.template:  # the frame it was held in, edits included
+            session.template = export.conversation_template(stored)
     conversation = _ChatRecord(store, session, model_id, args.resume)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -582,13 +596,20 @@ def _export(store, args: argparse.Namespace) -> None:
         raise InputError("Name a conversation ID, or use --all.")
     elif args.format == "json":
         text = json.dumps(export.to_json(store, [args.id]), ensure_ascii=False, indent=1)
+    elif args.format == "prompt":
+        text = export.to_prompt(store.get(args.id))
     else:
         text = export.to_markdown(store.get(args.id))
-    if args.output:
+    _write_out(text, args.output)
+
+
+def _write_out(text: str, output: Path | None) -> None:
+    """To the file named, or to stdout."""
+    if output:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise InputError(f"Cannot write {args.output}: {exc.strerror or exc}.") from None
+            raise InputError(f"Cannot write {output}: {exc.strerror or exc}.") from None
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -692,6 +713,68 @@ def _add(path: Path) -> None:
     print(f"Added {entry.id}: {info.name} ({info.architecture}, {entry.parameters}, {info.quantisation})")
     if warning:
         sys.stderr.write(f"basechat: note: {warning}.\n")
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from app.scaffold import template as templates
+
+    action = args.templates_command
+    if action == "list":
+        _list_templates(args.json)
+    elif action == "show":
+        sys.stdout.write(templates.template_to_toml(templates.load_template(args.name)))
+    elif action == "import":
+        _import_template(args.file)
+    elif action == "export":
+        _export_template(args)
+    elif action == "delete":
+        path = templates.delete_user_template(args.name)
+        print(f"Deleted template '{args.name}' ({path}).")
+    return 0
+
+
+def _list_templates(as_json: bool) -> None:
+    from app.scaffold.template import available_templates, load_template, user_templates_dir
+
+    rows = []
+    for name in available_templates():
+        template = load_template(name)
+        own = template.source is not None and template.source.parent == user_templates_dir()
+        rows.append({
+            "name": name, "title": template.title or name, "description": template.description,
+            "speakers": list(template.speaker_names), "own": own, "path": str(template.source),
+        })  # fmt: skip
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        mark = "yours" if row["own"] else "shipped"
+        print(f"{row['name']:<20} {mark:<8} {' / '.join(row['speakers']):<24} {row['description'][:60]}")
+
+
+def _import_template(path: Path) -> None:
+    from app.scaffold.importers import import_file, save_imported
+
+    imported = import_file(path)
+    template, saved = save_imported(imported)
+    renamed = (
+        f" (renamed: '{imported.template.name}' was taken)" if template.name != imported.template.name else ""
+    )
+    print(f"Imported {imported.kind} as template '{template.name}'{renamed}: {saved}")
+    for note in imported.notes:
+        sys.stderr.write(f"basechat: note: {note}.\n")
+
+
+def _export_template(args: argparse.Namespace) -> None:
+    from app.scaffold.importers import template_to_card
+    from app.scaffold.template import load_template, template_to_toml
+
+    template = load_template(args.name)
+    if args.format == "card":
+        text = json.dumps(template_to_card(template), ensure_ascii=False, indent=1)
+    else:
+        text = template_to_toml(template)
+    _write_out(text, args.output)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -20,10 +20,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 @dataclass(frozen=True)
 class Exchange:
-    """One example question and answer shown to the model before the real conversation."""
+    """One example question and answer shown to the model before the real conversation.
+    ``block``: exchanges of one example conversation share a number (cards have several)."""
 
     user: str
     assistant: str
+    block: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Template:
     extra_stops: tuple[str, ...] = ()
     title: str = ""
     description: str = ""
+    greeting: str = ""  # the assistant's opening message in a new chat (a card's first_mes)
+    alternate_greetings: tuple[str, ...] = ()
+    example_separator: str = ""  # a line before each example conversation
+    chat_start: str = ""  # a line between the examples and the real conversation
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -85,16 +91,19 @@ def load_template(name_or_path: str | Path) -> Template:
 def template_from_dict(data: dict, default_name: str = "custom", source: Path | None = None) -> Template:
     """Validate loaded data so a bad file fails with one clear line, not a KeyError later."""
     try:
-        examples = tuple(Exchange(_text(e, "user"), _text(e, "assistant")) for e in data.get("examples", []))
         template = Template(
             name=str(data.get("name", default_name)),
             preamble=_text(data, "preamble"),
             user_name=_name(data.get("user_name", "User")),
             assistant_name=_name(data.get("assistant_name", "Assistant")),
-            examples=examples,
+            examples=tuple(_exchange(e) for e in data.get("examples", [])),
             extra_stops=tuple(str(s) for s in data.get("stop", [])),
             title=str(data.get("title", "")),
             description=str(data.get("description", "")),
+            greeting=_optional(data, "greeting"),
+            alternate_greetings=tuple(str(g) for g in data.get("alternate_greetings", []) if str(g).strip()),
+            example_separator=_optional(data, "example_separator"),
+            chat_start=_optional(data, "chat_start"),
             source=source,
         )
     except (TypeError, AttributeError, ValueError) as exc:
@@ -102,6 +111,17 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
     if template.user_name.casefold() == template.assistant_name.casefold():
         raise TemplateError(f"Template '{template.name}' uses one name for both speakers.")
     return template
+
+
+def _exchange(data: dict) -> Exchange:
+    return Exchange(_text(data, "user"), _text(data, "assistant"), int(data.get("block", 0)))
+
+
+def _optional(mapping: dict, key: str) -> str:
+    value = mapping.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"'{key}' must be a string")
+    return value.strip()
 
 
 def _text(mapping: dict, key: str) -> str:
@@ -117,23 +137,33 @@ def _name(value: object) -> str:
     return value.strip()
 
 
-def template_to_toml(template: Template) -> str:
-    """Plain TOML; JSON string escapes are valid TOML basic strings."""
-    import json
+def template_to_dict(template: Template) -> dict:
+    """The template as plain data: what TOML files, chat settings and exports hold."""
+    data: dict = {
+        "name": template.name, "title": template.title or template.name,
+        "description": template.description, "user_name": template.user_name,
+        "assistant_name": template.assistant_name, "preamble": template.preamble,
+        "stop": list(template.extra_stops),
+    }  # fmt: skip
+    for key in ("greeting", "example_separator", "chat_start"):
+        if getattr(template, key):
+            data[key] = getattr(template, key)
+    if template.alternate_greetings:
+        data["alternate_greetings"] = list(template.alternate_greetings)
+    data["examples"] = [_exchange_dict(e) for e in template.examples]
+    return data
 
-    lines = [
-        f"name = {json.dumps(template.name)}",
-        f"title = {json.dumps(template.title or template.name)}",
-        f"description = {json.dumps(template.description)}",
-        f"user_name = {json.dumps(template.user_name)}",
-        f"assistant_name = {json.dumps(template.assistant_name)}",
-        f"preamble = {json.dumps(template.preamble)}",
-        f"stop = {json.dumps(list(template.extra_stops))}",
-    ]
-    for example in template.examples:
-        lines += ["", "[[examples]]", f"user = {json.dumps(example.user)}",
-                  f"assistant = {json.dumps(example.assistant)}"]  # fmt: skip
-    return "\n".join(lines) + "\n"
+
+def _exchange_dict(exchange: Exchange) -> dict:
+    data: dict = {"user": exchange.user, "assistant": exchange.assistant}
+    return data | ({"block": exchange.block} if exchange.block else {})
+
+
+def template_to_toml(template: Template) -> str:
+    """TOML written by tomli-w, so any text (emoji, control characters) reads back the same."""
+    import tomli_w
+
+    return tomli_w.dumps(template_to_dict(template), multiline_strings=True)
 
 
 def save_user_template(template: Template) -> Path:
@@ -141,4 +171,15 @@ def save_user_template(template: Template) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{template.name}.toml"
     path.write_text(template_to_toml(template), encoding="utf-8")
+    return path
+
+
+def delete_user_template(name: str) -> Path:
+    """Delete one of the person's own templates; shipped ones cannot be deleted."""
+    path = user_templates_dir() / f"{name}.toml"
+    if not path.is_file():
+        shipped = (templates_dir() / f"{name}.toml").is_file()
+        reason = "it is shipped with Basechat" if shipped else "there is no such template of yours"
+        raise TemplateError(f"Cannot delete '{name}': {reason}.")
+    path.unlink()
     return path

@@ -66,12 +66,27 @@ def turn_text(template: Template, message: Message) -> str:
 
 
 def header_text(template: Template) -> str:
-    examples = "".join(
-        turn_text(template, Message("user", ex.user))
-        + turn_text(template, Message("assistant", ex.assistant))
-        for ex in template.examples
-    )
-    return f"{template.preamble}\n\n{examples}"
+    """Preamble, example conversations, and the opening of this one (a card's greeting)."""
+    parts = [f"{template.preamble}\n\n"]
+    block = None
+    for ex in template.examples:
+        if template.example_separator and ex.block != block:
+            parts.append(f"{template.example_separator}\n")
+        block = ex.block
+        parts += [
+            turn_text(template, Message("user", ex.user)),
+            turn_text(template, Message("assistant", ex.assistant)),
+        ]
+    if template.chat_start:
+        parts.append(f"{template.chat_start}\n")
+    if template.greeting:
+        parts.append(turn_text(template, Message("assistant", template.greeting)))
+    return "".join(parts)
+
+
+def transcript_text(template: Template, history: list[Message]) -> str:
+    """What the model reads before the next message: the frame and every turn so far."""
+    return header_text(template) + "".join(turn_text(template, m) for m in history)
 
 
 def cue_text(template: Template) -> str:

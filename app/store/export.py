@@ -6,7 +6,9 @@ import json
 import time
 from dataclasses import asdict
 
-from app.errors import InputError
+from app.errors import BasechatError, InputError
+from app.scaffold import DEFAULT_TEMPLATE, Message, Template, load_template, template_from_dict
+from app.scaffold.transcript import transcript_text
 from app.store.chats import ChatStore, Conversation, _Transaction, pack_tokens
 
 FORMAT = "basechat.conversations"
@@ -26,6 +28,30 @@ def to_markdown(conversation: Conversation, user: str = "User", assistant: str =
         note = " *(interrupted)*" if message.status == "interrupted" else ""
         lines += ["", f"**{speaker}** · {_when(message.created_at)}{note}", "", message.text]
     return "\n".join(lines) + "\n"
+
+
+TEMPLATE_KEY = "frame"  # the conversation's own frame, in its settings, when it was edited
+
+
+def conversation_template(conversation: Conversation) -> Template:
+    """The frame the conversation was held in: its own edited copy, else its template by name,
+    else the default when that template is gone."""
+    data = conversation.settings.get(TEMPLATE_KEY)
+    try:
+        return template_from_dict(data) if data else load_template(conversation.template)
+    except BasechatError:
+        return load_template(DEFAULT_TEMPLATE)
+
+
+def as_messages(stored: list) -> list[Message]:
+    """Stored turns as the scaffold's messages; a reply with no text (stopped before its first
+    token) is left out, so no empty turn is shown to the model."""
+    return [Message(m.role, m.text, m.raw, m.tokens) for m in stored if m.text]
+
+
+def to_prompt(conversation: Conversation) -> str:
+    """The exact text the model reads before the next message (unfitted: every turn)."""
+    return transcript_text(conversation_template(conversation), as_messages(conversation.messages))
 
 
 def _when(timestamp: float) -> str:

@@ -1,6 +1,7 @@
 """The conversation frame panel: template, preamble, speakers, examples, and the prompt inspector.
 
-Signals: frame_changed(object Template), save_requested(object Template).
+Signals: frame_changed(object Template), save_requested(object Template),
+import_requested(str path), copy_prompt_requested().
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import replace
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QInputDialog,
@@ -23,12 +25,15 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import TemplateError
-from app.scaffold import Exchange, Template, available_templates, load_template
+from app.scaffold import Template, available_templates, load_template
+from app.scaffold.importers import parse_examples
 
 
 class FramePanel(QWidget):
     frame_changed = Signal(object)
     save_requested = Signal(object)
+    import_requested = Signal(str)
+    copy_prompt_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,8 +48,19 @@ class FramePanel(QWidget):
         self.examples = QPlainTextEdit()
         self.examples.setAccessibleName("Example exchanges")
         self.examples.setToolTip("One line per turn, each starting with a speaker's name and a colon.")
+        self.greeting = QComboBox()
+        self.greeting.setAccessibleName("Greeting")
+        self.greeting.setToolTip("The character's opening message; cards may offer several.")
         self.apply_button = QPushButton("Apply to this chat")
         self.save_button = QPushButton("Save as new template…")
+        self.import_button = QPushButton("Import…")
+        self.import_button.setToolTip(
+            "A character card (JSON or PNG), a SillyTavern preset, a llama.cpp prompt file, a "
+            "text-generation-webui character, a Kobold Lite scenario or a template. You can also "
+            "drop the file on the window."
+        )
+        self.copy_prompt_button = QPushButton("Copy as prompt")
+        self.copy_prompt_button.setToolTip("The exact text the model reads before the next message.")
         self.inspector = QPlainTextEdit()
         self.inspector.setReadOnly(True)
         self.inspector.setAccessibleName("Prompt inspector")
@@ -56,6 +72,9 @@ class FramePanel(QWidget):
         self.picker.activated.connect(lambda _i: self._pick(self.picker.currentText()))
         self.apply_button.clicked.connect(self._apply)
         self.save_button.clicked.connect(self._save)
+        self.import_button.clicked.connect(self._import)
+        self.copy_prompt_button.clicked.connect(self.copy_prompt_requested)
+        self.greeting.activated.connect(self._pick_greeting)
         self.template: Template | None = None
 
     def _build(self) -> None:
@@ -65,14 +84,20 @@ class FramePanel(QWidget):
         form.addRow("User name", self.user_name)
         form.addRow("Assistant name", self.assistant_name)
         form.addRow("Examples", self.examples)
+        form.addRow("Greeting", self.greeting)
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.save_button)
+        buttons.addWidget(self.import_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.error)
-        layout.addWidget(QLabel("Prompt the next message will send:"))
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(QLabel("Prompt the next message will send:"))
+        prompt_row.addStretch()
+        prompt_row.addWidget(self.copy_prompt_button)
+        layout.addLayout(prompt_row)
         layout.addWidget(self.inspector, 1)
         layout.addWidget(self.usage)
         self.engine_note = QLabel("")  # e.g. a server whose token counts are only estimated
@@ -89,11 +114,35 @@ class FramePanel(QWidget):
         self.preamble.setPlainText(template.preamble)
         self.user_name.setText(template.user_name)
         self.assistant_name.setText(template.assistant_name)
-        lines = []
-        for ex in template.examples:
-            lines += [f"{template.user_name}: {ex.user}", f"{template.assistant_name}: {ex.assistant}"]
-        self.examples.setPlainText("\n".join(lines))
+        self.examples.setPlainText(examples_text(template))
+        self._show_greetings(template)
         self.error.setText("")
+
+    def _show_greetings(self, template: Template) -> None:
+        self.greeting.clear()
+        greetings = [g for g in (template.greeting, *template.alternate_greetings) if g]
+        for number, text in enumerate(greetings, 1):
+            self.greeting.addItem(f"{number}. {' '.join(text.split())[:70]}", text)
+        self.greeting.setEnabled(len(greetings) > 1)
+        if not greetings:
+            self.greeting.addItem("(none)")
+
+    def _pick_greeting(self, index: int) -> None:
+        """Another of the card's greetings opens the chat; the others stay selectable."""
+        if self.template is None or index < 0 or not self.template.greeting:
+            return
+        greetings = [self.template.greeting, *self.template.alternate_greetings]
+        chosen = greetings.pop(index)
+        template = replace(self.template, greeting=chosen, alternate_greetings=tuple(greetings))
+        self.template = template
+        self.frame_changed.emit(template)
+
+    def _import(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(
+            self, "Import a frame", "", "Frames (*.json *.png *.txt *.yaml *.yml *.toml);;All files (*)"
+        )
+        if path:
+            self.import_requested.emit(path)
 
     def show_prompt(self, text: str, tokens: int, n_ctx: int) -> None:
         self.inspector.setPlainText(text)
@@ -121,7 +170,7 @@ class FramePanel(QWidget):
             raise TemplateError("The preamble cannot be empty.")
         return replace(
             base, preamble=self.preamble.toPlainText().strip(), user_name=user, assistant_name=assistant,
-            examples=_parse_examples(self.examples.toPlainText(), user, assistant), source=None,
+            examples=parse_examples(self.examples.toPlainText(), user, assistant), source=None,
         )  # fmt: skip
 
     def _apply(self) -> None:
@@ -146,13 +195,13 @@ class FramePanel(QWidget):
         self.save_requested.emit(template)
 
 
-def _parse_examples(text: str, user: str, assistant: str) -> tuple[Exchange, ...]:
-    """Pairs of 'User: …' then 'Assistant: …' lines; anything else is ignored."""
-    pairs, question = [], None
-    for line in text.splitlines():
-        if line.startswith(f"{user}:"):
-            question = line[len(user) + 1 :].strip()
-        elif line.startswith(f"{assistant}:") and question:
-            pairs.append(Exchange(question, line[len(assistant) + 1 :].strip()))
-            question = None
-    return tuple(pairs)
+def examples_text(template: Template) -> str:
+    """Example exchanges one turn a line; several example chats are split by ``<START>``."""
+    lines, block = [], None
+    several = len({ex.block for ex in template.examples}) > 1
+    for ex in template.examples:
+        if several and ex.block != block:
+            lines.append("<START>")
+        block = ex.block
+        lines += [f"{template.user_name}: {ex.user}", f"{template.assistant_name}: {ex.assistant}"]
+    return "\n".join(lines)

@@ -27,16 +27,15 @@ from app.errors import BasechatError
 from app.models.catalog import load_catalog
 from app.models.default import DEFAULT_MODEL_ID
 from app.scaffold import DEFAULT_TEMPLATE, Message, Template, load_template
-from app.scaffold.template import save_user_template
+from app.scaffold.template import save_user_template, template_to_dict
 from app.store import ChatStore
+from app.store.export import TEMPLATE_KEY, as_messages, conversation_template
 from app.ui.composer import Composer
 from app.ui.frame import FramePanel
 from app.ui.messages import ConversationView, MessageWidget, copy_to_clipboard
 from app.ui.settings import SettingsDialog, load_engine, load_sampling, load_server, save_sampling
 from app.ui.sidebar import Sidebar
 from app.ui.worker import SERVER_ID, EngineWorker, ReplyRequest
-
-TEMPLATE_KEY = "frame"
 
 
 class MainWindow(QMainWindow):
@@ -51,6 +50,7 @@ class MainWindow(QMainWindow):
         self.store = store
         self.settings = settings or QSettings()
         self.setWindowTitle("Basechat")
+        self.setAcceptDrops(True)
         self.conversation_id: int | None = None
         self.template: Template = load_template(DEFAULT_TEMPLATE)
         self.streaming: MessageWidget | None = None
@@ -132,6 +132,8 @@ class MainWindow(QMainWindow):
         self.model_picker.activated.connect(lambda _i: self._pick_model())
         self.frame.frame_changed.connect(self.set_template)
         self.frame.save_requested.connect(self._save_template)
+        self.frame.import_requested.connect(self.import_frame)
+        self.frame.copy_prompt_requested.connect(self.copy_prompt)
         self._inspect_timer = QTimer(self, singleShot=True, interval=400)
         self._inspect_timer.timeout.connect(self.inspect_prompt)
         self.composer.editor.textChanged.connect(self._inspect_timer.start)
@@ -235,6 +237,7 @@ class MainWindow(QMainWindow):
     def show_empty(self) -> None:
         self.view.clear()
         self.conversation_id = None
+        self._show_greeting()
 
     def _abandon_reply(self) -> None:
         """Switching away while a reply streams stops it; what was written is kept in the store."""
@@ -253,21 +256,16 @@ class MainWindow(QMainWindow):
         self._abandon_reply()
         conversation = self.store.get(conversation_id)
         self.conversation_id = conversation_id
-        self.template = self._conversation_template(conversation)
+        self.template = conversation_template(conversation)
         self.frame.show_template(self.template)
         self.view.clear()
+        self._show_greeting()
         for message in conversation.messages:
             self._show_message(message, last=message is conversation.messages[-1])
         self.inspect_prompt()
 
-    def _conversation_template(self, conversation) -> Template:
-        from app.scaffold import template_from_dict
-
-        data = conversation.settings.get(TEMPLATE_KEY)
-        try:
-            return template_from_dict(data) if data else load_template(conversation.template)
-        except BasechatError:
-            return load_template(DEFAULT_TEMPLATE)
+    def _show_greeting(self) -> None:
+        self.view.show_greeting(self.template.assistant_name, self.template.greeting)
 
     def _show_message(self, message, last: bool) -> MessageWidget:
         turn = self._turn(message.role, message.position)
@@ -309,7 +307,7 @@ class MainWindow(QMainWindow):
         return [] if self.conversation_id is None else self.store.get(self.conversation_id).messages
 
     def history(self) -> list[Message]:
-        return _as_history(self._thread())
+        return as_messages(self._thread())
 
     def send(self, text: str) -> None:
         if self.streaming is not None or not self.model_info:
@@ -345,7 +343,10 @@ class MainWindow(QMainWindow):
     def _conversation_settings(self) -> dict:
         from dataclasses import asdict
 
-        return {"sampling": asdict(load_sampling(self.settings)), TEMPLATE_KEY: _template_data(self.template)}
+        return {
+            "sampling": asdict(load_sampling(self.settings)),
+            TEMPLATE_KEY: template_to_dict(self.template),
+        }
 
     def stop(self) -> None:
         self.worker.stop()
@@ -415,7 +416,7 @@ class MainWindow(QMainWindow):
         if self.streaming is not None or self.conversation_id is None or position < 1:
             return
         thread = self._thread()
-        history, user = _as_history(thread[: position - 1]), thread[position - 1]
+        history, user = as_messages(thread[: position - 1]), thread[position - 1]
         self.view.remove_from(position)
         request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                mode="regenerate", user_text=user.text, position=position)  # fmt: skip
@@ -429,7 +430,7 @@ class MainWindow(QMainWindow):
         if self.streaming is not None or self.conversation_id is None:
             return
         thread = self._thread()
-        history, stored = _as_history(thread[: position + 1]), thread[position]
+        history, stored = as_messages(thread[: position + 1]), thread[position]
         self.view.remove_from(position)
         request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                mode="continue", position=position, message_id=stored.id)  # fmt: skip
@@ -439,7 +440,7 @@ class MainWindow(QMainWindow):
         if self.streaming is not None or self.conversation_id is None:
             return
         thread = self._thread()
-        old, history = thread[position], _as_history(thread[:position])
+        old, history = thread[position], as_messages(thread[:position])
         text, ok = QInputDialog.getMultiLineText(self, "Edit message", "Message (later turns are dropped):",
                                                  old.text)  # fmt: skip
         if not ok or not text.strip():
@@ -466,10 +467,53 @@ class MainWindow(QMainWindow):
     def set_template(self, template: Template) -> None:
         self.template = template
         if self.conversation_id is not None:
-            items = {TEMPLATE_KEY: _template_data(template)}
+            items = {TEMPLATE_KEY: template_to_dict(template)}
             self.store.merge_settings(self.conversation_id, items, template=template.name)
             self.open_conversation(self.conversation_id)
+        elif not self.view.turns:
+            self._show_greeting()
         self.inspect_prompt()
+
+    def import_frame(self, path: str) -> None:
+        """A card, preset or prompt file becomes a template of the person's own, used at once."""
+        from pathlib import Path
+
+        from app.scaffold.importers import import_file, save_imported
+
+        try:
+            imported = import_file(Path(path))
+            template, _saved = save_imported(imported)
+        except BasechatError as exc:
+            self.statusBar().showMessage(str(exc), 15000)
+            return
+        notes = "".join(f" · {note}" for note in imported.notes)
+        self.statusBar().showMessage(f"Imported {imported.kind} as '{template.name}'{notes}", 15000)
+        self.frame.show_template(template)
+        self.set_template(template)
+
+    def copy_prompt(self) -> None:
+        """The exact text the model reads before the next message, on the clipboard."""
+        from app.scaffold.transcript import transcript_text
+        from app.store.export import to_prompt
+
+        if self.conversation_id is not None:
+            text = to_prompt(self.store.get(self.conversation_id))
+        else:
+            text = transcript_text(self.template, [])
+        copy_to_clipboard(text)
+        self.statusBar().showMessage("Copied the prompt.", 4000)
+
+    # -- dropping a file on the window imports it ------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.import_frame(files[0])
 
     def _save_template(self, template: Template) -> None:
         path = save_user_template(template)
@@ -531,15 +575,3 @@ class MainWindow(QMainWindow):
         self.thread.wait(10000)
         self.worker.release_model()
         super().closeEvent(event)
-
-
-def _as_history(stored: list) -> list[Message]:
-    return [Message(m.role, m.text, m.raw, m.tokens) for m in stored]
-
-
-def _template_data(template: Template) -> dict:
-    return {
-        "name": template.name, "preamble": template.preamble, "user_name": template.user_name,
-        "assistant_name": template.assistant_name, "stop": list(template.extra_stops),
-        "examples": [{"user": e.user, "assistant": e.assistant} for e in template.examples],
-    }  # fmt: skip

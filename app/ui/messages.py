@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QPalette, QTextCursor
+from PySide6.QtGui import QGuiApplication, QPalette, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -28,6 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+
+
+_MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
 
 
 class _Body(QTextBrowser):
@@ -98,7 +101,8 @@ class MessageWidget(QFrame):
         """Render once as Markdown; add the buttons that fit this turn."""
         self.text = text
         if self.role == "assistant":
-            self.body.setMarkdown(text or "*(no reply)*")
+            # No HTML: a reply or an imported greeting that holds tags shows them as text.
+            self.body.document().setMarkdown(text or "*(no reply)*", _MARKDOWN)
         else:
             self.body.setPlainText(text)
         self.status.setText(note)
@@ -197,6 +201,7 @@ class ConversationView(QScrollArea):
         self.column.addStretch()
         self.setWidget(inner)
         self.turns: list[MessageWidget] = []
+        self.greeting: MessageWidget | None = None
         self.verticalScrollBar().rangeChanged.connect(self._follow)
         self._stick = True
 
@@ -204,7 +209,19 @@ class ConversationView(QScrollArea):
         for turn in self.turns:
             turn.deleteLater()
         self.turns = []
+        self.show_greeting("", "")
         self.hint.show()
+
+    def show_greeting(self, speaker: str, text: str) -> None:
+        """The frame's opening message (a character's greeting): shown first, not a stored turn."""
+        if self.greeting is not None:
+            self.greeting.deleteLater()
+            self.greeting = None
+        if text:
+            self.greeting = MessageWidget("assistant", -1, speaker)
+            self.greeting.set_final(text, "greeting")
+            self.column.insertWidget(1, self.greeting)
+            self.hint.hide()
 
     def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
         turn = MessageWidget(role, position, speaker)
@@ -219,7 +236,7 @@ class ConversationView(QScrollArea):
         for turn in self.turns[len(keep) :]:
             turn.deleteLater()
         self.turns = keep
-        self.hint.setVisible(not keep)
+        self.hint.setVisible(not keep and self.greeting is None)
 
     def _follow(self, _low: int, high: int) -> None:
         """Keep the newest text in view while it streams, unless the user scrolled up."""

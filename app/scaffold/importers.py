@@ -1,0 +1,496 @@
+"""Reading the frames people already own into Basechat templates.
+
+Character cards (TavernAI / SillyTavern "Character Card" V1, V2 and V3, as JSON or as a PNG
+whose ``chara``/``ccv3`` text chunk holds base64 JSON), SillyTavern context and instruct
+presets, llama.cpp prompt files, text-generation-webui character YAML, Kobold Lite chat
+scenarios, and Basechat's own TOML. Everything is read as data: nothing is evaluated, HTML
+stays text, and a PNG is walked chunk by chunk without decoding its image. Whatever a format
+holds that Basechat does not use is named in ``Imported.notes``, never dropped silently.
+
+Only the public field names of these formats are used here; no other project's code or data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import struct
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from app.errors import TemplateError
+from app.scaffold import handlebars
+from app.scaffold.template import Exchange, Template, template_from_dict
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # a card's PNG can be a large picture
+MAX_TEXT_BYTES = 1024 * 1024  # the card or preset itself
+MAX_FIELD_CHARS = 32_000
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SUPPORTED_CARD_MAJOR = 3
+
+
+@dataclass(frozen=True)
+class Imported:
+    template: Template
+    kind: str  # which format it was read as
+    notes: tuple[str, ...] = ()  # what was not used, or changed
+
+
+def import_file(path: Path) -> Imported:
+    """Read ``path`` as whichever supported format it is; one-line TemplateError if none."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise TemplateError(f"{path.name} is {size / 1e6:.0f} MB; a frame file may be at most 20 MB.")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TemplateError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    return import_bytes(data, path.name)
+
+
+def import_bytes(data: bytes, filename: str) -> Imported:
+    stem = Path(filename).stem
+    if data.startswith(_PNG_SIGNATURE):
+        return card_to_template(_card_from_png(data, filename), stem, "PNG ")
+    if len(data) > MAX_TEXT_BYTES:
+        raise TemplateError(f"{filename} is larger than 1 MB of text; that is not a frame file.")
+    text = _decode(data, filename)
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".toml":
+        return _from_toml(text, stem)
+    if suffix in (".yaml", ".yml"):
+        return _from_textgen_yaml(text, stem)
+    if text.lstrip().startswith(("{", "[")):
+        return _from_json(_json_object(text, filename), stem)
+    return prompt_file_to_template(text, stem)
+
+
+def _decode(data: bytes, filename: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise TemplateError(f"{filename} is neither a PNG card nor UTF-8 text.") from None
+
+
+def _json_object(text: str, filename: str) -> dict:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TemplateError(f"{filename} is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise TemplateError(f"{filename} holds JSON, but not an object of fields.")
+    return data
+
+
+def _from_json(data: dict, stem: str) -> Imported:
+    if "spec" in data or {"first_mes", "mes_example"} & data.keys() or "char_name" in data:
+        return card_to_template(data, stem)
+    if "story_string" in data:
+        return context_preset_to_template(data, stem)
+    if {"input_sequence", "output_sequence"} & data.keys():
+        return instruct_preset_to_template(data, stem)
+    if "chatopponent" in data or ("memory" in data and "prompt" in data):
+        return kobold_to_template(data, stem)
+    raise TemplateError(
+        "This JSON is not a character card, a SillyTavern preset or a Kobold scenario "
+        "(none of their fields are there)."
+    )
+
+
+def _from_toml(text: str, stem: str) -> Imported:
+    from app.scaffold.template import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TemplateError(f"{stem}.toml is not valid TOML: {exc}.") from None
+    return Imported(template_from_dict(data, default_name=stem), "Basechat template")
+
+
+# -- character cards ---------------------------------------------------------------------
+
+
+def _card_from_png(data: bytes, filename: str) -> dict:
+    """The card JSON from a PNG's ``ccv3`` (preferred) or ``chara`` tEXt chunk."""
+    chunks = _png_text_chunks(data)
+    encoded = chunks.get("ccv3") or chunks.get("chara")
+    if encoded is None:
+        raise TemplateError(f"{filename} is a PNG without a character card in it.")
+    try:
+        text = base64.b64decode(encoded, validate=False).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise TemplateError(f"{filename}: the card chunk is not base64-encoded UTF-8 JSON.") from None
+    if len(text) > MAX_TEXT_BYTES:
+        raise TemplateError(f"{filename}: the card inside is larger than 1 MB.")
+    return _json_object(text, filename)
+
+
+def _png_text_chunks(data: bytes) -> dict[str, bytes]:
+    """Keyword → text of every tEXt chunk, reading lengths and types only (no image decoding)."""
+    found: dict[str, bytes] = {}
+    offset = len(_PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        body = data[offset + 8 : offset + 8 + length]
+        if len(body) < length:
+            break  # a truncated file: use what was read
+        if kind == b"tEXt" and b"\0" in body:
+            keyword, _, text = body.partition(b"\0")
+            found[keyword.decode("latin-1").lower()] = text
+        if kind == b"IEND":
+            break
+        offset += 12 + length
+    return found
+
+
+def card_to_template(card: dict, stem: str, container: str = "") -> Imported:
+    """Character Card V1/V2/V3 → a template: the character speaks as the assistant."""
+    version, data = _card_version(card)
+    notes: list[str] = []
+    name = _speaker(_field(data, "name") or _field(data, "char_name") or stem, "Character")
+    user = "User" if name.casefold() != "user" else "You"
+    fill = _macro_filler(name, user)
+    preamble = _card_preamble(data, name, fill)
+    examples, dropped = _example_blocks(
+        fill(_field(data, "mes_example") or _field(data, "example_dialogue")), user, name
+    )
+    if dropped:
+        notes.append(f"{dropped} example line(s) without a partner were left out")
+    greetings = [fill(g) for g in [_field(data, "first_mes") or _field(data, "char_greeting"),
+                                   *_list_field(data, "alternate_greetings")] if g.strip()]  # fmt: skip
+    unused = [k for k in ("post_history_instructions", "character_book", "group_only_greetings", "assets")
+              if data.get(k)]  # fmt: skip
+    if unused:
+        notes.append("not used: " + ", ".join(unused))
+    template = Template(
+        name=_slug(name), preamble=preamble, user_name=user, assistant_name=name, examples=tuple(examples),
+        title=name, description=_plain(_field(data, "creator_notes"))[:300],
+        greeting=greetings[0] if greetings else "", alternate_greetings=tuple(greetings[1:]),
+    )  # fmt: skip
+    return Imported(template, f"{container}Character Card {version}", tuple(notes))
+
+
+def _card_version(card: dict) -> tuple[str, dict]:
+    spec = str(card.get("spec", ""))
+    if not spec:
+        return "V1", card
+    version = str(card.get("spec_version", ""))
+    major = re.match(r"\d+", version)
+    if spec not in ("chara_card_v2", "chara_card_v3") or (
+        major and int(major.group()) > _SUPPORTED_CARD_MAJOR
+    ):
+        raise TemplateError(f"This card says it is '{spec}' {version}; Basechat reads cards up to V3.")
+    data = card.get("data")
+    if not isinstance(data, dict):
+        raise TemplateError("This card has no 'data' object.")
+    return ("V3" if spec.endswith("v3") else "V2"), data
+
+
+def _card_preamble(data: dict, name: str, fill) -> str:
+    """The card's own words, in the order SillyTavern's default story string puts them."""
+    system = fill(_field(data, "system_prompt").replace("{{original}}", ""))
+    parts = [
+        system,
+        fill(_field(data, "description")),
+        f"{name}'s personality: {fill(_field(data, 'personality'))}" if _field(data, "personality") else "",
+        f"Scenario: {fill(_field(data, 'scenario'))}" if _field(data, "scenario") else "",
+    ]
+    text = "\n".join(p.strip() for p in parts if p.strip())
+    return text or f"A conversation between User and {name}."
+
+
+def _macro_filler(name: str, user: str):
+    """Expand {{char}} / {{user}} (any case) and the old <BOT> / <USER>."""
+    pattern = re.compile(r"\{\{\s*(char|user)\s*\}\}|<(BOT|USER)>", re.IGNORECASE)
+
+    def fill(text: str) -> str:
+        return pattern.sub(
+            lambda m: name if (m.group(1) or m.group(2)).lower() in ("char", "bot") else user, text
+        )
+
+    return fill
+
+
+def parse_examples(text: str, user: str, assistant: str) -> tuple[Exchange, ...]:
+    """Example chats typed as "Name: …" lines (turns may span lines; ``<START>`` between chats)."""
+    return tuple(_example_blocks(text, user, assistant)[0])
+
+
+def _example_blocks(text: str, user: str, name: str) -> tuple[list[Exchange], int]:
+    """``<START>``-separated example chats → exchanges, and how many lines had no partner."""
+    exchanges: list[Exchange] = []
+    dropped = 0
+    for block, chunk in enumerate(re.split(r"<START>", text, flags=re.IGNORECASE)):
+        turns = _speaker_turns(chunk, user, name)
+        pairs, left = _pair_turns(turns)
+        exchanges += [Exchange(u, a, block) for u, a in pairs]
+        dropped += left
+    return exchanges, dropped
+
+
+def _speaker_turns(text: str, user: str, name: str) -> list[tuple[str, str]]:
+    """(role, text) for each "Name: …" line; other lines continue the turn before them."""
+    label = re.compile(rf"^\s*({re.escape(user)}|{re.escape(name)})\s*:\s?(.*)$", re.IGNORECASE)
+    turns: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        match = label.match(line)
+        if match:
+            role = "user" if match.group(1).casefold() == user.casefold() else "assistant"
+            turns.append((role, match.group(2)))
+        elif turns:
+            turns[-1] = (turns[-1][0], turns[-1][1] + "\n" + line)
+    return [(role, body.strip()) for role, body in turns if body.strip()]
+
+
+def _pair_turns(turns: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """Consecutive turns of one speaker are joined; each user turn pairs with the reply after it."""
+    merged: list[tuple[str, str]] = []
+    for role, body in turns:
+        if merged and merged[-1][0] == role:
+            merged[-1] = (role, merged[-1][1] + "\n" + body)
+        else:
+            merged.append((role, body))
+    pairs, left, index = [], 0, 0
+    while index < len(merged):
+        if merged[index][0] == "user" and index + 1 < len(merged):
+            pairs.append((merged[index][1], merged[index + 1][1]))
+            index += 2
+        else:
+            left, index = left + 1, index + 1
+    return pairs, left
+
+
+# -- SillyTavern presets --------------------------------------------------------------
+
+_CONTEXT_USED = {"story_string", "example_separator", "chat_start", "name"}
+_INSTRUCT_USED = {"input_sequence", "output_sequence", "stop_sequence", "system_prompt", "name"}
+
+
+def context_preset_to_template(data: dict, stem: str) -> Imported:
+    """A context preset is a recipe for a card; alone it gives the frame's shape: its story string
+    with neutral values, and the separators between example chats and the real one."""
+    story = _field(data, "story_string")
+    values = {"char": "Assistant", "user": "User", "system": "", "description": "", "personality": "",
+              "scenario": "", "persona": "", "wiexamples": "", "wibefore": "", "wiafter": ""}  # fmt: skip
+    rendered = handlebars.render(story, values)
+    notes = _unused_settings(data, _CONTEXT_USED)
+    if rendered.unsupported:
+        notes.append("template tags left out: " + ", ".join(rendered.unsupported))
+    name = _field(data, "name") or stem
+    preamble = rendered.text.strip() or "A conversation between User and Assistant."
+    template = Template(
+        name=_slug(name), preamble=preamble, title=name,
+        example_separator=_one_line(_field(data, "example_separator")),
+        chat_start=_one_line(_field(data, "chat_start")),
+    )  # fmt: skip
+    return Imported(template, "SillyTavern context preset", tuple(notes))
+
+
+def instruct_preset_to_template(data: dict, stem: str) -> Imported:
+    """Instruct sequences become speaker labels where they are labels ("### Instruction:");
+    sequences that are not (chat-markup tokens) cannot be, and the import says so."""
+    user = _sequence_label(_field(data, "input_sequence"), "input_sequence")
+    assistant = _sequence_label(_field(data, "output_sequence"), "output_sequence")
+    notes = _unused_settings(data, _INSTRUCT_USED)
+    stop = _field(data, "stop_sequence").strip()
+    name = _field(data, "name") or stem
+    preamble = _field(data, "system_prompt").strip() or f"A conversation between {user} and {assistant}."
+    template = Template(
+        name=_slug(name), preamble=preamble, user_name=user, assistant_name=assistant,
+        extra_stops=(stop,) if stop else (), title=name,
+    )  # fmt: skip
+    return Imported(template, "SillyTavern instruct preset", tuple(notes))
+
+
+def _sequence_label(sequence: str, field_name: str) -> str:
+    label = sequence.strip().removesuffix(":").strip()
+    if not label or "\n" in label or ":" in label or "<|" in label or "[INST" in label.upper():
+        raise TemplateError(
+            f"{field_name} {sequence.strip()[:40]!r} is not a speaker label; Basechat's transcript needs "
+            "'Name:' turns, so this instruct preset cannot be used."
+        )
+    return label
+
+
+def _unused_settings(data: dict, used: set[str]) -> list[str]:
+    """Settings with a value that Basechat has no use for, named so nothing vanishes unseen."""
+    unused = sorted(k for k, v in data.items() if k not in used and v not in (None, "", False, [], {}))
+    return ["not used: " + ", ".join(unused)] if unused else []
+
+
+# -- llama.cpp prompt files, text-generation-webui characters, Kobold Lite scenarios ------
+
+
+def prompt_file_to_template(text: str, stem: str) -> Imported:
+    """A plain transcript: the speakers are found from its last lines, the text before the
+    first turn is the preamble, and the turns become example exchanges."""
+    notes = []
+    text = text.replace("[[USER_NAME]]", "User").replace("[[AI_NAME]]", "Assistant")
+    if "[[DATE_" in text:
+        text = text.replace("[[DATE_YEAR]]", time.strftime("%Y")).replace(
+            "[[DATE_TIME]]", time.strftime("%H:%M")
+        )
+        notes.append("[[DATE_YEAR]] and [[DATE_TIME]] were filled in with today's date and time")
+    user, assistant = _speakers_from_end(text)
+    lines = text.rstrip().splitlines()
+    first = next(
+        i for i, line in enumerate(lines) if re.match(rf"^({re.escape(user)}|{re.escape(assistant)}):", line)
+    )
+    preamble = "\n".join(lines[:first]).strip()
+    turns = _speaker_turns("\n".join(lines[first:]), user, assistant)
+    pairs, dropped = _pair_turns(turns)
+    if dropped:
+        notes.append(f"{dropped} turn(s) without a partner were left out")
+    template = Template(
+        name=_slug(stem), preamble=preamble or f"A conversation between {user} and {assistant}.",
+        user_name=user, assistant_name=assistant, title=stem,
+        examples=tuple(Exchange(u, a) for u, a in pairs),
+    )  # fmt: skip
+    return Imported(template, "llama.cpp prompt file", tuple(notes))
+
+
+def _speakers_from_end(text: str) -> tuple[str, str]:
+    """The last line names whose turn is next (the user); the other speaker is the last
+    different "Name:" before it."""
+    labels = re.findall(r"^([^\s:][^:\n]{0,39}):", text, flags=re.MULTILINE)
+    if len(set(labels)) < 2:
+        raise TemplateError("This text has no 'Name: …' turns of two speakers; it is not a prompt file.")
+    user = labels[-1]
+    assistant = next(label for label in reversed(labels) if label != user)
+    return _speaker(user, "User"), _speaker(assistant, "Assistant")
+
+
+def _from_textgen_yaml(text: str, stem: str) -> Imported:
+    """text-generation-webui: ``name``, ``greeting``, ``context`` (with {{user}}:/{{char}}: lines)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{stem}: not valid YAML ({str(exc).splitlines()[0]}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise TemplateError(f"{stem}: a text-generation-webui character needs a 'name'.")
+    name = _speaker(data["name"], "Character")
+    fill = _macro_filler(name, "User")
+    context = fill(_field(data, "context"))
+    label = re.search(rf"^\s*(User|{re.escape(name)})\s*:", context, flags=re.MULTILINE | re.IGNORECASE)
+    preamble = context[: label.start()].strip() if label else context.strip()
+    examples, dropped = _example_blocks(context[label.start() :] if label else "", "User", name)
+    notes = [f"{dropped} example line(s) without a partner were left out"] if dropped else []
+    notes += _unused_settings(data, {"name", "greeting", "context"})
+    greeting = fill(_field(data, "greeting")).strip()
+    template = Template(
+        name=_slug(name), preamble=preamble or f"A conversation between User and {name}.",
+        assistant_name=name, examples=tuple(examples), title=name, greeting=greeting,
+    )  # fmt: skip
+    return Imported(template, "text-generation-webui character", tuple(notes))
+
+
+def kobold_to_template(data: dict, stem: str) -> Imported:
+    """Kobold Lite: ``memory`` is the preamble, ``chatname``/``chatopponent`` the speakers
+    (the first of several opponents), ``prompt`` the opening of the chat."""
+    user = _speaker(_field(data, "chatname") or "User", "User")
+    opponents = (_field(data, "chatopponent") or "Assistant").split("||$||")
+    assistant = _speaker(opponents[0], "Assistant")
+    notes = [f"only the first of {len(opponents)} chat opponents is used"] if len(opponents) > 1 else []
+    used = {"memory", "prompt", "chatname", "chatopponent", "opmode", "gamestarted", "scenarioname"}
+    notes += _unused_settings(data, used)
+    opening = _field(data, "prompt").strip()
+    turns = _speaker_turns(opening, user, assistant)
+    greeting = turns[0][1] if len(turns) == 1 and turns[0][0] == "assistant" else opening
+    template = Template(
+        name=_slug(_field(data, "scenarioname") or stem), title=_field(data, "scenarioname") or stem,
+        preamble=_field(data, "memory").strip() or f"A conversation between {user} and {assistant}.",
+        user_name=user, assistant_name=assistant, greeting=greeting,
+    )  # fmt: skip
+    return Imported(template, "Kobold Lite scenario", tuple(notes))
+
+
+# -- field hygiene ----------------------------------------------------------------------
+
+
+def _field(data: dict, key: str) -> str:
+    """A text field, checked for type and size: too long is refused, never cut silently."""
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TemplateError(f"The field '{key}' should be text, not {type(value).__name__}.")
+    if len(value) > MAX_FIELD_CHARS:
+        raise TemplateError(
+            f"The field '{key}' is {len(value):,} characters; at most {MAX_FIELD_CHARS:,} are read."
+        )
+    return value.replace("\r\n", "\n")
+
+
+def _list_field(data: dict, key: str) -> list[str]:
+    values = data.get(key) or []
+    if not isinstance(values, list):
+        raise TemplateError(f"The field '{key}' should be a list of texts.")
+    return [_field({key: v}, key) for v in values[:64] if isinstance(v, str)]
+
+
+def _speaker(name: str, fallback: str) -> str:
+    """A name usable as a speaker label: one line, no ':'."""
+    cleaned = " ".join(name.replace(":", " ").split())[:40]
+    return cleaned or fallback
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"<[^>]{0,200}>", "", text).strip()
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:40] or "imported"
+
+
+def template_to_card(template: Template) -> dict:
+    """A Character Card V2 of the template: what other apps import (and Basechat again)."""
+    fill = _names_to_macros(template)
+    blocks: dict[int, list[str]] = {}
+    for ex in template.examples:
+        blocks.setdefault(ex.block, []).append(
+            f"{{{{user}}}}: {fill(ex.user)}\n{{{{char}}}}: {fill(ex.assistant)}"
+        )
+    data = {
+        "name": template.assistant_name, "description": fill(template.preamble), "personality": "",
+        "scenario": "", "first_mes": fill(template.greeting), "mes_example": "".join(
+            "<START>\n" + "\n".join(lines) + "\n" for lines in blocks.values()),
+        "creator_notes": template.description, "system_prompt": "", "post_history_instructions": "",
+        "alternate_greetings": [fill(g) for g in template.alternate_greetings], "tags": [],
+        "creator": "", "character_version": "", "extensions": {},
+    }  # fmt: skip
+    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
+
+
+def _names_to_macros(template: Template):
+    pattern = re.compile(rf"\b({re.escape(template.assistant_name)}|{re.escape(template.user_name)})\b")
+    return lambda text: pattern.sub(
+        lambda m: "{{char}}" if m.group(1) == template.assistant_name else "{{user}}", text
+    )
+
+
+def save_imported(imported: Imported) -> tuple[Template, Path]:
+    """Write the template under a free name; returns it (perhaps renamed) and its file."""
+    from app.scaffold.template import available_templates, save_user_template
+
+    template = unique_name(imported.template, set(available_templates()))
+    return template, save_user_template(template)
+
+
+def unique_name(template: Template, taken: set[str]) -> Template:
+    """The template under a name no other template has ("bob", then "bob-2", …)."""
+    if template.name not in taken:
+        return template
+    number = 2
+    while f"{template.name}-{number}" in taken:
+        number += 1
+    return replace(template, name=f"{template.name}-{number}")
