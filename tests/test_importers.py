@@ -34,7 +34,8 @@ def test_card_v2_json_becomes_a_character_template():
     assert (t.name, t.user_name, t.assistant_name) == ("captain-mira", "User", "Captain Mira")
     assert t.preamble == (
         "Captain Mira is the captain of the airship Kestrel. She speaks to User plainly.\n"
-        "Captain Mira's personality: brave, dry humour\nScenario: User has just come aboard as a new deckhand."
+        "Captain Mira's personality: brave, dry humour\n"
+        "Scenario: User has just come aboard as a new deckhand."
     )
     assert [(e.user, e.assistant, e.block) for e in t.examples] == [
         ("Where are we headed?", "North, to the ice fields.\nIt will be cold.", 1),
@@ -106,7 +107,7 @@ def test_html_and_script_stay_text():
 
 
 def test_duplicate_names_get_a_suffix_and_nothing_is_written_on_failure(own_templates):
-    first, path = save_imported(import_bytes(json.dumps(frames.card_v2()).encode(), "m.json"))
+    first, _path = save_imported(import_bytes(json.dumps(frames.card_v2()).encode(), "m.json"))
     second, _ = save_imported(import_bytes(json.dumps(frames.card_v2()).encode(), "m.json"))
     assert (first.name, second.name) == ("captain-mira", "captain-mira-2")
     assert load_template("captain-mira-2").assistant_name == "Captain Mira"
