@@ -169,7 +169,17 @@ class ChatSession:
 
     def _stream(self, tokens: list[int], finish: Callable[[Completion], Reply]) -> ReplyStream:
         params = replace(self.params, max_tokens=self._reply_budget())
-        return ReplyStream(self.engine.generate(tokens, params, self.template.stop_strings()), finish)
+        if not self.history:  # a new chat: its frame is what every chat in it starts with
+            self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "")[:1]))
+
+        def finish_and_keep(completion: Completion) -> Reply:
+            reply = finish(completion)
+            self.engine.save_state()
+            return reply
+
+        return ReplyStream(
+            self.engine.generate(tokens, params, self.template.stop_strings()), finish_and_keep
+        )
 
 
 def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyStream:

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     ask = sub.add_parser("ask", help="one reply to MESSAGE")
     _model_options(ask)
+    ask.add_argument(
+        "--resume", type=int, metavar="ID", help="continue a stored conversation (and store this turn)"
+    )
     ask.add_argument("message")
     prompt = sub.add_parser("prompt", help="print the exact text that would be sent")
     _model_options(prompt)
@@ -239,11 +242,12 @@ def _load(args: argparse.Namespace):
     _check_numbers(args)
     template = load_template(args.template or DEFAULT_TEMPLATE)
     history = _read_history(args.history) if args.history else []
-    model_id, engine = _open_engine(args)
+    model_id, engine = _open_engine(args, keep_states=args.command in ("ask", "chat"))
     return model_id, ChatSession(engine, template, _sampling(args), history)
 
 
 def _open_engine(args: argparse.Namespace, **settings):
+    """``settings``: extra engine options (``keep_states`` for conversations)."""
     """(model id, Backend): the server's model with --server, else a local model file."""
     from app.engine.factory import open_backend
     from app.models.catalog import resolve_model
@@ -369,23 +373,58 @@ def cmd_prompt(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from app.chat import raw_generation
 
+    store, stored = _resumed(args)
     model_id, session = _load(args)
+    _continue_stored(session, stored, args)
     if args.raw:
         stream = raw_generation(session.engine, args.message, session.params)
     else:
         stream = session.send(args.message)
+    record = _ChatRecord(store, session, model_id, stored.id) if stored is not None else None
+    recorder = _recorder(record, args.message)
     with _cancel_on_interrupt(stream):
+        chunks = _recording(stream, recorder) if recorder else stream
         if args.json:
-            stream.run()
+            for _ in chunks:
+                pass
         else:
-            _echo(stream)
+            _echo(chunks)
             print()
+    if recorder:
+        recorder.finish(stream.reply)
     if args.json:
         template = "raw" if args.raw else session.template.name
         out = _ask_json(stream.reply, model_id, template)
         print(json.dumps({**out, "engine": session.engine.describe().kind}))
     _raise_if_interrupted(stream.reply)
     return 0
+
+
+def _resumed(args: argparse.Namespace):
+    """(store, stored conversation) for ``--resume ID``, else (None, None)."""
+    if getattr(args, "resume", None) is None:
+        return None, None
+    if args.raw:
+        raise InputError("--resume continues a conversation; it cannot be combined with --raw.")
+    store = _open_store()
+    return store, store.get(args.resume)
+
+
+def _continue_stored(session, stored, args: argparse.Namespace) -> None:
+    """The stored turns and the frame the conversation was held in (unless --template)."""
+    from app.store import export
+
+    if stored is None:
+        return
+    session.history = export.as_messages(stored.messages)
+    if not args.template:
+        session.template = export.conversation_template(stored)
+
+
+def _recorder(record, text: str):
+    from app.store import ReplyRecorder
+
+    return ReplyRecorder(record.store, record.user_turn(text)) if record is not None else None
 
 
 def _raise_if_interrupted(reply) -> None:
@@ -409,15 +448,10 @@ def _ask_json(reply, model_id: str, template: str) -> dict:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from app.store import export
-
-    store = _open_store()
-    stored = store.get(args.resume) if args.resume is not None else None
+    store, stored = _resumed(args)
+    store = store or _open_store()
     model_id, session = _load(args)
-    if stored is not None:
-        session.history = export.as_messages(stored.messages)
-        if not args.template:  # the frame it was held in, edits included
-            session.template = export.conversation_template(stored)
+    _continue_stored(session, stored, args)
     conversation = _ChatRecord(store, session, model_id, args.resume)
     interactive = sys.stdin.isatty()
     if interactive:

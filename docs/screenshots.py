@@ -53,11 +53,26 @@ def main() -> int:
         window.grab().save(str(DOCS / "screenshot.png"))
         dialog = ModelsDialog(window)
         dialog.show()
-        QTimer.singleShot(500, lambda: (dialog.grab().save(str(DOCS / "models.png")), app.quit()))
+        QTimer.singleShot(500, lambda: (dialog.grab().save(str(DOCS / "models.png")), dialog.close(), card()))
+
+    def card() -> None:
+        """A character card imported (as dropping it on the window does), then one message."""
+        window.new_chat()
+        window.import_frame(str(DOCS / "example-card.json"))
+        window.composer.editor.setPlainText("Where are we flying today, captain?")
+        window.composer._send()
+        QTimer.singleShot(300, card_done)
+
+    def card_done() -> None:
+        if window.streaming is not None:
+            QTimer.singleShot(200, card_done)
+            return
+        window.inspect_prompt()
+        QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), app.quit()))
 
     QTimer.singleShot(100, step)
     app.exec()
-    print(f"saved {DOCS / 'screenshot.png'} and {DOCS / 'models.png'}")
+    print(f"saved screenshot.png, models.png and card.png in {DOCS}")
     return 0
 
 

@@ -22,6 +22,7 @@ import llama_cpp as lc
 from app.engine.base import EngineInfo, Generation, SamplingParams
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
+from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, file_identity, token_digest
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
 from app.errors import EngineBusy, ModelLoadError
@@ -56,6 +57,18 @@ def device_name(n_gpu_layers: int) -> str:
     return "Metal" if "METAL" in system.upper() else "GPU"
 
 
+_MIN_RESTORE_GAIN = 32  # tokens a saved state must add to be worth restoring
+
+
+def _shared_length(old: list[int], new: list[int]) -> int:
+    shared = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
+
+
 class LlamaEngine:
     """One loaded model and its context. One generation at a time."""
 
@@ -70,7 +83,10 @@ class LlamaEngine:
         n_gpu_layers: int | None = None,
         flash_attn: bool | None = None,
         free_bytes: int | None = None,
+        state_dir: Path | None = None,
+        kv_disk_cap: int | None = None,
     ) -> None:
+        """``state_dir``: where KV states are saved so conversations resume warm (None: never)."""
         self.path = Path(path)
         want_ctx = n_ctx or DEFAULT_CTX
         self.info: GGUFInfo = check_model_file(self.path, want_ctx, free_bytes)
@@ -85,6 +101,8 @@ class LlamaEngine:
         self.n_batch = lc.llama_n_batch(self._ctx)
         self._cached: list[int] = []
         self._lock = threading.Lock()
+        self._n_swa = lc.llama_model_n_swa(self._model)
+        self._states = self._open_states(state_dir, kv_disk_cap, flash_attn)
         self._one = (lc.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
 
@@ -126,6 +144,23 @@ class LlamaEngine:
             raise ModelLoadError(f"llama.cpp could not create a context of {self.n_ctx} tokens.")
         return ctx
 
+    def _open_states(
+        self, folder: Path | None, cap: int | None, flash_attn: bool | None
+    ) -> KVStateStore | None:
+        """Everything that changes what the cache holds is part of a state's identity."""
+        if folder is None:
+            return None
+        try:
+            identity = {
+                "format": 1, "model_sha256": file_identity(self.path, folder),
+                "llama_cpp_python": lc.__version__, "n_ctx": self.n_ctx, "type_k": "f16", "type_v": "f16",
+                "flash_attn": str(flash_attn), "swa_full": True, "n_gpu_layers": self.n_gpu_layers,
+            }  # fmt: skip
+            return KVStateStore(folder, identity, cap or DEFAULT_DISK_CAP)
+        except OSError as exc:  # a read-only or full data folder: chats still work, cold
+            log.warning("KV states are off: %s", exc)
+            return None
+
     def describe(self) -> EngineInfo:
         return EngineInfo(
             kind="local", name=self.info.name, device=self.device, n_ctx=self.n_ctx,
@@ -134,6 +169,8 @@ class LlamaEngine:
 
     def close(self) -> None:
         """Free the context and weights; the engine is unusable afterwards."""
+        if self._states is not None:
+            self._states.close()
         with self._lock:
             if self._ctx:
                 lc.llama_free(self._ctx)
@@ -194,19 +231,62 @@ class LlamaEngine:
         self._cached = []
 
     def _reuse_prefix(self, prompt: list[int]) -> int:
-        """Keep the cached prefix shared with ``prompt``; at least one token is evaluated."""
-        shared = 0
-        for old, new in zip(self._cached, prompt, strict=False):
-            if old != new:
-                break
-            shared += 1
+        """Keep the cached prefix shared with ``prompt`` (or restore a longer saved one);
+        at least one token is evaluated."""
+        shared = _shared_length(self._cached, prompt)
+        if self._states is not None and shared < len(prompt) - _MIN_RESTORE_GAIN:
+            shared = self._restore(prompt, shared)
         shared = min(shared, len(prompt) - 1)
         if shared < len(self._cached):
-            if not lc.llama_memory_seq_rm(self._memory, 0, shared, -1):
+            if not self._trim_is_safe(shared) or not lc.llama_memory_seq_rm(self._memory, 0, shared, -1):
                 self.clear_cache()
                 shared = 0
             del self._cached[shared:]
         return shared
+
+    def _trim_is_safe(self, keep: int) -> bool:
+        """A restored state holds only the last window of a sliding-window layer's positions
+        (Gemma 3: 512). Cutting it back further than that window would leave the next tokens
+        attending to cells that are not there: llama.cpp allows it, the logits are wrong."""
+        oldest = lc.llama_memory_seq_pos_min(self._memory, 0)
+        return oldest <= 0 or self._n_swa <= 0 or keep - oldest >= self._n_swa
+
+    # -- saved states ------------------------------------------------------------------
+
+    def _restore(self, prompt: list[int], shared: int) -> int:
+        saved = self._states.best_prefix(prompt, longer_than=shared + _MIN_RESTORE_GAIN)
+        if saved is None:
+            return shared
+        lc.llama_memory_clear(self._memory, True)
+        buffer = (ctypes.c_uint8 * len(saved.blob)).from_buffer_copy(saved.blob)
+        if lc.llama_state_seq_set_data(self._ctx, buffer, len(saved.blob), 0) != len(saved.blob):
+            self._states.discard(token_digest(saved.tokens), "llama.cpp refused it")
+            self.clear_cache()
+            return 0
+        self._cached = list(saved.tokens)
+        return len(saved.tokens)
+
+    def save_state(self) -> None:
+        """Keep the KV state of what is cached now (after a reply, or before switching away)."""
+        if self._states is None or len(self._cached) < _MIN_RESTORE_GAIN:
+            return
+        with self._lock:
+            size = lc.llama_state_seq_get_size(self._ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = lc.llama_state_seq_get_data(self._ctx, buffer, size, 0)
+            tokens = list(self._cached)
+        if written == size:
+            self._states.save(tokens, bytes(buffer))
+
+    def remember(self, tokens: list[int]) -> None:
+        """Evaluate ``tokens`` (a frame every new chat starts with) and keep their state."""
+        if self._states is None or len(tokens) < _MIN_RESTORE_GAIN or self._states.has(tokens):
+            return
+        with self._lock:
+            reused = self._reuse_prefix([*tokens, 0])  # a stand-in last token: all of ``tokens`` stays
+            if not self._decode(tokens[reused:], threading.Event()):
+                return
+        self.save_state()
 
     def _decode(self, tokens: list[int], cancel: threading.Event) -> bool:
         """Evaluate tokens in batches; False if cancelled between batches."""

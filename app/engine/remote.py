@@ -208,6 +208,12 @@ class RemoteEngine:
             return []
         return self._tokenize_with("llama", "", add_special=True)
 
+    def save_state(self) -> None:
+        """llama-server keeps its own prompt cache (in the slot and in RAM): nothing to do."""
+
+    def remember(self, tokens: list[int]) -> None:
+        """The server's prompt cache finds shared prefixes by itself."""
+
     def close(self) -> None:
         self._client.close()
 

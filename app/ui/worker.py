@@ -97,7 +97,7 @@ class EngineWorker(QObject):
         try:
             engine = open_backend(
                 Path(path) if path else None, settings.server, n_ctx=settings.n_ctx,
-                n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
+                n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers, keep_states=True,
             )  # fmt: skip
         except BasechatError as exc:
             self.model_failed.emit(str(exc))

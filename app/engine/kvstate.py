@@ -1,0 +1,220 @@
+"""Saved KV state: a conversation reopened after a restart answers as fast as a warm one.
+
+A state is llama.cpp's copy of one sequence's keys and values (``llama_state_seq_get_data``)
+together with the exact token list it covers. States are kept in RAM (the most recent,
+bounded) and on disk in the data folder's ``kv/`` (atomic writes, capped, least recently used
+removed first). Each file has a JSON sidecar naming everything that changes the cache: the
+model file's sha256, llama-cpp-python's version, context size, KV types, flash attention and
+the sliding-window setting. llama.cpp checks only shapes when loading, so a same-shaped
+fine-tune would load silently; the sidecar is checked first. A sidecar or state that does
+not match, is truncated or cannot be read is removed with one log line and the cold path runs.
+
+States are found by content, not by conversation: the engine asks for the longest saved token
+list that is a prefix of the prompt. So a reopened chat, a chat switched back to, and a new
+chat that starts with a frame already seen all find theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import struct
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+DEFAULT_DISK_CAP = 2 * 1024**3
+DEFAULT_RAM_CAP = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class SavedState:
+    tokens: tuple[int, ...]
+    blob: bytes
+
+
+def token_digest(tokens: list[int] | tuple[int, ...]) -> str:
+    return hashlib.sha256(struct.pack(f"<{len(tokens)}i", *tokens)).hexdigest()[:32]
+
+
+def file_identity(path: Path, cache_folder: Path) -> str:
+    """The model file's sha256, computed once per (path, size, mtime) and remembered."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo = cache_folder / "models.json"
+    known = _read_json(memo) or {}
+    if key not in known:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+        known[key] = digest.hexdigest()
+        cache_folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(memo, json.dumps(known).encode())
+    return known[key]
+
+
+class KVStateStore:
+    """States of one model and context configuration (``identity``), in RAM and on disk."""
+
+    def __init__(self, folder: Path, identity: dict, disk_cap: int = DEFAULT_DISK_CAP,
+                 ram_cap: int = DEFAULT_RAM_CAP) -> None:  # fmt: skip
+        self.folder = folder
+        self.identity = identity
+        self.disk_cap, self.ram_cap = disk_cap, ram_cap
+        self._ram: OrderedDict[str, SavedState] = OrderedDict()
+        self._index: dict[str, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basechat-kv")
+        self._pending: list[Future] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        self._load_index()
+
+    # -- finding -------------------------------------------------------------------------
+
+    def best_prefix(self, prompt: list[int], longer_than: int) -> SavedState | None:
+        """The longest saved state whose tokens begin ``prompt`` and number more than ``longer_than``."""
+        with self._lock:
+            candidates = sorted(
+                (tokens for tokens in self._index.values() if longer_than < len(tokens) <= len(prompt)),
+                key=len, reverse=True,
+            )  # fmt: skip
+        for tokens in candidates:
+            if tuple(prompt[: len(tokens)]) == tokens:
+                state = self._load(token_digest(tokens), tokens)
+                if state is not None:
+                    return state
+        return None
+
+    def has(self, tokens: list[int]) -> bool:
+        with self._lock:
+            return token_digest(tokens) in self._index
+
+    def _load(self, digest: str, tokens: tuple[int, ...]) -> SavedState | None:
+        with self._lock:
+            state = self._ram.get(digest)
+            if state is not None:
+                self._ram.move_to_end(digest)
+                return state
+        blob = self._read_blob(digest)
+        if blob is None:
+            return None
+        state = SavedState(tokens, blob)
+        self._remember(digest, state)
+        with contextlib.suppress(OSError):
+            os.utime(self.folder / f"{digest}.kv")  # least recently *used* goes first
+        return state
+
+    def _read_blob(self, digest: str) -> bytes | None:
+        path = self.folder / f"{digest}.kv"
+        sidecar = _read_json(self.folder / f"{digest}.json")
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            blob = b""
+        if not sidecar or sidecar.get("size") != len(blob) or sidecar.get("sha256") != _blob_hash(blob):
+            self.discard(digest, "truncated or damaged")
+            return None
+        return blob
+
+    # -- saving --------------------------------------------------------------------------
+
+    def save(self, tokens: list[int], blob: bytes) -> None:
+        """Keep the state in RAM now; write it to disk on the store's own thread."""
+        tokens_t = tuple(tokens)
+        digest = token_digest(tokens_t)
+        self._remember(digest, SavedState(tokens_t, blob))
+        with self._lock:
+            self._index[digest] = tokens_t
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(self._write, digest, tokens_t, blob))
+
+    def _remember(self, digest: str, state: SavedState) -> None:
+        with self._lock:
+            self._ram[digest] = state
+            self._ram.move_to_end(digest)
+            while len(self._ram) > 1 and sum(len(s.blob) for s in self._ram.values()) > self.ram_cap:
+                self._ram.popitem(last=False)
+
+    def _write(self, digest: str, tokens: tuple[int, ...], blob: bytes) -> None:
+        try:
+            sidecar = {**self.identity, "tokens": list(tokens), "size": len(blob), "sha256": _blob_hash(blob),
+                       "saved_at": time.time()}  # fmt: skip
+            _write_atomically(self.folder / f"{digest}.kv", blob)
+            _write_atomically(self.folder / f"{digest}.json", json.dumps(sidecar).encode())
+            self._evict()
+        except OSError as exc:
+            log.warning("could not save a KV state: %s", exc)
+
+    def _evict(self) -> None:
+        """Least recently used states go until the folder is under its cap."""
+        files = sorted(self.folder.glob("*.kv"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for path in files:
+            if total <= self.disk_cap:
+                break
+            total -= path.stat().st_size
+            self.discard(path.stem, "over the disk cap", quiet=True)
+
+    def discard(self, digest: str, why: str, quiet: bool = False) -> None:
+        with self._lock:
+            self._index.pop(digest, None)
+            self._ram.pop(digest, None)
+        for suffix in (".kv", ".json"):
+            with contextlib.suppress(OSError):
+                (self.folder / f"{digest}{suffix}").unlink()
+        if not quiet:
+            log.info("KV state %s removed: %s", digest, why)
+
+    def flush(self) -> None:
+        """Wait for the disk writes (before a process exits)."""
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.shutdown(wait=True)
+
+    # -- the index of what is on disk ----------------------------------------------------
+
+    def _load_index(self) -> None:
+        for sidecar_path in self.folder.glob("*.json"):
+            if sidecar_path.name == "models.json":
+                continue
+            sidecar = _read_json(sidecar_path)
+            digest = sidecar_path.stem
+            if sidecar is None or not isinstance(sidecar.get("tokens"), list):
+                self.discard(digest, "unreadable sidecar")
+            elif all(sidecar.get(k) == v for k, v in self.identity.items()):
+                tokens = tuple(int(t) for t in sidecar["tokens"])
+                if token_digest(tokens) == digest:
+                    self._index[digest] = tokens
+                else:
+                    self.discard(digest, "tokens do not match the name")
+
+
+def _blob_hash(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
