@@ -13,7 +13,7 @@ from app.chat import ChatSession
 from app.engine.base import SamplingParams
 from app.engine.kvstate import KVStateStore
 from app.engine.llama import LlamaEngine
-from app.scaffold import Message
+from app.scaffold import Message, render_pieces
 from tests.test_cli import basechat
 
 pytestmark = pytest.mark.model
@@ -146,9 +146,7 @@ def test_a_new_chat_starts_from_the_saved_frame(model_path, states, template):
     ChatSession(engine, template, GREEDY).ask("Hello!")
     engine.close()
     fresh = LlamaEngine(model_path, state_dir=states)
-    header = ChatSession(fresh, template, GREEDY)._prompt_tokens(
-        __import__("app.scaffold", fromlist=["render_pieces"]).render_pieces(template, [], "")[:1]
-    )
+    header = ChatSession(fresh, template, GREEDY)._prompt_tokens(render_pieces(template, [], "")[:1])
     reply = ChatSession(fresh, template, GREEDY).ask("What is 2+2?")
     fresh.close()
     assert reply.completion.usage.cached_tokens >= len(header) > 100
@@ -172,8 +170,8 @@ def test_resume_from_the_terminal_serves_the_prompt_from_cache(data_dir):
     chatted = basechat("--data-dir", str(data_dir), "chat", "--temperature", "0", stdin=lines)
     assert chatted.returncode == 0, chatted.stderr
     cid = json.loads(basechat("--data-dir", str(data_dir), "chats", "list", "--json").stdout)[0]["id"]
-    resumed = basechat("--data-dir", str(data_dir), "ask", "--resume", str(cid), "--json", "--temperature", "0",
-                       "What is my name?")  # fmt: skip
+    ask = ["ask", "--resume", str(cid), "--json", "--temperature", "0", "What is my name?"]
+    resumed = basechat("--data-dir", str(data_dir), *ask)
     assert resumed.returncode == 0, resumed.stderr
     data = json.loads(resumed.stdout)
     assert data["cached_tokens"] >= 0.8 * data["prompt_tokens"]
