@@ -95,17 +95,92 @@ def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
             "ttft_warm_over_cold": round(w / c, 3)}  # fmt: skip
 
 
-def _long_conversation(engine, turns: int):
-    """A ``turns``-turn chat: the last turn's prompt, and the turn before's."""
+def first_token_after_restart(path: Path, state_dir: str | None, turns: int) -> float:
+
+    with LlamaEngine(path, state_dir=Path(state_dir) if state_dir else None) as engine:
+        plan, _previous = _long_conversation(engine, turns)
+        one = replace(GREEDY, max_tokens=1)
+        return engine.generate(plan.tokens, one, []).run().usage.ttft_s
+
+
+def resume_figures(path: Path, turns: int, repeats: int) -> dict:
+    """Reopening a long chat in a new process, and switching between two long chats, with saved
+    KV states against the cold path; the size of a state and the time to save one."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="basechat-kv-"))
+    with LlamaEngine(path, state_dir=folder) as engine:
+        _plan, previous = _long_conversation(engine, turns)
+        engine.clear_cache()
+        engine.generate(previous.tokens, replace(GREEDY, max_tokens=1), []).run()
+        started = time.perf_counter()
+        engine.save_state()
+        save_ms = (time.perf_counter() - started) * 1000
+        engine._states.flush()
+        size = max(p.stat().st_size for p in folder.glob("*.kv"))
+        switch = _switch_ttft(engine, turns, repeats)
+    code = "from app.bench_probes import resume_probe; resume_probe({!r}, {!r}, {})"
+    restored = _median(lambda: _child(code.format(str(path), str(folder), turns))["ttft_s"], repeats)
+    cold = _median(lambda: _child(code.format(str(path), "", turns))["ttft_s"], repeats)
+    return {
+        "ttft_restored_s": round(restored, 4), "ttft_restart_cold_s": round(cold, 4),
+        "ttft_restored_over_cold": round(restored / cold, 3), **switch,
+        "kv_state_mb_per_1k_tokens": round(size / 1e6 / len(previous.tokens) * 1000, 2),
+        "kv_save_ms": round(save_ms, 2),
+    }  # fmt: skip
+
+
+def _switch_ttft(engine: LlamaEngine, turns: int, repeats: int) -> dict:
+    """Alternate between two long chats: each new message finds its chat's state."""
     from app.chat import ChatSession
-    from app.scaffold import Message, load_template
+    from app.scaffold import load_template
+
+    first = ChatSession(engine, load_template("chat"), replace(GREEDY, max_tokens=1), _history(turns, 0))
+    second = ChatSession(engine, first.template, first.params, _history(turns, 100))
+    for session in (first, second):
+        session.ask("Hello again.")  # each chat's state is saved after its reply
+
+    def switch() -> float:
+        second.history = second.history[:-2]
+        second.ask("Hello again.")
+        first.history = first.history[:-2]
+        return first.ask("Hello again.").completion.usage.ttft_s
+
+    def cold() -> float:
+        engine.clear_cache()
+        plan = first.plan("Hello again.")
+        states, engine._states = engine._states, None
+        try:
+            return engine.generate(plan.tokens, first.params, []).run().usage.ttft_s
+        finally:
+            engine._states = states
+
+    w, c = _median(switch, repeats), _median(cold, repeats)
+    return {
+        "switch_ttft_s": round(w, 4),
+        "switch_ttft_cold_s": round(c, 4),
+        "switch_ttft_over_cold": round(w / c, 3),
+    }
+
+
+def _history(turns: int, offset: int):
+    from app.scaffold import Message
 
     history = []
-    for i in range(turns - 1):
+    for i in range(offset, offset + turns - 1):
         history += [
             Message("user", f"Tell me one fact about the number {i}, with a little history around it."),
             Message("assistant", f"The number {i} appears in many counting systems; " * 8),
         ]
+    return history
+
+
+def _long_conversation(engine, turns: int):
+    """A ``turns``-turn chat: the last turn's prompt, and the turn before's."""
+    from app.chat import ChatSession
+    from app.scaffold import load_template
+
+    history = _history(turns, 0)
     session = ChatSession(engine, load_template("chat"), replace(GREEDY, max_tokens=1), history)
     plan = session.plan("And what is the capital of France?")
     previous = ChatSession(engine, session.template, session.params, history[:-2]).plan(history[-2].text)
@@ -215,6 +290,8 @@ def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], 
         out |= generation_speed(engine, 64 if quick else 128, repeats)  # llama-bench: -n 128
         progress("follow-up latency")
         out |= follow_up_latency(engine, 6 if quick else 12, repeats)
+        progress("resume from saved KV state")
+        out |= resume_figures(path, 6 if quick else 12, repeats)
         progress("per-token cost")
         out |= per_token_cost(engine, 400 if quick else 2048, 32 if quick else 64)
         if not quick:

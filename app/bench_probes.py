@@ -176,3 +176,11 @@ class _StallMeter:
     def take(self) -> float:
         self.timer.stop()
         return max(self.worst, 0.0)
+
+
+def resume_probe(path: str, state_dir: str, turns: int) -> None:
+    """Time to first token for a new message in a long chat, in a fresh process: with the
+    saved KV state in ``state_dir`` (empty string: none, the cold path)."""
+    from app.bench import first_token_after_restart
+
+    print(json.dumps({"ttft_s": first_token_after_restart(Path(path), state_dir or None, turns)}))

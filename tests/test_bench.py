@@ -15,6 +15,7 @@ KEYS = {
     "gen_tps", "gen_ratio_lowlevel", "gen_ratio_llama_bench", "prompt_tps", "ttft_warm_s", "ttft_cold_s",
     "ttft_warm_over_cold", "threads_default", "threads_best", "threads_ratio_best", "per_token_cost_ratio",
     "startup_window_s", "startup_model_s", "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
+    "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens", "kv_save_ms",
 }  # fmt: skip
 
 
@@ -24,6 +25,7 @@ def test_quick_bench_prints_every_key_as_json(model_path):
     figures = json.loads(result.stdout)
     assert set(figures) >= KEYS
     assert figures["machine"]["logical_cores"] >= 1 and figures["model"] == "gemma3-270m"
-    for key in ("gen_tps", "gen_ratio_lowlevel", "ttft_warm_s", "ttft_cold_s", "per_token_cost_ratio"):
+    for key in ("gen_tps", "gen_ratio_lowlevel", "ttft_warm_s", "ttft_cold_s", "per_token_cost_ratio",
+                "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0
     assert figures["threads_default"] >= 1 and str(figures["threads_best"]) in figures["threads_tps"]

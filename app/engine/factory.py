@@ -22,6 +22,7 @@ def open_backend(
     n_threads: int | None = None,
     n_gpu_layers: int | None = None,
     keep_states: bool = False,
+    kv_disk_cap: int | None = None,
 ) -> Backend:
     """A remote engine when ``server`` is given, else llama.cpp on ``path``. ``keep_states``:
     save KV states in the data folder's ``kv/`` so conversations resume warm (chat, not eval)."""
@@ -36,7 +37,7 @@ def open_backend(
     states = _state_folder() if keep_states else None
     return LlamaEngine(
         path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, state_dir=states,
-        kv_disk_cap=_disk_cap(),
+        kv_disk_cap=kv_disk_cap or _disk_cap(),
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from app.engine.base import SamplingParams
 from app.engine.remote import ServerConfig
 from app.ui import secrets
-from app.ui.worker import EngineSettings
+from app.ui.worker import DEFAULT_KV_CAP_MB, EngineSettings
 
 _SAMPLING_RANGES = {
     "temperature": (0.0, 2.0, 0.05),
@@ -32,12 +32,15 @@ _SAMPLING_RANGES = {
     "max_tokens": (1, 8192, 1),
     "seed": (-1, 2**31 - 1, 1),
 }
-_ENGINE_RANGES = {"n_ctx": (0, 131072, 256), "n_threads": (0, 256, 1), "n_gpu_layers": (-1, 999, 1)}
+_ENGINE_RANGES = {
+    "n_ctx": (0, 131072, 256), "n_threads": (0, 256, 1), "n_gpu_layers": (-1, 999, 1),
+    "kv_cap_mb": (0, 1_000_000, 256),
+}  # fmt: skip
 _LABELS = {
     "temperature": "Temperature", "top_p": "Top-p", "min_p": "Min-p", "top_k": "Top-k",
     "repeat_penalty": "Repeat penalty", "repeat_last_n": "Penalty window", "max_tokens": "Max reply tokens",
     "seed": "Seed (-1 random)", "n_ctx": "Context size (0 auto)", "n_threads": "Threads (0 auto)",
-    "n_gpu_layers": "GPU layers (-1 auto)",
+    "n_gpu_layers": "GPU layers (-1 auto)", "kv_cap_mb": "Saved chat state on disk, MB (0 off)",
 }  # fmt: skip
 
 
@@ -73,7 +76,7 @@ def load_engine(settings: QSettings) -> EngineSettings:
 
     return EngineSettings(
         n_ctx=get("n_ctx", 0), n_threads=get("n_threads", 0), n_gpu_layers=get("n_gpu_layers", -1),
-        server=load_server(settings),
+        kv_cap_mb=int(settings.value("engine/kv_cap_mb", DEFAULT_KV_CAP_MB)), server=load_server(settings),
     )  # fmt: skip
 
 

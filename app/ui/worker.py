@@ -34,6 +34,7 @@ from app.scaffold import Message, Template
 from app.store import ChatStore, ReplyRecorder
 
 log = logging.getLogger(__name__)
+DEFAULT_KV_CAP_MB = 2048
 SERVER_ID = "server"  # the model id the window uses for "the model of the configured server"
 
 
@@ -43,6 +44,7 @@ class EngineSettings:
     n_threads: int | None = None
     n_gpu_layers: int | None = None
     server: ServerConfig | None = None  # set: the model lives on this inference server
+    kv_cap_mb: int = 2048  # disk for saved KV states (instant resume); 0 turns them off
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ class EngineWorker(QObject):
         try:
             engine = open_backend(
                 Path(path) if path else None, settings.server, n_ctx=settings.n_ctx,
-                n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers, keep_states=True,
+                n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers,
+                keep_states=settings.kv_cap_mb > 0, kv_disk_cap=settings.kv_cap_mb * 1024**2,
             )  # fmt: skip
         except BasechatError as exc:
             self.model_failed.emit(str(exc))
