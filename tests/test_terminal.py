@@ -53,3 +53,22 @@ def test_ctrl_c_stops_a_reply_and_the_chat_goes_on(data_dir, endless_book):
         if process.poll() is None:
             process.kill()
         os.close(leader)
+
+
+def test_a_qt_platform_that_cannot_load_falls_back_to_the_terminal_chat(data_dir, tmp_path):
+    """Whatever library Qt's X11 plugin lacks (here one that is broken), Basechat says so in one
+    line and chats in the terminal instead of letting Qt abort."""
+    (tmp_path / "libxcb-icccm.so.4").write_bytes(b"not a library")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(data_dir), "DISPLAY": ":99",
+           "LD_LIBRARY_PATH": str(tmp_path), "QT_QPA_PLATFORM": ""}  # fmt: skip
+    env.pop("WAYLAND_DISPLAY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--data-dir", str(data_dir)], input="What is the capital of France?\n",
+        capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "basechat: Qt's X11 plugin cannot load (libxcb-icccm.so.4: file too short; e.g. 'sudo apt install "
+        "libxcb-icccm4'); chatting in the terminal instead."
+    ]
+    assert "Paris" in result.stdout

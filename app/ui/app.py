@@ -15,15 +15,38 @@ def gui_unavailable_reason() -> str | None:
         return None
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display found"
-    if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and not _has_xcb_cursor():
-        return "Qt needs the system library libxcb-cursor0 (e.g. 'sudo apt install libxcb-cursor0')"
+    if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        missing = _xcb_plugin_problem()
+        if missing:
+            package = _debian_package(missing)
+            return f"Qt's X11 plugin cannot load ({missing}; e.g. 'sudo apt install {package}')"
     return None
 
 
-def _has_xcb_cursor() -> bool:
-    from ctypes.util import find_library
+def _xcb_plugin_problem() -> str | None:
+    """Load Qt's xcb platform plugin the way Qt would: any system library it lacks shows up
+    here as one line, instead of Qt aborting the process later."""
+    import ctypes
+    from pathlib import Path
 
-    return find_library("xcb-cursor") is not None
+    import PySide6
+
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if not plugin.exists():
+        return None  # a build laid out otherwise (a packaged app): let Qt speak for itself
+    try:
+        ctypes.CDLL(str(plugin))
+    except OSError as exc:  # "/usr/lib/…/libxcb-icccm.so.4: cannot open shared object file: …"
+        library, _, why = str(exc).partition(":")
+        return f"{Path(library.strip()).name}: {why.split(':')[0].strip() or 'cannot be loaded'}"
+    return None
+
+
+def _debian_package(missing: str) -> str:
+    """libxcb-icccm.so.4 → libxcb-icccm4 (Debian and Ubuntu name them so)."""
+    name = missing.split(":")[0]
+    stem, _, version = name.partition(".so.")
+    return f"{stem.replace('_', '-')}{version.split('.')[0]}" if version else stem
 
 
 def run_gui(model: str | None = None) -> int:
