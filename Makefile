@@ -30,6 +30,7 @@ run: $(RUN_STAMP)
 test: $(TEST_STAMP) $(NATIVE)/bin/llama-server
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
 
 # Everything but the tests that load a model or start a server (seconds, not minutes).

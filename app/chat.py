@@ -114,7 +114,8 @@ class ChatSession:
         return reply_budget(self.params.max_tokens, self.engine.n_ctx)
 
     def _piece_tokens(self, piece: Piece) -> tuple[int, ...]:
-        message = self.history[piece.message_index] if piece.kind == "assistant" else None
+        index = piece.message_index
+        message = self.history[index] if piece.kind == "assistant" and index is not None else None
         if message is not None and message.tokens is not None:
             label = cue_text(self.template)
             if piece.text == f"{label}{message.raw}\n":

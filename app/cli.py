@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return _main(argv[1:])
     if argv[:1] == ["--self-test"]:
-        from app.selftest import self_test
+        from app.measure.selftest import self_test
 
         return self_test()
     args = build_parser().parse_args(argv)
@@ -537,7 +537,7 @@ def _recording(chunks: Iterable[str], recorder) -> Iterator[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from app.evaluate import load_items, markdown_table, run_eval
+    from app.measure.evaluate import load_items, markdown_table, run_eval
     from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
 
     if args.max_tokens < 1:
@@ -770,7 +770,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
 def _list_templates(as_json: bool) -> None:
     from app.scaffold.template import available_templates, load_template, user_templates_dir
 
-    rows = []
+    rows: list[dict] = []
     for name in available_templates():
         template = load_template(name)
         own = template.source is not None and template.source.parent == user_templates_dir()
@@ -812,18 +812,18 @@ def _export_template(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from app.bench import run_bench
+    from app.measure.bench import run_bench
     from app.models.catalog import resolve_model
 
     server = _server_config(args)
     if server is not None:
-        from app.bench import run_remote_bench
+        from app.measure.bench import run_remote_bench
 
         return _print_figures(run_remote_bench(server, args.quick, _bench_progress), args.json)
     model_id, path = resolve_model(args.model)
     if args.plot:
         try:
-            from app.bench_plot import plot
+            from app.measure.plot import plot
         except ImportError:
             raise InputError("--plot needs matplotlib: pip install -e '.[bench]'") from None
         plot(path, args.plot)

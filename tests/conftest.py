@@ -67,3 +67,13 @@ def greedy():
     from app.engine.base import SamplingParams
 
     return SamplingParams(temperature=0.0, max_tokens=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory) -> bytes:
+    """A real GGUF file of about 6 MB, random weights so any corruption changes the hash."""
+    from tests.ggufs import write_gguf
+    from tests.helpers import FILE
+
+    path = tmp_path_factory.mktemp("gguf") / FILE
+    return write_gguf(path, name="Tiny base", context=256, shape=(1536, 1024), seed=1).read_bytes()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.test_cli import basechat
+from tests.helpers import basechat
 
 pytestmark = pytest.mark.model
 

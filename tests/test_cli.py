@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import assert_one_line_error, basechat
 
 pytestmark = pytest.mark.model
-
-
-def basechat(*args: str, stdin: str | None = None, timeout: float = 120, extra_env: dict | None = None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-    )
-
-
-def assert_one_line_error(result, fragment: str) -> None:
-    assert result.returncode != 0
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("basechat: error:") and fragment in lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def test_ask_answers_with_paris(model_path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.test_cli import assert_one_line_error, basechat
+from tests.helpers import assert_one_line_error, basechat
 
 pytestmark = pytest.mark.model
 

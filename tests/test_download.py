@@ -8,32 +8,13 @@ import threading
 import time
 from dataclasses import replace
 
-import gguf
-import numpy as np
 import pytest
 
 from app.engine.gguf_header import read_gguf_header
 from app.models.catalog import CatalogEntry
 from app.models.download import DownloadCancelled, DownloadError, download
+from tests.helpers import FILE, REPO
 from tests.hub_server import start_hub
-
-REPO, FILE = "basechat-test/tiny-base-GGUF", "tiny-base.Q8_0.gguf"
-
-
-@pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory) -> bytes:
-    """A real GGUF file of about 6 MB, random weights so any corruption changes the hash."""
-    path = tmp_path_factory.mktemp("gguf") / FILE
-    writer = gguf.GGUFWriter(path, "llama")
-    writer.add_name("Tiny base")
-    writer.add_context_length(256)
-    weights = np.random.default_rng(1).standard_normal((1536, 1024)).astype(np.float32)
-    writer.add_tensor("token_embd.weight", weights)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path.read_bytes()
 
 
 @pytest.fixture

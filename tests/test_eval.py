@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from app.errors import InputError
-from app.evaluate import load_items, markdown_table, run_eval
+from app.measure.evaluate import load_items, markdown_table, run_eval
 from tests.conftest import ROOT
-from tests.test_cli import assert_one_line_error, basechat
+from tests.helpers import assert_one_line_error, basechat
 
 DATA = ROOT / "tests" / "data"
 KEYS = {

@@ -8,9 +8,9 @@ from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextE
 
 from app.store import ChatStore
 from app.ui.main_window import MainWindow
+from tests.helpers import LONG, send, settled
 
 pytestmark = pytest.mark.model
-LONG = 120_000  # ms; generous, a CI machine may be busy
 
 
 @pytest.fixture
@@ -25,18 +25,6 @@ def window(qtbot, tmp_path, data_dir, monkeypatch):
         win.load_model("gemma3-270m")
     yield win
     win.close()
-
-
-def send(qtbot, win, text: str) -> None:
-    qtbot.keyClicks(win.composer.editor, text)
-    with qtbot.waitSignal(win.worker.reply_done, timeout=LONG):
-        qtbot.keyClick(win.composer.editor, Qt.Key.Key_Return)
-    settled(qtbot, win)
-
-
-def settled(qtbot, win) -> None:
-    """The worker's signal is seen at once; the window handles it on its own thread a moment later."""
-    qtbot.waitUntil(lambda: win.streaming is None and win.composer.button.text() == "Send", timeout=LONG)
 
 
 def test_a_message_gets_a_streamed_reply_that_is_stored(qtbot, window):
@@ -214,21 +202,11 @@ def test_model_manager_refuses_a_bad_gguf_with_a_reason(qtbot, window, tmp_path)
 
 
 def test_model_manager_downloads_with_progress_from_a_local_hub(qtbot, window, tmp_path, monkeypatch):
-    import numpy as np
-    from gguf import GGUFWriter
-
     from app.ui.models_dialog import ModelsDialog
+    from tests.ggufs import write_gguf
     from tests.hub_server import start_hub
 
-    path = tmp_path / "tiny.gguf"
-    writer = GGUFWriter(path, "llama")
-    writer.add_tensor(
-        "token_embd.weight", np.random.default_rng(2).standard_normal((1024, 1024)).astype(np.float32)
-    )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path = write_gguf(tmp_path / "tiny.gguf", shape=(1024, 1024), seed=2)
     server = start_hub()
     server.hub.files[("test/tiny-GGUF", "tiny.gguf")] = path.read_bytes()
     monkeypatch.setenv("HF_ENDPOINT", server.url)

@@ -9,8 +9,8 @@ from PySide6.QtCore import QSettings
 from app.store import ChatStore
 from app.ui.main_window import MainWindow
 from app.ui.settings import SettingsDialog, load_engine
+from tests.helpers import LONG, send
 from tests.servers import BIN, start_llama_server
-from tests.test_gui import LONG, send
 
 pytestmark = [
     pytest.mark.model,

@@ -14,7 +14,7 @@ from app.engine.base import SamplingParams
 from app.engine.kvstate import KVStateStore
 from app.engine.llama import LlamaEngine
 from app.scaffold import Message, render_pieces
-from tests.test_cli import basechat
+from tests.helpers import basechat
 
 pytestmark = pytest.mark.model
 GREEDY = SamplingParams(temperature=0.0, max_tokens=40)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import gguf
 import numpy as np
 import psutil
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from app.engine.gguf_header import read_gguf_header
 from app.engine.llama import LlamaEngine
 from app.errors import ModelFileError, ModelLoadError
+from tests.ggufs import write_gguf
 
 pytestmark = pytest.mark.model
 
@@ -65,15 +65,7 @@ def test_truncated_copies_of_the_default_model(tmp_path, model_path, keep):
 
 
 def test_unknown_architecture_is_refused_by_llama_cpp_cleanly(tmp_path):
-    alien = tmp_path / "alien.gguf"
-    writer = gguf.GGUFWriter(alien, "alienarch")
-    writer.add_name("Alien")
-    writer.add_context_length(128)
-    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    alien = write_gguf(tmp_path / "alien.gguf", "alienarch", name="Alien", context=128)
     with pytest.raises(ModelLoadError) as caught:
         LlamaEngine(alien)
     assert "'alienarch'" in one_line(caught.value)
@@ -94,3 +86,17 @@ def test_model_larger_than_free_memory(tmp_path, model_path):
 def test_directory_instead_of_file(tmp_path):
     with pytest.raises(ModelFileError):
         LlamaEngine(tmp_path)
+
+
+def test_a_zero_alignment_is_a_clear_error_not_a_crash(tmp_path):
+    odd = write_gguf(tmp_path / "odd.gguf", metadata={"general.alignment": 0})
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(odd)
+    assert "invalid general.alignment (0)" in one_line(caught.value)
+
+
+def test_a_big_endian_file_is_named_as_such(tmp_path):
+    big = write_gguf(tmp_path / "big.gguf", big_endian=True)
+    with pytest.raises(ModelFileError) as caught:
+        LlamaEngine(big)
+    assert "big-endian" in one_line(caught.value)

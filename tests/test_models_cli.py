@@ -8,9 +8,8 @@ import shutil
 import pytest
 
 from app.models.catalog import load_catalog
+from tests.helpers import FILE, REPO, assert_one_line_error, basechat
 from tests.hub_server import start_hub
-from tests.test_cli import assert_one_line_error, basechat
-from tests.test_download import FILE, REPO, tiny_gguf  # noqa: F401 - fixture
 
 
 def run(data_dir, *args, env=None):
@@ -62,7 +61,7 @@ def test_bad_local_files_are_refused_in_one_line(tmp_path, model_path):
     assert_one_line_error(run(tmp_path, "models", "add", str(cut)), "truncated")
 
 
-def test_download_verify_and_remove_through_the_cli(tmp_path, tiny_gguf):  # noqa: F811
+def test_download_verify_and_remove_through_the_cli(tmp_path, tiny_gguf):
     server = start_hub()
     server.hub.files[(REPO, FILE)] = tiny_gguf
     try:

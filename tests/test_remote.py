@@ -17,6 +17,7 @@ from app.engine.base import SamplingParams
 from app.engine.factory import open_backend
 from app.engine.remote import RemoteEngine, ServerConfig
 from app.errors import ContextOverflow, RemoteError
+from tests.helpers import assert_one_line_error, basechat
 from tests.servers import (
     BIN,
     FaultServer,
@@ -25,7 +26,6 @@ from tests.servers import (
     start_python_server,
     start_rpc_server,
 )
-from tests.test_cli import assert_one_line_error, basechat
 
 pytestmark = [
     pytest.mark.model,

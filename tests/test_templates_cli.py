@@ -13,7 +13,7 @@ from app.chat import ChatSession
 from app.engine.base import SamplingParams
 from app.scaffold.importers import import_bytes
 from tests import frames
-from tests.test_cli import assert_one_line_error, basechat
+from tests.helpers import assert_one_line_error, basechat
 
 pytestmark = pytest.mark.model
 

@@ -122,13 +122,20 @@ def _check_file(path: Path) -> None:
 def _parse(path: Path, cur: _Cursor) -> GGUFInfo:
     cur.pos = 4
     version = cur.unpack("<I")
+    if version not in (2, 3) and struct.unpack(">I", struct.pack("<I", version))[0] in (2, 3):
+        raise ModelFileError(
+            f"{path.name} is a big-endian GGUF file; llama.cpp here reads little-endian ones."
+        )
     if version not in (2, 3):
         raise ModelFileError(f"{path.name} uses GGUF version {version}, which is not supported.")
     n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
     if n_tensors > 1_000_000 or n_kv > 1_000_000:
         raise ValueError("absurd counts")
     meta = dict(_read_kv(cur) for _ in range(n_kv))
-    params, data_end = _read_tensors(cur, n_tensors, int(meta.get("general.alignment", 32)))
+    alignment = meta.get("general.alignment", 32)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise ModelFileError(f"{path.name} has an invalid general.alignment ({alignment!r}).")
+    params, data_end = _read_tensors(cur, n_tensors, alignment)
     arch = str(meta.get("general.architecture", ""))
     if not arch:
         raise ModelFileError(f"{path.name} does not name its model architecture.")
@@ -200,6 +207,6 @@ def _int_or_none(value: object) -> int | None:
 
 def _file_type_name(value: object) -> str:
     try:
-        return LlamaFileType(int(value)).name.removeprefix("MOSTLY_")
+        return LlamaFileType(int(value)).name.removeprefix("MOSTLY_")  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return "unknown"

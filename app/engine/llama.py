@@ -254,13 +254,14 @@ class LlamaEngine:
     # -- saved states ------------------------------------------------------------------
 
     def _restore(self, prompt: list[int], shared: int) -> int:
-        saved = self._states.best_prefix(prompt, longer_than=shared + _MIN_RESTORE_GAIN)
-        if saved is None:
+        states = self._states
+        saved = states.best_prefix(prompt, longer_than=shared + _MIN_RESTORE_GAIN) if states else None
+        if states is None or saved is None:
             return shared
         lc.llama_memory_clear(self._memory, True)
         buffer = (ctypes.c_uint8 * len(saved.blob)).from_buffer_copy(saved.blob)
         if lc.llama_state_seq_set_data(self._ctx, buffer, len(saved.blob), 0) != len(saved.blob):
-            self._states.discard(token_digest(saved.tokens), "llama.cpp refused it")
+            states.discard(token_digest(saved.tokens), "llama.cpp refused it")
             self.clear_cache()
             return 0
         self._cached = list(saved.tokens)

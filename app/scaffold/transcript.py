@@ -115,7 +115,7 @@ def cut_reply(text: str, template: Template) -> str:
         found = text.find(stop)
         if found != -1:
             cut = min(cut, found)
-    found = _label_pattern(template).search(text)
-    if found and found.start() == 0:
+    label = _label_pattern(template).search(text)
+    if label and label.start() == 0:
         cut = 0
     return text[:cut]

@@ -112,7 +112,8 @@ class ChatStore:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (title, now, now, template, json.dumps(settings or {}), model),
         )
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def list_conversations(self) -> list[Conversation]:
         rows = self.db.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")

@@ -56,7 +56,8 @@ def run_gui(model: str | None = None) -> int:
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Basechat")
     app.setOrganizationName("Basechat")
     app.setDesktopFileName("basechat")

@@ -8,6 +8,7 @@ back through signals.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 
 from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
@@ -137,15 +138,20 @@ class MainWindow(QMainWindow):
         self._inspect_timer = QTimer(self, singleShot=True, interval=400)
         self._inspect_timer.timeout.connect(self.inspect_prompt)
         self.composer.editor.textChanged.connect(self._inspect_timer.start)
-        self.frame_dock.visibilityChanged.connect(lambda shown: shown and self.inspect_prompt())
+        self.frame_dock.visibilityChanged.connect(self._frame_shown)
+
+    def _frame_shown(self, shown: bool) -> None:
+        if shown:
+            self.inspect_prompt()
 
     def _shortcuts(self) -> None:
-        for keys, slot, name in [
+        shortcuts: list[tuple[QKeySequence | QKeySequence.StandardKey, Callable[[], object], str]] = [
             (QKeySequence.StandardKey.New, self.new_chat, "New chat"),
             (QKeySequence.StandardKey.Find, self.sidebar.search.setFocus, "Search chats"),
             (QKeySequence("Ctrl+Shift+C"), self.copy_last_reply, "Copy last reply"),
             (QKeySequence("Ctrl+R"), self.regenerate_last, "Regenerate"),
-        ]:
+        ]
+        for keys, slot, name in shortcuts:
             action = QAction(name, self)
             action.setShortcut(keys)
             action.triggered.connect(slot)
@@ -154,10 +160,10 @@ class MainWindow(QMainWindow):
     # -- worker ----------------------------------------------------------------
 
     def _start_worker(self) -> None:
-        self.thread = QThread(self)
-        self.thread.setObjectName("engine")
+        self.engine_thread = QThread(self)
+        self.engine_thread.setObjectName("engine")
         self.worker = EngineWorker(self.store)
-        self.worker.moveToThread(self.thread)
+        self.worker.moveToThread(self.engine_thread)
         self.request_load.connect(self.worker.load_model)
         self.request_generate.connect(self.worker.generate)
         self.request_inspect.connect(self.worker.inspect)
@@ -168,7 +174,7 @@ class MainWindow(QMainWindow):
         self.worker.reply_done.connect(self._reply_done)
         self.worker.reply_failed.connect(self._reply_failed)
         self.worker.inspected.connect(self._inspected)
-        self.thread.start()
+        self.engine_thread.start()
 
     def load_model(self, model_id: str) -> None:
         """Load a local model by id, or the server when Settings say "Engine: Server"."""
@@ -383,6 +389,7 @@ class MainWindow(QMainWindow):
 
     def _reload_last_turn(self) -> None:
         """Show the finished reply as stored: Markdown, alternatives and buttons."""
+        assert self.conversation_id is not None
         last = self.store.get(self.conversation_id).messages[-1]
         turn = self.view.turns[-1]
         turn.set_final(last.text, "stopped" if last.finish_reason == "cancelled" else "")
@@ -402,7 +409,7 @@ class MainWindow(QMainWindow):
         """A send that got no reply is undone: the text goes back into the composer."""
         turns = self.view.turns
         fresh_send = self.current_mode == "send" and len(turns) >= 2 and turns[-2].role == "user"
-        if fresh_send and not turns[-1].streamed_text.strip():
+        if fresh_send and not turns[-1].streamed_text.strip() and self.conversation_id is not None:
             position = turns[-2].position
             self.store.truncate(self.conversation_id, position)
             self.view.remove_from(position)
@@ -571,7 +578,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/splitter", self.splitter.saveState())
         self.worker.stop()
-        self.thread.quit()
-        self.thread.wait(10000)
+        self.engine_thread.quit()
+        self.engine_thread.wait(10000)
         self.worker.release_model()
         super().closeEvent(event)

@@ -91,9 +91,9 @@ class MessageWidget(QFrame):
         self.body = _Body()
         self.body.setAccessibleName(f"{speaker} text")
         layout.addWidget(self.body)
-        self.actions = QHBoxLayout()
-        self.actions.setSpacing(2)
-        layout.addLayout(self.actions)
+        self.action_row = QHBoxLayout()
+        self.action_row.setSpacing(2)
+        layout.addLayout(self.action_row)
 
     # -- content ---------------------------------------------------------------
 
@@ -134,7 +134,7 @@ class MessageWidget(QFrame):
     ) -> None:
         """Regenerate and Continue belong to the newest reply only, so the thread stays one line."""
         self.versions = (alternative, alternatives)
-        _clear(self.actions)
+        _clear(self.action_row)
         self._button("Copy", "Copy this message", lambda: self.copy_requested.emit(self.text))
         for number, code in enumerate(CODE_BLOCK.findall(self.text), 1):
             self._button(f"Copy code {number}", f"Copy code block {number}",
@@ -147,7 +147,7 @@ class MessageWidget(QFrame):
                 self._button("Continue", "Continue this reply", lambda: self.continue_.emit(self.position))
         if self.role == "assistant" and alternatives > 1:
             self._alternatives(alternative, alternatives)
-        self.actions.addStretch()
+        self.action_row.addStretch()
 
     def _alternatives(self, current: int, count: int) -> None:
         back = self._button(
@@ -156,7 +156,7 @@ class MessageWidget(QFrame):
         back.setEnabled(current > 0)
         label = QLabel(f"{current + 1}/{count}")
         label.setAccessibleName("Version")
-        self.actions.addWidget(label)
+        self.action_row.addWidget(label)
         ahead = self._button("›", "Next version", lambda: self.alternative.emit(self.position, current + 1))
         ahead.setEnabled(current < count - 1)
 
@@ -167,7 +167,7 @@ class MessageWidget(QFrame):
         button.setToolTip(name)
         button.setAutoRaise(True)
         button.clicked.connect(slot)
-        self.actions.addWidget(button)
+        self.action_row.addWidget(button)
         return button
 
 

@@ -71,12 +71,13 @@ def save_sampling(settings: QSettings, params: SamplingParams) -> None:
 
 def load_engine(settings: QSettings) -> EngineSettings:
     def get(key: str, auto: int):
-        value = int(settings.value(f"engine/{key}", auto))
+        value = int(str(settings.value(f"engine/{key}", auto)))
         return None if value == auto else value
 
     return EngineSettings(
         n_ctx=get("n_ctx", 0), n_threads=get("n_threads", 0), n_gpu_layers=get("n_gpu_layers", -1),
-        kv_cap_mb=int(settings.value("engine/kv_cap_mb", DEFAULT_KV_CAP_MB)), server=load_server(settings),
+        kv_cap_mb=int(str(settings.value("engine/kv_cap_mb", DEFAULT_KV_CAP_MB))),
+        server=load_server(settings),
     )  # fmt: skip
 
 
@@ -106,9 +107,7 @@ class SettingsDialog(QDialog):
         if engine.n_gpu_layers is None:
             values["n_gpu_layers"] = -1
         for name, (low, high, step) in {**_SAMPLING_RANGES, **_ENGINE_RANGES}.items():
-            box = QSpinBox() if isinstance(step, int) else QDoubleSpinBox()
-            box.setRange(low, high)
-            box.setSingleStep(step)
+            box = _spin_box(low, high, step)
             box.setValue(values[name])
             box.setAccessibleName(_LABELS[name])
             form.addRow(_LABELS[name], box)
@@ -122,15 +121,28 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def sampling(self) -> SamplingParams:
-        values = {name: self.fields[name].value() for name in _SAMPLING_RANGES}
-        values["seed"] = None if values["seed"] < 0 else values["seed"]
-        return SamplingParams(**{k: _cast(k, v) if v is not None else None for k, v in values.items()})
+        values = {name: _cast(name, self.fields[name].value()) for name in _SAMPLING_RANGES}
+        seed = int(values.pop("seed"))
+        return SamplingParams(**values, seed=None if seed < 0 else seed)
 
     def save_engine(self, settings: QSettings) -> str:
         """Store the engine fields; returns a notice for the status bar (or "")."""
         for name in _ENGINE_RANGES:
             settings.setValue(f"engine/{name}", self.fields[name].value())
         return self.server.save(settings)
+
+
+def _spin_box(low: float, high: float, step: float) -> QSpinBox | QDoubleSpinBox:
+    """Whole numbers get a QSpinBox, the rest a QDoubleSpinBox."""
+    if isinstance(step, int):
+        whole = QSpinBox()
+        whole.setRange(int(low), int(high))
+        whole.setSingleStep(step)
+        return whole
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    return box
 
 
 class ServerFields:

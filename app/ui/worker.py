@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.chat import ChatSession
+from app.chat import ChatSession, ReplyStream
 from app.engine.base import Backend, SamplingParams, Usage
 from app.engine.factory import open_backend
 from app.engine.remote import ServerConfig
@@ -87,7 +87,7 @@ class EngineWorker(QObject):
         self.store = store
         self.engine: Backend | None = None
         self.model_id = ""
-        self._current = None
+        self._current: ReplyStream | None = None
         self._current_lock = threading.Lock()
 
     # -- model -----------------------------------------------------------------
@@ -145,7 +145,9 @@ class EngineWorker(QObject):
                 self._current = None
 
     def _generate(self, request: ReplyRequest) -> None:
-        session = ChatSession(self.engine, request.template, request.params, request.history)
+        engine = self.engine
+        assert engine is not None  # generate() checked
+        session = ChatSession(engine, request.template, request.params, request.history)
         if request.mode == "continue":
             stream = session.continue_last()
             message_id = request.message_id
@@ -154,6 +156,7 @@ class EngineWorker(QObject):
             message_id = self.store.begin_reply(request.conversation_id, self.model_id, request.position)
         with self._current_lock:
             self._current = stream
+        assert message_id is not None, "a continue request names the message it extends"
         recorder = ReplyRecorder(self.store, message_id)
         if request.mode == "continue":
             last = request.history[-1]
@@ -162,7 +165,7 @@ class EngineWorker(QObject):
             recorder.add(chunk)
             self.token.emit(request.request_id, chunk)
         recorder.finish(stream.reply)
-        self.reply_done.emit(request.request_id, _outcome(stream.reply, self.engine.n_ctx))
+        self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
 
     @Slot(int, object, object, str)
     def inspect(self, request_id: int, template: Template, history: list, user_text: str) -> None:

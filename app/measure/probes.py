@@ -1,6 +1,6 @@
 """Measurements that need a process of their own; each prints one JSON line.
 
-Run by ``app.bench`` in a child process, so start-up time and peak memory are
+Run by ``app.measure.bench`` in a child process, so start-up time and peak memory are
 those of a fresh Basechat, not of the benchmark around it.
 """
 
@@ -49,8 +49,8 @@ def startup_probe() -> None:
 
 def memory_probe(path: str, n_tokens: int) -> None:
     """Peak RSS while a long reply is generated, against weights plus KV cache."""
-    from app.bench import COUNTING, GREEDY, kv_bytes_for
     from app.engine.llama import LlamaEngine
+    from app.measure.bench import COUNTING, GREEDY, kv_bytes_for
 
     with LlamaEngine(Path(path)) as engine:
         prompt = engine.start_tokens() + engine.tokenize(COUNTING)
@@ -87,7 +87,7 @@ def gui_probe(path: str, n_tokens: int) -> None:
     window.request_load.emit("bench", path, _engine_settings())
     _spin(app, lambda: bool(window.model_info))
     load_stall = stalls.take()
-    window._params = lambda: _long_reply_params(n_tokens)
+    setattr(window, "_params", lambda: _long_reply_params(n_tokens))  # noqa: B010 - a long reply
     window.template = _endless_book()
     window.send("The history of the number zero")
     stalls.start()
@@ -181,6 +181,6 @@ class _StallMeter:
 def resume_probe(path: str, state_dir: str, turns: int) -> None:
     """Time to first token for a new message in a long chat, in a fresh process: with the
     saved KV state in ``state_dir`` (empty string: none, the cold path)."""
-    from app.bench import first_token_after_restart
+    from app.measure.bench import first_token_after_restart
 
     print(json.dumps({"ttft_s": first_token_after_restart(Path(path), state_dir or None, turns)}))

@@ -25,7 +25,7 @@ from app.engine.preflight import kv_cache_bytes
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True)
 COUNTING = "Counting from one upwards: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LLAMA_BENCH = ROOT / ".bench" / "bin" / "llama-bench"
 
 
@@ -39,7 +39,7 @@ def _prompt(engine: LlamaEngine, text: str) -> list[int]:
 
 def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
     """Basechat's streaming path (stop hold-back, UTF-8, callbacks) vs the bare loop."""
-    from app.engine.reference import bare_generation_tps
+    from app.measure.reference import bare_generation_tps
     from app.scaffold import load_template
 
     prompt = _prompt(engine, COUNTING)
@@ -50,6 +50,7 @@ def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
         generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), stops)
         for _chunk in generation:
             pass  # the callback a window or terminal would run
+        assert generation.result is not None
         return generation.result.usage.tokens_per_s
 
     gen = _median(ours, repeats)
@@ -62,7 +63,7 @@ def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
 
 
 def prompt_speed(engine: LlamaEngine, repeats: int) -> dict:
-    from app.engine.reference import bare_prompt_tps
+    from app.measure.reference import bare_prompt_tps
 
     prompt = _prompt(engine, "The quick brown fox jumps over the lazy dog. " * 100)[:1000]
 
@@ -116,10 +117,11 @@ def resume_figures(path: Path, turns: int, repeats: int) -> dict:
         started = time.perf_counter()
         engine.save_state()
         save_ms = (time.perf_counter() - started) * 1000
+        assert engine._states is not None
         engine._states.flush()
         size = max(p.stat().st_size for p in folder.glob("*.kv"))
         switch = _switch_ttft(engine, turns, repeats)
-    code = "from app.bench_probes import resume_probe; resume_probe({!r}, {!r}, {})"
+    code = "from app.measure.probes import resume_probe; resume_probe({!r}, {!r}, {})"
     restored = _median(lambda: _child(code.format(str(path), str(folder), turns))["ttft_s"], repeats)
     cold = _median(lambda: _child(code.format(str(path), "", turns))["ttft_s"], repeats)
     return {
@@ -190,7 +192,7 @@ def _long_conversation(engine, turns: int):
 def per_token_cost(engine: LlamaEngine, n_tokens: int, window: int) -> dict:
     """Milliseconds per token early in one long reply vs at its end, and the same for the bare
     loop: attention over a longer context costs llama.cpp itself more, whatever Python does."""
-    from app.engine.reference import bare_token_times
+    from app.measure.reference import bare_token_times
 
     prompt = _prompt(engine, COUNTING)
     engine.clear_cache()
@@ -223,7 +225,7 @@ def thread_choice(path: Path, n_tokens: int, repeats: int) -> dict:
                 return result.usage.tokens_per_s
 
             results[threads] = _median(once, repeats)
-    best = max(results, key=results.get)
+    best = max(results, key=lambda threads: results[threads])
     default = default_threads()
     return {"threads_default": default, "threads_best": best,
             "threads_tps": {str(k): round(v, 2) for k, v in results.items()},
@@ -270,15 +272,15 @@ def _child(code: str) -> dict:
 
 
 def startup() -> dict:
-    return _child("from app.bench_probes import startup_probe; startup_probe()")
+    return _child("from app.measure.probes import startup_probe; startup_probe()")
 
 
 def memory(path: Path, n_tokens: int) -> dict:
-    return _child(f"from app.bench_probes import memory_probe; memory_probe({str(path)!r}, {n_tokens})")
+    return _child(f"from app.measure.probes import memory_probe; memory_probe({str(path)!r}, {n_tokens})")
 
 
 def gui(path: Path, n_tokens: int) -> dict:
-    return _child(f"from app.bench_probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
+    return _child(f"from app.measure.probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
 
 
 def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], None]) -> dict:

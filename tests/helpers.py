@@ -1,0 +1,48 @@
+"""Helpers shared by the test modules (no test module imports another)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from PySide6.QtCore import Qt
+
+from tests.conftest import ROOT
+
+LONG = 120_000  # ms; generous, a CI machine may be busy
+REPO, FILE = "basechat-test/tiny-base-GGUF", "tiny-base.Q8_0.gguf"
+
+
+def basechat(*args: str, stdin: str | None = None, timeout: float = 120, extra_env: dict | None = None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("basechat: error:") and fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def send(qtbot, win, text: str) -> None:
+    qtbot.keyClicks(win.composer.editor, text)
+    with qtbot.waitSignal(win.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(win.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, win)
+
+
+def settled(qtbot, win) -> None:
+    """The worker's signal is seen at once; the window handles it on its own thread a moment later."""
+    qtbot.waitUntil(lambda: win.streaming is None and win.composer.button.text() == "Send", timeout=LONG)
