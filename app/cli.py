@@ -150,6 +150,7 @@ def _eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-templates", action="store_true", help="every template and raw")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _sampling_options(parser)  # eval is greedy unless these say otherwise
     _server_options(parser)
 
 
@@ -554,7 +555,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for template in templates:
             label = template.name if template else "raw"
             with _progress(len(items), label) as tick:
-                report = run_eval(engine, template, items, args.max_tokens, tick)
+                report = run_eval(engine, template, items, args.max_tokens, tick, _eval_sampling(args))
             summaries.append(report.summary())
     if args.json:
         print(json.dumps(summaries if args.all_templates else summaries[0]))
@@ -564,6 +565,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key, value in summaries[0].items():
             print(f"{key:>24}: {value}")
     return 0
+
+
+def _eval_sampling(args: argparse.Namespace):
+    """Greedy, no penalty (runs repeat), unless a sampling flag says otherwise."""
+    from app.measure.evaluate import GREEDY
+
+    given = {
+        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+        "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
+    }  # fmt: skip
+    return replace(GREEDY, **{k: v for k, v in given.items() if v is not None})
 
 
 @contextmanager

@@ -38,7 +38,7 @@ def test_a_message_gets_a_streamed_reply_that_is_stored(qtbot, window):
     stored = window.store.get(window.conversation_id).messages
     assert [m.text for m in stored] == ["What is the capital of France?", window.view.turns[1].text]
     assert window.sidebar.list.count() == 1
-    assert "tok/s" in window.status_speed.text()
+    assert "tok/s" not in window.status_line.text()  # "Paris." is too short to measure a speed
     assert window.composer.button.text() == "Send"
 
 

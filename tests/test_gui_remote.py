@@ -66,7 +66,7 @@ def test_the_window_chats_through_the_server_and_keeps_the_key_out_of_settings(
     with qtbot.waitSignal(win.worker.model_ready, timeout=LONG):
         win.load_model("gemma3-270m")
     assert win.model_info["kind"] == "remote"
-    assert "gemma-3-270m" in win.status_model.text() and "llama-server" in win.device_label.text()
+    assert "gemma-3-270m" in win.status_line.text() and "llama-server" in win.device_label.text()
     assert win.model_picker.currentText().endswith("(server)")
     send(qtbot, win, "What is the capital of France?")
     assert "Paris" in win.view.turns[1].text

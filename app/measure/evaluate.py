@@ -104,9 +104,10 @@ def run_eval(
     items: list[EvalItem],
     max_tokens: int = 64,
     progress: Callable[[], None] | None = None,
+    sampling: SamplingParams = GREEDY,
 ) -> EvalReport:
     """Ask every item; ``template=None`` asks the bare model (``--raw``)."""
-    params = replace(GREEDY, max_tokens=max_tokens)
+    params = replace(sampling, max_tokens=max_tokens)
     report = EvalReport(template.name if template else "raw")
     started = time.perf_counter()
     for item in items:

@@ -16,9 +16,12 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
+    QFileDialog,
     QInputDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
+    QProgressBar,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -37,6 +40,17 @@ from app.ui.messages import ConversationView, MessageWidget, copy_to_clipboard
 from app.ui.settings import SettingsDialog, load_engine, load_sampling, load_server, save_sampling
 from app.ui.sidebar import Sidebar
 from app.ui.worker import SERVER_ID, EngineWorker, ReplyRequest
+
+SHORTCUTS = [
+    ("Enter", "send"), ("Shift+Enter", "new line"), ("Esc", "stop the reply"), ("Ctrl+N", "new chat"),
+    ("Ctrl+F", "search chats"), ("Ctrl+R", "regenerate the last reply"),
+    ("Ctrl+Shift+C", "copy the last reply"), ("Ctrl+E", "export this chat"),
+    ("Ctrl+I", "import a character card or frame"), ("Ctrl+Q", "quit"),
+]  # fmt: skip
+_ROWS = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in SHORTCUTS)
+SHORTCUTS_HTML = f"<table cellpadding=3>{_ROWS}</table>"
+MIN_TOKENS_FOR_SPEED = 16  # a speed measured over fewer tokens is noise
+CONTINUABLE = ("length", "cancelled")  # a reply cut by the limit or by Stop can be continued
 
 
 class MainWindow(QMainWindow):
@@ -57,6 +71,7 @@ class MainWindow(QMainWindow):
         self.streaming: MessageWidget | None = None
         self.request_id = 0
         self.abandoned = 0  # a reply stopped by switching away; its end frees the composer
+        self.stopped = 0  # the reply Stop was pressed for: what still streams in is not drawn
         self.pending_text = ""  # what the last send typed, given back if the send fails
         self.current_mode = "send"
         self._ids = itertools.count(1)
@@ -93,6 +108,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.frame_dock)
         self.frame_dock.hide()
         self._toolbar()
+        self._menus()
         self._status()
         self._connect()
         self._shortcuts()
@@ -107,6 +123,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.model_picker)
         self.device_label = QLabel("")
         self.device_label.setAccessibleName("Device")
+        self.device_label.setMinimumWidth(150)  # the buttons after it do not jump when it fills in
         bar.addWidget(self.device_label)
         bar.addSeparator()
         self.models_action = bar.addAction("Models…", self.open_models)
@@ -116,12 +133,60 @@ class MainWindow(QMainWindow):
         bar.addAction("Settings…", self.open_settings)
         self._fill_model_picker()
 
+    def _menus(self) -> None:
+        """The application menu: what a desktop app is expected to have."""
+        chat = self.menuBar().addMenu("&Chat")
+        chat.addAction("&New chat", QKeySequence.StandardKey.New, self.new_chat)
+        chat.addAction("&Export chat…", QKeySequence("Ctrl+E"), self.export_chat)
+        chat.addAction("&Import frame…", QKeySequence("Ctrl+I"), self.frame._import)
+        chat.addSeparator()
+        chat.addAction("&Quit", QKeySequence("Ctrl+Q"), self.close)
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.frame_dock.toggleViewAction())
+        view.addAction("&Models…", self.open_models)
+        view.addAction("&Settings…", QKeySequence.StandardKey.Preferences, self.open_settings)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents, self.show_shortcuts)
+        help_menu.addAction("&About Basechat", self.show_about)
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", SHORTCUTS_HTML)
+
+    def show_about(self) -> None:
+        from app.ui.about import about_html
+
+        QMessageBox.about(self, "About Basechat", about_html(self.model_info))
+
     def _status(self) -> None:
-        self.status_model = QLabel("Loading model…")
-        self.status_speed = QLabel("")
-        self.status_context = QLabel("")
-        for label in (self.status_model, self.status_speed, self.status_context):
-            self.statusBar().addPermanentWidget(label)
+        self.status_line = QLabel("Loading model…")
+        self.status_line.setAccessibleName("Status")
+        self.statusBar().addPermanentWidget(self.status_line)
+        self.busy = QProgressBar()  # a small busy indicator while a model loads or a reply starts
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(90)
+        self.busy.setMaximumHeight(12)
+        self.busy.setTextVisible(False)
+        self.busy.setAccessibleName("Busy")
+        self.busy.hide()
+        self.statusBar().addPermanentWidget(self.busy)
+        self.last_used = 0  # tokens the last reply's prompt and text took
+        self.last_speed = ""
+
+    def _show_status(self) -> None:
+        """One line: model · device · tokens used / context · speed of the last reply (when it
+        was long enough for the figure to mean something)."""
+        info = self.model_info
+        if not info:
+            return
+        parts = [self._model_label(), info["device"], f"{self.last_used:,} / {info['n_ctx']:,} tokens"]
+        self.status_line.setText(" · ".join(parts + ([self.last_speed] if self.last_speed else [])))
+
+    def _model_label(self) -> str:
+        """The catalog's name for a local model ("Gemma 3 270M (base)"), else the engine's."""
+        for entry in load_catalog():
+            if entry.id == self.model_info.get("id"):
+                return entry.name
+        return self.model_info.get("name", "")
 
     def _connect(self) -> None:
         self.composer.submitted.connect(self.send)
@@ -130,6 +195,7 @@ class MainWindow(QMainWindow):
         self.sidebar.new_requested.connect(self.new_chat)
         self.sidebar.rename_requested.connect(self.rename_chat)
         self.sidebar.delete_requested.connect(self.delete_chat)
+        self.sidebar.export_requested.connect(self.export_chat)
         self.model_picker.activated.connect(lambda _i: self._pick_model())
         self.frame.frame_changed.connect(self.set_template)
         self.frame.save_requested.connect(self._save_template)
@@ -146,7 +212,6 @@ class MainWindow(QMainWindow):
 
     def _shortcuts(self) -> None:
         shortcuts: list[tuple[QKeySequence | QKeySequence.StandardKey, Callable[[], object], str]] = [
-            (QKeySequence.StandardKey.New, self.new_chat, "New chat"),
             (QKeySequence.StandardKey.Find, self.sidebar.search.setFocus, "Search chats"),
             (QKeySequence("Ctrl+Shift+C"), self.copy_last_reply, "Copy last reply"),
             (QKeySequence("Ctrl+R"), self.regenerate_last, "Regenerate"),
@@ -212,7 +277,8 @@ class MainWindow(QMainWindow):
             self.load_model(model_id)
 
     def _model_loading(self, model_id: str) -> None:
-        self.status_model.setText(f"Loading {model_id}…")
+        self.status_line.setText(f"Loading {model_id}…")
+        self.busy.show()
         self.composer.button.setEnabled(False)
 
     def _model_ready(self, info: dict) -> None:
@@ -222,7 +288,9 @@ class MainWindow(QMainWindow):
             self.device_label.setText(f"  {info['device']} · {info['threads']} threads")
         else:
             self.device_label.setText(f"  {info['device']} at {info['location']}")
-        self.status_model.setText(f"{info['name']} · {info['device']} · context {info['n_ctx']}")
+        self.busy.hide()
+        self.last_used, self.last_speed = 0, ""
+        self._show_status()
         self.frame.engine_note.setText(info["note"])
         self.composer.button.setEnabled(True)
         self._fill_model_picker()
@@ -233,7 +301,9 @@ class MainWindow(QMainWindow):
         self.inspect_prompt()
 
     def _model_failed(self, message: str) -> None:
-        self.status_model.setText("No model loaded" if not self.model_info else self.status_model.text())
+        self.busy.hide()
+        if not self.model_info:
+            self.status_line.setText("No model loaded")
         self.composer.button.setEnabled(bool(self.model_info))
         self.statusBar().showMessage(message, 15000)
         self._fill_model_picker()
@@ -275,10 +345,24 @@ class MainWindow(QMainWindow):
 
     def _show_message(self, message, last: bool) -> MessageWidget:
         turn = self._turn(message.role, message.position)
-        note = "interrupted" if message.status == "interrupted" else ""
-        turn.set_final(message.text, note)
-        turn.add_actions(message.alternative, message.alternatives, message.finish_reason == "length", last)
+        self._finish_turn(turn, message, last)
         return turn
+
+    def _finish_turn(self, turn: MessageWidget, message, last: bool = True) -> None:
+        """A stored turn as shown: its text, a note, and the buttons that fit it."""
+        notes = {"cancelled": "stopped", "length": "length limit"}
+        note = (
+            "interrupted" if message.status == "interrupted" else notes.get(message.finish_reason or "", "")
+        )
+        turn.set_final(message.text, note)
+        can_continue = message.finish_reason in CONTINUABLE or message.status == "interrupted"
+        turn.add_actions(message.alternative, message.alternatives, can_continue, last)
+
+    def _show_user_turn(self, position: int, text: str) -> None:
+        """A message the person sends has its Copy and Edit at once, as after a reload."""
+        turn = self._turn("user", position)
+        turn.set_final(text)
+        turn.add_actions()
 
     def _turn(self, role: str, position: int) -> MessageWidget:
         speaker = self.template.user_name if role == "user" else self.template.assistant_name
@@ -301,10 +385,46 @@ class MainWindow(QMainWindow):
     def delete_chat(self, conversation_id: int) -> None:
         if self.streaming is not None and conversation_id == self.conversation_id:
             return
+        title = self.store.get(conversation_id).title
+        answer = QMessageBox.question(self, "Delete chat", f"Delete “{title}”? This cannot be undone.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
         self.store.delete(conversation_id)
         if conversation_id == self.conversation_id:
-            self.show_empty()
+            self.new_chat()  # nothing of the deleted chat stays on screen
+            self.last_used, self.last_speed = 0, ""
+            self._show_status()
         self.sidebar.refresh(select=self.conversation_id)
+        self.statusBar().showMessage(f"Deleted “{title}”.", 5000)
+
+    def export_chat(self, conversation_id: int | None = None) -> None:
+        """Markdown, JSON (restorable) or the exact prompt, to a file the person picks."""
+        from pathlib import Path
+
+        from app.store import export
+
+        conversation_id = conversation_id or self.conversation_id
+        if conversation_id is None:
+            return
+        conversation = self.store.get(conversation_id)
+        kinds = "Markdown (*.md);;JSON, restorable (*.json);;Prompt text (*.txt)"
+        path, kind = QFileDialog.getSaveFileName(self, "Export chat", f"{conversation.title[:40]}.md", kinds)
+        if not path:
+            return
+        if kind.startswith("JSON"):
+            import json
+
+            text = json.dumps(export.to_json(self.store, [conversation_id]), ensure_ascii=False, indent=1)
+        elif kind.startswith("Prompt"):
+            text = export.to_prompt(conversation)
+        else:
+            text = export.to_markdown(conversation)
+        try:
+            Path(path).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.statusBar().showMessage(f"Cannot write {path}: {exc.strerror or exc}", 10000)
+            return
+        self.statusBar().showMessage(f"Exported to {path}", 6000)
 
     # -- replies -------------------------------------------------------------------
 
@@ -327,7 +447,7 @@ class MainWindow(QMainWindow):
         position = len(history)
         self.pending_text = text
         self.store.add_user_message(self.conversation_id, text)
-        self._turn("user", position).set_final(text)
+        self._show_user_turn(position, text)
         self.sidebar.refresh(select=self.conversation_id)
         self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                     user_text=text), position + 1)  # fmt: skip
@@ -337,6 +457,7 @@ class MainWindow(QMainWindow):
         self.current_mode = request.mode
         self.streaming = self._turn("assistant", position)
         self.streaming.begin_stream(start)
+        self.busy.show()
         self.composer.set_busy(True)
         self.request_generate.emit(replace(request, request_id=self.request_id))
 
@@ -355,10 +476,15 @@ class MainWindow(QMainWindow):
         }
 
     def stop(self) -> None:
+        """Stop shows at once: tokens still queued from the engine's thread are not drawn."""
         self.worker.stop()
+        if self.streaming is not None:
+            self.streaming.status.setText("stopped")
+            self.stopped = self.request_id
 
     def _token(self, request_id: int, chunk: str) -> None:
-        if request_id == self.request_id and self.streaming is not None:
+        if request_id == self.request_id and self.streaming is not None and request_id != self.stopped:
+            self.busy.hide()
             self.streaming.append(chunk)
 
     def _reply_done(self, request_id: int, outcome) -> None:
@@ -368,14 +494,17 @@ class MainWindow(QMainWindow):
         if request_id != self.request_id:
             return
         self.streaming = None
+        self.busy.hide()
         self.composer.set_busy(False)
         self._mark_older_turns()
         self._reload_last_turn()
         usage = outcome.usage
-        self.status_speed.setText(f"{usage.tokens_per_s:.1f} tok/s")
-        used = usage.prompt_tokens + usage.completion_tokens
-        dropped = f" · {outcome.dropped_turns} old turns left out" if outcome.dropped_turns else ""
-        self.status_context.setText(f"context {used}/{outcome.n_ctx}{dropped}")
+        self.last_used = usage.prompt_tokens + usage.completion_tokens
+        measurable = usage.completion_tokens >= MIN_TOKENS_FOR_SPEED
+        self.last_speed = f"{usage.tokens_per_s:.0f} tok/s" if measurable else ""
+        self._show_status()
+        if outcome.dropped_turns:
+            self.statusBar().showMessage(f"{outcome.dropped_turns} old turns were left out to fit.", 8000)
         self.sidebar.refresh(select=self.conversation_id)
         self.inspect_prompt()
         if outcome.error:
@@ -390,10 +519,7 @@ class MainWindow(QMainWindow):
     def _reload_last_turn(self) -> None:
         """Show the finished reply as stored: Markdown, alternatives and buttons."""
         assert self.conversation_id is not None
-        last = self.store.get(self.conversation_id).messages[-1]
-        turn = self.view.turns[-1]
-        turn.set_final(last.text, "stopped" if last.finish_reason == "cancelled" else "")
-        turn.add_actions(last.alternative, last.alternatives, last.finish_reason == "length")
+        self._finish_turn(self.view.turns[-1], self.store.get(self.conversation_id).messages[-1])
 
     def _reply_failed(self, request_id: int, message: str) -> None:
         if request_id == self.abandoned:
@@ -401,6 +527,7 @@ class MainWindow(QMainWindow):
         if request_id != self.request_id:
             return
         self.streaming = None
+        self.busy.hide()
         self.composer.set_busy(False)
         self.statusBar().showMessage(message, 15000)
         self._give_back_failed_send()
@@ -454,7 +581,7 @@ class MainWindow(QMainWindow):
             return
         self.store.edit_user_message(self.conversation_id, position, text.strip())
         self.view.remove_from(position)
-        self._turn("user", position).set_final(text.strip())
+        self._show_user_turn(position, text.strip())
         self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                     user_text=text.strip()), position + 1)  # fmt: skip
 
@@ -462,7 +589,10 @@ class MainWindow(QMainWindow):
         if self.streaming is not None or self.conversation_id is None:
             return
         self.store.choose_alternative(self.conversation_id, position, alternative)
-        self.open_conversation(self.conversation_id)
+        stored = self.store.get(self.conversation_id).messages[position]
+        turn = next(t for t in self.view.turns if t.position == position)  # in place: the view stays put
+        self._finish_turn(turn, stored, last=turn is self.view.turns[-1])
+        self.inspect_prompt()
 
     def copy_last_reply(self) -> None:
         replies = [t for t in self.view.turns if t.role == "assistant" and t is not self.streaming]
