@@ -33,6 +33,7 @@ class PromptPlan:
     tokens: list[int]
     dropped_turns: int
     n_ctx: int
+    reply_room: int  # tokens kept free for the reply: what the send and the inspector both show
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class ChatSession:
         sizes = [len(self._piece_tokens(p)) for p in pieces]
         fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget())
         text = "".join(p.text for p in fitted.pieces)
-        return PromptPlan(text, self._prompt_tokens(fitted.pieces), fitted.dropped_turns, self.engine.n_ctx)
+        tokens = self._prompt_tokens(fitted.pieces)
+        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, self._reply_budget())
 
     def _prompt_tokens(self, pieces: list[Piece]) -> list[int]:
         tokens = list(self.engine.start_tokens())

@@ -23,7 +23,12 @@ class EngineBusy(BasechatError):
 
 
 class ContextOverflow(BasechatError):
-    """A single message does not fit in the model's context window."""
+    """A single message does not fit in the model's context window. ``needed``: the tokens
+    the prompt would take, where they are known."""
+
+    def __init__(self, message: str, needed: int = 0) -> None:
+        super().__init__(message)
+        self.needed = needed
 
 
 class TemplateError(BasechatError):

@@ -244,7 +244,9 @@ def test_turn_colours_follow_a_switch_to_a_dark_palette(qtbot, window):
         user, reply = window.view.turns
 
         def shows(turn, colour: str) -> bool:
-            return turn.palette().color(turn.backgroundRole()) == QColor(colour)
+            """The colour drawn inside the bubble, next to its border: what a person sees."""
+            image = turn.grab().toImage()
+            return QColor(image.pixel(image.width() // 2, image.height() - 4)) == QColor(colour)
 
         qtbot.waitUntil(lambda: shows(user, "#333842") and shows(reply, "#1e1e1e"), timeout=5000)
     finally:

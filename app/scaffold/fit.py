@@ -32,7 +32,8 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int) -> Fitted:
     if fixed > budget:
         raise ContextOverflow(
             f"This message is too long: the prompt needs {fixed} tokens and only "
-            f"{budget} fit with room for the reply. Shorten it or raise the context size."
+            f"{budget} fit with room for the reply. Shorten it or raise the context size.",
+            needed=fixed,
         )
     history = list(range(1, len(pieces) - 2))
     total = sum(sizes)

@@ -66,7 +66,7 @@ class FramePanel(QWidget):
         self.inspector.setAccessibleName("Prompt inspector")
         self.usage = QProgressBar()
         self.usage.setAccessibleName("Context used")
-        self.usage.setFormat("%v / %m tokens")
+        self.usage.setTextVisible(True)
         self.error = QLabel("")
         self._build()
         self.picker.activated.connect(lambda _i: self._pick(self.picker.currentText()))
@@ -144,12 +144,21 @@ class FramePanel(QWidget):
         if path:
             self.import_requested.emit(path)
 
-    def show_prompt(self, text: str, tokens: int, n_ctx: int) -> None:
+    def show_prompt(self, text: str, tokens: int, room: int, n_ctx: int) -> None:
+        """The prompt, and the context it takes with the room kept for the reply."""
         self.inspector.setPlainText(text)
         bar = self.inspector.verticalScrollBar()
         bar.setValue(bar.maximum())  # the newest turns are what changes
         self.usage.setMaximum(max(n_ctx, 1))
-        self.usage.setValue(min(tokens, n_ctx))
+        self.usage.setValue(min(tokens + room, n_ctx))
+        over = tokens + room - n_ctx
+        if over > 0:
+            self.usage.setFormat(f"{tokens:,} + {room:,} reply tokens: {over:,} over the {n_ctx:,} context")
+        else:
+            self.usage.setFormat(f"{tokens:,} prompt + {room:,} reply of {n_ctx:,} tokens")
+        self.usage.setProperty("over", over > 0)
+        self.usage.style().unpolish(self.usage)
+        self.usage.style().polish(self.usage)
 
     def _pick(self, name: str) -> None:
         try:

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import replace
 
-from PySide6.QtCore import QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -41,6 +41,17 @@ from app.ui.settings import SettingsDialog, load_engine, load_sampling, load_ser
 from app.ui.sidebar import Sidebar
 from app.ui.worker import SERVER_ID, EngineWorker, ReplyRequest
 
+
+def load_style() -> str:
+    """The window's stylesheet (resources/styles/basechat.qss); none if it cannot be read."""
+    from app.paths import resources_dir
+
+    try:
+        return (resources_dir() / "styles" / "basechat.qss").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
 SHORTCUTS = [
     ("Enter", "send"), ("Shift+Enter", "new line"), ("Esc", "stop the reply"), ("Ctrl+N", "new chat"),
     ("Ctrl+F", "search chats"), ("Ctrl+R", "regenerate the last reply"),
@@ -58,7 +69,7 @@ class MainWindow(QMainWindow):
 
     request_load = Signal(str, str, object)
     request_generate = Signal(object)
-    request_inspect = Signal(int, object, object, str)
+    request_inspect = Signal(int, object, object, str, object)
 
     def __init__(self, store: ChatStore, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -66,12 +77,14 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.setWindowTitle("Basechat")
         self.setAcceptDrops(True)
+        self.setStyleSheet(load_style())
         self.conversation_id: int | None = None
         self.template: Template = load_template(DEFAULT_TEMPLATE)
         self.streaming: MessageWidget | None = None
         self.request_id = 0
         self.abandoned = 0  # a reply stopped by switching away; its end frees the composer
         self.stopped = 0  # the reply Stop was pressed for: what still streams in is not drawn
+        self._restyling = False
         self.pending_text = ""  # what the last send typed, given back if the send fails
         self.current_mode = "send"
         self._ids = itertools.count(1)
@@ -640,6 +653,15 @@ class MainWindow(QMainWindow):
         copy_to_clipboard(text)
         self.statusBar().showMessage("Copied the prompt.", 4000)
 
+    def changeEvent(self, event) -> None:
+        """Qt resolves a stylesheet's palette() colours once: apply it again when the system
+        switches between light and dark."""
+        if event.type() == QEvent.Type.PaletteChange and not self._restyling:
+            self._restyling = True
+            self.setStyleSheet(self.styleSheet())
+            self._restyling = False
+        super().changeEvent(event)
+
     # -- dropping a file on the window imports it ------------------------------------
 
     def dragEnterEvent(self, event) -> None:
@@ -661,10 +683,11 @@ class MainWindow(QMainWindow):
     def inspect_prompt(self) -> None:
         if self.frame_dock.isVisible() and self.model_info:
             rid = next(self._ids)
-            self.request_inspect.emit(rid, self.template, self.history(), self.composer.editor.toPlainText())
+            text = self.composer.editor.toPlainText()
+            self.request_inspect.emit(rid, self.template, self.history(), text, self._params())
 
-    def _inspected(self, _request_id: int, text: str, tokens: int, n_ctx: int) -> None:
-        self.frame.show_prompt(text, tokens, n_ctx)
+    def _inspected(self, _request_id: int, text: str, tokens: int, room: int, n_ctx: int) -> None:
+        self.frame.show_prompt(text, tokens, room, n_ctx)
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self._params(), load_engine(self.settings), self)

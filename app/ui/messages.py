@@ -73,14 +73,11 @@ class MessageWidget(QFrame):
         self.versions = (0, 1)  # (shown alternative, how many) — kept for redrawing the buttons
         self.setObjectName("userTurn" if role == "user" else "assistantTurn")
         self.setAccessibleName(f"{speaker} message")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setAutoFillBackground(True)
-        # A palette role, not a colour: light and dark follow the system, even when it switches.
-        user = QPalette.ColorRole.AlternateBase
-        self.setBackgroundRole(user if role == "user" else QPalette.ColorRole.Base)
+        # The bubble (colour, border, indent) comes from resources/styles/basechat.qss.
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        self.header = QLabel(f"<b>{speaker}</b>")
+        layout.setContentsMargins(12, 8, 12, 6)
+        self.header = QLabel(speaker)
+        self.header.setObjectName("speaker")
         self.status = QLabel("")
         self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         top = QHBoxLayout()
@@ -166,6 +163,7 @@ class MessageWidget(QFrame):
         button.setAccessibleName(name)
         button.setToolTip(name)
         button.setAutoRaise(True)
+        button.setObjectName("turnAction")
         button.clicked.connect(slot)
         self.action_row.addWidget(button)
         return button
@@ -194,6 +192,7 @@ class ConversationView(QScrollArea):
             "<p>Type a message below. Basechat wraps it in a conversation transcript so the model "
             "answers like a chat partner.<br>The <b>Frame</b> button shows exactly what the model reads.</p>"
         )
+        self.hint.setObjectName("emptyHint")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
         self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)

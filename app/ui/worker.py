@@ -13,7 +13,8 @@ Signals:
     token(int, str): request id and the next chunk of reply text.
     reply_done(int, object): request id and a ``ReplyOutcome``.
     reply_failed(int, str): request id and a one-line reason.
-    inspected(int, str, int, int): request id, prompt text, its tokens, context size.
+    inspected(int, str, int, int, int): request id, prompt text (or why it does not fit), its
+        tokens, the room kept for the reply, context size — from the same ``plan`` a send uses.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.chat import ChatSession, ReplyStream
+from app.chat import ChatSession, ReplyStream, reply_budget
 from app.engine.base import Backend, SamplingParams, Usage
 from app.engine.factory import open_backend
 from app.engine.remote import ServerConfig
-from app.errors import BasechatError
+from app.errors import BasechatError, ContextOverflow
 from app.scaffold import Message, Template
 from app.store import ChatStore, ReplyRecorder
 
@@ -80,7 +81,7 @@ class EngineWorker(QObject):
     token = Signal(int, str)
     reply_done = Signal(int, object)
     reply_failed = Signal(int, str)
-    inspected = Signal(int, str, int, int)
+    inspected = Signal(int, str, int, int, int)
 
     def __init__(self, store: ChatStore) -> None:
         super().__init__()
@@ -167,18 +168,22 @@ class EngineWorker(QObject):
         recorder.finish(stream.reply)
         self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
 
-    @Slot(int, object, object, str)
-    def inspect(self, request_id: int, template: Template, history: list, user_text: str) -> None:
-        """The exact prompt the next message would send, and its size in tokens."""
+    @Slot(int, object, object, str, object)
+    def inspect(self, request_id: int, template: Template, history: list, user_text: str, params) -> None:
+        """The exact prompt the next message would send with these settings, and its size."""
         if self.engine is None:
             return
-        session = ChatSession(self.engine, template, SamplingParams(), history)
+        session = ChatSession(self.engine, template, params, history)
+        room = reply_budget(params.max_tokens, self.engine.n_ctx)
         try:
             plan = session.plan(user_text or "…")
-        except BasechatError as exc:
-            self.inspected.emit(request_id, str(exc), 0, self.engine.n_ctx)
+        except ContextOverflow as exc:
+            self.inspected.emit(request_id, str(exc), exc.needed, room, self.engine.n_ctx)
             return
-        self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.n_ctx)
+        except BasechatError as exc:
+            self.inspected.emit(request_id, str(exc), 0, room, self.engine.n_ctx)
+            return
+        self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.reply_room, plan.n_ctx)
 
 
 def _outcome(reply, n_ctx: int) -> ReplyOutcome:
