@@ -77,3 +77,24 @@ def tiny_gguf(tmp_path_factory) -> bytes:
 
     path = tmp_path_factory.mktemp("gguf") / FILE
     return write_gguf(path, name="Tiny base", context=256, shape=(1536, 1024), seed=1).read_bytes()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, data_dir, monkeypatch):
+    """The real window on the default model, offscreen, with its own data folder and settings."""
+    from PySide6.QtCore import QSettings
+
+    from app.store import ChatStore
+    from app.ui.main_window import MainWindow
+    from tests.helpers import LONG
+
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(data_dir))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("sampling/temperature", 0.0)
+    win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.worker.model_ready, timeout=LONG):
+        win.load_model("gemma3-270m")
+    yield win
+    win.close()

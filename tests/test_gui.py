@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit
 
 from app.store import ChatStore
@@ -11,20 +11,6 @@ from app.ui.main_window import MainWindow
 from tests.helpers import LONG, send, settled
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, data_dir, monkeypatch):
-    monkeypatch.setenv("BASECHAT_DATA_DIR", str(data_dir))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("sampling/temperature", 0.0)
-    win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.worker.model_ready, timeout=LONG):
-        win.load_model("gemma3-270m")
-    yield win
-    win.close()
 
 
 def test_a_message_gets_a_streamed_reply_that_is_stored(qtbot, window):
@@ -53,8 +39,17 @@ def test_shift_enter_is_a_new_line_and_enter_sends(qtbot, window):
     assert window.view.turns[0].text == "first line\nsecond line"
 
 
-def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window):
-    window.settings.setValue("sampling/max_tokens", 2000)
+def endless(window, endless_book) -> None:
+    """A reply that cannot end by itself (speaker names the model never writes): only Stop ends it."""
+    from app.scaffold import load_template
+
+    window.set_template(load_template(endless_book))
+    for key, value in (("temperature", 1.0), ("seed", 5), ("max_tokens", 2000)):
+        window.settings.setValue(f"sampling/{key}", value)
+
+
+def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window, endless_book):
+    endless(window, endless_book)
     qtbot.keyClicks(window.composer.editor, "Tell me a very long story about a dragon.")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     qtbot.waitSignal(window.worker.token, timeout=LONG).wait()
@@ -66,7 +61,7 @@ def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window)
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
     settled(qtbot, window)
     reply = window.store.get(window.conversation_id).messages[-1]
-    assert reply.finish_reason in ("cancelled", "stop")
+    assert reply.finish_reason == "cancelled" and reply.completion_tokens < 2000
     assert len(window.store.get(window.conversation_id).messages) == 2
     assert window.composer.button.text() == "Send"
 
@@ -145,11 +140,13 @@ def test_edit_and_resend_drops_the_later_turns(qtbot, window, monkeypatch):
     assert [t.text for t in window.view.turns][:1] == ["What is the capital of France?"]
 
 
-def test_switching_conversation_during_a_reply_stops_it_and_keeps_what_was_written(qtbot, window):
+def test_switching_conversation_during_a_reply_stops_it_and_keeps_what_was_written(
+    qtbot, window, endless_book
+):
     send(qtbot, window, "Hello")
     first = window.conversation_id
-    window.settings.setValue("sampling/max_tokens", 2000)
     window.new_chat()
+    endless(window, endless_book)
     qtbot.keyClicks(window.composer.editor, "Tell me a very long story about a dragon.")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     second = window.conversation_id
@@ -160,6 +157,7 @@ def test_switching_conversation_during_a_reply_stops_it_and_keeps_what_was_writt
     assert window.conversation_id == first and len(window.view.turns) == 2
     reply = window.store.get(second).messages[-1]
     assert reply.status == "done" and reply.text  # stopped, and what it wrote is kept
+    assert reply.finish_reason == "cancelled" and reply.completion_tokens < 2000
     assert window.composer.button.text() == "Send"
 
 

@@ -266,6 +266,23 @@ class ChatStore:
                 (conversation_id, position),
             )
 
+    def trim_last_reply(self, conversation_id: int, shown: str) -> None:
+        """Stop keeps what the person saw: text that arrived after Stop was pressed is dropped
+        (with the token ids, which no longer spell the text)."""
+        row = self.db.execute(
+            "SELECT id, text FROM messages WHERE conversation_id = ? AND chosen = 1 ORDER BY position DESC",
+            (conversation_id,),
+        ).fetchone()
+        if row and row["text"] != shown and row["text"].startswith(shown):
+            self.db.execute("UPDATE messages SET text = ?, raw = ?, tokens = NULL WHERE id = ?",
+                            (shown, " " + shown, row["id"]))  # fmt: skip
+
+    def add_edited_reply(self, conversation_id: int, position: int, text: str) -> int:
+        """The person's own version of a reply: a new alternative there, chosen; the model's stay."""
+        message_id = self.begin_reply(conversation_id, "edited", position)
+        self.finish_reply(message_id, text, raw=" " + text, finish_reason="edited")
+        return message_id
+
     def truncate(self, conversation_id: int, position: int) -> None:
         """Remove the turns at ``position`` and after (a send that never got a reply)."""
         self.db.execute(

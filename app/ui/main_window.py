@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.abandoned = 0  # a reply stopped by switching away; its end frees the composer
         self.stopped = 0  # the reply Stop was pressed for: what still streams in is not drawn
         self._restyling = False
+        self.shown_at_stop = ""
         self.pending_text = ""  # what the last send typed, given back if the send fails
         self.current_mode = "send"
         self._ids = itertools.count(1)
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self.sidebar.refresh()
         self.frame.show_template(self.template)
         self.show_empty()
+        self._reopen_last()
         if store.notice:
             self.statusBar().showMessage(store.notice, 15000)
 
@@ -337,6 +339,7 @@ class MainWindow(QMainWindow):
     def new_chat(self) -> None:
         self._abandon_reply()
         self.show_empty()
+        self.settings.remove("last_conversation")
         self.sidebar.list.clearSelection()
         self.composer.editor.setFocus()
         self.inspect_prompt()
@@ -345,6 +348,7 @@ class MainWindow(QMainWindow):
         self._abandon_reply()
         conversation = self.store.get(conversation_id)
         self.conversation_id = conversation_id
+        self.settings.setValue("last_conversation", conversation_id)
         self.template = conversation_template(conversation)
         self.frame.show_template(self.template)
         self.view.clear()
@@ -352,6 +356,14 @@ class MainWindow(QMainWindow):
         for message in conversation.messages:
             self._show_message(message, last=message is conversation.messages[-1])
         self.inspect_prompt()
+
+    def _reopen_last(self) -> None:
+        """The chat that was open when Basechat closed opens again."""
+        last = self.settings.value("last_conversation")
+        known = {c.id for c in self.store.list_conversations()}
+        if last is not None and int(str(last)) in known:
+            self.open_conversation(int(str(last)))
+            self.sidebar.refresh(select=self.conversation_id)
 
     def _show_greeting(self) -> None:
         self.view.show_greeting(self.template.assistant_name, self.template.greeting)
@@ -384,6 +396,7 @@ class MainWindow(QMainWindow):
         turn.regenerate.connect(self.regenerate)
         turn.continue_.connect(self.continue_reply)
         turn.edit.connect(self.edit_message)
+        turn.edited.connect(self._apply_edit)
         turn.alternative.connect(self.choose_alternative)
         return turn
 
@@ -457,6 +470,7 @@ class MainWindow(QMainWindow):
                 template=self.template.name, settings=self._conversation_settings(),
                 model=self.model_info.get("id", ""),
             )  # fmt: skip
+            self.settings.setValue("last_conversation", self.conversation_id)
         position = len(history)
         self.pending_text = text
         self.store.add_user_message(self.conversation_id, text)
@@ -494,6 +508,7 @@ class MainWindow(QMainWindow):
         if self.streaming is not None:
             self.streaming.status.setText("stopped")
             self.stopped = self.request_id
+            self.shown_at_stop = self.streaming.streamed_text
 
     def _token(self, request_id: int, chunk: str) -> None:
         if request_id == self.request_id and self.streaming is not None and request_id != self.stopped:
@@ -509,6 +524,8 @@ class MainWindow(QMainWindow):
         self.streaming = None
         self.busy.hide()
         self.composer.set_busy(False)
+        if request_id == self.stopped and self.conversation_id is not None:
+            self.store.trim_last_reply(self.conversation_id, self.shown_at_stop.strip())
         self._mark_older_turns()
         self._reload_last_turn()
         usage = outcome.usage
@@ -584,19 +601,31 @@ class MainWindow(QMainWindow):
         self._generate(request, position, start=stored.text)
 
     def edit_message(self, position: int) -> None:
+        """Open the message's inline editor; Save comes back through ``_apply_edit``."""
+        if self.streaming is not None or self.conversation_id is None:
+            return
+        turn = next((t for t in self.view.turns if t.position == position), None)
+        if turn is not None:
+            turn.start_edit()
+
+    def _apply_edit(self, position: int, text: str) -> None:
+        """A user message is resent (later turns are dropped); a reply becomes a new version."""
         if self.streaming is not None or self.conversation_id is None:
             return
         thread = self._thread()
-        old, history = thread[position], as_messages(thread[:position])
-        text, ok = QInputDialog.getMultiLineText(self, "Edit message", "Message (later turns are dropped):",
-                                                 old.text)  # fmt: skip
-        if not ok or not text.strip():
+        if thread[position].role == "assistant":
+            self.store.add_edited_reply(self.conversation_id, position, text)
+            stored = self.store.get(self.conversation_id).messages[position]
+            turn = next(t for t in self.view.turns if t.position == position)
+            self._finish_turn(turn, stored, last=turn is self.view.turns[-1])
+            self.inspect_prompt()
             return
-        self.store.edit_user_message(self.conversation_id, position, text.strip())
+        history = as_messages(thread[:position])
+        self.store.edit_user_message(self.conversation_id, position, text)
         self.view.remove_from(position)
-        self._show_user_turn(position, text.strip())
+        self._show_user_turn(position, text)
         self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
-                                    user_text=text.strip()), position + 1)  # fmt: skip
+                                    user_text=text), position + 1)  # fmt: skip
 
     def choose_alternative(self, position: int, alternative: int) -> None:
         if self.streaming is not None or self.conversation_id is None:

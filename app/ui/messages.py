@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QScrollArea,
     QSizePolicy,
     QTextBrowser,
@@ -64,6 +65,7 @@ class MessageWidget(QFrame):
     regenerate = Signal(int)
     continue_ = Signal(int)
     edit = Signal(int)
+    edited = Signal(int, str)  # position, the new text (Save pressed in the inline editor)
     alternative = Signal(int, int)
 
     def __init__(self, role: str, position: int, speaker: str) -> None:
@@ -71,10 +73,11 @@ class MessageWidget(QFrame):
         self.role, self.position, self.text = role, position, ""
         self._parts: list[str] = []
         self.versions = (0, 1)  # (shown alternative, how many) — kept for redrawing the buttons
+        self._last = True
         self.setObjectName("userTurn" if role == "user" else "assistantTurn")
         self.setAccessibleName(f"{speaker} message")
         # The bubble (colour, border, indent) comes from resources/styles/basechat.qss.
-        layout = QVBoxLayout(self)
+        layout = self.column = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 6)
         self.header = QLabel(speaker)
         self.header.setObjectName("speaker")
@@ -131,6 +134,7 @@ class MessageWidget(QFrame):
     ) -> None:
         """Regenerate and Continue belong to the newest reply only, so the thread stays one line."""
         self.versions = (alternative, alternatives)
+        self._last = last
         _clear(self.action_row)
         self._button("Copy", "Copy this message", lambda: self.copy_requested.emit(self.text))
         for number, code in enumerate(CODE_BLOCK.findall(self.text), 1):
@@ -138,13 +142,41 @@ class MessageWidget(QFrame):
                          lambda _=False, c=code: self.copy_requested.emit(c))  # fmt: skip
         if self.role == "user":
             self._button("Edit", "Edit and resend this message", lambda: self.edit.emit(self.position))
-        elif last:
+        else:
+            self._button("Edit", "Write this reply yourself (kept as a new version)",
+                         lambda: self.edit.emit(self.position))  # fmt: skip
+        if self.role == "assistant" and last:
             self._button("Regenerate", "Write another reply", lambda: self.regenerate.emit(self.position))
             if can_continue:
                 self._button("Continue", "Continue this reply", lambda: self.continue_.emit(self.position))
         if self.role == "assistant" and alternatives > 1:
             self._alternatives(alternative, alternatives)
         self.action_row.addStretch()
+
+    def start_edit(self) -> None:
+        """Edit in place: the text becomes editable, with Save and Cancel under it."""
+        self.editor = QPlainTextEdit(self.text)
+        self.editor.setAccessibleName("Edit message")
+        self.column.insertWidget(2, self.editor)
+        self.editor.show()
+        self.body.hide()
+        _clear(self.action_row)
+        label = "Save && resend" if self.role == "user" else "Save as new version"
+        self._button(label, label.replace("&&", "and"), self._save_edit)
+        self._button("Cancel", "Cancel editing", self._end_edit)
+        self.action_row.addStretch()
+        self.editor.setFocus()
+
+    def _save_edit(self) -> None:
+        text = self.editor.toPlainText().strip()
+        if text:
+            self._end_edit()
+            self.edited.emit(self.position, text)
+
+    def _end_edit(self) -> None:
+        self.editor.deleteLater()
+        self.body.show()
+        self.add_actions(*self.versions, can_continue=False, last=self._last)
 
     def _alternatives(self, current: int, count: int) -> None:
         back = self._button(

@@ -1,0 +1,190 @@
+"""The window as people expect it: each defect found in use, driven through the real window."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMessageBox, QToolButton
+
+from app.scaffold import load_template
+from app.store import ChatStore
+from app.ui.main_window import MainWindow
+from tests.helpers import LONG, send, settled
+
+pytestmark = pytest.mark.model
+
+
+def buttons(turn) -> list[str]:
+    return [b.text() for b in turn.findChildren(QAbstractButton) if b.isVisible() or not b.isHidden()]
+
+
+def click(turn, text: str) -> None:
+    next(b for b in turn.findChildren(QToolButton) if b.text() == text).click()
+
+
+def test_a_sent_message_has_copy_and_edit_at_once(qtbot, window):
+    send(qtbot, window, "Hello there")
+    assert {"Copy", "Edit"} <= set(buttons(window.view.turns[0]))
+
+
+def test_switching_versions_keeps_the_view_where_it_is(qtbot, window):
+    window.settings.setValue("sampling/temperature", 1.0)
+    for text in ("Name a fruit.", "Name a colour.", "Name a city.", "Name an animal."):
+        send(qtbot, window, text)
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.regenerate(7)
+    settled(qtbot, window)
+    window.resize(900, 420)
+    qtbot.wait(50)
+    bar = window.view.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum() // 2)
+    before, widgets = bar.value(), list(window.view.turns)
+    window.choose_alternative(7, 0)
+    qtbot.wait(50)
+    assert bar.value() == before and window.view.turns == widgets  # updated in place, not rebuilt
+    assert window.view.turns[-1].text == window.store.alternatives(window.conversation_id, 7)[0].text
+
+
+def test_deleting_the_open_chat_asks_and_leaves_nothing_of_it(qtbot, window, monkeypatch):
+    send(qtbot, window, "What is the capital of France?")
+    cid = window.conversation_id
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    window.delete_chat(cid)
+    assert window.store.get(cid) and window.conversation_id == cid
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.frame_dock.show()
+    window.delete_chat(cid)
+    assert window.conversation_id is None and window.view.turns == []
+    assert window.sidebar.list.count() == 0 and "0 / 4,096 tokens" in window.status_line.text()
+    qtbot.waitUntil(lambda: "France" not in window.frame.inspector.toPlainText(), timeout=LONG)
+
+
+def test_the_inspector_and_the_send_agree_on_room_for_the_reply(qtbot, window):
+    window.settings.setValue("sampling/max_tokens", 512)
+    window.frame_dock.show()
+    qtbot.waitUntil(lambda: "reply" in window.frame.usage.format(), timeout=LONG)
+    assert "+ 512 reply of 4,096 tokens" in window.frame.usage.format()
+    long_text = "word " * 3700
+    window.composer.editor.setPlainText(long_text)
+    window.inspect_prompt()
+    qtbot.waitUntil(lambda: "over the 4,096 context" in window.frame.usage.format(), timeout=LONG)
+    assert "too long" in window.frame.inspector.toPlainText()
+    window.composer.editor.setPlainText(long_text)
+    with qtbot.waitSignal(window.worker.reply_failed, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, window)
+    assert window.composer.editor.toPlainText().strip() == long_text.strip()  # given back
+
+
+def test_stop_shows_at_once_and_keeps_what_was_shown(qtbot, window, endless_book):
+    """A reply that cannot end by itself: only Stop ends it."""
+    window.set_template(load_template(endless_book))
+    for key, value in (("temperature", 1.0), ("seed", 5), ("max_tokens", 2000)):
+        window.settings.setValue(f"sampling/{key}", value)
+    qtbot.keyClicks(window.composer.editor, "The dragon of the north")
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(window.streaming.streamed_text) > 40, timeout=LONG)
+    outcomes = []
+    window.worker.reply_done.connect(lambda _rid, outcome: outcomes.append(outcome))
+    streaming = window.streaming
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
+    assert streaming.status.text() == "stopped"  # at once, before the engine's thread answers
+    shown = streaming.streamed_text
+    qtbot.waitUntil(lambda: bool(outcomes), timeout=LONG)
+    settled(qtbot, window)
+    assert outcomes[0].finish_reason == "cancelled" and outcomes[0].usage.completion_tokens < 2000
+    stored = window.store.get(window.conversation_id).messages[-1]
+    assert stored.text == shown.strip() == window.view.turns[-1].text
+    assert "Continue" in buttons(window.view.turns[-1])  # a stopped reply can be continued
+
+
+def test_the_status_line_is_one_line_and_shows_speed_only_when_it_means_something(qtbot, window):
+    send(qtbot, window, "What is the capital of France?")
+    line = window.status_line.text()
+    assert line.startswith("Gemma 3 270M (base) · CPU · ") and line.count("tokens") == 1
+    assert "tok/s" not in line
+    window.settings.setValue("sampling/max_tokens", 60)
+    send(qtbot, window, "Tell me a long story about a dragon and a knight.")
+    if window.store.get(window.conversation_id).messages[-1].completion_tokens >= 16:
+        assert window.status_line.text().endswith("tok/s")
+
+
+def test_chat_list_dates_elided_titles_and_no_results(qtbot, window):
+    send(qtbot, window, "A very long first message that would make the chat list scroll sideways forever")
+    item = window.sidebar.list.item(0)
+    assert item.text().split("\n")[1].startswith("Today ")
+    assert item.toolTip().startswith("A very long first message")
+    assert window.sidebar.list.textElideMode() == Qt.TextElideMode.ElideRight
+    window.sidebar.search.setText("zebra crossing")
+    assert window.sidebar.empty.isVisible() and "No chats match" in window.sidebar.empty.text()
+    window.sidebar.search.setText("sideways")
+    assert not window.sidebar.empty.isVisible() and window.sidebar.list.count() == 1
+
+
+def test_export_a_chat_from_the_window(qtbot, window, tmp_path, monkeypatch):
+    send(qtbot, window, "What is the capital of France?")
+    target = tmp_path / "chat.json"
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "JSON, restorable (*.json)")
+    )
+    window.export_chat()
+    data = json.loads(target.read_text())
+    assert data["conversations"][0]["messages"][0]["text"] == "What is the capital of France?"
+    prompt = tmp_path / "chat.txt"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(prompt), "Prompt text (*.txt)"))
+    window.export_chat()
+    assert prompt.read_text().endswith("User: What is the capital of France?\nAssistant: Paris.\n")
+
+
+def test_inline_edit_of_a_reply_makes_a_new_version(qtbot, window):
+    send(qtbot, window, "What is the capital of France?")
+    reply = window.view.turns[1]
+    click(reply, "Edit")
+    assert reply.editor.isVisible() and not reply.body.isVisible()
+    reply.editor.setPlainText("The capital of France is Paris, on the Seine.")
+    click(reply, "Save as new version")
+    versions = window.store.alternatives(window.conversation_id, 1)
+    assert [v.text for v in versions] == ["Paris.", "The capital of France is Paris, on the Seine."]
+    assert window.view.turns[1].text == versions[1].text and "2/2" in str(
+        [w.text() for w in window.view.turns[1].findChildren(type(window.status_line))]
+    )
+
+
+def test_inline_edit_of_a_message_resends_it(qtbot, window):
+    send(qtbot, window, "What is the capital of Spain?")
+    send(qtbot, window, "And of Italy?")
+    first = window.view.turns[0]
+    click(first, "Edit")
+    first.editor.setPlainText("What is the capital of France?")
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        click(first, "Save && resend")
+    settled(qtbot, window)
+    stored = window.store.get(window.conversation_id).messages
+    assert [m.text for m in stored][:1] == ["What is the capital of France?"] and len(stored) == 2
+
+
+def test_the_last_chat_opens_again_on_launch(qtbot, window, tmp_path):
+    send(qtbot, window, "Remember this chat")
+    cid = window.conversation_id
+    window.close()
+    again = MainWindow(ChatStore(tmp_path / "chats.db"), QSettings(str(tmp_path / "settings.ini"),
+                                                                   QSettings.Format.IniFormat))  # fmt: skip
+    qtbot.addWidget(again)
+    assert again.conversation_id == cid and again.view.turns[0].text == "Remember this chat"
+    again.close()
+
+
+def test_application_menu_quit_about_and_shortcuts(qtbot, window, monkeypatch):
+    actions = {a.text().replace("&", ""): a for m in window.menuBar().findChildren(type(window.menuBar().addMenu("x")))
+               for a in m.actions()}  # fmt: skip
+    assert actions["Quit"].shortcut().toString() == "Ctrl+Q"
+    shown = {}
+    monkeypatch.setattr(QMessageBox, "about", lambda _parent, title, text: shown.update(about=text))
+    monkeypatch.setattr(QMessageBox, "information", lambda _parent, title, text: shown.update(keys=text))
+    actions["About Basechat"].trigger()
+    actions["Keyboard shortcuts"].trigger()
+    assert "Gemma Terms of Use" in shown["about"] and "llama-cpp-python" in shown["about"]
+    assert "Ctrl+Q" in shown["keys"] and "Shift+Enter" in shown["keys"]
