@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit
@@ -173,6 +175,9 @@ def test_a_send_that_cannot_fit_gives_the_text_back(qtbot, window):
     assert window.store.get(window.conversation_id).messages == []
 
 
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="None is immortal from Python 3.12: its count never moves"
+)
 def test_streaming_into_the_view_keeps_python_reference_counts_sound(qtbot, window):
     """PySide6 6.12.0 under Python 3.11 released a reference to None on every void Qt call;
     a long reply then crashed the app ('deallocating None'). Guard against any such build."""
