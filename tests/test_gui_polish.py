@@ -178,8 +178,10 @@ def test_the_last_chat_opens_again_on_launch(qtbot, window, tmp_path):
 
 
 def test_application_menu_quit_about_and_shortcuts(qtbot, window, monkeypatch):
-    actions = {a.text().replace("&", ""): a for m in window.menuBar().findChildren(type(window.menuBar().addMenu("x")))
-               for a in m.actions()}  # fmt: skip
+    from PySide6.QtWidgets import QMenu
+
+    menus = window.menuBar().findChildren(QMenu)
+    actions = {a.text().replace("&", ""): a for menu in menus for a in menu.actions()}
     assert actions["Quit"].shortcut().toString() == "Ctrl+Q"
     shown = {}
     monkeypatch.setattr(QMessageBox, "about", lambda _parent, title, text: shown.update(about=text))
