@@ -190,3 +190,48 @@ def test_application_menu_quit_about_and_shortcuts(qtbot, window, monkeypatch):
     actions["Keyboard shortcuts"].trigger()
     assert "Gemma Terms of Use" in shown["about"] and "llama-cpp-python" in shown["about"]
     assert "Ctrl+Q" in shown["keys"] and "Shift+Enter" in shown["keys"]
+
+
+def test_settings_say_what_they_change_and_restore_defaults(qtbot, window):
+    from app.ui.settings import SettingsDialog, load_engine, load_sampling
+
+    dialog = SettingsDialog(load_sampling(window.settings), load_engine(window.settings), window)
+    qtbot.addWidget(dialog)
+    headings = [w.accessibleName() for w in dialog.findChildren(type(window.status_line))]
+    assert any("applies to this chat and to new chats" in h for h in headings)
+    assert any("the model reloads on OK" in h for h in headings)
+    assert all(box.toolTip() for box in dialog.fields.values())
+    dialog.fields["temperature"].setValue(1.7)
+    dialog.fields["top_k"].setValue(3)
+    dialog.restore_defaults()
+    assert dialog.fields["temperature"].value() == pytest.approx(0.7) and dialog.fields["top_k"].value() == 40
+
+
+def test_an_edited_frame_is_marked_and_can_be_reset(qtbot, window):
+    send(qtbot, window, "Hi")
+    window.frame_dock.show()
+    assert not window.frame.edited_note.isVisible()
+    window.frame.preamble.setPlainText("A transcript between a User and a pirate Assistant.")
+    window.frame.apply_button.click()
+    assert (
+        window.frame.edited_note.isVisible()
+        and "differs from the template 'chat'" in window.frame.edited_note.text()
+    )
+    window.frame.reset_button.click()
+    assert not window.frame.edited_note.isVisible()
+    assert window.template.preamble.startswith("The following is a transcript")
+
+
+def test_the_models_table_fills_its_dialog(qtbot, window):
+    from PySide6.QtWidgets import QHeaderView
+
+    from app.ui.models_dialog import ModelsDialog
+
+    dialog = ModelsDialog(window)
+    qtbot.addWidget(dialog)
+    dialog.resize(1400, 500)
+    dialog.show()
+    qtbot.wait(50)
+    header = dialog.table.horizontalHeader()
+    assert header.sectionResizeMode(0) == QHeaderView.ResizeMode.Stretch
+    assert header.length() >= dialog.table.viewport().width() - 2

@@ -59,6 +59,10 @@ class FramePanel(QWidget):
             "text-generation-webui character, a Kobold Lite scenario or a template. You can also "
             "drop the file on the window."
         )
+        self.edited_note = QLabel("")
+        self.edited_note.setAccessibleName("Frame edited")
+        self.reset_button = QPushButton("Reset to template")
+        self.reset_button.setToolTip("Put back the template as saved, undoing this chat's edits to it")
         self.copy_prompt_button = QPushButton("Copy as prompt")
         self.copy_prompt_button.setToolTip("The exact text the model reads before the next message.")
         self.inspector = QPlainTextEdit()
@@ -75,11 +79,16 @@ class FramePanel(QWidget):
         self.import_button.clicked.connect(self._import)
         self.copy_prompt_button.clicked.connect(self.copy_prompt_requested)
         self.greeting.activated.connect(self._pick_greeting)
+        self.reset_button.clicked.connect(lambda: self._pick(self.template.name if self.template else "chat"))
         self.template: Template | None = None
 
     def _build(self) -> None:
         form = QFormLayout()
         form.addRow("Template", self.picker)
+        marker = QHBoxLayout()
+        marker.addWidget(self.edited_note, 1)
+        marker.addWidget(self.reset_button)
+        form.addRow(marker)
         form.addRow("Preamble", self.preamble)
         form.addRow("User name", self.user_name)
         form.addRow("Assistant name", self.assistant_name)
@@ -116,7 +125,19 @@ class FramePanel(QWidget):
         self.assistant_name.setText(template.assistant_name)
         self.examples.setPlainText(examples_text(template))
         self._show_greetings(template)
+        self._mark_edits(template)
         self.error.setText("")
+
+    def _mark_edits(self, template: Template) -> None:
+        """Say when this chat's frame is no longer the template it was made from."""
+        try:
+            saved = load_template(template.name)
+        except TemplateError:
+            saved = None
+        differs = saved is not None and _comparable(saved) != _comparable(template)
+        self.edited_note.setText(f"Edited: differs from the template '{template.name}'." if differs else "")
+        self.edited_note.setVisible(differs)
+        self.reset_button.setVisible(differs)
 
     def _show_greetings(self, template: Template) -> None:
         self.greeting.clear()
@@ -190,6 +211,7 @@ class FramePanel(QWidget):
             return
         self.error.setText("")
         self.template = template
+        self._mark_edits(template)
         self.frame_changed.emit(template)
 
     def _save(self) -> None:
@@ -202,6 +224,12 @@ class FramePanel(QWidget):
             self.error.setText(str(exc))
             return
         self.save_requested.emit(template)
+
+
+def _comparable(template: Template) -> Template:
+    """Which of a card's greetings opens the chat is a choice, not an edit."""
+    greetings = tuple(sorted({template.greeting, *template.alternate_greetings} - {""}))
+    return replace(template, source=None, greeting="", alternate_greetings=greetings)
 
 
 def examples_text(template: Template) -> str:

@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         self.frame_dock = QDockWidget("Conversation frame")
         self.frame_dock.setObjectName("frameDock")
         self.frame_dock.setWidget(self.frame)
+        self.frame.setMinimumWidth(360)  # the inspector is readable at the default window size
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.frame_dock)
         self.frame_dock.hide()
         self._toolbar()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMessageBox,
     QProgressBar,
@@ -70,6 +71,8 @@ class ModelsDialog(QDialog):
                 self.table.setItem(row, column, QTableWidgetItem(text))
             self.table.setCellWidget(row, len(COLUMNS) - 1, self._action(entry, row))
         self.table.resizeColumnsToContents()
+        # The name column takes the room left, so the table fills its dialog at any size.
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
 
     def _action(self, entry: CatalogEntry, row: int) -> QPushButton:
         if entry.id in self.cancels:

@@ -89,6 +89,22 @@ def load_server(settings: QSettings) -> ServerConfig | None:
     return ServerConfig(url, api_key=secrets.load_key(url))
 
 
+_TIPS = {
+    "temperature": "How adventurous the sampling is. 0 always takes the likeliest token (runs repeat).",
+    "top_p": "Sample only from the likeliest tokens that together make up this share of probability.",
+    "min_p": "Drop tokens less likely than this fraction of the likeliest one.",
+    "top_k": "Sample only from the K likeliest tokens (0: all of them, slower).",
+    "repeat_penalty": "Make tokens used in the last window less likely (1: off).",
+    "repeat_last_n": "How many recent tokens the repeat penalty looks back over (prompt included).",
+    "max_tokens": "The longest a reply may be, in tokens (at most half the context).",
+    "seed": "The same seed and settings give the same reply again; -1 picks a new one each time.",
+    "n_ctx": "How many tokens the model sees at once: the frame, the chat and the reply (0: 4096).",
+    "n_threads": "CPU threads for the model (0: the physical cores).",
+    "n_gpu_layers": "Layers to run on the GPU or Metal (-1: all where there is one; 0: CPU only).",
+    "kv_cap_mb": "Disk for saved chat state, so reopened chats answer at once (0: keep none).",
+}
+
+
 class SettingsDialog(QDialog):
     """Edits the defaults; 'engine' values take effect when the model is next loaded."""
 
@@ -97,6 +113,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
         form = QFormLayout(self)
+        form.addRow(_heading("Sampling — applies to this chat and to new chats"))
         values = {**asdict(params), "seed": params.seed if params.seed is not None else -1}
         values.update(
             {
@@ -107,18 +124,31 @@ class SettingsDialog(QDialog):
         if engine.n_gpu_layers is None:
             values["n_gpu_layers"] = -1
         for name, (low, high, step) in {**_SAMPLING_RANGES, **_ENGINE_RANGES}.items():
+            if name == "n_ctx":
+                form.addRow(_heading("Engine — applies to every chat; the model reloads on OK"))
             box = _spin_box(low, high, step)
             box.setValue(values[name])
             box.setAccessibleName(_LABELS[name])
+            box.setToolTip(_TIPS[name])
             form.addRow(_LABELS[name], box)
             self.fields[name] = box
         self.server = ServerFields(engine.server, form)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )  # fmt: skip
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        restore.setToolTip("Basechat's own defaults for every number above")
+        restore.clicked.connect(self.restore_defaults)
         form.addRow(buttons)
+
+    def restore_defaults(self) -> None:
+        defaults = {**asdict(SamplingParams()), "seed": -1, "n_ctx": 0, "n_threads": 0, "n_gpu_layers": -1,
+                    "kv_cap_mb": DEFAULT_KV_CAP_MB}  # fmt: skip
+        for name, box in self.fields.items():
+            box.setValue(defaults[name])
 
     def sampling(self) -> SamplingParams:
         values = {name: _cast(name, self.fields[name].value()) for name in _SAMPLING_RANGES}
@@ -130,6 +160,12 @@ class SettingsDialog(QDialog):
         for name in _ENGINE_RANGES:
             settings.setValue(f"engine/{name}", self.fields[name].value())
         return self.server.save(settings)
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(f"<b>{text}</b>")
+    label.setAccessibleName(text)
+    return label
 
 
 def _spin_box(low: float, high: float, step: float) -> QSpinBox | QDoubleSpinBox:
