@@ -155,7 +155,7 @@ class ChatSession:
         if len(self.history) < 2 or self.history[-1].role != "assistant":
             raise InputError("There is no reply to continue.")
         last = self.history[-1]
-        raw = last.raw if last.raw is not None else " " + last.text
+        raw = last.continuation
         before = last.tokens if last.tokens is not None else self._tokens(raw)
         pieces = render_pieces(self.template, self.history[:-2], self.history[-2].text)
         tokens = self._prompt_tokens(pieces) + list(before)

@@ -108,6 +108,12 @@ def read_gguf_header(path: str | Path) -> GGUFInfo:
             ) from None
 
 
+def require_complete(info: GGUFInfo) -> None:
+    """The tensor data the header promises is all there (a cut download is caught here)."""
+    if info.data_end > info.file_size:
+        raise ModelFileError(f"{info.path.name} is truncated: its tensor data is incomplete.")
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise ModelFileError(f"Model file not found: {path}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.engine.device import available_memory
-from app.engine.gguf_header import GGUFInfo, read_gguf_header
+from app.engine.gguf_header import GGUFInfo, read_gguf_header, require_complete
 from app.errors import ModelFileError
 
 GIB = 1024**3
@@ -30,8 +30,7 @@ def kv_cache_bytes(info: GGUFInfo, n_ctx: int) -> int:
 def check_model_file(path: str | Path, n_ctx: int, free_bytes: int | None = None) -> GGUFInfo:
     """Header sound, data complete, and enough free memory for weights plus KV cache."""
     info = read_gguf_header(path)
-    if info.data_end > info.file_size:
-        raise ModelFileError(f"{info.path.name} is truncated: its tensor data is incomplete.")
+    require_complete(info)
     need = info.file_size + kv_cache_bytes(info, n_ctx)
     free = available_memory() if free_bytes is None else free_bytes
     if need > free:

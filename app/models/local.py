@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.engine.gguf_header import GGUFInfo, read_gguf_header
+from app.engine.gguf_header import GGUFInfo, read_gguf_header, require_complete
 from app.models.catalog import CatalogEntry, save_local_model
 from app.models.probe import probe_in_child
 
@@ -24,10 +24,7 @@ def add_local_model(path: Path) -> tuple[CatalogEntry, GGUFInfo, str | None]:
     """
     path = path.expanduser().resolve()
     info = read_gguf_header(path)
-    if info.data_end > info.file_size:
-        from app.errors import ModelFileError
-
-        raise ModelFileError(f"{path.name} is truncated: its tensor data is incomplete.")
+    require_complete(info)
     probe_in_child(path)
     entry = CatalogEntry(
         id=_local_id(path),

@@ -33,6 +33,11 @@ class Message:
     raw: str | None = None
     tokens: tuple[int, ...] | None = None
 
+    @property
+    def continuation(self) -> str:
+        """What follows the speaker label: the model's own continuation, else the text."""
+        return self.raw if self.raw is not None else " " + self.text.strip()
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -61,7 +66,7 @@ def turn_text(template: Template, message: Message) -> str:
     if message.role == "user":
         body = neutralise(message.text.strip(), template)
         return f"{template.user_name}: {body}\n"
-    body = message.raw if message.raw is not None else " " + message.text.strip()
+    body = message.continuation
     return f"{template.assistant_name}:{neutralise(body, template)}\n"
 
 

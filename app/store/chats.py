@@ -283,6 +283,11 @@ class ChatStore:
         self.finish_reply(message_id, text, raw=" " + text, finish_reason="edited")
         return message_id
 
+    def insert_exported(self, conversations: list[dict], fields: tuple[str, ...]) -> list[int]:
+        """Conversations from an export, in one transaction: all of them, or nothing."""
+        with self._transaction() as db:
+            return [_insert_conversation(db, conversation, fields) for conversation in conversations]
+
     def truncate(self, conversation_id: int, position: int) -> None:
         """Remove the turns at ``position`` and after (a send that never got a reply)."""
         self.db.execute(
@@ -367,3 +372,32 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         ttft_s=row["ttft_s"], tokens_per_s=row["tokens_per_s"], model=row["model"],
     )  # fmt: skip
+
+
+def _insert_conversation(db, conversation: dict, fields: tuple[str, ...]) -> int:
+    try:
+        cursor = db.execute(
+            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (str(conversation["title"]), float(conversation["created_at"]),
+             float(conversation["updated_at"]), str(conversation["template"]),
+             json.dumps(conversation.get("settings", {})), str(conversation.get("model", ""))),
+        )  # fmt: skip
+        new_id = int(cursor.lastrowid or 0)
+        for message in conversation["messages"]:
+            _insert_message(db, new_id, message, fields)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"The export is malformed ({type(exc).__name__}: {exc}).") from None
+    except Exception as exc:  # sqlite constraint errors name the broken field
+        raise InputError(f"The export is malformed ({exc}).") from None
+    return new_id
+
+
+def _insert_message(db, conversation_id: int, message: dict, fields: tuple[str, ...]) -> None:
+    values = [message.get(key) for key in fields]
+    values[fields.index("tokens")] = pack_tokens(message.get("tokens"))
+    db.execute(
+        f"INSERT INTO messages (conversation_id, chosen, {', '.join(fields)})"
+        f" VALUES (?, ?, {', '.join('?' * len(fields))})",
+        (conversation_id, 1 if message["chosen"] else 0, *values),
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 
 from app.errors import BasechatError, InputError
 from app.scaffold import DEFAULT_TEMPLATE, Message, Template, load_template, template_from_dict
 from app.scaffold.transcript import transcript_text
-from app.store.chats import ChatStore, Conversation, _Transaction, pack_tokens
+from app.store.chats import ChatStore, Conversation
 
 FORMAT = "basechat.conversations"
 VERSION = 1
@@ -82,11 +81,7 @@ def _conversation_dict(store: ChatStore, conversation_id: int) -> dict:
 def import_json(store: ChatStore, data: object) -> list[int]:
     """Restore exported conversations in one transaction: all of them, or nothing."""
     conversations = _validated(data)
-    ids = []
-    with _Transaction(store.db) as db:
-        for conversation in conversations:
-            ids.append(_insert_conversation(db, conversation))
-    return ids
+    return store.insert_exported(conversations, _MESSAGE_FIELDS)
 
 
 def _validated(data: object) -> list[dict]:
@@ -99,32 +94,3 @@ def _validated(data: object) -> list[dict]:
     if not isinstance(conversations, list):
         raise InputError("The export has no list of conversations.")
     return conversations
-
-
-def _insert_conversation(db, conversation: dict) -> int:
-    try:
-        cursor = db.execute(
-            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (str(conversation["title"]), float(conversation["created_at"]),
-             float(conversation["updated_at"]), str(conversation["template"]),
-             json.dumps(conversation.get("settings", {})), str(conversation.get("model", ""))),
-        )  # fmt: skip
-        new_id = int(cursor.lastrowid)
-        for message in conversation["messages"]:
-            _insert_message(db, new_id, message)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"The export is malformed ({type(exc).__name__}: {exc}).") from None
-    except Exception as exc:  # sqlite constraint errors name the broken field
-        raise InputError(f"The export is malformed ({exc}).") from None
-    return new_id
-
-
-def _insert_message(db, conversation_id: int, message: dict) -> None:
-    values = [message.get(key) for key in _MESSAGE_FIELDS]
-    values[_MESSAGE_FIELDS.index("tokens")] = pack_tokens(message.get("tokens"))
-    db.execute(
-        f"INSERT INTO messages (conversation_id, chosen, {', '.join(_MESSAGE_FIELDS)})"
-        f" VALUES (?, ?, {', '.join('?' * len(_MESSAGE_FIELDS))})",
-        (conversation_id, 1 if message["chosen"] else 0, *values),
-    )

@@ -161,7 +161,7 @@ class EngineWorker(QObject):
         recorder = ReplyRecorder(self.store, message_id)
         if request.mode == "continue":
             last = request.history[-1]
-            recorder.add(last.raw if last.raw is not None else " " + last.text)
+            recorder.add(last.continuation)
         for chunk in stream:
             recorder.add(chunk)
             self.token.emit(request.request_id, chunk)
