@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(bench)
     bench.add_argument("--quick", action="store_true", help="figures 1, 3, 4 and 5, reduced (under a minute)")
     bench.add_argument(
+        "--smoke", action="store_true", help="tiny inputs: checks every figure is made (seconds)"
+    )
+    bench.add_argument(
         "--plot", type=Path, help="also draw TTFT and tokens/s per turn (PNG; needs matplotlib)"
     )
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
@@ -839,7 +842,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except ImportError:
             raise InputError("--plot needs matplotlib: pip install -e '.[bench]'") from None
         plot(path, args.plot)
-    return _print_figures(run_bench(path, model_id, args.quick, _bench_progress), args.json)
+    return _print_figures(run_bench(path, model_id, args.quick, _bench_progress, args.smoke), args.json)
 
 
 def _bench_progress(step: str) -> None:

@@ -20,7 +20,7 @@ KEYS = {
 
 
 def test_quick_bench_prints_every_key_as_json(model_path):
-    result = basechat("bench", "--quick", "--json", timeout=300)
+    result = basechat("bench", "--smoke", "--json", timeout=300)
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert set(figures) >= KEYS

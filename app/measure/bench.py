@@ -283,26 +283,36 @@ def gui(path: Path, n_tokens: int) -> dict:
     return _child(f"from app.measure.probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
 
 
-def run_bench(path: Path, model_id: str, quick: bool, progress: Callable[[str], None]) -> dict:
-    repeats = 2 if quick else 5
+# (repeats, generated tokens, chat turns, long-reply tokens, its window, thread-test tokens)
+SIZES = {"full": (5, 128, 12, 2048, 64, 128), "quick": (2, 64, 6, 400, 32, 32), "smoke": (1, 8, 3, 40, 4, 8)}
+
+
+def run_bench(
+    path: Path, model_id: str, quick: bool, progress: Callable[[str], None], smoke: bool = False
+) -> dict:
+    """``smoke``: the smallest inputs, to check that every figure is produced (they mean nothing)."""
+    repeats, n_gen, turns, n_long, window, n_threads = SIZES[
+        "smoke" if smoke else "quick" if quick else "full"
+    ]
+    quick = quick or smoke
     out: dict = {"model": model_id, "machine": _machine(), "quick": quick}
     with LlamaEngine(path) as engine:
         out["n_ctx"], out["threads"] = engine.n_ctx, engine.n_threads
         progress("generation speed")
-        out |= generation_speed(engine, 64 if quick else 128, repeats)  # llama-bench: -n 128
+        out |= generation_speed(engine, n_gen, repeats)  # llama-bench: -n 128
         progress("follow-up latency")
-        out |= follow_up_latency(engine, 6 if quick else 12, repeats)
+        out |= follow_up_latency(engine, turns, repeats)
         progress("resume from saved KV state")
-        out |= resume_figures(path, 6 if quick else 12, repeats)
+        out |= resume_figures(path, turns, repeats)
         progress("per-token cost")
-        out |= per_token_cost(engine, 400 if quick else 2048, 32 if quick else 64)
+        out |= per_token_cost(engine, n_long, window)
         if not quick:
             progress("prompt speed")
             out |= prompt_speed(engine, repeats)
             progress("llama-bench, in turns with Basechat")
             out |= versus_llama_bench(engine, path, 3)
     progress("thread choice")
-    out |= thread_choice(path, 32 if quick else 128, repeats)
+    out |= thread_choice(path, n_threads, repeats)
     out |= _quick_nulls() if quick else _slow_figures(path, out, progress)
     return out
 
