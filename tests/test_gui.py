@@ -124,17 +124,14 @@ def test_new_chat_shortcut_and_window_state_are_remembered(qtbot, window, tmp_pa
     again.close()
 
 
-def test_edit_and_resend_drops_the_later_turns(qtbot, window, monkeypatch):
-    from PySide6.QtWidgets import QInputDialog
-
+def test_edit_and_resend_drops_the_later_turns(qtbot, window):
     send(qtbot, window, "What is the capital of Spain?")
     send(qtbot, window, "And of Italy?")
-    # The edit dialog is Qt's own; answer it as a person would.
-    monkeypatch.setattr(
-        QInputDialog, "getMultiLineText", lambda *a, **k: ("What is the capital of France?", True)
-    )
+    window.edit_message(0)  # the message's own Edit: it becomes editable in place
+    first = window.view.turns[0]
+    first.editor.setPlainText("What is the capital of France?")
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
-        window.edit_message(0)
+        first._save_edit()
     settled(qtbot, window)
     stored = window.store.get(window.conversation_id).messages
     assert [m.role for m in stored] == ["user", "assistant"]

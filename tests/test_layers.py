@@ -67,3 +67,29 @@ def test_the_check_catches_an_upward_import_and_a_stray_qt(tmp_path):
         "app/scaffold/bad.py (scaffold) imports PySide6",
         "app/scaffold/bad.py (scaffold) imports app.ui.main_window",
     ]
+
+
+def test_every_third_party_import_is_declared_in_pyproject():
+    """A package imported only because another one happens to bring it breaks the day it stops."""
+    import re
+    import sys
+    from importlib.metadata import packages_distributions
+
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    declared = {re.split(r"[<>=!~; \[]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+    owners = packages_distributions()
+    missing = set()
+    for path in APP.rglob("*.py"):
+        for module in imports_of(path):
+            top = module.split(".")[0]
+            if top == "app" or top in sys.stdlib_module_names:
+                continue
+            names = {d.lower().replace("_", "-") for d in owners.get(top, [top])}
+            if not names & declared:
+                missing.add(f"{top} ({', '.join(sorted(names))})")
+    assert missing == set()
