@@ -36,6 +36,8 @@ class CatalogEntry:
     sha256: str | None = None
     embedded: bool = False
     verified: bool = False
+    source: str = ""  # where the entry was checked (a stored Hub page), if it was
+    checked: str = ""  # what that page confirmed
     local_file: str | None = None  # set for files added from disk
 
     @property
