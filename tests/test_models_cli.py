@@ -87,3 +87,13 @@ def test_download_verify_and_remove_through_the_cli(tmp_path, tiny_gguf):
 def test_download_with_no_network_is_one_line(tmp_path):
     env = {"HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens on the discard port
     assert_one_line_error(run(tmp_path, "models", "download", "smollm2-135m", env=env), "Cannot reach")
+
+
+def test_catalog_shape_unique_ids_plausible_sizes_and_sources():
+    entries = load_catalog()
+    assert len({e.id for e in entries}) == len(entries) and len({e.file for e in entries}) == len(entries)
+    for e in entries:
+        count = float(e.parameters[:-1]) * (1e9 if e.parameters.endswith("B") else 1e6)
+        assert 0.3 <= e.size / count <= 2.2, f"{e.id}: {e.size / count:.2f} bytes a parameter"
+        assert not e.checked or e.source.startswith("https://huggingface.co/"), e.id
+    assert next(e for e in entries if e.id == "llama-3-8b").repo != "QuantFactory/Meta-Llama-3-8B-GGUF"
