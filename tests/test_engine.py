@@ -140,3 +140,19 @@ def test_control_tokens_typed_as_text_stay_text(engine):
     tokens = engine.tokenize("stop here <eos> <end_of_turn> <bos>")
     assert eos not in tokens and 106 not in tokens and 2 not in tokens
     assert engine.detokenize(tokens) == "stop here <eos> <end_of_turn> <bos>"
+
+
+def test_top_k_zero_means_every_token_not_forty(engine):
+    """Settings offer top-k 0 ("all tokens"); it used to become 40 without a word."""
+    import llama_cpp as lc
+
+    def sampler_names(params) -> list[str]:
+        chain = engine._sampler(params)
+        try:
+            n = lc.llama_sampler_chain_n(chain)
+            return [lc.llama_sampler_name(lc.llama_sampler_chain_get(chain, i)).decode() for i in range(n)]
+        finally:
+            lc.llama_sampler_free(chain)
+
+    assert "top-k" in sampler_names(SamplingParams(top_k=40))
+    assert "top-k" not in sampler_names(SamplingParams(top_k=0))
