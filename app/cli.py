@@ -690,14 +690,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _list_models(entries, as_json: bool) -> None:
+    from app.models.fit import fits_here
+
+    fits = fits_here(entries)
     if as_json:
-        rows = [{**asdict(e), "installed": e.installed, "path": str(e.local_path)} for e in entries]
+        rows = [{**asdict(e), **asdict(fits[e.id]), "installed": e.installed, "path": str(e.local_path)}
+                for e in entries]  # fmt: skip
         print(json.dumps(rows))
         return
     for e in entries:
         state = "installed" if e.installed else "available"
-        where = str(e.local_path) if e.installed else e.repo
-        print(f"{e.id:<18} {state:<10} {e.size / 1e9:6.2f} GB  {e.name}  {where}")
+        fit = fits[e.id]
+        here = f"{fit.fits}, ~{fit.est_tokens_per_s:g} tok/s"
+        print(f"{e.id:<18} {state:<10} {e.size / 1e9:6.2f} GB  {here:<22} {e.name}")
 
 
 def _download(entry) -> None:

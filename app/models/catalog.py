@@ -36,6 +36,7 @@ class CatalogEntry:
     sha256: str | None = None
     embedded: bool = False
     verified: bool = False
+    kv_bytes_per_token: int = 0  # f16 K+V for one context position (0: unknown)
     source: str = ""  # where the entry was checked (a stored Hub page), if it was
     checked: str = ""  # what that page confirmed
     local_file: str | None = None  # set for files added from disk

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
@@ -26,7 +27,8 @@ from PySide6.QtWidgets import (
 from app.models.catalog import CatalogEntry, forget_local_model, load_catalog
 from app.ui.background import run_in_background
 
-COLUMNS = ["Model", "Parameters", "Quant", "Size", "RAM", "Status", ""]
+COLUMNS = ["Model", "Parameters", "Quant", "Size", "RAM", "On this computer", "Status", ""]
+HERE = COLUMNS.index("On this computer")
 
 
 def _eta(seconds: float | None) -> str:
@@ -59,20 +61,45 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.table)
         layout.addLayout(bottom)
         self.cancels: dict[str, threading.Event] = {}
+        self.fits: dict = {}
         self.refresh()
+        self._estimate(load_catalog())
 
     def refresh(self) -> None:
         entries = load_catalog()
         self.table.setRowCount(len(entries))
         for row, entry in enumerate(entries):
+            state = "installed" if entry.installed else "available"
             cells = [entry.name, entry.parameters, entry.quantisation, f"{entry.size / 1e9:.2f} GB",
-                     f"{entry.min_ram_gb:g} GB", "installed" if entry.installed else "available"]  # fmt: skip
+                     f"{entry.min_ram_gb:g} GB", "…", state]  # fmt: skip
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))
             self.table.setCellWidget(row, len(COLUMNS) - 1, self._action(entry, row))
+        if self.fits:
+            self._show_fits(self.fits)
         self.table.resizeColumnsToContents()
         # The name column takes the room left, so the table fills its dialog at any size.
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def _estimate(self, entries: list[CatalogEntry]) -> None:
+        """Fits / tight / too big and the likely speed here; the first time, the embedded model
+        is timed for a second, so this runs off the GUI thread."""
+        from app.models.fit import fits_here
+        from app.ui.background import run_in_background
+
+        run_in_background(lambda _report: fits_here(entries), self._show_fits, lambda _message: None)
+
+    def _show_fits(self, fits: object) -> None:
+        if not isinstance(fits, dict) or not shiboken6.isValid(self.table):
+            return  # the dialog closed before the estimate came back
+        self.fits = fits
+        for row, entry in enumerate(load_catalog()):
+            fit = fits.get(entry.id)
+            if fit is not None:
+                text = f"{fit.fits} · {fit.est_ram_gb:g} GB · ~{fit.est_tokens_per_s:g} tok/s"
+                self.table.setItem(row, HERE, QTableWidgetItem(text))
+        self.table.resizeColumnToContents(HERE)
+        self.fits_shown = True
 
     def _action(self, entry: CatalogEntry, row: int) -> QPushButton:
         if entry.id in self.cancels:

@@ -1,0 +1,120 @@
+"""Which catalog models fit this computer, and how fast they would likely run here.
+
+Memory: the file (weights are memory-mapped and read whole) plus the KV cache at Basechat's
+default context plus a fixed allowance for llama.cpp's buffers. Speed: generating a token reads
+every weight once, so tokens/s ≈ memory bandwidth / file size; the bandwidth is not guessed
+from the hardware but calibrated once by the embedded model's measured speed on this machine
+(kept in the data folder's ``machine.json``, keyed by CPU, cores and llama.cpp build).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psutil
+
+from app.models.catalog import CatalogEntry
+
+DEFAULT_CTX = 4096
+OVERHEAD_BYTES = 300 * 1024**2  # compute buffers, the app itself (measured: RSS − file − KV ≈ 128 MB)
+HEADROOM_BYTES = 1024**3  # what the rest of a desktop needs to stay responsive
+GIB = 1024**3
+Verdict = Literal["fits", "tight", "too big"]
+
+
+@dataclass(frozen=True)
+class Machine:
+    total_ram: int
+    available_ram: int
+    cores: int
+    cpu: str
+    bytes_per_s: float  # effective bandwidth: the embedded model's tok/s × its file size
+
+
+@dataclass(frozen=True)
+class Fit:
+    fits: Verdict
+    est_ram_gb: float
+    est_tokens_per_s: float
+
+
+def estimate(entry: CatalogEntry, machine: Machine, n_ctx: int = DEFAULT_CTX) -> Fit:
+    """ "fits": room to spare now; "tight": only if other programs close; "too big": not here."""
+    kv = entry.kv_bytes_per_token * min(n_ctx, entry.context_length or n_ctx)
+    if not entry.kv_bytes_per_token:
+        kv = entry.size // 10  # unknown shape: about a tenth of the weights at 4k context
+    need = entry.size + kv + OVERHEAD_BYTES
+    if need + HEADROOM_BYTES <= machine.available_ram:
+        verdict: Verdict = "fits"
+    elif need + HEADROOM_BYTES <= machine.total_ram:
+        verdict = "tight"
+    else:
+        verdict = "too big"
+    speed = machine.bytes_per_s / entry.size if entry.size else 0.0
+    return Fit(verdict, round(need / GIB, 2), round(speed, 1))
+
+
+def this_machine(calibration: float) -> Machine:
+    memory = psutil.virtual_memory()
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return Machine(int(memory.total), int(memory.available), cores, _cpu_name(), calibration)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def calibrated_bandwidth(model: Path, folder: Path, measure=None) -> float:
+    """Bytes a second this machine streams through a model while generating: measured once with
+    the embedded model (``measure(path) -> tokens/s``) and remembered in ``machine.json``."""
+    from importlib.metadata import version
+
+    key = f"{_cpu_name()}|{psutil.cpu_count(logical=False)}|llama-cpp-python {version('llama-cpp-python')}"
+    memo = folder / "machine.json"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        tokens_per_s = (measure or measure_generation)(model)
+        known[key] = {"tokens_per_s": tokens_per_s, "model_bytes": model.stat().st_size}
+        folder.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps(known))
+    return known[key]["tokens_per_s"] * known[key]["model_bytes"]
+
+
+def measure_generation(model: Path, n_tokens: int = 48) -> float:
+    """Greedy tokens a second on the default threads, after a short warm-up."""
+    from dataclasses import replace
+
+    from app.engine.base import SamplingParams
+    from app.engine.factory import open_backend
+
+    engine = open_backend(model, n_ctx=512)
+    try:
+        prompt = engine.start_tokens() + engine.tokenize("Counting from one upwards: 1, 2, 3, 4, 5,")
+        greedy = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True, max_tokens=4)
+        engine.generate(prompt, greedy, []).run()
+        return engine.generate(prompt, replace(greedy, max_tokens=n_tokens), []).run().usage.tokens_per_s
+    finally:
+        engine.close()
+
+
+def fits_here(entries: list[CatalogEntry]) -> dict[str, Fit]:
+    """Every entry's estimate on this machine (calibrating first if it never was)."""
+    from app.models.default import ensure_default_model
+    from app.paths import data_dir
+
+    machine = this_machine(calibrated_bandwidth(ensure_default_model(), data_dir()))
+    return {entry.id: estimate(entry, machine) for entry in entries}
