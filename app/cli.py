@@ -691,11 +691,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _list_models(entries, as_json: bool) -> None:
     from app.models.fit import fits_here
+    from app.models.found import find_local_models
 
     fits = fits_here(entries)
+    found = find_local_models()
     if as_json:
         rows = [{**asdict(e), **asdict(fits[e.id]), "installed": e.installed, "path": str(e.local_path)}
                 for e in entries]  # fmt: skip
+        rows += [{"id": f"found:{m.path}", "name": m.name, "found_by": m.app, "path": str(m.path),
+                  "size": m.size, "instruct": m.instruct, "installed": True} for m in found]  # fmt: skip
         print(json.dumps(rows))
         return
     for e in entries:
@@ -703,6 +707,11 @@ def _list_models(entries, as_json: bool) -> None:
         fit = fits[e.id]
         here = f"{fit.fits}, ~{fit.est_tokens_per_s:g} tok/s"
         print(f"{e.id:<18} {state:<10} {e.size / 1e9:6.2f} GB  {here:<22} {e.name}")
+    if found:
+        print("\nFound on this computer (use one with 'basechat models add PATH'; it is not copied):")
+    for m in found:
+        kind = "instruct" if m.instruct else "base"
+        print(f"  {m.app:<18} {kind:<8} {m.size / 1e9:6.2f} GB  {m.name}  {m.path}")
 
 
 def _download(entry) -> None:

