@@ -130,6 +130,13 @@ def _models_options(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("verify", help="check a model file's sha256").add_argument("id")
     sub.add_parser("remove", help="delete a downloaded model").add_argument("id")
     sub.add_parser("add", help="use a .gguf file from disk").add_argument("path", type=Path)
+    search = sub.add_parser("search", help="GGUF files on the Hugging Face Hub, base models first")
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=10, help="repositories to look at (default 10)")
+    search.add_argument("--json", action="store_true")
+    get = sub.add_parser("get", help="download one file found by 'models search'")
+    get.add_argument("repo", help="owner/name")
+    get.add_argument("file", help="the .gguf file's name")
 
 
 def _templates_options(parser: argparse.ArgumentParser) -> None:
@@ -686,7 +693,41 @@ def cmd_models(args: argparse.Namespace) -> int:
         _remove(catalog.require_entry(args.id))
     elif action == "add":
         _add(args.path)
+    elif action == "search":
+        _search(args)
+    elif action == "get":
+        _get(args.repo, args.file)
     return 0
+
+
+def _search(args: argparse.Namespace) -> None:
+    from app.models.search import search_hub
+
+    results = search_hub(args.query, args.limit)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results]))
+        return
+    if not results:
+        print(f"No GGUF files found for '{args.query}'.")
+    for r in results:
+        print(f"{r.kind:<9} {r.size / 1e9:6.2f} GB  {r.repo}  {r.file}")
+
+
+def _get(repo: str, file: str) -> None:
+    """A search result, downloaded like a catalog model and remembered as one of yours."""
+    from app.models.catalog import save_local_model
+    from app.models.search import search_hub
+
+    match = next((r for r in search_hub(repo, 20) if r.repo == repo and r.file == file), None)
+    if match is None:
+        raise InputError(f"No file '{file}' in {repo} on the Hub.")
+    entry = match.entry()
+    _download(entry)
+    save_local_model(replace(entry, local_file=str(entry.local_path)))
+    if match.kind == "instruct":
+        sys.stderr.write(
+            "basechat: note: this model looks instruction-tuned; Basechat is made for base models.\n"
+        )
 
 
 def _list_models(entries, as_json: bool) -> None:

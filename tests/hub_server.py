@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class HubBehaviour:
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    tags: dict[str, list[str]] = field(default_factory=dict)  # repo → its tags (for search)
     cut_after: int | None = None  # drop the connection after this many body bytes
     cuts_left: int = 0
     corrupt: bool = False
@@ -42,6 +43,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._as_proxy()
         if self.path.startswith("/api/models/"):
             self._model_info()
+        elif self.path.startswith("/api/models?"):
+            self._list_models()
         else:
             self._resolve(head=False)
 
@@ -105,6 +108,22 @@ class _Handler(BaseHTTPRequestHandler):
         ]  # fmt: skip
         body = json.dumps({"id": repo, "siblings": siblings}).encode()
         self.send_response(200 if siblings else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _list_models(self) -> None:
+        """``GET /api/models?search=…&filter=gguf``: repos whose id contains the search words."""
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(self.path).query)
+        words = query.get("search", [""])[0].lower()
+        repos = sorted({repo for repo, _name in self.server.hub.files if words in repo.lower()})
+        rows = [{"id": repo, "modelId": repo, "tags": ["gguf", *self.server.hub.tags.get(repo, [])]}
+                for repo in repos]  # fmt: skip
+        body = json.dumps(rows).encode()
+        self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

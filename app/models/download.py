@@ -62,16 +62,16 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _endpoint() -> str | None:
+def hub_endpoint() -> str | None:
     """Read at call time (the library reads HF_ENDPOINT once, at import)."""
     return os.environ.get("HF_ENDPOINT") or None
 
 
 def _remote(entry: CatalogEntry) -> tuple[str, int, str]:
     """The download URL, exact size and expected sha256, or a one-line reason why not."""
-    url = hf_hub_url(entry.repo, entry.file, endpoint=_endpoint())
+    url = hf_hub_url(entry.repo, entry.file, endpoint=hub_endpoint())
     try:
-        meta = get_hf_file_metadata(url, timeout=CONNECT_TIMEOUT_S, endpoint=_endpoint())
+        meta = get_hf_file_metadata(url, timeout=CONNECT_TIMEOUT_S, endpoint=hub_endpoint())
     except (RepositoryNotFoundError, EntryNotFoundError):
         raise DownloadError(f"{entry.file} is not on the Hub at {entry.repo} (404).") from None
     except HfHubHTTPError as exc:
@@ -87,7 +87,7 @@ def _remote(entry: CatalogEntry) -> tuple[str, int, str]:
 
 def _hub_sha256(entry: CatalogEntry) -> str:
     try:
-        info = HfApi(endpoint=_endpoint()).model_info(
+        info = HfApi(endpoint=hub_endpoint()).model_info(
             entry.repo, files_metadata=True, timeout=CONNECT_TIMEOUT_S
         )
     except (HfHubHTTPError, httpx2.HTTPError, OSError) as exc:

@@ -1,0 +1,72 @@
+"""Searching the Hugging Face Hub for GGUF files, base models first.
+
+``HfApi.list_models`` finds GGUF repositories; ``model_info(files_metadata=True)`` gives each
+file's exact size and LFS hash. A result is flagged instruction-tuned from the repository's
+tags and the file's name (Instruct, Chat, -it, …) and base from tags such as "base" or
+"pretrained"; neither means "unknown" and sorts between them. Any result downloads through the
+catalog's own resumable, sha256-checked download.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from app.models.catalog import CatalogEntry
+from app.models.download import DownloadError, hub_endpoint
+
+Kind = Literal["base", "instruct", "unknown"]
+_INSTRUCT = re.compile(r"(instruct|chat|[-_.]it\b|[-_.]it[-_.]|rlhf|sft|dpo)", re.IGNORECASE)
+_BASE_TAGS = {"base", "pretrained", "base_model", "foundation"}
+_ORDER = {"base": 0, "unknown": 1, "instruct": 2}
+
+
+@dataclass(frozen=True)
+class HubFile:
+    repo: str
+    file: str
+    size: int
+    kind: Kind
+    sha256: str | None = None
+
+    def entry(self) -> CatalogEntry:
+        """A catalog entry for the download (and, once there, the model picker)."""
+        stem = re.sub(r"[^a-z0-9.]+", "-", self.file.lower().removesuffix(".gguf")).strip("-")
+        return CatalogEntry(
+            id=f"hub-{stem}", name=self.file.removesuffix(".gguf"), parameters="?", quantisation="?",
+            repo=self.repo, file=self.file, size=self.size, license="see the model's page",
+            context_length=0, min_ram_gb=round(self.size / 1024**3 + 0.5, 1), template="chat",
+            sha256=self.sha256,
+        )  # fmt: skip
+
+
+def classify(repo: str, file: str, tags: list[str]) -> Kind:
+    if _INSTRUCT.search(repo) or _INSTRUCT.search(file) or any(_INSTRUCT.search(t) for t in tags):
+        return "instruct"
+    return "base" if {t.lower() for t in tags} & _BASE_TAGS else "unknown"
+
+
+def search_hub(query: str, limit: int = 10) -> list[HubFile]:
+    """GGUF files of repositories matching ``query``: base first, then unknown, then instruct."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=hub_endpoint())
+    try:
+        repos = list(api.list_models(search=query, filter="gguf", limit=limit))
+        found = [file for repo in repos for file in _gguf_files(api, repo.id, list(repo.tags or []))]
+    except (HfHubHTTPError, OSError) as exc:
+        raise DownloadError(f"Searching the Hub failed: {str(exc).splitlines()[0]}") from None
+    return sorted(found, key=lambda f: (_ORDER[f.kind], f.repo.lower(), f.size))
+
+
+def _gguf_files(api, repo: str, tags: list[str]) -> list[HubFile]:
+    info = api.model_info(repo, files_metadata=True)
+    files = []
+    for sibling in info.siblings or []:
+        if sibling.rfilename.lower().endswith(".gguf"):
+            sha = sibling.lfs.sha256 if sibling.lfs else None
+            kind = classify(repo, sibling.rfilename, tags)
+            files.append(HubFile(repo, sibling.rfilename, int(sibling.size or 0), kind, sha))
+    return files

@@ -1,0 +1,67 @@
+"""Searching the Hub for GGUF files (against the local Hub stand-in), base models first, and
+downloading a result with the catalog's own verified download."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.models.search import classify, search_hub
+from tests.ggufs import write_gguf
+from tests.helpers import basechat
+from tests.hub_server import start_hub
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    server = start_hub()
+    files = {
+        ("someone/Tiny-Base-GGUF", "tiny-base.Q8_0.gguf"): write_gguf(tmp_path / "a.gguf", seed=1),
+        ("someone/Tiny-Instruct-GGUF", "tiny-instruct.Q8_0.gguf"): write_gguf(tmp_path / "b.gguf", seed=2),
+        ("other/tiny-mystery-GGUF", "tiny-mystery.gguf"): write_gguf(tmp_path / "c.gguf", seed=3),
+    }
+    server.hub.files = {key: path.read_bytes() for key, path in files.items()}
+    server.hub.tags = {"someone/Tiny-Base-GGUF": ["base"]}
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    yield server
+    server.shutdown()
+
+
+def test_classify_by_tags_and_names():
+    assert classify("org/Qwen3-8B-Base-GGUF", "Qwen3-8B-Base.Q4_K_M.gguf", ["base"]) == "base"
+    assert classify("org/gemma-3-4b-it-GGUF", "gemma-3-4b-it.Q4_K_M.gguf", []) == "instruct"
+    assert classify("org/Mistral-7B-Instruct-GGUF", "m.gguf", ["base"]) == "instruct"
+    assert classify("org/some-model-GGUF", "some-model.gguf", []) == "unknown"
+    assert classify("org/Wit-GGUF", "wit.gguf", []) == "unknown"  # "it" inside a word is not "-it"
+
+
+def test_search_lists_gguf_files_base_first_with_sizes(hub):
+    results = search_hub("tiny")
+    assert [(r.repo, r.kind) for r in results] == [
+        ("someone/Tiny-Base-GGUF", "base"),
+        ("other/tiny-mystery-GGUF", "unknown"),
+        ("someone/Tiny-Instruct-GGUF", "instruct"),
+    ]
+    assert all(r.size > 0 and r.sha256 for r in results)
+    assert search_hub("nothing-like-this") == []
+
+
+@pytest.mark.model
+def test_cli_search_and_get_download_verified(hub, data_dir):
+    env = {"HF_ENDPOINT": hub.url}
+    found = basechat("--data-dir", str(data_dir), "models", "search", "tiny", "--json", extra_env=env)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["kind"] == "base"
+    got = basechat("--data-dir", str(data_dir), "models", "get", "someone/Tiny-Base-GGUF",
+                   "tiny-base.Q8_0.gguf", extra_env=env)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    target = data_dir / "models" / "tiny-base.Q8_0.gguf"
+    assert target.read_bytes() == hub.hub.files[("someone/Tiny-Base-GGUF", "tiny-base.Q8_0.gguf")]
+    listed = json.loads(
+        basechat("--data-dir", str(data_dir), "models", "list", "--json", extra_env=env).stdout
+    )
+    assert any(row["id"] == "hub-tiny-base.q8-0" and row["installed"] for row in listed)
+    missing = basechat("--data-dir", str(data_dir), "models", "get", "someone/Tiny-Base-GGUF", "nope.gguf",
+                       extra_env=env)  # fmt: skip
+    assert missing.returncode == 1 and "No file 'nope.gguf'" in missing.stderr
