@@ -65,3 +65,31 @@ def test_cli_search_and_get_download_verified(hub, data_dir):
     missing = basechat("--data-dir", str(data_dir), "models", "get", "someone/Tiny-Base-GGUF", "nope.gguf",
                        extra_env=env)  # fmt: skip
     assert missing.returncode == 1 and "No file 'nope.gguf'" in missing.stderr
+
+
+@pytest.mark.model
+def test_the_models_dialog_lists_found_files_and_hub_results(
+    qtbot, window, hub, tmp_path, monkeypatch, model_path
+):
+    import os
+
+    from app.ui.models_dialog import ModelsDialog
+
+    home = tmp_path / "home"
+    gpt4all = home / ".local/share/nomic.ai/GPT4All"
+    gpt4all.mkdir(parents=True)
+    os.link(model_path, gpt4all / "gemma.gguf")
+    monkeypatch.setenv("HOME", str(home))
+    dialog = ModelsDialog(window)
+    qtbot.addWidget(dialog)
+
+    def rows() -> list[list[str]]:
+        table = dialog.more
+        return [[table.item(r, c).text() for c in range(4)] for r in range(table.rowCount())]
+
+    qtbot.waitUntil(lambda: any(row[0] == "GPT4All" for row in rows()), timeout=30_000)
+    assert ["GPT4All", "Gemma 3 270m", "0.25 GB", "base"] in rows()
+    dialog.search.setText("tiny")
+    dialog.search_hub()
+    qtbot.waitUntil(lambda: sum(row[0].startswith("Hub:") for row in rows()) == 3, timeout=30_000)
+    assert [row[3] for row in rows() if row[0].startswith("Hub:")] == ["base", "unknown", "instruct"]

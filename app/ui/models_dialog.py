@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -29,6 +30,8 @@ from app.ui.background import run_in_background
 
 COLUMNS = ["Model", "Parameters", "Quant", "Size", "RAM", "On this computer", "Status", ""]
 HERE = COLUMNS.index("On this computer")
+STATUS = COLUMNS.index("Status")
+MORE_COLUMNS = ["Where", "File", "Size", "Kind", ""]
 
 
 def _eta(seconds: float | None) -> str:
@@ -58,12 +61,19 @@ class ModelsDialog(QDialog):
         bottom.addWidget(self.message, 1)
         bottom.addWidget(close)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
+        layout.addWidget(self.table, 2)
+        layout.addLayout(self._search_row())
+        self.more = QTableWidget(0, len(MORE_COLUMNS))
+        self.more.setHorizontalHeaderLabels(MORE_COLUMNS)
+        self.more.setAccessibleName("Found on this computer and on the Hub")
+        self.more.verticalHeader().hide()
+        layout.addWidget(self.more, 1)
         layout.addLayout(bottom)
         self.cancels: dict[str, threading.Event] = {}
         self.fits: dict = {}
         self.refresh()
         self._estimate(load_catalog())
+        self.show_found()
 
     def refresh(self) -> None:
         entries = load_catalog()
@@ -101,6 +111,81 @@ class ModelsDialog(QDialog):
         self.table.resizeColumnToContents(HERE)
         self.fits_shown = True
 
+    # -- beyond the catalog: files other tools downloaded, and the Hub ---------------------------
+
+    def _search_row(self) -> QHBoxLayout:
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search the Hugging Face Hub for GGUF models (base models first)")
+        self.search.setAccessibleName("Search the Hub")
+        self.search.returnPressed.connect(self.search_hub)
+        button = QPushButton("Search")
+        button.clicked.connect(self.search_hub)
+        row = QHBoxLayout()
+        row.addWidget(self.search, 1)
+        row.addWidget(button)
+        return row
+
+    def show_found(self) -> None:
+        """GGUF files LM Studio, GPT4All, Ollama or the Hugging Face cache already hold."""
+        from app.models.found import find_local_models
+
+        run_in_background(lambda _report: find_local_models(), self._list_found, self.message.setText)
+
+    def _list_found(self, found: object) -> None:
+        if not isinstance(found, list) or not shiboken6.isValid(self.more):
+            return
+        for model in found:
+            kind = "instruct" if model.instruct else "base"
+            use = QPushButton("Use")
+            use.setToolTip("Use this file where it is (it is checked first, not copied)")
+            use.clicked.connect(lambda _=False, p=model.path: self.add_file(p))
+            self._add_more_row([model.app, model.name, f"{model.size / 1e9:.2f} GB", kind], use)
+
+    def search_hub(self) -> None:
+        from app.models.search import search_hub
+
+        query = self.search.text().strip()
+        if query:
+            self.message.setText(f"Searching the Hub for '{query}'…")
+            run_in_background(lambda _report: search_hub(query), self._list_results, self.message.setText)
+
+    def _list_results(self, results: object) -> None:
+        if not isinstance(results, list) or not shiboken6.isValid(self.more):
+            return
+        self.message.setText(f"{len(results)} GGUF files found." if results else "No GGUF files found.")
+        for result in results:
+            get = QPushButton("Download")
+            get.clicked.connect(lambda _=False, r=result: self._download_result(r))
+            cells = [f"Hub: {result.repo}", result.file, f"{result.size / 1e9:.2f} GB", result.kind]
+            self._add_more_row(cells, get)
+
+    def _download_result(self, result) -> None:
+        """A Hub file joins the person's own models, downloaded like a catalog entry."""
+        from dataclasses import replace
+
+        from app.models.catalog import save_local_model
+        from app.models.download import download
+
+        entry = result.entry()
+        self.message.setText(f"Downloading {result.file}…")
+
+        def done(path) -> None:
+            save_local_model(replace(entry, local_file=str(path)))
+            self.message.setText(f"{result.file} is ready.")
+            self.refresh()
+            self.models_changed.emit()
+
+        run_in_background(lambda report: download(entry, report), done, self.message.setText)
+
+    def _add_more_row(self, cells: list[str], button: QPushButton) -> None:
+        row = self.more.rowCount()
+        self.more.insertRow(row)
+        for column, text in enumerate(cells):
+            self.more.setItem(row, column, QTableWidgetItem(text))
+        button.setAccessibleName(f"{button.text()} {cells[1]}")
+        self.more.setCellWidget(row, len(MORE_COLUMNS) - 1, button)
+        self.more.resizeColumnsToContents()
+
     def _action(self, entry: CatalogEntry, row: int) -> QPushButton:
         if entry.id in self.cancels:
             button = QPushButton("Cancel")
@@ -124,7 +209,7 @@ class ModelsDialog(QDialog):
         bar = QProgressBar()
         bar.setAccessibleName(f"Download progress of {entry.name}")
         bar.setMaximum(1000)
-        self.table.setCellWidget(row, 5, bar)
+        self.table.setCellWidget(row, STATUS, bar)
         self.table.setCellWidget(row, len(COLUMNS) - 1, self._action(entry, row))
 
         def progress(p) -> None:
@@ -133,7 +218,7 @@ class ModelsDialog(QDialog):
 
         def finished(message: str) -> None:
             self.cancels.pop(entry.id, None)
-            self.table.removeCellWidget(row, 5)
+            self.table.removeCellWidget(row, STATUS)
             self.message.setText(message)
             self.refresh()
             self.models_changed.emit()
