@@ -29,6 +29,8 @@ def data_dir(tmp_path, model_path) -> Path:
     """A fresh Basechat data folder that shares the already assembled default model."""
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / model_path.name).symlink_to(model_path)
+    # The machine's speed calibration is measured once a session, not once a test.
+    (tmp_path / "machine.json").symlink_to(TEST_DATA_DIR / "machine.json")
     return tmp_path
 
 

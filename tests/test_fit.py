@@ -79,3 +79,33 @@ def test_the_models_dialog_says_what_fits_here(qtbot, window):
     qtbot.waitUntil(lambda: getattr(dialog, "fits_shown", False), timeout=60_000)
     cells = [dialog.table.item(row, HERE).text() for row in range(dialog.table.rowCount())]
     assert all(c.split(" · ")[0] in ("fits", "tight", "too big") and c.endswith("tok/s") for c in cells)
+
+
+def test_recommends_the_largest_model_that_fits_at_a_usable_speed():
+    from app.models.fit import recommend
+
+    entries = [e for e in load_catalog() if not e.embedded]
+
+    def choice(bandwidth: float, ram: float):
+        machine = Machine(total_ram=int(ram * GB), available_ram=int(ram * 0.75 * GB), cores=4, cpu="x",
+                          bytes_per_s=bandwidth)  # fmt: skip
+        return recommend(entries, {e.id: estimate(e, machine) for e in entries})
+
+    assert choice(30e9, 16).id == "llama-3.1-8b"  # 6.4 tok/s; of two 8B files, the smaller
+    assert choice(10e9, 16).id == "qwen2.5-3b"  # an 8B would crawl at 2 tok/s
+    assert choice(2e9, 4).size < 0.5e9  # a slow little laptop: a small model
+    assert choice(2e9, 1) is None  # nothing fits
+
+
+@pytest.mark.model
+def test_the_empty_chat_recommends_a_model_and_one_click_starts_its_download(qtbot, window, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: the download fails fast
+    qtbot.waitUntil(lambda: window.view.recommend.isVisible(), timeout=60_000)
+    text = window.view.recommend.text()
+    assert text.startswith("For better answers, download ") and "tokens/s here)" in text
+    window.view.recommend.click()
+    from PySide6.QtWidgets import QDialog
+
+    dialog = next(w for w in window.findChildren(QDialog) if w.windowTitle() == "Models")
+    assert window.recommended.id in dialog.cancels or "download" in dialog.message.text().lower()
+    assert not window.view.recommend.isVisible()

@@ -113,6 +113,26 @@ def measure_generation(model: Path, n_tokens: int = 32, runs: int = 3) -> float:
         engine.close()
 
 
+MIN_USABLE_SPEED = 5.0  # tokens a second: slower than this, a chat feels stuck
+
+
+def recommend(entries: list[CatalogEntry], fits: dict[str, Fit]) -> CatalogEntry | None:
+    """The largest catalog model not yet here that fits and still answers at a usable speed."""
+    candidates = [
+        e for e in entries
+        if not e.installed and fits[e.id].fits == "fits" and fits[e.id].est_tokens_per_s >= MIN_USABLE_SPEED
+    ]  # fmt: skip
+    return max(candidates, key=lambda e: (parameter_count(e.parameters), -e.size), default=None)
+
+
+def parameter_count(label: str) -> float:
+    """ "270M" → 2.7e8, "1.5B" → 1.5e9; anything else 0."""
+    try:
+        return float(label[:-1]) * {"M": 1e6, "B": 1e9}[label[-1].upper()]
+    except (ValueError, KeyError, IndexError):
+        return 0.0
+
+
 def fits_here(entries: list[CatalogEntry]) -> dict[str, Fit]:
     """Every entry's estimate on this machine (calibrating first if it never was)."""
     from app.models.default import ensure_default_model

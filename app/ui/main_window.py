@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self.stopped = 0  # the reply Stop was pressed for: what still streams in is not drawn
         self._restyling = False
         self.shown_at_stop = ""
+        self.recommended = None  # the catalog model the empty chat suggests downloading
         self.pending_text = ""  # what the last send typed, given back if the send fails
         self.current_mode = "send"
         self._ids = itertools.count(1)
@@ -212,6 +213,7 @@ class MainWindow(QMainWindow):
         self.sidebar.rename_requested.connect(self.rename_chat)
         self.sidebar.delete_requested.connect(self.delete_chat)
         self.sidebar.export_requested.connect(self.export_chat)
+        self.view.recommend.clicked.connect(self.download_recommended)
         self.model_picker.activated.connect(lambda _i: self._pick_model())
         self.frame.frame_changed.connect(self.set_template)
         self.frame.save_requested.connect(self._save_template)
@@ -308,6 +310,7 @@ class MainWindow(QMainWindow):
         self.last_used, self.last_speed = 0, ""
         self._show_status()
         self.frame.engine_note.setText(info["note"])
+        self._recommend_a_model()
         self.composer.button.setEnabled(True)
         self._fill_model_picker()
         if info.get("instruct"):
@@ -315,6 +318,45 @@ class MainWindow(QMainWindow):
                 "This model looks instruction-tuned; Basechat is made for base models.", 10000
             )
         self.inspect_prompt()
+
+    def _recommend_a_model(self) -> None:
+        """With only the embedded model here, a new chat suggests the best one that fits."""
+        from app.models.fit import fits_here, recommend
+        from app.ui.background import run_in_background
+
+        entries = load_catalog()
+        if any(e.installed and not e.embedded for e in entries):
+            return
+
+        def show(choice) -> None:
+            if choice is None:
+                return
+            entry, fit = choice
+            self.recommended = entry
+            self.view.recommend.setText(
+                f"For better answers, download {entry.name} ({entry.size / 1e9:.1f} GB, "
+                f"about {fit.est_tokens_per_s:.0f} tokens/s here)"
+            )
+            self.view.recommend.setVisible(not self.view.turns)
+
+        def pick(_report):
+            fits = fits_here(entries)
+            entry = recommend(entries, fits)
+            return (entry, fits[entry.id]) if entry else None
+
+        run_in_background(pick, show, lambda _message: None)
+
+    def download_recommended(self) -> None:
+        """One click: the model manager opens with the recommended model downloading."""
+        from app.ui.models_dialog import ModelsDialog
+
+        dialog = ModelsDialog(self)
+        dialog.models_changed.connect(self._fill_model_picker)
+        row = next(i for i, e in enumerate(load_catalog()) if e.id == self.recommended.id)
+        dialog.start_download(row)
+        self.view.recommend.hide()
+        self.view.recommend.setText("")
+        dialog.show()
 
     def _model_failed(self, message: str) -> None:
         self.busy.hide()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QTextBrowser,
@@ -229,6 +230,10 @@ class ConversationView(QScrollArea):
         self.hint.setWordWrap(True)
         self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.column.addWidget(self.hint)
+        self.recommend = QPushButton("")  # "For better answers, download …" (set by the window)
+        self.recommend.setAccessibleName("Recommended model")
+        self.recommend.hide()
+        self.column.addWidget(self.recommend, 0, Qt.AlignmentFlag.AlignHCenter)
         self.column.addStretch()
         self.setWidget(inner)
         self.turns: list[MessageWidget] = []
@@ -242,6 +247,7 @@ class ConversationView(QScrollArea):
         self.turns = []
         self.show_greeting("", "")
         self.hint.show()
+        self.recommend.setVisible(bool(self.recommend.text()))
 
     def show_greeting(self, speaker: str, text: str) -> None:
         """The frame's opening message (a character's greeting): shown first, not a stored turn."""
@@ -257,6 +263,7 @@ class ConversationView(QScrollArea):
     def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
         turn = MessageWidget(role, position, speaker)
         self.hint.hide()
+        self.recommend.hide()
         self.column.insertWidget(self.column.count() - 1, turn)
         self.turns.append(turn)
         self._stick = True

@@ -202,6 +202,9 @@ class ModelsDialog(QDialog):
         button.setAccessibleName(f"{button.text()} {entry.name}")
         return button
 
+    def start_download(self, row: int) -> None:
+        self._download(load_catalog()[row], row)
+
     def _download(self, entry: CatalogEntry, row: int) -> None:
         from app.models.download import download
 
