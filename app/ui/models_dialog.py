@@ -46,7 +46,7 @@ class ModelsDialog(QDialog):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Models")
-        self.resize(820, 420)
+        self.resize(1000, 640)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setAccessibleName("Model catalog")
