@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import BasechatError
-from app.models.catalog import load_catalog
+from app.models.catalog import CatalogEntry, load_catalog
 from app.models.default import DEFAULT_MODEL_ID
 from app.scaffold import DEFAULT_TEMPLATE, Message, Template, load_template
 from app.scaffold.template import save_user_template, template_to_dict
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.stopped = 0  # the reply Stop was pressed for: what still streams in is not drawn
         self._restyling = False
         self.shown_at_stop = ""
-        self.recommended = None  # the catalog model the empty chat suggests downloading
+        self.recommended: CatalogEntry | None = None  # what the empty chat suggests downloading
         self.pending_text = ""  # what the last send typed, given back if the send fails
         self.current_mode = "send"
         self._ids = itertools.count(1)
@@ -350,9 +350,12 @@ class MainWindow(QMainWindow):
         """One click: the model manager opens with the recommended model downloading."""
         from app.ui.models_dialog import ModelsDialog
 
+        if self.recommended is None:
+            return
+        wanted = self.recommended.id
         dialog = ModelsDialog(self)
         dialog.models_changed.connect(self._fill_model_picker)
-        row = next(i for i, e in enumerate(load_catalog()) if e.id == self.recommended.id)
+        row = next(i for i, e in enumerate(load_catalog()) if e.id == wanted)
         dialog.start_download(row)
         self.view.recommend.hide()
         self.view.recommend.setText("")
