@@ -101,6 +101,27 @@ class Generation:
         return self.result
 
 
+def one_at_a_time(
+    lock: threading.Lock, prompt: list[int], body: Callable[[Generation, list[int]], Iterator[str]]
+) -> Generation:
+    """Start ``body`` as the engine's only generation: EngineBusy if one runs; the lock is
+    released when the stream ends (or is closed)."""
+    from app.errors import EngineBusy
+
+    if not prompt:
+        raise ValueError("empty prompt")
+    if not lock.acquire(blocking=False):
+        raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
+
+    def locked(gen: Generation) -> Iterator[str]:
+        try:
+            yield from body(gen, list(prompt))
+        finally:
+            lock.release()
+
+    return Generation(locked)
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     """What the window and the CLI show about an open engine, local or remote."""

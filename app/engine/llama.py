@@ -19,13 +19,13 @@ from pathlib import Path
 
 import llama_cpp as lc
 
-from app.engine.base import EngineInfo, Generation, SamplingParams
+from app.engine.base import EngineInfo, Generation, SamplingParams, one_at_a_time
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
 from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, file_identity, token_digest
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
-from app.errors import EngineBusy, ModelLoadError
+from app.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 DEFAULT_CTX = 4096
@@ -349,19 +349,7 @@ class LlamaEngine:
 
     def generate(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> Generation:
         """Start streaming a continuation of ``prompt``; raises EngineBusy if one is running."""
-        if not prompt:
-            raise ValueError("empty prompt")
-        if not self._lock.acquire(blocking=False):
-            raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
-        return Generation(lambda gen: self._stream(gen, list(prompt), params, stop))
-
-    def _stream(
-        self, gen: Generation, prompt: list[int], params: SamplingParams, stop: list[str]
-    ) -> Iterator[str]:
-        try:
-            yield from self._run(gen, prompt, params, stop)
-        finally:
-            self._lock.release()
+        return one_at_a_time(self._lock, prompt, lambda gen, tokens: self._run(gen, tokens, params, stop))
 
     def _run(
         self, gen: Generation, prompt: list[int], params: SamplingParams, stop: list[str]

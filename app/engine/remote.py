@@ -34,9 +34,9 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from app.engine.base import EngineInfo, Generation, SamplingParams
+from app.engine.base import EngineInfo, Generation, SamplingParams, one_at_a_time
 from app.engine.reply import ReplyState
-from app.errors import BasechatError, ContextOverflow, EngineBusy, RemoteError
+from app.errors import BasechatError, ContextOverflow, RemoteError
 
 log = logging.getLogger(__name__)
 ServerKind = Literal["auto", "llama", "openai"]
@@ -226,23 +226,13 @@ class RemoteEngine:
     # -- Backend: generation -----------------------------------------------------
 
     def generate(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> Generation:
-        if not prompt:
-            raise ValueError("empty prompt")
-        if not self._lock.acquire(blocking=False):
-            raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
-        return Generation(lambda gen: self._stream(gen, list(prompt), params, stop))
+        return one_at_a_time(self._lock, prompt, lambda gen, tokens: self._stream(gen, tokens, params, stop))
 
     def _stream(self, gen: Generation, prompt: list[int], params, stop: list[str]) -> Iterator[str]:
-        try:
-            if self.kind == "llama":
-                yield from self._run(
-                    gen, prompt, stop, "/completion", self._native_body(prompt, params, stop)
-                )
-            else:
-                body = self._openai_body(self.detokenize(prompt), params, stop)
-                yield from self._run(gen, prompt, stop, "/v1/completions", body)
-        finally:
-            self._lock.release()
+        if self.kind == "llama":
+            return self._run(gen, prompt, stop, "/completion", self._native_body(prompt, params, stop))
+        body = self._openai_body(self.detokenize(prompt), params, stop)
+        return self._run(gen, prompt, stop, "/v1/completions", body)
 
     def _native_body(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> dict:
         body = {
