@@ -11,7 +11,7 @@ import numpy as np
 def write_gguf(
     path: Path, arch: str = "llama", *, name: str | None = None, context: int | None = None,
     shape: tuple[int, int] = (8, 4), seed: int | None = None, big_endian: bool = False,
-    metadata: dict[str, int] | None = None,
+    metadata: dict[str, int] | None = None, strings: dict[str, str] | None = None,
 ) -> Path:  # fmt: skip
     """One tensor, zeros or (with ``seed``) random, so a corrupted byte changes the hash."""
     endian = gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE
@@ -22,6 +22,8 @@ def write_gguf(
         writer.add_context_length(context)
     for key, value in (metadata or {}).items():
         writer.add_uint32(key, value)
+    for key, text in (strings or {}).items():
+        writer.add_string(key, text)
     weights = np.zeros(shape, dtype=np.float32)
     if seed is not None:
         weights = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)

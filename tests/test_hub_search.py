@@ -20,6 +20,9 @@ def hub(monkeypatch, tmp_path):
         ("someone/Tiny-Base-GGUF", "tiny-base.Q8_0.gguf"): write_gguf(tmp_path / "a.gguf", seed=1),
         ("someone/Tiny-Instruct-GGUF", "tiny-instruct.Q8_0.gguf"): write_gguf(tmp_path / "b.gguf", seed=2),
         ("other/tiny-mystery-GGUF", "tiny-mystery.gguf"): write_gguf(tmp_path / "c.gguf", seed=3),
+        ("other/tiny-templated-GGUF", "tiny-templated.gguf"): write_gguf(
+            tmp_path / "d.gguf", seed=4, strings={"tokenizer.chat_template": "{{ messages }}"}
+        ),
     }
     server.hub.files = {key: path.read_bytes() for key, path in files.items()}
     server.hub.tags = {"someone/Tiny-Base-GGUF": ["base"]}
@@ -39,10 +42,16 @@ def test_classify_by_tags_and_names():
 def test_search_lists_gguf_files_base_first_with_sizes(hub):
     results = search_hub("tiny")
     assert [(r.repo, r.kind) for r in results] == [
-        ("someone/Tiny-Base-GGUF", "base"),
-        ("other/tiny-mystery-GGUF", "unknown"),
+        ("other/tiny-mystery-GGUF", "base"),  # nothing in its name: its header has no chat template
+        ("someone/Tiny-Base-GGUF", "base"),  # tagged "base"
+        ("other/tiny-templated-GGUF", "instruct"),  # nothing in its name, but a chat template inside
         ("someone/Tiny-Instruct-GGUF", "instruct"),
     ]
+    ranged = [r for r in hub.hub.requests if r[2]]
+    assert {r[1].split("/resolve/")[0] for r in ranged} == {
+        "/other/tiny-mystery-GGUF",
+        "/other/tiny-templated-GGUF",
+    }
     assert all(r.size > 0 and r.sha256 for r in results)
     assert search_hub("nothing-like-this") == []
 
@@ -91,5 +100,5 @@ def test_the_models_dialog_lists_found_files_and_hub_results(
     assert ["GPT4All", "Gemma 3 270m", "0.25 GB", "base"] in rows()
     dialog.search.setText("tiny")
     dialog.search_hub()
-    qtbot.waitUntil(lambda: sum(row[0].startswith("Hub:") for row in rows()) == 3, timeout=30_000)
-    assert [row[3] for row in rows() if row[0].startswith("Hub:")] == ["base", "unknown", "instruct"]
+    qtbot.waitUntil(lambda: sum(row[0].startswith("Hub:") for row in rows()) == 4, timeout=30_000)
+    assert [row[3] for row in rows() if row[0].startswith("Hub:")] == ["base", "base", "instruct", "instruct"]

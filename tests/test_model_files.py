@@ -100,3 +100,13 @@ def test_a_big_endian_file_is_named_as_such(tmp_path):
     with pytest.raises(ModelFileError) as caught:
         LlamaEngine(big)
     assert "big-endian" in one_line(caught.value)
+
+
+def test_a_chat_template_is_found_in_the_first_bytes_of_a_file(tmp_path, model_path):
+    from app.engine.gguf_header import has_chat_template
+
+    templated = write_gguf(tmp_path / "t.gguf", strings={"tokenizer.chat_template": "{{ messages }}"})
+    assert has_chat_template(templated.read_bytes()) is True
+    assert has_chat_template(write_gguf(tmp_path / "b.gguf").read_bytes()) is False
+    assert has_chat_template(model_path.read_bytes()[:1000]) is None  # cut short: cannot tell
+    assert has_chat_template(b"not a gguf file at all") is None

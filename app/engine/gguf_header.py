@@ -93,6 +93,26 @@ class _Truncated(Exception):
     pass
 
 
+def has_chat_template(prefix: bytes) -> bool | None:
+    """From the first bytes of a GGUF file (a ranged download): True if its metadata holds a
+    chat template (an instruction-tuned model), False if all of it was read without one, None
+    if the bytes ran out first or are not GGUF."""
+    if prefix[:4] != MAGIC:
+        return None
+    cur = _Cursor(prefix)
+    try:
+        cur.pos = 4
+        if cur.unpack("<I") not in (2, 3):
+            return None
+        _n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
+        for _ in range(min(n_kv, 1_000_000)):
+            if _read_kv(cur)[0] == "tokenizer.chat_template":
+                return True
+    except (_Truncated, ValueError, struct.error):
+        return None
+    return False
+
+
 def read_gguf_header(path: str | Path) -> GGUFInfo:
     """Parse magic, metadata and tensor table; raise ModelFileError with one line if unsound."""
     path = Path(path)

@@ -61,6 +61,9 @@ def search_hub(query: str, limit: int = 10) -> list[HubFile]:
     return sorted(found, key=lambda f: (_ORDER[f.kind], f.repo.lower(), f.size))
 
 
+HEADER_BYTES = 8 * 1024 * 1024  # enough for the metadata of most models (a 262k vocabulary included)
+
+
 def _gguf_files(api, repo: str, tags: list[str]) -> list[HubFile]:
     info = api.model_info(repo, files_metadata=True)
     files = []
@@ -68,5 +71,28 @@ def _gguf_files(api, repo: str, tags: list[str]) -> list[HubFile]:
         if sibling.rfilename.lower().endswith(".gguf"):
             sha = sibling.lfs.sha256 if sibling.lfs else None
             kind = classify(repo, sibling.rfilename, tags)
+            if kind == "unknown":
+                kind = _kind_from_header(repo, sibling.rfilename)
             files.append(HubFile(repo, sibling.rfilename, int(sibling.size or 0), kind, sha))
     return files
+
+
+def _kind_from_header(repo: str, file: str) -> Kind:
+    """Neither tags nor names tell: read the start of the file itself (one ranged request) and
+    look for a chat template in its metadata."""
+    from huggingface_hub import get_session, hf_hub_url
+
+    from app.engine.gguf_header import has_chat_template
+
+    url = hf_hub_url(repo, file, endpoint=hub_endpoint())
+    try:
+        response = get_session().get(url, headers={"Range": f"bytes=0-{HEADER_BYTES - 1}"},
+                                     follow_redirects=True, timeout=10)  # fmt: skip
+        found = (
+            has_chat_template(response.content[:HEADER_BYTES]) if response.status_code in (200, 206) else None
+        )
+    except OSError:
+        found = None
+    if found is None:
+        return "unknown"
+    return "instruct" if found else "base"
