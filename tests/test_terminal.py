@@ -69,8 +69,9 @@ def test_a_qt_platform_that_cannot_load_falls_back_to_the_terminal_chat(data_dir
         capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "basechat: Qt's X11 plugin cannot load (libxcb-icccm.so.4: file too short; e.g. 'sudo apt install "
-        "libxcb-icccm4'); chatting in the terminal instead."
-    ]
+    [line] = result.stderr.strip().splitlines()
+    # Here the broken libxcb-icccm is reported; a machine that lacks an xcb library loaded before
+    # it names that one instead. Either way: one line, the library, a package, the fallback.
+    assert line.startswith("basechat: Qt's X11 plugin cannot load (lib") and ".so" in line
+    assert "sudo apt install lib" in line and line.endswith("chatting in the terminal instead.")
     assert "Paris" in result.stdout
