@@ -35,6 +35,14 @@ def states(tmp_path):
     return tmp_path / "kv"
 
 
+def save_history_state(model_path, states, template, history) -> None:
+    """A saved state of ``history`` (the chat before its next message), as a past session left it."""
+    engine = LlamaEngine(model_path, state_dir=states)
+    _evaluated(engine, ChatSession(engine, template, GREEDY, history).plan("x").tokens[:-8])
+    engine.save_state()
+    engine.close()
+
+
 def _evaluated(engine: LlamaEngine, tokens: list[int]) -> None:
     """Evaluate ``tokens`` from scratch, as the batches a chat would use (512 at a time)."""
     engine.clear_cache()
@@ -83,10 +91,7 @@ def test_an_early_edit_after_a_restore_equals_a_cold_run(model_path, states, tem
     """The trap: after restoring a long Gemma state, cutting back to an early turn is allowed by
     llama.cpp but gives wrong logits. Basechat evaluates from scratch instead."""
     history = long_history(10)
-    engine = LlamaEngine(model_path, state_dir=states)
-    _evaluated(engine, ChatSession(engine, template, GREEDY, history).plan("x").tokens[:-8])
-    engine.save_state()
-    engine.close()
+    save_history_state(model_path, states, template, history)
     restored = LlamaEngine(model_path, state_dir=states)
     ChatSession(restored, template, GREEDY, history).ask("What is the capital of France?")  # restores
     edited = [history[0], Message("assistant", "Two is the only even prime number.")]
@@ -102,10 +107,7 @@ def test_an_early_edit_after_a_restore_equals_a_cold_run(model_path, states, tem
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign"])
 def test_a_damaged_or_foreign_state_falls_back_to_the_cold_path(model_path, states, template, damage):
     history = long_history(3)
-    engine = LlamaEngine(model_path, state_dir=states)
-    _evaluated(engine, ChatSession(engine, template, GREEDY, history).plan("x").tokens[:-8])
-    engine.save_state()
-    engine.close()
+    save_history_state(model_path, states, template, history)
     [blob] = states.glob("*.kv")
     if damage == "truncate":
         blob.write_bytes(blob.read_bytes()[:1000])
