@@ -16,6 +16,8 @@ DATA = ROOT / "tests" / "data"
 KEYS = {
     "template", "n", "answered", "answered_rate", "turn_stop_rate", "leak_rate", "empty_rate",
     "mean_completion_tokens", "memory_n", "memory_recalled", "memory_recall_rate", "wall_s",
+    "parrot_n", "parrot_rate", "long_form_n", "long_form_median_tokens", "long_form_turn_stop_rate",
+    "follow_up_n", "follow_up_rate",
 }  # fmt: skip
 
 
@@ -70,3 +72,34 @@ def test_eval_command_bad_file_is_one_line(tmp_path, model_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     assert_one_line_error(basechat("eval", str(bad)), "bad.jsonl:1")
+
+
+def test_parroting_is_counted_only_for_example_content_the_chat_never_mentioned():
+    from app.measure.evaluate import example_terms, parrots
+    from app.scaffold import load_template
+
+    terms = example_terms(load_template("chat"))
+    assert {"Maria", "Everest", "8,849"} <= terms
+    assert parrots("Your name is Maria.", "What is my name?", terms)
+    assert parrots("It is 8,849 metres tall.", "How tall is Mount Fuji?", terms)
+    assert not parrots("I don't know your name yet.", "What is my name?", terms)
+    assert not parrots("Hello, Maria!", "Hi, I'm Maria.", terms)  # she said it: not parroting
+
+
+@pytest.mark.model
+def test_round_two_measures_on_the_real_model(engine, tmp_path):
+    from app.scaffold import load_template
+
+    data = ROOT / "tests" / "data"
+    long, follow, probes = (
+        load_items([data / name]) for name in ("longform.jsonl", "followup.jsonl", "probes.jsonl")
+    )
+    items = long[:2] + follow[:2] + probes[6:7]  # "What is my name?" with no name given
+    summary = run_eval(engine, load_template("chat"), items, 64).summary()
+    assert summary["long_form_n"] == 2 and summary["long_form_median_tokens"] > 0
+    assert summary["follow_up_n"] == 2 and 0 <= summary["follow_up_rate"] <= 1
+    assert summary["parrot_n"] == 5 and 0 <= summary["parrot_rate"] <= 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "chitchat", "question": "hi"}\n')
+    with pytest.raises(InputError, match="kind must be one of"):
+        load_items([bad])

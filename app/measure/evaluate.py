@@ -24,9 +24,15 @@ GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=64)
 
 @dataclass(frozen=True)
 class EvalItem:
+    """``kind``: "qa" (and memory, with ``setup``), "probe" (only parroting is judged),
+    "long" (a request for a long answer: its length is measured) or "follow_up" (an elliptical
+    question after ``setup``). ``half``: "tune" or "held" — tune on one, report both."""
+
     question: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | None
     setup: tuple[str, ...] = ()
+    kind: str = "qa"
+    half: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Outcome:
     turn_stop: bool
     leaked: bool
     completion_tokens: int
+    parroted: bool = False
 
 
 @dataclass
@@ -46,15 +53,32 @@ class EvalReport:
     wall_s: float = 0.0
 
     def summary(self) -> dict:
-        qa = [o for o in self.outcomes if not o.item.setup]
-        memory = [o for o in self.outcomes if o.item.setup]
+        qa = [o for o in self.outcomes if o.item.kind == "qa" and not o.item.setup]
+        memory = [o for o in self.outcomes if o.item.kind == "qa" and o.item.setup]
+        short = [o for o in self.outcomes if o.item.kind != "long"]
         every = self.outcomes
+        return self._short_figures(qa, memory, short, every) | self._round_two(every)
+
+    def _round_two(self, every: list[Outcome]) -> dict:
+        """Parroting of the examples, long answers when asked, elliptical follow-ups."""
+        long = [o for o in every if o.item.kind == "long"]
+        follow = [o for o in every if o.item.kind == "follow_up"]
+        lengths = sorted(o.completion_tokens for o in long)
+        return {
+            "parrot_n": len(every), "parrot_rate": _rate(o.parroted for o in every),
+            "long_form_n": len(long),
+            "long_form_median_tokens": lengths[len(lengths) // 2] if lengths else 0,
+            "long_form_turn_stop_rate": _rate(o.turn_stop for o in long),
+            "follow_up_n": len(follow), "follow_up_rate": _rate(o.matched for o in follow),
+        }  # fmt: skip
+
+    def _short_figures(self, qa, memory, short, every) -> dict:
         return {
             "template": self.mode,
             "n": len(qa),
             "answered": sum(o.matched for o in qa),
             "answered_rate": _rate(o.matched for o in qa),
-            "turn_stop_rate": _rate(o.turn_stop for o in every),
+            "turn_stop_rate": _rate(o.turn_stop for o in short),
             "leak_rate": _rate(o.leaked for o in every),
             "empty_rate": _rate(not o.reply.strip() for o in every),
             "mean_completion_tokens": round(sum(o.completion_tokens for o in every) / max(len(every), 1), 2),
@@ -86,16 +110,46 @@ def load_items(paths: list[Path]) -> list[EvalItem]:
     return items
 
 
+KINDS = ("qa", "probe", "long", "follow_up")
+
+
 def _parse_item(line: str, where: str) -> EvalItem:
     try:
         data = json.loads(line)
         setup = data.get("setup", [])
+        kind = data.get("kind", "qa")
         if not isinstance(data["question"], str) or not all(isinstance(s, str) for s in setup):
             raise TypeError("question and setup must be text")
-        pattern = re.compile(data["answer_pattern"], re.IGNORECASE)
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, re.error) as exc:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        needs_pattern = kind in ("qa", "follow_up")
+        pattern = re.compile(data["answer_pattern"], re.IGNORECASE) if needs_pattern else None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
         raise InputError(f"{where}: not a question line ({exc}).") from None
-    return EvalItem(data["question"], pattern, tuple(setup))
+    return EvalItem(data["question"], pattern, tuple(setup), kind, str(data.get("half", "")))
+
+
+LONG_FORM_TOKENS = 400  # room for a long answer; a short-answer item keeps --max-tokens
+
+
+def example_terms(template: Template) -> set[str]:
+    """What is specific to a template's example exchanges: names (capitalised words that are not
+    sentence openers or the speakers) and numbers, less anything its preamble says."""
+    text = " ".join(f"{e.user} {e.assistant}" for e in template.examples)
+    names = set(re.findall(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text))
+    numbers = set(re.findall(r"\b\d[\d,.]*\d\b|\b\d\b", text))
+    common = {"The", "What", "How", "Who", "Where", "Ask", "Your", "Hello", "Nice", "Yes", "Sure", "Hi"}
+    own = set(template.speaker_names) | set(re.findall(r"\w+", template.preamble))
+    return (names - common - own) | numbers
+
+
+def parrots(reply: str, conversation: str, terms: set[str]) -> bool:
+    """The reply uses an example's name or number that this conversation never mentioned."""
+
+    def mentions(text: str, term: str) -> bool:
+        return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None
+
+    return any(mentions(reply, t) and not mentions(conversation, t) for t in terms)
 
 
 def run_eval(
@@ -123,19 +177,22 @@ def run_eval(
 
 
 def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outcome:
+    if item.kind == "long":
+        params = replace(params, max_tokens=max(params.max_tokens, LONG_FORM_TOKENS))
     session = ChatSession(engine, template, params)
     for turn in item.setup:
         session.ask(turn)
     reply = session.ask(item.question)
     text = reply.text
-    leaked = _leaks(text, template)
+    conversation = " ".join(m.text for m in session.history[:-1])
     return Outcome(
         item=item,
         reply=text,
-        matched=bool(item.pattern.search(text)),
+        matched=bool(item.pattern and item.pattern.search(text)),
         turn_stop=reply.completion.finish_reason == "stop",
-        leaked=leaked,
+        leaked=_leaks(text, template),
         completion_tokens=reply.completion.usage.completion_tokens,
+        parroted=parrots(text, conversation, example_terms(template)),
     )
 
 
@@ -155,20 +212,27 @@ def _ask_raw(engine, item: EvalItem, params) -> Outcome:
     return Outcome(
         item=item,
         reply=reply,
-        matched=bool(item.pattern.search(reply)),
+        matched=bool(item.pattern and item.pattern.search(reply)),
         turn_stop=first is not None and first < len(lines) - 1,
         leaked=False,
         completion_tokens=completion.usage.completion_tokens,
     )
 
 
-TABLE_COLUMNS = ("answered_rate", "turn_stop_rate", "leak_rate", "empty_rate", "memory_recall_rate")
+TABLE_COLUMNS = (
+    "answered_rate", "turn_stop_rate", "leak_rate", "empty_rate", "memory_recall_rate", "parrot_rate",
+    "long_form_median_tokens", "long_form_turn_stop_rate", "follow_up_rate",
+)  # fmt: skip
 
 
 def markdown_table(summaries: list[dict]) -> str:
     header = "| template | " + " | ".join(TABLE_COLUMNS) + " |"
     rule = "|---" * (len(TABLE_COLUMNS) + 1) + "|"
     rows = [
-        f"| {s['template']} | " + " | ".join(f"{s[c]:.2f}" for c in TABLE_COLUMNS) + " |" for s in summaries
+        f"| {s['template']} | " + " | ".join(_cell(s[c]) for c in TABLE_COLUMNS) + " |" for s in summaries
     ]
     return "\n".join([header, rule, *rows])
+
+
+def _cell(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.2f}"
