@@ -165,10 +165,15 @@ def run_eval(
     report = EvalReport(template.name if template else "raw")
     started = time.perf_counter()
     for item in items:
+        budget = (
+            replace(params, max_tokens=max(params.max_tokens, LONG_FORM_TOKENS))
+            if item.kind == "long"
+            else params
+        )
         if template is None:
-            outcome = _ask_raw(engine, item, params)
+            outcome = _ask_raw(engine, item, budget)
         else:
-            outcome = _ask_scaffolded(engine, template, item, params)
+            outcome = _ask_scaffolded(engine, template, item, budget)
         report.outcomes.append(outcome)
         if progress:
             progress()
@@ -177,8 +182,6 @@ def run_eval(
 
 
 def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outcome:
-    if item.kind == "long":
-        params = replace(params, max_tokens=max(params.max_tokens, LONG_FORM_TOKENS))
     session = ChatSession(engine, template, params)
     for turn in item.setup:
         session.ask(turn)
