@@ -257,18 +257,19 @@ def _load(args: argparse.Namespace):
     return model_id, ChatSession(engine, template, _sampling(args), history)
 
 
+_ENGINE_FLAGS = {"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}
+
+
 def _open_engine(args: argparse.Namespace, **settings):
-    """``settings``: extra engine options (``keep_states`` for conversations)."""
-    """(model id, Backend): the server's model with --server, else a local model file."""
+    """(model id, Backend): the server's model with --server, else a local model file.
+    ``settings``: extra engine options (``keep_states`` for conversations)."""
     from app.engine.factory import open_backend
     from app.models.catalog import resolve_model
 
     server = _server_config(args)
-    for name in ("ctx", "threads", "gpu_layers"):
-        if getattr(args, name, None) is not None:
-            settings[{"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}[name]] = getattr(
-                args, name
-            )
+    settings |= {
+        key: value for flag, key in _ENGINE_FLAGS.items() if (value := getattr(args, flag, None)) is not None
+    }
     if server is not None:
         engine = open_backend(server=server, n_ctx=settings.get("n_ctx"))
         return engine.describe().name, engine

@@ -43,6 +43,15 @@ def save_history_state(model_path, states, template, history) -> None:
     engine.close()
 
 
+def cold_reply(model_path, template, history, question: str):
+    """The reference: the same turn on an engine that keeps no states at all."""
+    cold = LlamaEngine(model_path)
+    try:
+        return ChatSession(cold, template, GREEDY, history).ask(question)
+    finally:
+        cold.close()
+
+
 def _evaluated(engine: LlamaEngine, tokens: list[int]) -> None:
     """Evaluate ``tokens`` from scratch, as the batches a chat would use (512 at a time)."""
     engine.clear_cache()
@@ -97,9 +106,7 @@ def test_an_early_edit_after_a_restore_equals_a_cold_run(model_path, states, tem
     edited = [history[0], Message("assistant", "Two is the only even prime number.")]
     after_restore = ChatSession(restored, template, GREEDY, edited).ask("Why is it special?")
     restored.close()
-    cold = LlamaEngine(model_path)
-    expected = ChatSession(cold, template, GREEDY, edited).ask("Why is it special?")
-    cold.close()
+    expected = cold_reply(model_path, template, edited, "Why is it special?")
     assert after_restore.completion.tokens == expected.completion.tokens
     assert after_restore.completion.usage.cached_tokens < 200  # re-evaluated from the start
 
@@ -120,9 +127,7 @@ def test_a_damaged_or_foreign_state_falls_back_to_the_cold_path(model_path, stat
     reopened = LlamaEngine(model_path, state_dir=states)
     reply = ChatSession(reopened, template, GREEDY, history).ask("What is the capital of Italy?")
     reopened.close()
-    cold = LlamaEngine(model_path)
-    expected = ChatSession(cold, template, GREEDY, history).ask("What is the capital of Italy?")
-    cold.close()
+    expected = cold_reply(model_path, template, history, "What is the capital of Italy?")
     assert reply.completion.tokens == expected.completion.tokens
     assert reply.completion.usage.cached_tokens < 300  # at most the frame's own state
     if damage != "foreign":

@@ -195,15 +195,16 @@ class MainWindow(QMainWindow):
         info = self.model_info
         if not info:
             return
-        parts = [self._model_label(), info["device"], f"{self.last_used:,} / {info['n_ctx']:,} tokens"]
+        parts = [info["label"], info["device"], f"{self.last_used:,} / {info['n_ctx']:,} tokens"]
         self.status_line.setText(" · ".join(parts + ([self.last_speed] if self.last_speed else [])))
 
-    def _model_label(self) -> str:
-        """The catalog's name for a local model ("Gemma 3 270M (base)"), else the engine's."""
+    def _model_label(self, info: dict) -> str:
+        """The catalog's name for a local model ("Gemma 3 270M (base)"), else the engine's;
+        looked up once when the model is ready, not at every status update."""
         for entry in load_catalog():
-            if entry.id == self.model_info.get("id"):
+            if entry.id == info.get("id"):
                 return entry.name
-        return self.model_info.get("name", "")
+        return info.get("name", "")
 
     def _connect(self) -> None:
         self.composer.submitted.connect(self.send)
@@ -300,7 +301,7 @@ class MainWindow(QMainWindow):
         self.composer.button.setEnabled(False)
 
     def _model_ready(self, info: dict) -> None:
-        self.model_info = info
+        self.model_info = {**info, "label": self._model_label(info)}
         if info["kind"] == "local":
             self.settings.setValue("model", info["id"])
             self.device_label.setText(f"  {info['device']} · {info['threads']} threads")
