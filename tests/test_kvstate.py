@@ -43,13 +43,14 @@ def save_history_state(model_path, states, template, history) -> None:
     engine.close()
 
 
-def cold_reply(model_path, template, history, question: str):
-    """The reference: the same turn on an engine that keeps no states at all."""
-    cold = LlamaEngine(model_path)
+def fresh_reply(model_path, template, history, question: str, state_dir=None):
+    """One turn on a freshly opened engine, as after a restart; without ``state_dir`` it keeps
+    no states at all and is the cold reference."""
+    engine = LlamaEngine(model_path, state_dir=state_dir)
     try:
-        return ChatSession(cold, template, GREEDY, history).ask(question)
+        return ChatSession(engine, template, GREEDY, history).ask(question)
     finally:
-        cold.close()
+        engine.close()
 
 
 def _evaluated(engine: LlamaEngine, tokens: list[int]) -> None:
@@ -106,7 +107,7 @@ def test_an_early_edit_after_a_restore_equals_a_cold_run(model_path, states, tem
     edited = [history[0], Message("assistant", "Two is the only even prime number.")]
     after_restore = ChatSession(restored, template, GREEDY, edited).ask("Why is it special?")
     restored.close()
-    expected = cold_reply(model_path, template, edited, "Why is it special?")
+    expected = fresh_reply(model_path, template, edited, "Why is it special?")
     assert after_restore.completion.tokens == expected.completion.tokens
     assert after_restore.completion.usage.cached_tokens < 200  # re-evaluated from the start
 
@@ -124,10 +125,8 @@ def test_a_damaged_or_foreign_state_falls_back_to_the_cold_path(model_path, stat
         sidecar = blob.with_suffix(".json")
         data = json.loads(sidecar.read_text())
         sidecar.write_text(json.dumps({**data, "n_ctx": 8192}))
-    reopened = LlamaEngine(model_path, state_dir=states)
-    reply = ChatSession(reopened, template, GREEDY, history).ask("What is the capital of Italy?")
-    reopened.close()
-    expected = cold_reply(model_path, template, history, "What is the capital of Italy?")
+    reply = fresh_reply(model_path, template, history, "What is the capital of Italy?", states)
+    expected = fresh_reply(model_path, template, history, "What is the capital of Italy?")
     assert reply.completion.tokens == expected.completion.tokens
     assert reply.completion.usage.cached_tokens < 300  # at most the frame's own state
     if damage != "foreign":
