@@ -160,6 +160,8 @@ def _eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-templates", action="store_true", help="every template and raw")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--half", choices=["tune", "held"], help="only the items of one half")
+    parser.add_argument("--replies", type=Path, help="write every question and reply to this JSONL file")
     _sampling_options(parser)  # eval is greedy unless these say otherwise
     _server_options(parser)
 
@@ -554,7 +556,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1.")
-    items = load_items(args.files)
+    items = [i for i in load_items(args.files) if args.half in (None, i.half)]
     if args.all_templates:
         modes = [*available_templates(), None]
     else:
@@ -568,6 +570,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             with _progress(len(items), label) as tick:
                 report = run_eval(engine, template, items, args.max_tokens, tick, _eval_sampling(args))
             summaries.append(report.summary())
+            if args.replies:
+                report.write_replies(args.replies)
     if args.json:
         print(json.dumps(summaries if args.all_templates else summaries[0]))
     elif args.all_templates:

@@ -52,6 +52,16 @@ class EvalReport:
     outcomes: list[Outcome] = field(default_factory=list)
     wall_s: float = 0.0
 
+    def write_replies(self, path: Path) -> None:
+        """Every question and reply, appended as JSON lines: what a figure is made of."""
+        with path.open("a", encoding="utf-8") as out:
+            for o in self.outcomes:
+                row = {"template": self.mode, "kind": o.item.kind, "half": o.item.half,
+                       "question": o.item.question, "reply": o.reply, "matched": o.matched,
+                       "turn_stop": o.turn_stop, "parroted": o.parroted,
+                       "tokens": o.completion_tokens}  # fmt: skip
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
     def summary(self) -> dict:
         qa = [o for o in self.outcomes if o.item.kind == "qa" and not o.item.setup]
         memory = [o for o in self.outcomes if o.item.kind == "qa" and o.item.setup]

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import time
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,38 @@ from app.paths import data_dir
 from app.store.db import DB_NAME, open_database
 from app.store.migrations import has_fts5
 
+# The shown branch: the chosen root, then at each step the chosen child.
+_PATH = (
+    "WITH RECURSIVE path(id, depth) AS ("
+    " SELECT id, 0 FROM messages WHERE conversation_id = ? AND parent_id IS NULL AND chosen = 1"
+    " UNION ALL SELECT m.id, path.depth + 1 FROM messages m JOIN path ON m.parent_id = path.id"
+    " WHERE m.chosen = 1)"
+)
+# A message's versions are its siblings: its index among them (oldest first) and their number.
+_SIBLINGS = (
+    "(SELECT count(*) FROM messages s WHERE s.conversation_id = m.conversation_id"
+    " AND s.parent_id IS m.parent_id AND s.id < m.id) AS sibling_index,"
+    " (SELECT count(*) FROM messages s WHERE s.conversation_id = m.conversation_id"
+    " AND s.parent_id IS m.parent_id) AS alternatives"
+)
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One message in the tree panel: where it hangs and whether the shown path runs through it."""
+
+    id: int
+    parent_id: int | None
+    position: int
+    role: str
+    text: str
+    on_path: bool
+
 
 @dataclass(frozen=True)
 class StoredMessage:
+    """``alternative``: this version's index among its siblings; ``alternatives``: how many."""
+
     id: int
     position: int
     alternative: int
@@ -41,6 +71,8 @@ class StoredMessage:
     ttft_s: float | None = None
     tokens_per_s: float | None = None
     model: str | None = None
+    parent_id: int | None = None
+    chosen: bool = True  # the version its parent shows (on an unshown branch too)
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,7 @@ class Conversation:
     settings: dict
     model: str
     messages: list[StoredMessage] = field(default_factory=list)
+    kind: str = "chat"  # or "notebook": a document the model continues, no transcript
 
 
 def title_from(text: str, limit: int = 60) -> str:
@@ -62,6 +95,15 @@ def title_from(text: str, limit: int = 60) -> str:
 
 def pack_tokens(tokens: tuple[int, ...] | list[int] | None) -> bytes | None:
     return None if tokens is None else array("i", tokens).tobytes()
+
+
+def pack_probs(probs: list | None) -> bytes | None:
+    """Token probabilities, compact: JSON of [id, text, p, [[id, text, p], …]] rows, deflated."""
+    return None if probs is None else zlib.compress(json.dumps(probs, separators=(",", ":")).encode())
+
+
+def unpack_probs(blob: bytes | None) -> list | None:
+    return None if blob is None else json.loads(zlib.decompress(blob))
 
 
 def unpack_tokens(blob: bytes | None) -> tuple[int, ...] | None:
@@ -127,19 +169,9 @@ class ChatStore:
 
     def _thread(self, conversation_id: int) -> list[StoredMessage]:
         rows = self.db.execute(
-            "SELECT m.*, (SELECT count(*) FROM messages a WHERE a.conversation_id = m.conversation_id"
-            " AND a.position = m.position) AS alternatives FROM messages m"
-            " WHERE m.conversation_id = ? AND m.chosen = 1 ORDER BY m.position",
+            f"{_PATH} SELECT m.*, {_SIBLINGS} FROM path JOIN messages m ON m.id = path.id"
+            " ORDER BY path.depth",
             (conversation_id,),
-        )
-        return [_message(row) for row in rows]
-
-    def alternatives(self, conversation_id: int, position: int) -> list[StoredMessage]:
-        rows = self.db.execute(
-            "SELECT *, (SELECT count(*) FROM messages a WHERE a.conversation_id = ?"
-            " AND a.position = ?) AS alternatives FROM messages"
-            " WHERE conversation_id = ? AND position = ? ORDER BY alternative",
-            (conversation_id, position, conversation_id, position),
         )
         return [_message(row) for row in rows]
 
@@ -192,9 +224,10 @@ class ChatStore:
     def add_user_message(self, conversation_id: int, text: str) -> int:
         """Committed before generation starts, so a crash never loses what was typed."""
         with self._transaction() as db:
-            position = self._next_position(db, conversation_id)
-            message_id = self._insert(db, conversation_id, position, 0, "user", text, "done")
-            if position == 0:
+            path = self._path(db, conversation_id)
+            parent = path[-1] if path else None
+            message_id = self._insert(db, conversation_id, parent, len(path), "user", text, "done")
+            if not path:
                 db.execute(
                     "UPDATE conversations SET title = ? WHERE id = ? AND title = 'New chat'",
                     (title_from(text), conversation_id),
@@ -202,23 +235,15 @@ class ChatStore:
         return message_id
 
     def begin_reply(self, conversation_id: int, model: str = "", position: int | None = None) -> int:
-        """A new assistant message, 'streaming'; at ``position`` it is a regenerated alternative."""
+        """A new assistant message, 'streaming', at the end of the shown path; at ``position`` it is
+        a sibling of the message there (a regenerated version), and the older one keeps its branch."""
         with self._transaction() as db:
-            if position is None:
-                position, alternative = self._next_position(db, conversation_id), 0
+            path = self._path(db, conversation_id)
+            if position is None or position >= len(path):
+                parent, depth = (path[-1] if path else None), len(path)
             else:
-                alternative = db.execute(
-                    "SELECT coalesce(max(alternative) + 1, 0) FROM messages"
-                    " WHERE conversation_id = ? AND position = ?",
-                    (conversation_id, position),
-                ).fetchone()[0]
-                db.execute(
-                    "UPDATE messages SET chosen = 0 WHERE conversation_id = ? AND position = ?",
-                    (conversation_id, position),
-                )
-            return self._insert(
-                db, conversation_id, position, alternative, "assistant", "", "streaming", model
-            )
+                parent, depth = self._parent(db, path[position]), position
+            return self._insert(db, conversation_id, parent, depth, "assistant", "", "streaming", model)
 
     def save_partial(self, message_id: int, text: str) -> None:
         self.db.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
@@ -227,54 +252,79 @@ class ChatStore:
         self, message_id: int, text: str, *, raw: str | None = None, tokens=None,
         finish_reason: str = "stop", prompt_tokens: int | None = None,
         completion_tokens: int | None = None, ttft_s: float | None = None,
-        tokens_per_s: float | None = None,
+        tokens_per_s: float | None = None, probs: list | None = None,
     ) -> None:  # fmt: skip
         # A reply the engine lost mid-way (a server died) is kept, marked like one cut by a crash.
         status = "interrupted" if finish_reason == "interrupted" else "done"
         self.db.execute(
             "UPDATE messages SET text = ?, raw = ?, tokens = ?, status = ?, finish_reason = ?,"
-            " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, tokens_per_s = ? WHERE id = ?",
+            " prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, tokens_per_s = ?, probs = ?"
+            " WHERE id = ?",
             (text, raw, pack_tokens(tokens), status, finish_reason, prompt_tokens, completion_tokens,
-             ttft_s, tokens_per_s, message_id),
+             ttft_s, tokens_per_s, pack_probs(probs), message_id),
         )  # fmt: skip
 
-    def choose_alternative(self, conversation_id: int, position: int, alternative: int) -> None:
-        with self._transaction() as db:
-            found = db.execute(
-                "SELECT 1 FROM messages WHERE conversation_id = ? AND position = ? AND alternative = ?",
-                (conversation_id, position, alternative),
-            ).fetchone()
-            if not found:
-                raise InputError(f"No alternative {alternative + 1} at that message.")
-            db.execute(
-                "UPDATE messages SET chosen = (alternative = ?) WHERE conversation_id = ? AND position = ?",
-                (alternative, conversation_id, position),
-            )
+    def token_probs(self, message_id: int) -> list | None:
+        """The reply's tokens with their top candidates, as recorded when it was generated."""
+        row = self.db.execute("SELECT probs FROM messages WHERE id = ?", (message_id,)).fetchone()
+        return unpack_probs(row[0]) if row else None
 
-    def edit_user_message(self, conversation_id: int, position: int, text: str) -> None:
-        """New text for a user turn; every later turn (the old branch) is dropped."""
+    def choose(self, message_id: int) -> None:
+        """Show the branch through ``message_id``: it becomes its parent's chosen child, and the
+        path below it follows the choices last made there."""
         with self._transaction() as db:
             row = db.execute(
-                "SELECT id, role FROM messages WHERE conversation_id = ? AND position = ? AND chosen = 1",
-                (conversation_id, position),
+                "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
             ).fetchone()
+            if row is None:
+                raise InputError("That message no longer exists.")
+            db.execute(
+                "UPDATE messages SET chosen = (id = ?) WHERE conversation_id = ? AND parent_id IS ?",
+                (message_id, row["conversation_id"], row["parent_id"]),
+            )
+            for ancestor in self._ancestors(db, message_id):
+                self._choose_child(db, ancestor)
+
+    def choose_alternative(self, conversation_id: int, position: int, alternative: int) -> None:
+        """Show the ``alternative``-th version (0-based, oldest first) of the message at ``position``."""
+        siblings = self.alternatives(conversation_id, position)
+        if not 0 <= alternative < len(siblings):
+            raise InputError(f"No alternative {alternative + 1} at that message.")
+        self.choose(siblings[alternative].id)
+
+    def alternatives(self, conversation_id: int, position: int) -> list[StoredMessage]:
+        """Every version of the message at ``position`` of the shown path (its siblings), oldest first."""
+        path = self._path(self.db, conversation_id)
+        if position >= len(path):
+            return []
+        parent = self._parent(self.db, path[position])
+        rows = self.db.execute(
+            f"SELECT m.*, {_SIBLINGS} FROM messages m WHERE m.conversation_id = ? AND m.parent_id IS ?"
+            " ORDER BY m.id",
+            (conversation_id, parent),
+        )
+        return [_message(row) for row in rows]
+
+    def edit_user_message(self, conversation_id: int, position: int, text: str) -> int:
+        """New text for a user turn, as a new sibling version: the old one keeps its whole branch."""
+        with self._transaction() as db:
+            path = self._path(db, conversation_id)
+            row = db.execute(
+                "SELECT role, parent_id FROM messages WHERE id = ?", (path[position],)
+            ).fetchone() if position < len(path) else None  # fmt: skip
             if row is None or row["role"] != "user":
                 raise InputError("Only a user message can be edited.")
-            db.execute("UPDATE messages SET text = ? WHERE id = ?", (text, row["id"]))
-            db.execute(
-                "DELETE FROM messages WHERE conversation_id = ? AND position > ?",
-                (conversation_id, position),
-            )
+            return self._insert(db, conversation_id, row["parent_id"], position, "user", text, "done")
 
     def trim_last_reply(self, conversation_id: int, shown: str) -> None:
         """Stop keeps what the person saw: text that arrived after Stop was pressed is dropped
         (with the token ids, which no longer spell the text)."""
-        row = self.db.execute(
-            "SELECT id, text FROM messages WHERE conversation_id = ? AND chosen = 1 ORDER BY position DESC",
-            (conversation_id,),
-        ).fetchone()
+        path = self._path(self.db, conversation_id)
+        if not path:
+            return
+        row = self.db.execute("SELECT id, text FROM messages WHERE id = ?", (path[-1],)).fetchone()
         if row and row["text"] != shown and row["text"].startswith(shown):
-            self.db.execute("UPDATE messages SET text = ?, raw = ?, tokens = NULL WHERE id = ?",
+            self.db.execute("UPDATE messages SET text = ?, raw = ?, tokens = NULL, probs = NULL WHERE id = ?",
                             (shown, " " + shown, row["id"]))  # fmt: skip
 
     def add_edited_reply(self, conversation_id: int, position: int, text: str) -> int:
@@ -283,16 +333,57 @@ class ChatStore:
         self.finish_reply(message_id, text, raw=" " + text, finish_reason="edited")
         return message_id
 
+    def delete_branch(self, message_id: int) -> None:
+        """Remove a message and everything below it; its parent shows its newest other child."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                raise InputError("That message no longer exists.")
+            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            self._keep_one_chosen(db, row["conversation_id"], row["parent_id"])
+
+    def all_messages(self, conversation_id: int) -> list[StoredMessage]:
+        """Every message of every branch, parents before children (creation order)."""
+        rows = self.db.execute(
+            f"SELECT m.*, {_SIBLINGS} FROM messages m WHERE m.conversation_id = ? ORDER BY m.id",
+            (conversation_id,),
+        )
+        return [_message(row) for row in rows]
+
+    def branch_count(self, conversation_id: int) -> int:
+        """How many branches (leaves) the conversation has; 1 when it never branched."""
+        row = self.db.execute(
+            "SELECT count(*) FROM messages m WHERE m.conversation_id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM messages c WHERE c.parent_id = m.id)",
+            (conversation_id,),
+        ).fetchone()
+        return max(1, row[0])
+
+    def tree(self, conversation_id: int) -> list[TreeNode]:
+        """Every message of the conversation (all branches), in creation order."""
+        on_path = set(self._path(self.db, conversation_id))
+        rows = self.db.execute(
+            "SELECT id, parent_id, position, role, text, chosen FROM messages WHERE conversation_id = ?"
+            " ORDER BY id",
+            (conversation_id,),
+        )
+        return [
+            TreeNode(r["id"], r["parent_id"], r["position"], r["role"], r["text"], r["id"] in on_path)
+            for r in rows
+        ]
+
     def insert_exported(self, conversations: list[dict], fields: tuple[str, ...]) -> list[int]:
         """Conversations from an export, in one transaction: all of them, or nothing."""
         with self._transaction() as db:
             return [_insert_conversation(db, conversation, fields) for conversation in conversations]
 
     def truncate(self, conversation_id: int, position: int) -> None:
-        """Remove the turns at ``position`` and after (a send that never got a reply)."""
-        self.db.execute(
-            "DELETE FROM messages WHERE conversation_id = ? AND position >= ?", (conversation_id, position)
-        )
+        """Remove the shown path's turn at ``position`` and its branch (a send that never got a reply)."""
+        path = self._path(self.db, conversation_id)
+        if position < len(path):
+            self.delete_branch(path[position])
 
     def search(self, query: str, limit: int = 50) -> list[tuple[int, str, str]]:
         """(conversation id, title, matching text) for messages containing the words."""
@@ -320,21 +411,64 @@ class ChatStore:
         return _Transaction(self.db)
 
     @staticmethod
-    def _next_position(db: sqlite3.Connection, conversation_id: int) -> int:
+    def _path(db: sqlite3.Connection, conversation_id: int) -> list[int]:
+        """Message ids of the shown branch, root first; InputError if there is no such conversation."""
         if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)).fetchone() is None:
             raise InputError(f"No conversation {conversation_id}.")
-        return db.execute(
-            "SELECT coalesce(max(position) + 1, 0) FROM messages WHERE conversation_id = ?",
-            (conversation_id,),
-        ).fetchone()[0]
+        rows = db.execute(f"{_PATH} SELECT id FROM path ORDER BY depth", (conversation_id,))
+        return [row[0] for row in rows]
 
     @staticmethod
-    def _insert(db, conversation_id, position, alternative, role, text, status, model="") -> int:
+    def _parent(db: sqlite3.Connection, message_id: int) -> int | None:
+        return db.execute("SELECT parent_id FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
+
+    @staticmethod
+    def _ancestors(db: sqlite3.Connection, message_id: int) -> list[int]:
+        rows = db.execute(
+            "WITH RECURSIVE up(id) AS (SELECT parent_id FROM messages WHERE id = ?"
+            " UNION ALL SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id)"
+            " SELECT id FROM up WHERE id IS NOT NULL",
+            (message_id,),
+        )
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _choose_child(db: sqlite3.Connection, child_id: int) -> None:
+        """Make ``child_id`` the chosen one among its siblings."""
+        row = db.execute(
+            "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (child_id,)
+        ).fetchone()
+        db.execute(
+            "UPDATE messages SET chosen = (id = ?) WHERE conversation_id = ? AND parent_id IS ?",
+            (child_id, row[0], row[1]),
+        )
+
+    @staticmethod
+    def _keep_one_chosen(db: sqlite3.Connection, conversation_id: int, parent_id: int | None) -> None:
+        """After a deletion: if no child of ``parent_id`` is chosen, the newest one is."""
+        children = "conversation_id = ? AND parent_id IS ?"
+        args = (conversation_id, parent_id)
+        if db.execute(f"SELECT 1 FROM messages WHERE {children} AND chosen = 1", args).fetchone():
+            return
+        db.execute(
+            f"UPDATE messages SET chosen = 1 WHERE id = (SELECT max(id) FROM messages WHERE {children})", args
+        )
+
+    @staticmethod
+    def _insert(db, conversation_id, parent_id, position, role, text, status, model="") -> int:
+        """A new message, chosen among its siblings (so the shown path runs through it)."""
         now = time.time()
+        alternative = db.execute(
+            "SELECT coalesce(max(alternative) + 1, 0) FROM messages"
+            " WHERE conversation_id = ? AND position = ?",
+            (conversation_id, position),
+        ).fetchone()[0]
+        db.execute("UPDATE messages SET chosen = 0 WHERE conversation_id = ? AND parent_id IS ?",
+                   (conversation_id, parent_id))  # fmt: skip
         cursor = db.execute(
-            "INSERT INTO messages (conversation_id, position, alternative, chosen, role, text,"
-            " status, model, created_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            (conversation_id, position, alternative, role, text, status, model, now),
+            "INSERT INTO messages (conversation_id, parent_id, position, alternative, chosen, role, text,"
+            " status, model, created_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+            (conversation_id, parent_id, position, alternative, role, text, status, model, now),
         )
         db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return int(cursor.lastrowid)
@@ -359,33 +493,36 @@ def _conversation(row: sqlite3.Row, messages: list[StoredMessage] | None = None)
         id=row["id"], title=row["title"], created_at=row["created_at"],
         updated_at=row["updated_at"], template=row["template"],
         settings=json.loads(row["settings"] or "{}"), model=row["model"],
-        messages=messages or [],
+        messages=messages or [], kind=row["kind"],
     )  # fmt: skip
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
     return StoredMessage(
-        id=row["id"], position=row["position"], alternative=row["alternative"],
+        id=row["id"], position=row["position"], alternative=row["sibling_index"],
         alternatives=row["alternatives"], role=row["role"], text=row["text"],
         status=row["status"], created_at=row["created_at"], raw=row["raw"],
         tokens=unpack_tokens(row["tokens"]), finish_reason=row["finish_reason"],
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         ttft_s=row["ttft_s"], tokens_per_s=row["tokens_per_s"], model=row["model"],
+        parent_id=row["parent_id"], chosen=bool(row["chosen"]),
     )  # fmt: skip
 
 
 def _insert_conversation(db, conversation: dict, fields: tuple[str, ...]) -> int:
     try:
         cursor = db.execute(
-            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (str(conversation["title"]), float(conversation["created_at"]),
              float(conversation["updated_at"]), str(conversation["template"]),
-             json.dumps(conversation.get("settings", {})), str(conversation.get("model", ""))),
+             json.dumps(conversation.get("settings", {})), str(conversation.get("model", "")),
+             str(conversation.get("kind", "chat"))),
         )  # fmt: skip
         new_id = int(cursor.lastrowid or 0)
+        new_ids: dict = {}
         for message in conversation["messages"]:
-            _insert_message(db, new_id, message, fields)
+            new_ids[message["id"]] = _insert_message(db, new_id, message, fields, new_ids)
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"The export is malformed ({type(exc).__name__}: {exc}).") from None
     except Exception as exc:  # sqlite constraint errors name the broken field
@@ -393,11 +530,21 @@ def _insert_conversation(db, conversation: dict, fields: tuple[str, ...]) -> int
     return new_id
 
 
-def _insert_message(db, conversation_id: int, message: dict, fields: tuple[str, ...]) -> None:
+def _insert_message(db, conversation_id: int, message: dict, fields: tuple[str, ...], new_ids: dict) -> int:
+    """``new_ids``: export ids already inserted → their new ids (a parent comes before its children)."""
+    parent = message.get("parent")
+    if parent is not None and parent not in new_ids:
+        raise ValueError(f"message {message['id']} hangs from {parent}, which is not before it")
     values = [message.get(key) for key in fields]
     values[fields.index("tokens")] = pack_tokens(message.get("tokens"))
-    db.execute(
-        f"INSERT INTO messages (conversation_id, chosen, {', '.join(fields)})"
-        f" VALUES (?, ?, {', '.join('?' * len(fields))})",
-        (conversation_id, 1 if message["chosen"] else 0, *values),
-    )
+    alternative = db.execute(
+        "SELECT count(*) FROM messages WHERE conversation_id = ? AND position = ?",
+        (conversation_id, message["position"]),
+    ).fetchone()[0]
+    cursor = db.execute(
+        f"INSERT INTO messages (conversation_id, parent_id, chosen, probs, alternative, {', '.join(fields)})"
+        f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(fields))})",
+        (conversation_id, new_ids.get(parent), 1 if message["chosen"] else 0,
+         pack_probs(message.get("probs")), alternative, *values),
+    )  # fmt: skip
+    return int(cursor.lastrowid or 0)

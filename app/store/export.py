@@ -11,17 +11,24 @@ from app.scaffold.transcript import transcript_text
 from app.store.chats import ChatStore, Conversation
 
 FORMAT = "basechat.conversations"
-VERSION = 1
+VERSION = 2  # 2: every message names its parent (the conversation is a tree)
 _MESSAGE_FIELDS = (
-    "position", "alternative", "role", "text", "status", "created_at", "raw", "tokens",
+    "position", "role", "text", "status", "created_at", "raw", "tokens",
     "finish_reason", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "model",
 )  # fmt: skip
 
 
-def to_markdown(conversation: Conversation, user: str = "User", assistant: str = "Assistant") -> str:
+def to_markdown(
+    conversation: Conversation, user: str = "User", assistant: str = "Assistant", branches: int = 1
+) -> str:
+    """The shown path; ``branches`` (the store's ``branch_count``) says how many others exist."""
     lines = [f"# {conversation.title}", ""]
     lines.append(f"*{_when(conversation.created_at)} · model {conversation.model or 'unknown'} · "
                  f"template {conversation.template}*")  # fmt: skip
+    if branches > 1:
+        others = branches - 1
+        lines += ["", f"*This is one branch; {others} other branch{'es' if others > 1 else ''} "
+                      "not shown (export as JSON to keep them).*"]  # fmt: skip
     for message in conversation.messages:
         speaker = user if message.role == "user" else assistant
         note = " *(interrupted)*" if message.status == "interrupted" else ""
@@ -67,21 +74,41 @@ def _conversation_dict(store: ChatStore, conversation_id: int) -> dict:
     conversation = store.get(conversation_id)
     data = asdict(conversation)
     data.pop("id")
-    messages = []
-    for position in {m.position for m in conversation.messages}:
-        for alt in store.alternatives(conversation_id, position):
-            entry = {key: getattr(alt, key) for key in _MESSAGE_FIELDS}
-            entry["tokens"] = list(alt.tokens) if alt.tokens is not None else None
-            entry["chosen"] = any(m.id == alt.id for m in conversation.messages)
-            messages.append(entry)
-    data["messages"] = sorted(messages, key=lambda m: (m["position"], m["alternative"]))
+    data["messages"] = [_message_dict(store, message) for message in store.all_messages(conversation_id)]
     return data
+
+
+def _message_dict(store: ChatStore, message) -> dict:
+    """``id`` and ``parent`` are only meaningful inside the export: they say how the tree hangs."""
+    entry: dict = {"id": message.id, "parent": message.parent_id}
+    entry |= {key: getattr(message, key) for key in _MESSAGE_FIELDS}
+    entry["tokens"] = list(message.tokens) if message.tokens is not None else None
+    entry["chosen"] = message.chosen
+    entry["probs"] = store.token_probs(message.id)
+    return entry
 
 
 def import_json(store: ChatStore, data: object) -> list[int]:
     """Restore exported conversations in one transaction: all of them, or nothing."""
     conversations = _validated(data)
+    if data["version"] == 1:  # type: ignore[index]
+        for conversation in conversations:
+            _hang_version_one(conversation)
     return store.insert_exported(conversations, _MESSAGE_FIELDS)
+
+
+def _hang_version_one(conversation: dict) -> None:
+    """A version-1 export is a list of positions: each message hangs from the chosen one above,
+    as the schema migration hangs them."""
+    chosen: dict = {}
+    messages = conversation.get("messages") if isinstance(conversation, dict) else None
+    for number, message in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict):
+            continue
+        message["id"] = number
+        message["parent"] = chosen.get(message.get("position", 0) - 1) if message.get("position") else None
+        if message.get("chosen"):
+            chosen[message.get("position")] = number
 
 
 def _validated(data: object) -> list[dict]:

@@ -71,7 +71,25 @@ def _full_text_search(db: sqlite3.Connection) -> str:
     return _FULL_TEXT_SEARCH if has_fts5(db) else ""
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [lambda _db: _INITIAL, _full_text_search]
+# A conversation becomes a tree: every message names its parent, and ``chosen`` marks one child
+# per parent (the path shown). Today's thread becomes the chosen path: each message's parent is
+# the chosen message one position up, so alternatives at a position become siblings.
+_TREE = """
+        ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE;
+        ALTER TABLE messages ADD COLUMN probs BLOB;
+        UPDATE messages SET parent_id = (
+            SELECT p.id FROM messages p WHERE p.conversation_id = messages.conversation_id
+            AND p.position = messages.position - 1 AND p.chosen = 1
+        ) WHERE position > 0;
+        CREATE INDEX messages_by_parent ON messages (conversation_id, parent_id);
+        ALTER TABLE conversations ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'
+            CHECK (kind IN ('chat', 'notebook'));
+"""
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [
+    lambda _db: _INITIAL, _full_text_search, lambda _db: _TREE,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

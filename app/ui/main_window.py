@@ -656,7 +656,8 @@ class MainWindow(QMainWindow):
             turn.start_edit()
 
     def _apply_edit(self, position: int, text: str) -> None:
-        """A user message is resent (later turns are dropped); a reply becomes a new version."""
+        """Either becomes a new version: a user message is resent on a new branch (the old one keeps
+        its later turns), a reply edited by hand is shown in place."""
         if self.streaming is not None or self.conversation_id is None:
             return
         thread = self._thread()
@@ -670,7 +671,7 @@ class MainWindow(QMainWindow):
         history = as_messages(thread[:position])
         self.store.edit_user_message(self.conversation_id, position, text)
         self.view.remove_from(position)
-        self._show_user_turn(position, text)
+        self._show_message(self.store.get(self.conversation_id).messages[position], last=False)
         self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
                                     user_text=text), position + 1)  # fmt: skip
 
@@ -678,9 +679,17 @@ class MainWindow(QMainWindow):
         if self.streaming is not None or self.conversation_id is None:
             return
         self.store.choose_alternative(self.conversation_id, position, alternative)
-        stored = self.store.get(self.conversation_id).messages[position]
-        turn = next(t for t in self.view.turns if t.position == position)  # in place: the view stays put
-        self._finish_turn(turn, stored, last=turn is self.view.turns[-1])
+        self._show_path_from(position)
+
+    def _show_path_from(self, position: int) -> None:
+        """The turn at ``position`` changes in place (the view stays put); the turns below it are
+        the chosen branch's."""
+        thread = self.store.get(self.conversation_id).messages
+        turn = next(t for t in self.view.turns if t.position == position)
+        self._finish_turn(turn, thread[position], last=position == len(thread) - 1)
+        self.view.remove_from(position + 1)
+        for message in thread[position + 1 :]:
+            self._show_message(message, last=message is thread[-1])
         self.inspect_prompt()
 
     def copy_last_reply(self) -> None:

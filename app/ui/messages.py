@@ -133,7 +133,8 @@ class MessageWidget(QFrame):
     def add_actions(
         self, alternative: int = 0, alternatives: int = 1, can_continue: bool = False, last: bool = True
     ) -> None:
-        """Regenerate and Continue belong to the newest reply only, so the thread stays one line."""
+        """Every turn can be edited and every reply regenerated: either makes a new version (a
+        branch), and the ‹ n/m › switcher moves between versions. Continue extends the newest reply."""
         self.versions = (alternative, alternatives)
         self._last = last
         _clear(self.action_row)
@@ -142,15 +143,16 @@ class MessageWidget(QFrame):
             self._button(f"Copy code {number}", f"Copy code block {number}",
                          lambda _=False, c=code: self.copy_requested.emit(c))  # fmt: skip
         if self.role == "user":
-            self._button("Edit", "Edit and resend this message", lambda: self.edit.emit(self.position))
+            self._button("Edit", "Edit and resend this message (the old version keeps its branch)",
+                         lambda: self.edit.emit(self.position))  # fmt: skip
         else:
             self._button("Edit", "Write this reply yourself (kept as a new version)",
                          lambda: self.edit.emit(self.position))  # fmt: skip
-        if self.role == "assistant" and last:
+        if self.role == "assistant":
             self._button("Regenerate", "Write another reply", lambda: self.regenerate.emit(self.position))
-            if can_continue:
+            if can_continue and last:
                 self._button("Continue", "Continue this reply", lambda: self.continue_.emit(self.position))
-        if self.role == "assistant" and alternatives > 1:
+        if alternatives > 1:
             self._alternatives(alternative, alternatives)
         self.action_row.addStretch()
 

@@ -1,0 +1,155 @@
+"""The conversation tree in real SQLite: branches keep their turns, deletion, the schema upgrade."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.errors import InputError
+from app.store import ChatStore
+from app.store.export import import_json, to_json, to_markdown
+
+FIXTURE = Path(__file__).parent / "data" / "history-v2.sqlite"
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = ChatStore(tmp_path / "chats.db")
+    yield opened
+    opened.close()
+
+
+def four_turns(store) -> int:
+    cid = store.create_conversation(model="m")
+    for user, reply in (("q1", "a1"), ("q2", "a2")):
+        store.add_user_message(cid, user)
+        store.finish_reply(store.begin_reply(cid, "m"), reply, raw=" " + reply)
+    return cid
+
+
+def texts(store, cid) -> list[str]:
+    return [m.text for m in store.get(cid).messages]
+
+
+def test_editing_turn_two_of_four_keeps_the_old_branch_with_its_later_turns(store):
+    cid = four_turns(store)
+    store.edit_user_message(cid, 2, "q2 edited")
+    assert texts(store, cid) == ["q1", "a1", "q2 edited"]
+    store.finish_reply(store.begin_reply(cid, "m"), "a2 new")
+    assert texts(store, cid) == ["q1", "a1", "q2 edited", "a2 new"]
+    shown = store.get(cid).messages[2]
+    assert (shown.alternative, shown.alternatives) == (1, 2)
+    store.choose_alternative(cid, 2, 0)  # back to the old branch: its answer is still there
+    assert texts(store, cid) == ["q1", "a1", "q2", "a2"]
+    store.choose_alternative(cid, 2, 1)
+    assert texts(store, cid) == ["q1", "a1", "q2 edited", "a2 new"]
+
+
+def test_regenerating_an_earlier_reply_branches_and_switching_restores_the_path_below(store):
+    cid = four_turns(store)
+    store.finish_reply(store.begin_reply(cid, "m", position=1), "a1 again")
+    assert texts(store, cid) == ["q1", "a1 again"]
+    store.add_user_message(cid, "q2 on the new branch")
+    store.choose_alternative(cid, 1, 0)
+    assert texts(store, cid) == ["q1", "a1", "q2", "a2"]
+    store.choose_alternative(cid, 1, 1)
+    assert texts(store, cid) == ["q1", "a1 again", "q2 on the new branch"]
+
+
+def test_choosing_a_deep_message_shows_the_whole_path_to_it(store):
+    cid = four_turns(store)
+    deep = store.get(cid).messages[3].id
+    store.finish_reply(store.begin_reply(cid, "m", position=1), "a1 again")
+    store.choose(deep)
+    assert texts(store, cid) == ["q1", "a1", "q2", "a2"]
+
+
+def test_deleting_a_branch_removes_its_subtree_and_shows_a_sibling(store):
+    cid = four_turns(store)
+    store.finish_reply(store.begin_reply(cid, "m", position=1), "a1 again")
+    old = store.alternatives(cid, 1)[0].id
+    store.delete_branch(store.get(cid).messages[1].id)
+    assert texts(store, cid) == ["q1", "a1", "q2", "a2"]
+    store.delete_branch(old)
+    assert texts(store, cid) == ["q1"]
+    assert len(store.tree(cid)) == 1
+    with pytest.raises(InputError):
+        store.delete_branch(old)
+
+
+def test_the_tree_lists_every_branch_and_marks_the_shown_path(store):
+    cid = four_turns(store)
+    store.finish_reply(store.begin_reply(cid, "m", position=3), "a2 again")
+    nodes = store.tree(cid)
+    assert len(nodes) == 5
+    assert [n.text for n in nodes if n.on_path] == ["q1", "a1", "q2", "a2 again"]
+    parent = {n.id: n.parent_id for n in nodes}
+    a2, again = (n for n in nodes if n.text.startswith("a2"))
+    assert parent[a2.id] == parent[again.id] is not None
+
+
+def test_the_old_schema_upgrades_without_loss(tmp_path):
+    """A database written by the code before the tree (schema 2): alternatives become siblings,
+    the chosen thread becomes the shown path, and nothing is lost."""
+    path = tmp_path / "chats.db"
+    shutil.copy(FIXTURE, path)
+    store = ChatStore(path)
+    first, second = sorted(store.list_conversations(), key=lambda c: c.id)
+    assert texts(store, first.id) == ["What is the capital of France?", "Paris.", "And of Italy?", "Rome."]
+    assert store.get(first.id).messages[1].tokens == (9079, 236761)
+    assert [m.text for m in store.alternatives(first.id, 1)] == ["Paris.", "It is Paris."]
+    store.choose_alternative(first.id, 1, 1)
+    assert texts(store, first.id) == ["What is the capital of France?", "It is Paris."]
+    assert [(m.text, m.status) for m in store.get(second.id).messages] == [
+        ("hello there", "done"), ("Hi", "interrupted"),
+    ]  # fmt: skip
+    assert len(store.tree(first.id)) == 5
+    store.close()
+
+
+def test_json_export_keeps_the_whole_tree(store, tmp_path):
+    cid = four_turns(store)
+    store.edit_user_message(cid, 2, "q2 edited")
+    store.finish_reply(store.begin_reply(cid, "m"), "a2 new", probs=[[5, " a", 0.9, [[5, " a", 0.9]]]])
+    exported = json.loads(json.dumps(to_json(store, [cid])))
+    other = ChatStore(tmp_path / "other.db")
+    [new_id] = import_json(other, exported)
+    assert texts(other, new_id) == ["q1", "a1", "q2 edited", "a2 new"]
+    assert other.token_probs(other.get(new_id).messages[3].id) == [[5, " a", 0.9, [[5, " a", 0.9]]]]
+    other.choose_alternative(new_id, 2, 0)
+    assert texts(other, new_id) == ["q1", "a1", "q2", "a2"]
+
+
+def test_a_version_one_export_still_imports(store):
+    data = {"format": "basechat.conversations", "version": 1, "conversations": [{
+        "title": "t", "created_at": 0, "updated_at": 0, "template": "chat", "messages": [
+            {"position": 0, "alternative": 0, "role": "user", "text": "q", "status": "done",
+             "created_at": 0, "chosen": True},
+            {"position": 1, "alternative": 0, "role": "assistant", "text": "a", "status": "done",
+             "created_at": 0, "chosen": False},
+            {"position": 1, "alternative": 1, "role": "assistant", "text": "b", "status": "done",
+             "created_at": 0, "chosen": True},
+        ]}]}  # fmt: skip
+    [cid] = import_json(store, data)
+    assert texts(store, cid) == ["q", "b"]
+    assert [m.text for m in store.alternatives(cid, 1)] == ["a", "b"]
+
+
+def test_an_export_whose_parent_comes_later_is_refused_and_nothing_is_written(store):
+    data = to_json(store, [four_turns(store)])
+    data["conversations"][0]["messages"][0]["parent"] = 999
+    before = len(store.list_conversations())
+    with pytest.raises(InputError, match="malformed"):
+        import_json(store, data)
+    assert len(store.list_conversations()) == before
+
+
+def test_markdown_writes_the_shown_path_and_counts_the_other_branches(store):
+    cid = four_turns(store)
+    store.edit_user_message(cid, 2, "q2 edited")
+    text = to_markdown(store.get(cid), branches=store.branch_count(cid))
+    assert "q2 edited" in text and "\nq2\n" not in text
+    assert "1 other branch" in text
