@@ -684,6 +684,7 @@ class MainWindow(QMainWindow):
     def _show_path_from(self, position: int) -> None:
         """The turn at ``position`` changes in place (the view stays put); the turns below it are
         the chosen branch's."""
+        assert self.conversation_id is not None
         thread = self.store.get(self.conversation_id).messages
         turn = next(t for t in self.view.turns if t.position == position)
         self._finish_turn(turn, thread[position], last=position == len(thread) - 1)
