@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
-from app.engine.base import Backend, Completion, Generation, SamplingParams
+from app.engine.base import Alternatives, Backend, Completion, Generation, SamplingParams, TokenProb
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
 from app.scaffold.transcript import cue_text
@@ -72,6 +72,39 @@ class ReplyStream:
         yield from self.generation
         assert self.generation.result is not None
         self.reply = finish(self.generation.result)
+
+
+class AlternativesStream:
+    """Iterate for ``(index, chunk)`` pairs as the alternatives grow; ``replies`` is set at the end."""
+
+    def __init__(self, alternatives: Alternatives, finish: Callable[[list[Completion]], list[Reply]]) -> None:
+        self.alternatives = alternatives
+        self.replies: list[Reply] = []
+        self._chunks = self._then(finish)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return self._chunks
+
+    def cancel(self) -> None:
+        self.alternatives.cancel()
+
+    def run(self) -> list[Reply]:
+        for _ in self._chunks:
+            pass
+        return self.replies
+
+    def _then(self, finish: Callable[[list[Completion]], list[Reply]]) -> Iterator[tuple[int, str]]:
+        yield from self.alternatives
+        self.replies = finish(self.alternatives.results)
+
+
+@dataclass(frozen=True)
+class ReplyStart:
+    """The beginning of a reply the model is to go on from: a branch taken at one of its tokens."""
+
+    text: str  # as after the speaker label (with its leading space)
+    tokens: tuple[int, ...]
+    probs: tuple[TokenProb, ...] = ()
 
 
 class ChatSession:
@@ -140,8 +173,7 @@ class ChatSession:
         user = Message("user", user_text.strip())
 
         def finish(completion: Completion) -> Reply:
-            raw = completion.text
-            message = Message("assistant", raw.strip(), raw=raw, tokens=completion.tokens)
+            message = _assistant(completion.text, completion.tokens)
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
@@ -149,6 +181,42 @@ class ChatSession:
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
+
+    def send_many(self, user_text: str, n: int) -> AlternativesStream:
+        """``n`` replies to ``user_text`` at once; history gains the user turn and the first reply."""
+        if n > 1 and self.params.temperature <= 0:
+            raise InputError(
+                "With temperature 0 every alternative is the same reply; raise the temperature for several."
+            )
+        plan = self.plan(user_text)
+        user = Message("user", user_text.strip())
+
+        def finish(completions: list[Completion]) -> list[Reply]:
+            replies = [Reply(_assistant(c.text, c.tokens), c, plan.dropped_turns) for c in completions]
+            if replies:
+                self.history += [user, replies[0].message]
+            return replies
+
+        params = replace(self.params, max_tokens=self._reply_budget())
+        alternatives = self.engine.generate_many(plan.tokens, params, self.template.stop_strings(), n)
+        return AlternativesStream(alternatives, finish)
+
+    def send_from(self, user_text: str, start: ReplyStart) -> ReplyStream:
+        """Reply to ``user_text`` going on from ``start`` (a reply cut at a token, with another token
+        chosen there): the model continues after it, and the reply is the two joined."""
+        plan = self.plan(user_text)
+        user = Message("user", user_text.strip())
+        tokens = plan.tokens + list(start.tokens)
+        if len(tokens) + self._reply_budget() > self.engine.n_ctx:
+            raise InputError("The conversation is too long to branch this reply; start a new one.")
+
+        def finish(completion: Completion) -> Reply:
+            joined, ids = start.text + completion.text, start.tokens + completion.tokens
+            probs = start.probs + completion.probs
+            self.history += [user, _assistant(joined, ids)]
+            return Reply(self.history[-1], replace(completion, text=joined, tokens=ids, probs=probs), 0)
+
+        return self._stream(tokens, finish)
 
     def continue_last(self) -> ReplyStream:
         """Extend the last assistant reply (one that hit the length limit) where it stopped."""
@@ -183,6 +251,10 @@ class ChatSession:
         return ReplyStream(
             self.engine.generate(tokens, params, self.template.stop_strings()), finish_and_keep
         )
+
+
+def _assistant(raw: str, tokens: tuple[int, ...]) -> Message:
+    return Message("assistant", raw.strip(), raw=raw, tokens=tokens)
 
 
 def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyStream:

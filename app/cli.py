@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument(
         "--resume", type=int, metavar="ID", help="continue a stored conversation (and store this turn)"
     )
+    ask.add_argument("--n", type=int, default=1, metavar="N",
+                     help="N alternative replies decoded together (1-8; needs temperature > 0)")  # fmt: skip
+    ask.add_argument("--logprobs", type=int, default=0, metavar="K",
+                     help="record each token's K likeliest candidates (shown with --json)")  # fmt: skip
     ask.add_argument("message")
     prompt = sub.add_parser("prompt", help="print the exact text that would be sent")
     _model_options(prompt)
@@ -304,12 +308,15 @@ def _sampling(args: argparse.Namespace):
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
         "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
     }  # fmt: skip
-    return replace(
-        SamplingParams(max_tokens=args.max_tokens), **{k: v for k, v in given.items() if v is not None}
-    )
+    base = SamplingParams(max_tokens=args.max_tokens, n_probs=getattr(args, "logprobs", 0))
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
+    if not 1 <= getattr(args, "n", 1) <= 8:
+        raise InputError("--n must be between 1 and 8.")
+    if not 0 <= getattr(args, "logprobs", 0) <= 20:
+        raise InputError("--logprobs must be between 0 and 20.")
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1.")
     if args.temperature is not None and args.temperature < 0:
@@ -390,6 +397,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     store, stored = _resumed(args)
     model_id, session = _load(args)
     _continue_stored(session, stored, args)
+    if args.n > 1:
+        return _ask_many(args, session, model_id, store, stored)
     if args.raw:
         stream = raw_generation(session.engine, args.message, session.params)
     else:
@@ -406,9 +415,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print()
     if recorder:
         recorder.finish(stream.reply)
+    assert stream.reply is not None
     if args.json:
         template = "raw" if args.raw else session.template.name
-        out = _ask_json(stream.reply, model_id, template)
+        out = _ask_json(stream.reply, model_id, template) | _tokens_json(stream.reply.completion)
         print(json.dumps({**out, "engine": session.engine.describe().kind}))
     _raise_if_interrupted(stream.reply)
     return 0
@@ -445,6 +455,59 @@ def _raise_if_interrupted(reply) -> None:
     """The engine failed mid-reply (a server died): what came is shown and kept; say why."""
     if reply.completion.finish_reason == "interrupted":
         raise BasechatError(reply.completion.error or "The reply was interrupted.")
+
+
+def _ask_many(args: argparse.Namespace, session, model_id: str, store, stored) -> int:
+    """``ask --n N``: the alternatives side by side (stored as versions of one reply with --resume)."""
+    if args.raw:
+        raise InputError("--n needs the transcript; it cannot be combined with --raw.")
+    stream = session.send_many(args.message, args.n)
+    with _cancel_on_interrupt(stream):
+        for index, chunk in stream:
+            if not args.json and index == 0:
+                print(chunk, end="", flush=True)
+    replies = stream.replies
+    if stored is not None:
+        _store_alternatives(store, stored.id, model_id, args.message, replies)
+    if args.json:
+        out = _ask_json(replies[0], model_id, session.template.name) | _tokens_json(replies[0].completion)
+        out["alternatives"] = [_alternative_json(r) for r in replies]
+        print(json.dumps({**out, "engine": session.engine.describe().kind}))
+    else:
+        print()
+        for number, reply in enumerate(replies[1:], 2):
+            print(f"--- alternative {number} ---\n{reply.text}")
+    return 0
+
+
+def _store_alternatives(store, conversation_id: int, model_id: str, text: str, replies) -> None:
+    """The user turn, then every alternative as a version of the reply; the first one shown."""
+    from app.store import ReplyRecorder
+
+    store.add_user_message(conversation_id, text)
+    first = store.begin_reply(conversation_id, model_id)
+    position = len(store.get(conversation_id).messages) - 1
+    ids = [first] + [store.begin_reply(conversation_id, model_id, position) for _ in replies[1:]]
+    for message_id, reply in zip(ids, replies, strict=True):
+        ReplyRecorder(store, message_id).finish(reply)
+    store.choose(first)
+
+
+def _alternative_json(reply) -> dict:
+    completion = reply.completion
+    return {"reply": reply.text, "finish_reason": completion.finish_reason,
+            "completion_tokens": completion.usage.completion_tokens,
+            "cached_tokens": completion.usage.cached_tokens} | _tokens_json(completion)  # fmt: skip
+
+
+def _tokens_json(completion) -> dict:
+    """With --logprobs: each token's text (they spell the reply), probability and top candidates."""
+    if not completion.probs:
+        return {}
+    rows = [{"text": p.chosen.text, "token": p.chosen.token, "prob": round(p.chosen.prob, 6),
+             "top": [{"text": c.text, "token": c.token, "prob": round(c.prob, 6)} for c in p.top]}
+            for p in completion.probs]  # fmt: skip
+    return {"tokens": rows}
 
 
 def _ask_json(reply, model_id: str, template: str) -> dict:

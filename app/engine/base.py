@@ -30,6 +30,24 @@ class SamplingParams:
     max_tokens: int = 256
     seed: int | None = None
     ignore_eos: bool = False  # keep going past end-of-text (benchmarks of long replies)
+    n_probs: int = 0  # record each token's top-N candidates with their probabilities (0: off)
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    token: int
+    text: str
+    prob: float
+
+
+@dataclass(frozen=True)
+class TokenProb:
+    """One generated token and the likeliest candidates at its place, as the sampler saw them
+    (after top-k, penalties, top-p, min-p and temperature; greedy: after top-k and penalties),
+    most likely first. ``chosen.text`` is the part of the reply this token spells."""
+
+    chosen: TokenChoice
+    top: tuple[TokenChoice, ...]
 
 
 @dataclass(frozen=True)
@@ -52,26 +70,22 @@ class Completion:
     finish_reason: FinishReason
     usage: Usage
     error: str = ""  # why an "interrupted" reply ended, in one line
+    probs: tuple[TokenProb, ...] = ()  # with SamplingParams.n_probs: one per token of ``tokens``
 
 
-class Generation:
-    """A running generation: iterate it for text chunks; ``result`` is set when it ends.
+class Stoppable:
+    """What every running generation shares: a cancel flag any thread may set, and hooks.
 
-    An engine builds one from a generator function that takes the generation
-    (to read its cancel flag and set ``result``) and yields text chunks.
     ``cancel()`` may be called from any thread: a local engine checks the flag
     before every token; a remote one also registers ``on_cancel`` hooks that
     close its connection, so Stop works even while the server is silent.
     """
 
-    def __init__(self, body: Callable[[Generation], Iterator[str]]) -> None:
-        self.cancel_event = threading.Event()
-        self.result: Completion | None = None
-        self._hooks: list[Callable[[], None]] = []
-        self._chunks = body(self)
+    _chunks: Iterator
 
-    def __iter__(self) -> Iterator[str]:
-        return self._chunks
+    def __init__(self) -> None:
+        self.cancel_event = threading.Event()
+        self._hooks: list[Callable[[], None]] = []
 
     def on_cancel(self, hook: Callable[[], None]) -> None:
         self._hooks.append(hook)
@@ -93,6 +107,22 @@ class Generation:
         for _ in self._chunks:
             pass
 
+
+class Generation(Stoppable):
+    """A running generation: iterate it for text chunks; ``result`` is set when it ends.
+
+    An engine builds one from a generator function that takes the generation
+    (to read its cancel flag and set ``result``) and yields text chunks.
+    """
+
+    def __init__(self, body: Callable[[Generation], Iterator[str]]) -> None:
+        super().__init__()
+        self.result: Completion | None = None
+        self._chunks = body(self)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks
+
     def run(self) -> Completion:
         """Consume the whole stream and return the result."""
         for _ in self._chunks:
@@ -101,11 +131,53 @@ class Generation:
         return self.result
 
 
-def one_at_a_time(
-    lock: threading.Lock, prompt: list[int], body: Callable[[Generation, list[int]], Iterator[str]]
-) -> Generation:
+class Alternatives(Stoppable):
+    """Several continuations of one prompt at once: iterate for ``(index, chunk)`` pairs;
+    ``results`` holds one Completion per alternative when it ends. Stop ends all of them."""
+
+    def __init__(self, n: int, body: Callable[[Alternatives], Iterator[tuple[int, str]]]) -> None:
+        super().__init__()
+        self.n = n
+        self.results: list[Completion] = []
+        self._chunks = body(self)
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return self._chunks
+
+    def run(self) -> list[Completion]:
+        for _ in self._chunks:
+            pass
+        return self.results
+
+
+def one_after_another(
+    generate: Callable[[list[int], SamplingParams, list[str]], Generation],
+    prompt: list[int], params: SamplingParams, stop: list[str], n: int,
+) -> Alternatives:  # fmt: skip
+    """Alternatives for an engine that cannot batch them: each is its own request, seed + i.
+    Stop ends the one running and skips the rest."""
+    import random
+    from dataclasses import replace
+
+    seed = params.seed if params.seed is not None else random.getrandbits(31)
+
+    def body(alts: Alternatives) -> Iterator[tuple[int, str]]:
+        for index in range(n):
+            if alts.cancelled:
+                break
+            generation = generate(prompt, replace(params, seed=seed + index), stop)
+            alts.on_cancel(generation.cancel)
+            for chunk in generation:
+                yield index, chunk
+            assert generation.result is not None
+            alts.results.append(generation.result)
+
+    return Alternatives(n, body)
+
+
+def one_at_a_time(lock: threading.Lock, prompt: list[int], body: Callable, many: int = 0):
     """Start ``body`` as the engine's only generation: EngineBusy if one runs; the lock is
-    released when the stream ends (or is closed)."""
+    released when the stream ends (or is closed). ``many``: a number of Alternatives."""
     from app.errors import EngineBusy
 
     if not prompt:
@@ -113,13 +185,13 @@ def one_at_a_time(
     if not lock.acquire(blocking=False):
         raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
 
-    def locked(gen: Generation) -> Iterator[str]:
+    def locked(gen):
         try:
             yield from body(gen, list(prompt))
         finally:
             lock.release()
 
-    return Generation(locked)
+    return Alternatives(many, locked) if many else Generation(locked)
 
 
 @dataclass(frozen=True)
@@ -147,6 +219,12 @@ class Backend(Protocol):
     def start_tokens(self) -> list[int]: ...
 
     def generate(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> Generation: ...
+
+    def generate_many(
+        self, prompt: list[int], params: SamplingParams, stop: list[str], n: int
+    ) -> Alternatives:
+        """``n`` continuations of one prompt, each with its own seed, stopping on its own."""
+        ...
 
     def describe(self) -> EngineInfo: ...
 

@@ -19,16 +19,19 @@ from pathlib import Path
 
 import llama_cpp as lc
 
-from app.engine.base import EngineInfo, Generation, SamplingParams, one_at_a_time
+from app.engine import parallel
+from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams, one_at_a_time
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
 from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, file_identity, token_digest
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
+from app.engine.tokenprobs import CandidateSampler
 from app.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 DEFAULT_CTX = 4096
+MAX_ALTERNATIVES = 8  # sequences one context can decode side by side
 _llama_messages: list[str] = []
 
 
@@ -105,6 +108,7 @@ class LlamaEngine:
         self._states = self._open_states(state_dir, kv_disk_cap, flash_attn)
         self._one = (lc.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._candidates: CandidateSampler | None = None
 
     # -- loading -------------------------------------------------------------
 
@@ -133,6 +137,10 @@ class LlamaEngine:
         params.n_threads = self.n_threads
         params.n_threads_batch = self.n_threads
         params.swa_full = True  # keep sliding-window layers whole, so prefixes can be reused
+        # Alternatives are sequences that share the prompt's cells; one unified cache keeps the
+        # whole context for each (a split cache would give every sequence n_ctx / n_seq_max).
+        params.n_seq_max = MAX_ALTERNATIVES
+        params.kv_unified = True
         params.flash_attn_type = {
             None: lc.LLAMA_FLASH_ATTN_TYPE_AUTO,
             True: lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -155,6 +163,7 @@ class LlamaEngine:
                 "format": 1, "model_sha256": file_identity(self.path, folder),
                 "llama_cpp_python": lc.__version__, "n_ctx": self.n_ctx, "type_k": "f16", "type_v": "f16",
                 "flash_attn": str(flash_attn), "swa_full": True, "n_gpu_layers": self.n_gpu_layers,
+                "kv_unified": True,
             }  # fmt: skip
             return KVStateStore(folder, identity, cap or DEFAULT_DISK_CAP)
         except OSError as exc:  # a read-only or full data folder: chats still work, cold
@@ -371,19 +380,28 @@ class LlamaEngine:
             yield tail
         gen.result = state.completion(len(prompt), reused, self.tokenize)
 
+    def _sample(self, sampler, index: int, n_probs: int) -> tuple[int, list]:
+        """The next token from the logits at batch ``index``; with ``n_probs``, its candidates too."""
+        if not n_probs:
+            return lc.llama_sampler_sample(sampler, self._ctx, index), []
+        if self._candidates is None:
+            self._candidates = CandidateSampler(self._ctx, lc.llama_vocab_n_tokens(self._vocab), self._piece)
+        token, prob, top = self._candidates.sample(sampler, index, n_probs)
+        return token, [(prob, top)]
+
     def _sample_loop(self, gen: Generation, params, state: ReplyState, sampler) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for _ in range(params.max_tokens):
             if gen.cancelled:
                 state.finish = "cancelled"
                 return
-            token = lc.llama_sampler_sample(sampler, self._ctx, -1)
+            token, candidates = self._sample(sampler, -1, params.n_probs)
             if lc.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
                 state.first_token_at = state.first_token_at or time.perf_counter()
                 state.finish = "stop"
                 return
             text = decoder.decode(self._piece(token))
-            shown = state.add((token,), text, clean=not decoder.getstate()[0])
+            shown = state.add((token,), text, clean=not decoder.getstate()[0], candidates=candidates)
             if shown:
                 yield shown
             if state.scanner.stopped:
@@ -391,3 +409,16 @@ class LlamaEngine:
                 return
             self._decode_one(token)
         state.finish = "length"
+
+    # -- alternatives ----------------------------------------------------------
+
+    def generate_many(
+        self, prompt: list[int], params: SamplingParams, stop: list[str], n: int
+    ) -> Alternatives:
+        """``n`` continuations decoded together: the prompt is evaluated once, in sequence 0, and
+        copied to sequences 1…n-1 (the cells are shared, not duplicated); each step decodes one
+        token of every live sequence in one batch. Alternative i samples with seed + i."""
+        if not 1 <= n <= MAX_ALTERNATIVES:
+            raise ValueError(f"between 1 and {MAX_ALTERNATIVES} alternatives")
+        body = lambda alts, tokens: parallel.run(self, alts, tokens, params, stop)  # noqa: E731
+        return one_at_a_time(self._lock, prompt, body, many=n)

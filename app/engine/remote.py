@@ -34,7 +34,14 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from app.engine.base import EngineInfo, Generation, SamplingParams, one_at_a_time
+from app.engine.base import (
+    Alternatives,
+    EngineInfo,
+    Generation,
+    SamplingParams,
+    one_after_another,
+    one_at_a_time,
+)
 from app.engine.reply import ReplyState
 from app.errors import BasechatError, ContextOverflow, RemoteError
 
@@ -224,6 +231,12 @@ class RemoteEngine:
         self.close()
 
     # -- Backend: generation -----------------------------------------------------
+
+    def generate_many(
+        self, prompt: list[int], params: SamplingParams, stop: list[str], n: int
+    ) -> Alternatives:
+        """A server decodes alternatives one request after another (its slots are its own business)."""
+        return one_after_another(self.generate, prompt, params, stop, n)
 
     def generate(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> Generation:
         return one_at_a_time(self._lock, prompt, lambda gen, tokens: self._stream(gen, tokens, params, stop))

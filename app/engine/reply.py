@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from app.engine.base import Completion, FinishReason, Usage
+from app.engine.base import Completion, FinishReason, TokenChoice, TokenProb, Usage
 from app.engine.stops import StopScanner
 
 
@@ -27,14 +27,20 @@ class ReplyState:
         self.clean: list[bool] = []
         self.generated = 0
         self._unplaced: list[int] = []  # tokens whose text has not arrived yet
+        self.candidates: list[tuple[float, tuple[TokenChoice, ...]]] = []  # per token, with n_probs
         self.length = 0
         self.shown: list[str] = []
         self.finish: FinishReason = "length"
         self.error = ""
 
-    def add(self, tokens: Sequence[int], text: str, clean: bool = True, count: int | None = None) -> str:
+    def add(
+        self, tokens: Sequence[int], text: str, clean: bool = True, count: int | None = None,
+        candidates: Sequence[tuple[float, tuple[TokenChoice, ...]]] = (),
+    ) -> str:  # fmt: skip
         """``tokens`` produced ``text``; ``clean``: no bytes of a split character wait after them.
-        ``count``: tokens generated, where the server streams text without ids."""
+        ``count``: tokens generated, where the server streams text without ids. ``candidates``:
+        for each token, its probability and the top candidates (when probabilities are recorded)."""
+        self.candidates.extend(candidates)
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.generated += len(tokens) if count is None else count
@@ -75,7 +81,23 @@ class ReplyState:
         )
         text = "".join(self.shown)
         tokens = tuple(self._reply_tokens(text, tokenize))
-        return Completion(text, tokens, self.finish, usage, self.error)
+        return Completion(text, tokens, self.finish, usage, self.error, self._probs(text, tokens))
+
+    def _probs(self, text: str, tokens: tuple[int, ...]) -> tuple[TokenProb, ...]:
+        """Each kept token with the piece of ``text`` it spells; a remainder the model's tokeniser
+        re-spelled (after a stop cut a token) has no probabilities: one entry of probability 1."""
+        if not self.candidates:
+            return ()
+        probs, start = [], 0
+        for index, token in enumerate(tokens):
+            if index < len(self.ends) and index < len(self.candidates) and token == self.tokens[index]:
+                end = min(self.ends[index], len(text))
+                prob, top = self.candidates[index]
+            else:
+                end, prob, top = len(text), 1.0, ()
+            probs.append(TokenProb(TokenChoice(token, text[start:end], prob), top))
+            start = end
+        return tuple(probs)
 
     def _reply_tokens(self, text: str, tokenize: Callable[[str], list[int]]) -> list[int]:
         """Token ids that spell exactly the shown text: the generated ones that lie wholly

@@ -62,6 +62,30 @@ def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
     }
 
 
+def loom_figures(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
+    """Four alternatives decoded together over one alone (same prompt, cached, same length), and
+    generation speed with each token's top-5 candidates recorded over without."""
+    prompt = _prompt(engine, COUNTING)
+    sampled = replace(GREEDY, temperature=0.8, seed=1, max_tokens=n_tokens)
+
+    def alternatives(n: int) -> float:
+        started = time.perf_counter()
+        engine.generate_many(prompt, sampled, [], n).run()
+        return time.perf_counter() - started
+
+    def speed(n_probs: int) -> float:
+        result = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens, n_probs=n_probs), []).run()
+        return result.usage.tokens_per_s
+
+    one, four = _median(lambda: alternatives(1), repeats), _median(lambda: alternatives(4), repeats)
+    off, on = _median(lambda: speed(0), repeats), _median(lambda: speed(5), repeats)
+    return {
+        "alternatives_1_s": round(one, 3), "alternatives_4_s": round(four, 3),
+        "alternatives_4_over_1": round(four / one, 3),
+        "logprobs_gen_tps": round(on, 2), "logprobs_overhead": round(on / off, 3),
+    }  # fmt: skip
+
+
 def prompt_speed(engine: LlamaEngine, repeats: int) -> dict:
     from app.measure.reference import bare_prompt_tps
 
@@ -306,6 +330,8 @@ def run_bench(
         out |= resume_figures(path, turns, repeats)
         progress("per-token cost")
         out |= per_token_cost(engine, n_long, window)
+        progress("alternatives and token probabilities")
+        out |= loom_figures(engine, n_gen, repeats)
         if not quick:
             progress("prompt speed")
             out |= prompt_speed(engine, repeats)

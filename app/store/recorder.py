@@ -40,4 +40,13 @@ class ReplyRecorder:
             completion_tokens=usage.completion_tokens,
             ttft_s=usage.ttft_s,
             tokens_per_s=usage.tokens_per_s,
+            probs=probs_rows(reply.completion.probs),
         )
+
+
+def probs_rows(probs) -> list | None:
+    """Token probabilities as stored: [id, text, p, [[id, text, p], …]] per token (None: not recorded)."""
+    if not probs:
+        return None
+    return [[p.chosen.token, p.chosen.text, round(p.chosen.prob, 5),
+             [[c.token, c.text, round(c.prob, 5)] for c in p.top]] for p in probs]  # fmt: skip
