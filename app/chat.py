@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
-from app.engine.base import Alternatives, Backend, Completion, Generation, SamplingParams, TokenProb
+from app.engine.base import (
+    Alternatives,
+    Backend,
+    Completion,
+    Generation,
+    SamplingParams,
+    TokenChoice,
+    TokenProb,
+)
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
 from app.scaffold.transcript import cue_text
@@ -105,6 +113,28 @@ class ReplyStart:
     text: str  # as after the speaker label (with its leading space)
     tokens: tuple[int, ...]
     probs: tuple[TokenProb, ...] = ()
+
+
+def probs_from_rows(rows: list) -> tuple[TokenProb, ...]:
+    """Stored token probabilities ([id, text, p, [[id, text, p], …]] per token) as the engine's."""
+    return tuple(
+        TokenProb(TokenChoice(int(r[0]), str(r[1]), float(r[2])),
+                  tuple(TokenChoice(int(c[0]), str(c[1]), float(c[2])) for c in r[3]))
+        for r in rows
+    )  # fmt: skip
+
+
+def branch_start(rows: list, index: int, token: int) -> ReplyStart:
+    """A reply kept up to token ``index``, with ``token`` (one of the candidates there) in its place."""
+    probs = probs_from_rows(rows)
+    if not 0 <= index < len(probs):
+        raise InputError("That token is not part of the reply.")
+    place = probs[index]
+    chosen = next((c for c in place.top if c.token == token), None)
+    if chosen is None:
+        raise InputError("That token was not one of the candidates at this place.")
+    kept = (*probs[:index], TokenProb(chosen, place.top))
+    return ReplyStart("".join(p.chosen.text for p in kept), tuple(p.chosen.token for p in kept), kept)
 
 
 class ChatSession:

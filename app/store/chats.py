@@ -73,6 +73,7 @@ class StoredMessage:
     model: str | None = None
     parent_id: int | None = None
     chosen: bool = True  # the version its parent shows (on an unshown branch too)
+    has_probs: bool = False  # token probabilities were recorded (``ChatStore.token_probs``)
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,11 @@ class ChatStore:
         ).fetchone()
         return max(1, row[0])
 
+    def end_path_at(self, message_id: int) -> None:
+        """Show the branch through ``message_id`` and end it there: the next message hangs from it."""
+        self.choose(message_id)
+        self.db.execute("UPDATE messages SET chosen = 0 WHERE parent_id = ?", (message_id,))
+
     def tree(self, conversation_id: int) -> list[TreeNode]:
         """Every message of the conversation (all branches), in creation order."""
         on_path = set(self._path(self.db, conversation_id))
@@ -505,7 +511,7 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         tokens=unpack_tokens(row["tokens"]), finish_reason=row["finish_reason"],
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         ttft_s=row["ttft_s"], tokens_per_s=row["tokens_per_s"], model=row["model"],
-        parent_id=row["parent_id"], chosen=bool(row["chosen"]),
+        parent_id=row["parent_id"], chosen=bool(row["chosen"]), has_probs=row["probs"] is not None,
     )  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from app.store import ChatStore
 from app.store.export import TEMPLATE_KEY, as_messages, conversation_template
 from app.ui.composer import Composer
 from app.ui.frame import FramePanel
+from app.ui.loom_window import Loom, with_alternatives
 from app.ui.messages import ConversationView, MessageWidget, copy_to_clipboard
 from app.ui.settings import SettingsDialog, load_engine, load_sampling, load_server, save_sampling
 from app.ui.sidebar import Sidebar
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         self.frame.setMinimumWidth(360)  # the inspector is readable at the default window size
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.frame_dock)
         self.frame_dock.hide()
+        self.loom = Loom(self)
         self._toolbar()
         self._menus()
         self._status()
@@ -156,10 +158,13 @@ class MainWindow(QMainWindow):
         chat.addAction("&New chat", QKeySequence.StandardKey.New, self.new_chat)
         chat.addAction("&Export chat…", QKeySequence("Ctrl+E"), self.export_chat)
         chat.addAction("&Import frame…", QKeySequence("Ctrl+I"), self.frame._import)
+        chat.addAction("Write &alternatives of the last reply", QKeySequence("Ctrl+Shift+R"),
+                       self.loom.write_alternatives)  # fmt: skip
         chat.addSeparator()
         chat.addAction("&Quit", QKeySequence("Ctrl+Q"), self.close)
         view = self.menuBar().addMenu("&View")
         view.addAction(self.frame_dock.toggleViewAction())
+        view.addAction(self.loom.dock.toggleViewAction())
         view.addAction("&Models…", self.open_models)
         view.addAction("&Settings…", QKeySequence.StandardKey.Preferences, self.open_settings)
         help_menu = self.menuBar().addMenu("&Help")
@@ -255,6 +260,7 @@ class MainWindow(QMainWindow):
         self.worker.model_ready.connect(self._model_ready)
         self.worker.model_failed.connect(self._model_failed)
         self.worker.token.connect(self._token)
+        self.worker.alternative_token.connect(self.loom.alternative_token)
         self.worker.reply_done.connect(self._reply_done)
         self.worker.reply_failed.connect(self._reply_failed)
         self.worker.inspected.connect(self._inspected)
@@ -400,8 +406,10 @@ class MainWindow(QMainWindow):
         self.frame.show_template(self.template)
         self.view.clear()
         self._show_greeting()
+        self.loom.drop_box()
         for message in conversation.messages:
             self._show_message(message, last=message is conversation.messages[-1])
+        self.loom.refresh_tree()
         self.inspect_prompt()
 
     def _reopen_last(self) -> None:
@@ -428,7 +436,7 @@ class MainWindow(QMainWindow):
         )
         turn.set_final(message.text, note)
         can_continue = message.finish_reason in CONTINUABLE or message.status == "interrupted"
-        turn.add_actions(message.alternative, message.alternatives, can_continue, last)
+        turn.add_actions(message.alternative, message.alternatives, can_continue, last, message.has_probs)
 
     def _show_user_turn(self, position: int, text: str) -> None:
         """A message the person sends has its Copy and Edit at once, as after a reload."""
@@ -445,6 +453,7 @@ class MainWindow(QMainWindow):
         turn.edit.connect(self.edit_message)
         turn.edited.connect(self._apply_edit)
         turn.alternative.connect(self.choose_alternative)
+        turn.tokens.connect(self.loom.toggle_tokens)
         return turn
 
     def rename_chat(self, conversation_id: int) -> None:
@@ -523,8 +532,16 @@ class MainWindow(QMainWindow):
         self.store.add_user_message(self.conversation_id, text)
         self._show_user_turn(position, text)
         self.sidebar.refresh(select=self.conversation_id)
-        self._generate(ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
-                                    user_text=text), position + 1)  # fmt: skip
+        request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
+                               user_text=text)  # fmt: skip
+        self._generate_some(with_alternatives(request, self.loom.alternatives_per_reply()), position + 1)
+
+    def _generate_some(self, request: ReplyRequest, position: int) -> None:
+        """One reply, or several at once when the request asks for alternatives."""
+        if request.n > 1:
+            self.loom.start_alternatives(request, position)
+        else:
+            self._generate(request, position)
 
     def _generate(self, request: ReplyRequest, position: int, start: str = "") -> None:
         self.request_id = next(self._ids)
@@ -575,6 +592,8 @@ class MainWindow(QMainWindow):
             self.store.trim_last_reply(self.conversation_id, self.shown_at_stop.strip())
         self._mark_older_turns()
         self._reload_last_turn()
+        self.loom.alternatives_done()
+        self.loom.refresh_tree()
         usage = outcome.usage
         self.last_used = usage.prompt_tokens + usage.completion_tokens
         measurable = usage.completion_tokens >= MIN_TOKENS_FOR_SPEED
@@ -607,6 +626,7 @@ class MainWindow(QMainWindow):
         self.busy.hide()
         self.composer.set_busy(False)
         self.statusBar().showMessage(message, 15000)
+        self.loom.drop_box()
         self._give_back_failed_send()
 
     def _give_back_failed_send(self) -> None:
@@ -623,15 +643,15 @@ class MainWindow(QMainWindow):
         elif turns:
             turns[-1].set_final(turns[-1].streamed_text, "failed")
 
-    def regenerate(self, position: int) -> None:
+    def regenerate(self, position: int, n: int = 1) -> None:
         if self.streaming is not None or self.conversation_id is None or position < 1:
             return
         thread = self._thread()
         history, user = as_messages(thread[: position - 1]), thread[position - 1]
         self.view.remove_from(position)
         request = ReplyRequest(0, self.conversation_id, history, self.template, self._params(),
-                               mode="regenerate", user_text=user.text, position=position)  # fmt: skip
-        self._generate(request, position)
+                               mode="regenerate", user_text=user.text, position=position, n=n)  # fmt: skip
+        self._generate_some(request, position)
 
     def regenerate_last(self) -> None:
         if self.view.turns and self.view.turns[-1].role == "assistant":
@@ -691,6 +711,7 @@ class MainWindow(QMainWindow):
         self.view.remove_from(position + 1)
         for message in thread[position + 1 :]:
             self._show_message(message, last=message is thread[-1])
+        self.loom.refresh_tree()
         self.inspect_prompt()
 
     def copy_last_reply(self) -> None:
@@ -776,9 +797,12 @@ class MainWindow(QMainWindow):
         self.frame.show_prompt(text, tokens, room, n_ctx)
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self._params(), load_engine(self.settings), self)
+        dialog = SettingsDialog(
+            self._params(), load_engine(self.settings), self, self.loom.alternatives_per_reply()
+        )
         if dialog.exec():
             save_sampling(self.settings, dialog.sampling())
+            self.settings.setValue("loom/alternatives", dialog.alternatives.value())
             engine_before = load_engine(self.settings)
             notice = dialog.save_engine(self.settings)
             if notice:

@@ -68,12 +68,15 @@ class MessageWidget(QFrame):
     edit = Signal(int)
     edited = Signal(int, str)  # position, the new text (Save pressed in the inline editor)
     alternative = Signal(int, int)
+    tokens = Signal(int)  # show or hide the reply's token probabilities
 
     def __init__(self, role: str, position: int, speaker: str) -> None:
         super().__init__()
         self.role, self.position, self.text = role, position, ""
         self._parts: list[str] = []
         self.versions = (0, 1)  # (shown alternative, how many) — kept for redrawing the buttons
+        self.has_probs = False
+        self.extra: QWidget | None = None  # the token view, when shown
         self._last = True
         self.setObjectName("userTurn" if role == "user" else "assistantTurn")
         self.setAccessibleName(f"{speaker} message")
@@ -131,12 +134,14 @@ class MessageWidget(QFrame):
     # -- actions ---------------------------------------------------------------
 
     def add_actions(
-        self, alternative: int = 0, alternatives: int = 1, can_continue: bool = False, last: bool = True
-    ) -> None:
+        self, alternative: int = 0, alternatives: int = 1, can_continue: bool = False, last: bool = True,
+        has_probs: bool | None = None,
+    ) -> None:  # fmt: skip
         """Every turn can be edited and every reply regenerated: either makes a new version (a
         branch), and the ‹ n/m › switcher moves between versions. Continue extends the newest reply."""
         self.versions = (alternative, alternatives)
         self._last = last
+        self.has_probs = self.has_probs if has_probs is None else has_probs
         _clear(self.action_row)
         self._button("Copy", "Copy this message", lambda: self.copy_requested.emit(self.text))
         for number, code in enumerate(CODE_BLOCK.findall(self.text), 1):
@@ -152,9 +157,22 @@ class MessageWidget(QFrame):
             self._button("Regenerate", "Write another reply", lambda: self.regenerate.emit(self.position))
             if can_continue and last:
                 self._button("Continue", "Continue this reply", lambda: self.continue_.emit(self.position))
+            if self.has_probs:
+                self._button("Tokens", "Show each token's probability; click one to branch there",
+                             lambda: self.tokens.emit(self.position))  # fmt: skip
         if alternatives > 1:
             self._alternatives(alternative, alternatives)
         self.action_row.addStretch()
+
+    def toggle_extra(self, widget: QWidget | None) -> None:
+        """Show ``widget`` (the token view) in place of the text, or the text again (None)."""
+        if self.extra is not None:
+            self.extra.deleteLater()
+            self.extra = None
+        if widget is not None:
+            self.extra = widget
+            self.column.insertWidget(2, widget)
+        self.body.setVisible(widget is None)
 
     def start_edit(self) -> None:
         """Edit in place: the text becomes editable, with Save and Cancel under it."""
@@ -270,6 +288,11 @@ class ConversationView(QScrollArea):
         self.turns.append(turn)
         self._stick = True
         return turn
+
+    def add_box(self, widget: QWidget) -> None:
+        """A widget under the turns (the alternatives being written)."""
+        self.column.insertWidget(self.column.count() - 1, widget)
+        self._stick = True
 
     def remove_from(self, position: int) -> None:
         keep = [t for t in self.turns if t.position < position]

@@ -31,7 +31,10 @@ _SAMPLING_RANGES = {
     "repeat_last_n": (0, 4096, 1),
     "max_tokens": (1, 8192, 1),
     "seed": (-1, 2**31 - 1, 1),
+    "n_probs": (0, 20, 1),
 }
+WINDOW_DEFAULTS = {"n_probs": 5}  # the window records token probabilities unless told not to
+DEFAULT_ALTERNATIVES = 1
 _ENGINE_RANGES = {
     "n_ctx": (0, 131072, 256), "n_threads": (0, 256, 1), "n_gpu_layers": (-1, 999, 1),
     "kv_cap_mb": (0, 1_000_000, 256),
@@ -39,13 +42,14 @@ _ENGINE_RANGES = {
 _LABELS = {
     "temperature": "Temperature", "top_p": "Top-p", "min_p": "Min-p", "top_k": "Top-k",
     "repeat_penalty": "Repeat penalty", "repeat_last_n": "Penalty window", "max_tokens": "Max reply tokens",
-    "seed": "Seed (-1 random)", "n_ctx": "Context size (0 auto)", "n_threads": "Threads (0 auto)",
+    "seed": "Seed (-1 random)", "n_probs": "Token probabilities (top K, 0 off)",
+    "n_ctx": "Context size (0 auto)", "n_threads": "Threads (0 auto)",
     "n_gpu_layers": "GPU layers (-1 auto)", "kv_cap_mb": "Saved chat state on disk, MB (0 off)",
 }  # fmt: skip
 
 
 def load_sampling(settings: QSettings, overrides: dict | None = None) -> SamplingParams:
-    values = {}
+    values: dict = dict(WINDOW_DEFAULTS)
     for f in fields(SamplingParams):
         stored = settings.value(f"sampling/{f.name}")
         if overrides and f.name in overrides:
@@ -60,7 +64,7 @@ def load_sampling(settings: QSettings, overrides: dict | None = None) -> Samplin
 def _cast(name: str, value):
     if name == "ignore_eos":  # QSettings' INI files give back "true"/"false" strings
         return str(value).lower() in ("1", "true")
-    kind = int if name in ("top_k", "repeat_last_n", "max_tokens", "seed") else float
+    kind = int if name in ("top_k", "repeat_last_n", "max_tokens", "seed", "n_probs") else float
     return kind(value)
 
 
@@ -98,6 +102,7 @@ _TIPS = {
     "repeat_last_n": "How many recent tokens the repeat penalty looks back over (prompt included).",
     "max_tokens": "The longest a reply may be, in tokens (at most half the context).",
     "seed": "The same seed and settings give the same reply again; -1 picks a new one each time.",
+    "n_probs": "Keep each token's K likeliest alternatives, to see them and branch from any token.",
     "n_ctx": "How many tokens the model sees at once: the frame, the chat and the reply (0: 4096).",
     "n_threads": "CPU threads for the model (0: the physical cores).",
     "n_gpu_layers": "Layers to run on the GPU or Metal (-1: all where there is one; 0: CPU only).",
@@ -108,7 +113,9 @@ _TIPS = {
 class SettingsDialog(QDialog):
     """Edits the defaults; 'engine' values take effect when the model is next loaded."""
 
-    def __init__(self, params: SamplingParams, engine: EngineSettings, parent=None) -> None:
+    def __init__(
+        self, params: SamplingParams, engine: EngineSettings, parent=None, alternatives: int = 1
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
@@ -133,6 +140,15 @@ class SettingsDialog(QDialog):
             form.addRow(_LABELS[name], box)
             self.fields[name] = box
         self.server = ServerFields(engine.server, form)
+        form.addRow(_heading("Loom — applies to every chat"))
+        self.alternatives = QSpinBox()
+        self.alternatives.setRange(1, 8)
+        self.alternatives.setValue(alternatives)
+        self.alternatives.setAccessibleName("Alternatives per reply")
+        self.alternatives.setToolTip(
+            "Replies written at once for every message; pick one, the rest stay as versions."
+        )
+        form.addRow("Alternatives per reply", self.alternatives)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
             | QDialogButtonBox.StandardButton.RestoreDefaults
@@ -145,10 +161,11 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def restore_defaults(self) -> None:
-        defaults = {**asdict(SamplingParams()), "seed": -1, "n_ctx": 0, "n_threads": 0, "n_gpu_layers": -1,
-                    "kv_cap_mb": DEFAULT_KV_CAP_MB}  # fmt: skip
+        defaults = {**asdict(SamplingParams()), **WINDOW_DEFAULTS, "seed": -1, "n_ctx": 0, "n_threads": 0,
+                    "n_gpu_layers": -1, "kv_cap_mb": DEFAULT_KV_CAP_MB}  # fmt: skip
         for name, box in self.fields.items():
             box.setValue(defaults[name])
+        self.alternatives.setValue(DEFAULT_ALTERNATIVES)
 
     def sampling(self) -> SamplingParams:
         values = {name: _cast(name, self.fields[name].value()) for name in _SAMPLING_RANGES}

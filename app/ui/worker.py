@@ -11,6 +11,7 @@ Signals:
     model_ready(dict): id and the fields of ``EngineInfo`` (kind, name, device, n_ctx, location, …).
     model_failed(str): one-line reason; the previous model, if any, stays loaded.
     token(int, str): request id and the next chunk of reply text.
+    alternative_token(int, int, str): request id, which alternative, and its next chunk.
     reply_done(int, object): request id and a ``ReplyOutcome``.
     reply_failed(int, str): request id and a one-line reason.
     inspected(int, str, int, int, int): request id, prompt text (or why it does not fit), its
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.chat import ChatSession, ReplyStream, reply_budget
+from app.chat import AlternativesStream, ChatSession, ReplyStart, ReplyStream, reply_budget
 from app.engine.base import Backend, SamplingParams, Usage
 from app.engine.factory import open_backend
 from app.engine.remote import ServerConfig
@@ -51,7 +52,8 @@ class EngineSettings:
 @dataclass(frozen=True)
 class ReplyRequest:
     """What to generate. ``mode``: 'send' (user message already stored), 'regenerate'
-    (a new alternative at ``position``) or 'continue' (extend the reply at ``position``)."""
+    (a new alternative at ``position``), 'continue' (extend the reply at ``position``) or 'branch'
+    (a new version at ``position`` going on from ``start``). ``n`` > 1: that many alternatives at once."""
 
     request_id: int
     conversation_id: int
@@ -62,6 +64,8 @@ class ReplyRequest:
     user_text: str = ""
     position: int | None = None
     message_id: int | None = None
+    n: int = 1
+    start: ReplyStart | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class EngineWorker(QObject):
     model_ready = Signal(dict)
     model_failed = Signal(str)
     token = Signal(int, str)
+    alternative_token = Signal(int, int, str)
     reply_done = Signal(int, object)
     reply_failed = Signal(int, str)
     inspected = Signal(int, str, int, int, int)
@@ -88,7 +93,7 @@ class EngineWorker(QObject):
         self.store = store
         self.engine: Backend | None = None
         self.model_id = ""
-        self._current: ReplyStream | None = None
+        self._current: ReplyStream | AlternativesStream | None = None
         self._current_lock = threading.Lock()
 
     # -- model -----------------------------------------------------------------
@@ -149,7 +154,15 @@ class EngineWorker(QObject):
         engine = self.engine
         assert engine is not None  # generate() checked
         session = ChatSession(engine, request.template, request.params, request.history)
-        if request.mode == "continue":
+        if request.n > 1:
+            self._generate_many(session, request)
+            return
+        message_id: int | None
+        if request.mode == "branch":
+            assert request.start is not None
+            stream = session.send_from(request.user_text, request.start)
+            message_id = self.store.begin_reply(request.conversation_id, self.model_id, request.position)
+        elif request.mode == "continue":
             stream = session.continue_last()
             message_id = request.message_id
         else:
@@ -160,13 +173,39 @@ class EngineWorker(QObject):
         assert message_id is not None, "a continue request names the message it extends"
         recorder = ReplyRecorder(self.store, message_id)
         if request.mode == "continue":
-            last = request.history[-1]
-            recorder.add(last.continuation)
+            recorder.add(request.history[-1].continuation)
+        elif request.start is not None:
+            recorder.add(request.start.text)
         for chunk in stream:
             recorder.add(chunk)
             self.token.emit(request.request_id, chunk)
         recorder.finish(stream.reply)
         self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
+
+    def _generate_many(self, session: ChatSession, request: ReplyRequest) -> None:
+        """Every alternative is stored as a version of one reply as it streams; the first is shown."""
+        assert self.engine is not None
+        stream = session.send_many(request.user_text, request.n)
+        ids = self._begin_versions(request)
+        with self._current_lock:
+            self._current = stream
+        recorders = [ReplyRecorder(self.store, message_id) for message_id in ids]
+        for index, chunk in stream:
+            recorders[index].add(chunk)
+            self.alternative_token.emit(request.request_id, index, chunk)
+        for recorder, reply in zip(recorders, stream.replies, strict=False):
+            recorder.finish(reply)
+        for message_id in ids[len(stream.replies) :]:  # a server's alternatives never started
+            self.store.delete_branch(message_id)
+        self.store.choose(ids[0])
+        self.reply_done.emit(request.request_id, _outcome(stream.replies[0], self.engine.n_ctx))
+
+    def _begin_versions(self, request: ReplyRequest) -> list[int]:
+        conversation = request.conversation_id
+        first = self.store.begin_reply(conversation, self.model_id, request.position)
+        position = len(self.store.get(conversation).messages) - 1
+        more = [self.store.begin_reply(conversation, self.model_id, position) for _ in range(request.n - 1)]
+        return [first, *more]
 
     @Slot(int, object, object, str, object)
     def inspect(self, request_id: int, template: Template, history: list, user_text: str, params) -> None:
