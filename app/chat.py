@@ -288,15 +288,33 @@ def _assistant(raw: str, tokens: tuple[int, ...]) -> Message:
 
 
 def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyStream:
-    """No scaffold at all: the bare text, continued (for comparison with the transcript)."""
+    """No scaffold at all: the bare text, continued (a notebook; the eval's comparison)."""
+    prompt, budget = _raw_prompt(engine, text, params)
+
+    def finish(completion: Completion) -> Reply:
+        return _raw_reply(completion)
+
+    return ReplyStream(engine.generate(prompt, replace(params, max_tokens=budget), []), finish)
+
+
+def raw_alternatives(engine: Backend, text: str, params: SamplingParams, n: int) -> AlternativesStream:
+    """``n`` continuations of the bare text at once (a notebook's alternatives)."""
+    if n > 1 and params.temperature <= 0:
+        raise InputError("With temperature 0 every alternative is the same text; raise the temperature.")
+    prompt, budget = _raw_prompt(engine, text, params)
+    alternatives = engine.generate_many(prompt, replace(params, max_tokens=budget), [], n)
+    return AlternativesStream(alternatives, lambda completions: [_raw_reply(c) for c in completions])
+
+
+def _raw_prompt(engine: Backend, text: str, params: SamplingParams) -> tuple[list[int], int]:
     if not text.strip():
         raise InputError("The message is empty.")
     budget = reply_budget(params.max_tokens, engine.n_ctx)
     prompt = list(engine.start_tokens()) + engine.tokenize(text)
     if len(prompt) + budget > engine.n_ctx:
         raise InputError(f"The text is {len(prompt)} tokens; the context holds {engine.n_ctx}.")
+    return prompt, budget
 
-    def finish(completion: Completion) -> Reply:
-        return Reply(Message("assistant", completion.text, raw=completion.text), completion, 0)
 
-    return ReplyStream(engine.generate(prompt, replace(params, max_tokens=budget), []), finish)
+def _raw_reply(completion: Completion) -> Reply:
+    return Reply(Message("assistant", completion.text, raw=completion.text), completion, 0)

@@ -68,11 +68,30 @@ def main() -> int:
             QTimer.singleShot(200, card_done)
             return
         window.inspect_prompt()
-        QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), app.quit()))
+        QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), loom()))
+
+    def loom() -> None:
+        """Three alternatives written at once, the tree panel, and a reply's token view."""
+        window.new_chat()
+        window.frame_dock.hide()
+        window.loom.dock.show()
+        settings.setValue("sampling/temperature", 0.9)
+        settings.setValue("sampling/seed", 3)
+        settings.setValue("loom/alternatives", 3)
+        window.composer.editor.setPlainText("Tell me about the moon.")
+        window.composer._send()
+        QTimer.singleShot(300, loom_done)
+
+    def loom_done() -> None:
+        if window.streaming is not None:
+            QTimer.singleShot(200, loom_done)
+            return
+        window.loom.toggle_tokens(1)
+        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "loom.png")), app.quit()))
 
     QTimer.singleShot(100, step)
     app.exec()
-    print(f"saved screenshot.png, models.png and card.png in {DOCS}")
+    print(f"saved screenshot.png, models.png, card.png and loom.png in {DOCS}")
     return 0
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QMessageBox, QToolButton
 
-from app.ui.loom import TokenView
+from app.ui.loom import AlternativesBox, TokenView
 from tests.helpers import LONG, send, settled
 
 pytestmark = pytest.mark.model
@@ -63,13 +64,18 @@ def test_branch_from_here_and_delete_branch_in_the_tree(qtbot, window, monkeypat
     assert shown_texts(window)[2] == "Name a colour."
 
 
-def test_alternatives_stream_together_and_the_pick_is_kept(qtbot, window):
+def test_alternatives_stream_together_and_the_pick_is_kept(qtbot, window, monkeypatch):
+    threads = set()
+    original = AlternativesBox.append
+    record = lambda box, *a: (threads.add(QThread.currentThread()), original(box, *a))  # noqa: E731
+    monkeypatch.setattr(AlternativesBox, "append", record)
     window.settings.setValue("sampling/temperature", 0.9)
     window.settings.setValue("sampling/seed", 3)
     window.settings.setValue("loom/alternatives", 3)
     send(qtbot, window, "Tell me about the moon.")
     box = window.loom.box
     assert box is not None and len(box.texts) == 3
+    assert threads == {window.thread()}  # drawn on the GUI thread, never on the engine's
     written = [t.toPlainText().strip() for t in box.texts]
     assert all(written) and all(b.isEnabled() for b in box.buttons)
     versions = window.store.alternatives(window.conversation_id, 1)
@@ -101,3 +107,60 @@ def test_clicking_a_token_candidate_branches_the_reply_there(qtbot, window):
     assert branched.versions == (1, 2)
     stored = window.store.token_probs(window.store.get(window.conversation_id).messages[1].id)
     assert stored[index][0] == candidate[0]
+
+
+def continue_notebook(qtbot, window, n: int = 1) -> None:
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.notebook.continue_text(n)
+    qtbot.waitUntil(lambda: window.notebook.request_id == 0, timeout=LONG)
+
+
+def test_a_notebook_is_continued_from_the_cursor_and_stored_as_a_tree(qtbot, window):
+    window.new_notebook()
+    page = window.notebook.page
+    assert window.pages.currentWidget() is page
+    page.editor.setPlainText("Once upon a time, in a small village by the sea,")
+    page.editor.moveCursor(page.editor.textCursor().MoveOperation.End)
+    continue_notebook(qtbot, window)
+    document = page.editor.toPlainText()
+    assert document.startswith("Once upon a time, in a small village by the sea,") and len(document) > 60
+    stored = window.store.get(window.conversation_id)
+    assert stored.kind == "notebook" and [m.role for m in stored.messages] == ["user", "assistant"]
+    assert stored.messages[0].text + stored.messages[1].text == document  # no transcript, no labels
+    prefix = "Once upon a time, in a small village by the sea,"
+    engine = window.worker.engine
+    assert stored.messages[1].prompt_tokens == len(engine.start_tokens() + engine.tokenize(prefix))
+    cursor = page.editor.textCursor()
+    cursor.setPosition(20)  # continue from the middle: the rest stays on the old branch
+    page.editor.setTextCursor(cursor)
+    continue_notebook(qtbot, window)
+    assert page.editor.toPlainText().startswith(document[:20]) and page.editor.toPlainText() != document
+    assert len(window.store.tree(window.conversation_id)) == 4
+    window.open_conversation(window.conversation_id)  # reopened: the document as it was
+    assert page.editor.toPlainText().startswith(document[:20])
+
+
+def test_notebook_alternatives_and_a_token_branch(qtbot, window):
+    window.settings.setValue("sampling/temperature", 0.9)
+    window.settings.setValue("sampling/seed", 2)
+    window.settings.setValue("loom/alternatives", 3)
+    window.new_notebook()
+    page = window.notebook.page
+    page.editor.setPlainText("The three most important inventions are")
+    page.editor.moveCursor(page.editor.textCursor().MoveOperation.End)
+    continue_notebook(qtbot, window, n=3)
+    assert page.version.text() == "1/3"
+    first = page.editor.toPlainText()
+    page.ahead.click()
+    assert page.version.text() == "2/3" and page.editor.toPlainText() != first
+    window.notebook.toggle_tokens()
+    view = page.token_view
+    assert isinstance(view, TokenView)
+    candidate = next(c for c in view.rows[1][3] if c[0] != view.rows[1][0])
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        view.branch.emit(1, candidate[0])
+    qtbot.waitUntil(lambda: window.notebook.request_id == 0, timeout=LONG)
+    kept = "The three most important inventions are" + view.rows[0][1] + candidate[1]
+    assert page.editor.toPlainText().startswith(kept)
+    roots = [n for n in window.store.tree(window.conversation_id) if n.parent_id is None]
+    assert len(roots) == 2  # the branch is another version of the continued text

@@ -42,6 +42,11 @@ class Template:
     alternate_greetings: tuple[str, ...] = ()
     example_separator: str = ""  # a line before each example conversation
     chat_start: str = ""  # a line between the examples and the real conversation
+    # A line under a user message that asks for something long (``long_requests``, a regular
+    # expression matched case-insensitively): the author's note of KoboldCpp and SillyTavern,
+    # here only where the request calls for it, so short questions keep short answers.
+    long_note: str = ""
+    long_requests: str = ""
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -49,9 +54,11 @@ class Template:
         return (self.user_name, self.assistant_name)
 
     def stop_strings(self) -> list[str]:
-        """A new line that opens any speaker's turn ends the reply."""
+        """A new line that opens any speaker's turn ends the reply, and so does one that opens
+        another example conversation (the model may start one after its answer)."""
         stops = [f"\n{name}:" for name in self.speaker_names]
-        return stops + [s for s in self.extra_stops if s not in stops]
+        frame = [f"\n{line}" for line in (self.example_separator, self.chat_start) if line]
+        return stops + [s for s in [*self.extra_stops, *frame] if s not in stops]
 
 
 def templates_dir() -> Path:
@@ -104,6 +111,8 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             alternate_greetings=tuple(str(g) for g in data.get("alternate_greetings", []) if str(g).strip()),
             example_separator=_optional(data, "example_separator"),
             chat_start=_optional(data, "chat_start"),
+            long_note=_optional(data, "long_note"),
+            long_requests=_pattern(data, "long_requests"),
             source=source,
         )
     except (TypeError, AttributeError, ValueError) as exc:
@@ -122,6 +131,17 @@ def _optional(mapping: dict, key: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"'{key}' must be a string")
     return value.strip()
+
+
+def _pattern(mapping: dict, key: str) -> str:
+    import re
+
+    value = _optional(mapping, key)
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"'{key}' is not a valid pattern ({exc})") from None
+    return value
 
 
 def _text(mapping: dict, key: str) -> str:
@@ -145,7 +165,7 @@ def template_to_dict(template: Template) -> dict:
         "assistant_name": template.assistant_name, "preamble": template.preamble,
         "stop": list(template.extra_stops),
     }  # fmt: skip
-    for key in ("greeting", "example_separator", "chat_start"):
+    for key in ("greeting", "example_separator", "chat_start", "long_note", "long_requests"):
         if getattr(template, key):
             data[key] = getattr(template, key)
     if template.alternate_greetings:

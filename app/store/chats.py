@@ -147,13 +147,15 @@ class ChatStore:
 
     def create_conversation(
         self, title: str = "New chat", template: str = "chat", settings: dict | None = None,
-        model: str = "",
+        model: str = "", kind: str = "chat",
     ) -> int:  # fmt: skip
+        """``kind``: "chat", or "notebook" (a document the model continues; its user messages hold
+        the document up to where it was continued, its replies the continuations)."""
         now = time.time()
         cursor = self.db.execute(
-            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (title, now, now, template, json.dumps(settings or {}), model),
+            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (title, now, now, template, json.dumps(settings or {}), model, kind),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid

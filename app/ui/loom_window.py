@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from app.chat import branch_start
@@ -23,10 +23,13 @@ if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
 
-class Loom:
+class Loom(QObject):
     """The loom's side of one main window."""
 
     def __init__(self, window: MainWindow) -> None:
+        # A QObject living on the GUI thread: the worker's signals reach it queued, never
+        # on the engine's thread (a plain Python receiver would be called directly there).
+        super().__init__(window)
         self.w = window
         self.box: AlternativesBox | None = None
         self.tree = TreePanel()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +39,7 @@ from app.ui.composer import Composer
 from app.ui.frame import FramePanel
 from app.ui.loom_window import Loom, with_alternatives
 from app.ui.messages import ConversationView, MessageWidget, copy_to_clipboard
+from app.ui.notebook import Notebook
 from app.ui.settings import SettingsDialog, load_engine, load_sampling, load_server, save_sampling
 from app.ui.sidebar import Sidebar
 from app.ui.worker import SERVER_ID, EngineWorker, ReplyRequest
@@ -94,6 +96,8 @@ class MainWindow(QMainWindow):
         self.model_info: dict = {}
         self._build()
         self._start_worker()
+        self.notebook = Notebook(self)
+        self.pages.addWidget(self.notebook.page)
         self._restore()
         self.sidebar.refresh()
         self.frame.show_template(self.template)
@@ -108,13 +112,15 @@ class MainWindow(QMainWindow):
         self.sidebar = Sidebar(self.store)
         self.view = ConversationView()
         self.composer = Composer()
-        chat = QWidget()
-        column = QVBoxLayout(chat)
+        self.chat_page = QWidget()
+        column = QVBoxLayout(self.chat_page)
         column.addWidget(self.view, 1)
         column.addWidget(self.composer)
+        self.pages = QStackedWidget()  # the chat, or a notebook (built once the worker exists)
+        self.pages.addWidget(self.chat_page)
         self.splitter = QSplitter()
         self.splitter.addWidget(self.sidebar)
-        self.splitter.addWidget(chat)
+        self.splitter.addWidget(self.pages)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([220, 700])
         self.setCentralWidget(self.splitter)
@@ -156,6 +162,7 @@ class MainWindow(QMainWindow):
         """The application menu: what a desktop app is expected to have."""
         chat = self.menuBar().addMenu("&Chat")
         chat.addAction("&New chat", QKeySequence.StandardKey.New, self.new_chat)
+        chat.addAction("New note&book", QKeySequence("Ctrl+Shift+N"), self.new_notebook)
         chat.addAction("&Export chat…", QKeySequence("Ctrl+E"), self.export_chat)
         chat.addAction("&Import frame…", QKeySequence("Ctrl+I"), self.frame._import)
         chat.addAction("Write &alternatives of the last reply", QKeySequence("Ctrl+Shift+R"),
@@ -391,17 +398,32 @@ class MainWindow(QMainWindow):
 
     def new_chat(self) -> None:
         self._abandon_reply()
+        self.pages.setCurrentWidget(self.chat_page)
         self.show_empty()
         self.settings.remove("last_conversation")
         self.sidebar.list.clearSelection()
         self.composer.editor.setFocus()
         self.inspect_prompt()
 
+    def new_notebook(self) -> None:
+        """A document the model continues: no transcript, the same tree and alternatives."""
+        self._abandon_reply()
+        self.open_conversation(self.notebook.new())
+        self.sidebar.refresh(select=self.conversation_id)
+        self.notebook.page.editor.setFocus()
+
     def open_conversation(self, conversation_id: int) -> None:
         self._abandon_reply()
         conversation = self.store.get(conversation_id)
         self.conversation_id = conversation_id
         self.settings.setValue("last_conversation", conversation_id)
+        if conversation.kind == "notebook":
+            self.view.clear()
+            self.pages.setCurrentWidget(self.notebook.page)
+            self.notebook.show(conversation_id)
+            self.loom.refresh_tree()
+            return
+        self.pages.setCurrentWidget(self.chat_page)
         self.template = conversation_template(conversation)
         self.frame.show_template(self.template)
         self.view.clear()

@@ -27,7 +27,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.chat import AlternativesStream, ChatSession, ReplyStart, ReplyStream, reply_budget
+from app.chat import (
+    AlternativesStream,
+    ChatSession,
+    ReplyStart,
+    ReplyStream,
+    raw_alternatives,
+    raw_generation,
+    reply_budget,
+)
 from app.engine.base import Backend, SamplingParams, Usage
 from app.engine.factory import open_backend
 from app.engine.remote import ServerConfig
@@ -53,7 +61,8 @@ class EngineSettings:
 class ReplyRequest:
     """What to generate. ``mode``: 'send' (user message already stored), 'regenerate'
     (a new alternative at ``position``), 'continue' (extend the reply at ``position``) or 'branch'
-    (a new version at ``position`` going on from ``start``). ``n`` > 1: that many alternatives at once."""
+    (a new version at ``position`` going on from ``start``) or 'notebook' (``user_text`` is a
+    document, continued as it is, no transcript). ``n`` > 1: that many alternatives at once."""
 
     request_id: int
     conversation_id: int
@@ -155,10 +164,13 @@ class EngineWorker(QObject):
         assert engine is not None  # generate() checked
         session = ChatSession(engine, request.template, request.params, request.history)
         if request.n > 1:
-            self._generate_many(session, request)
+            self._generate_many(self._alternatives(session, request), request)
             return
         message_id: int | None
-        if request.mode == "branch":
+        if request.mode == "notebook":
+            stream = raw_generation(engine, request.user_text, request.params)
+            message_id = self.store.begin_reply(request.conversation_id, self.model_id)
+        elif request.mode == "branch":
             assert request.start is not None
             stream = session.send_from(request.user_text, request.start)
             message_id = self.store.begin_reply(request.conversation_id, self.model_id, request.position)
@@ -182,10 +194,14 @@ class EngineWorker(QObject):
         recorder.finish(stream.reply)
         self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
 
-    def _generate_many(self, session: ChatSession, request: ReplyRequest) -> None:
+    def _alternatives(self, session: ChatSession, request: ReplyRequest) -> AlternativesStream:
+        if request.mode == "notebook":
+            return raw_alternatives(session.engine, request.user_text, request.params, request.n)
+        return session.send_many(request.user_text, request.n)
+
+    def _generate_many(self, stream: AlternativesStream, request: ReplyRequest) -> None:
         """Every alternative is stored as a version of one reply as it streams; the first is shown."""
         assert self.engine is not None
-        stream = session.send_many(request.user_text, request.n)
         ids = self._begin_versions(request)
         with self._current_lock:
             self._current = stream
