@@ -707,7 +707,7 @@ def _print_conversation(store, conversation_id: int, as_json: bool) -> None:
         data = export.to_json(store, [conversation_id])["conversations"][0]
         print(json.dumps({"id": conversation_id, **data}, ensure_ascii=False))
     else:
-        print(export.to_markdown(store.get(conversation_id)), end="")
+        print(export.markdown_of(store, conversation_id), end="")
 
 
 def _export(store, args: argparse.Namespace) -> None:
@@ -723,7 +723,7 @@ def _export(store, args: argparse.Namespace) -> None:
     elif args.format == "prompt":
         text = export.to_prompt(store.get(args.id))
     else:
-        text = export.to_markdown(store.get(args.id))
+        text = export.markdown_of(store, args.id)
     _write_out(text, args.output)
 
 

@@ -16,6 +16,7 @@ KEYS = {
     "ttft_warm_over_cold", "threads_default", "threads_best", "threads_ratio_best", "per_token_cost_ratio",
     "startup_window_s", "startup_model_s", "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
     "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens", "kv_save_ms",
+    "alternatives_4_over_1", "logprobs_overhead", "gui_alternatives_max_stall_ms",
 }  # fmt: skip
 
 
@@ -26,6 +27,7 @@ def test_quick_bench_prints_every_key_as_json(model_path):
     assert set(figures) >= KEYS
     assert figures["machine"]["logical_cores"] >= 1 and figures["model"] == "gemma3-270m"
     for key in ("gen_tps", "gen_ratio_lowlevel", "ttft_warm_s", "ttft_cold_s", "per_token_cost_ratio",
-                "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens"):  # fmt: skip
+                "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens",
+                "alternatives_4_over_1", "logprobs_overhead"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0
     assert figures["threads_default"] >= 1 and str(figures["threads_best"]) in figures["threads_tps"]

@@ -153,3 +153,21 @@ def test_markdown_writes_the_shown_path_and_counts_the_other_branches(store):
     text = to_markdown(store.get(cid), branches=store.branch_count(cid))
     assert "q2 edited" in text and "\nq2\n" not in text
     assert "1 other branch" in text
+
+
+def test_chats_show_json_and_markdown_export_from_the_terminal(tmp_path):
+    from app.store.db import DB_NAME
+    from tests.helpers import basechat
+
+    store = ChatStore(tmp_path / DB_NAME)
+    cid = four_turns(store)
+    store.edit_user_message(cid, 2, "q2 edited")
+    store.close()
+    data = str(tmp_path)
+    shown = basechat("--data-dir", data, "chats", "show", str(cid), "--json")
+    assert shown.returncode == 0, shown.stderr
+    messages = json.loads(shown.stdout)["messages"]
+    ids = {m["id"] for m in messages}
+    assert len(messages) == 5 and all(m["parent"] is None or m["parent"] in ids for m in messages)
+    markdown = basechat("--data-dir", data, "chats", "export", str(cid))
+    assert "q2 edited" in markdown.stdout and "1 other branch not shown" in markdown.stdout

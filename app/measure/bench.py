@@ -357,7 +357,8 @@ def _slow_figures(path: Path, out: dict, progress: Callable[[str], None]) -> dic
 def _quick_nulls() -> dict:
     keys = ["gen_ratio_llama_bench", "prompt_ratio_llama_bench", "llama_bench_gen_tps",
             "llama_bench_prompt_tps", "prompt_tps", "startup_window_s", "startup_model_s",
-            "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio"]  # fmt: skip
+            "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
+            "gui_alternatives_max_stall_ms"]  # fmt: skip
     return dict.fromkeys(keys)
 
 

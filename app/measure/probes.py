@@ -94,13 +94,28 @@ def gui_probe(path: str, n_tokens: int) -> None:
     _spin(app, lambda: window.streaming is None)
     stream_stall = stalls.take()
     first, last = token_costs[:100], token_costs[-100:]
+    alternatives_stall = _alternatives_stall(app, window, stalls, min(n_tokens, 256))
     print(json.dumps({
+        "gui_alternatives_max_stall_ms": round(alternatives_stall, 1),
         "gui_max_stall_ms": round(stream_stall, 1), "gui_load_max_stall_ms": round(load_stall, 1),
         "gui_tokens": len(token_costs), "gui_token_ms_first100": round(1000 * sum(first) / len(first), 4),
         "gui_token_ms_last100": round(1000 * sum(last) / len(last), 4),
         "gui_token_cost_ratio": round((sum(last) / len(last)) / (sum(first) / len(first)), 3),
     }))  # fmt: skip
     window.close()
+
+
+def _alternatives_stall(app, window, stalls, n_tokens: int) -> float:
+    """The longest stall while four alternatives stream side by side into the window."""
+    from dataclasses import replace
+
+    params = replace(_long_reply_params(n_tokens), temperature=0.8, seed=1)
+    setattr(window, "_params", lambda: params)  # noqa: B010
+    window.settings.setValue("loom/alternatives", 4)
+    window.send("The history of the number one")
+    stalls.start()
+    _spin(app, lambda: window.streaming is None)
+    return stalls.take()
 
 
 def _engine_settings():

@@ -36,6 +36,11 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
+def markdown_of(store: ChatStore, conversation_id: int) -> str:
+    """The shown branch as Markdown, saying how many other branches the conversation has."""
+    return to_markdown(store.get(conversation_id), branches=store.branch_count(conversation_id))
+
+
 TEMPLATE_KEY = "frame"  # the conversation's own frame, in its settings, when it was edited
 
 

@@ -522,7 +522,7 @@ class MainWindow(QMainWindow):
         elif kind.startswith("Prompt"):
             text = export.to_prompt(conversation)
         else:
-            text = export.to_markdown(conversation)
+            text = export.markdown_of(self.store, conversation_id)
         try:
             Path(path).write_text(text, encoding="utf-8")
         except OSError as exc:
