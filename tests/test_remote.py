@@ -304,3 +304,19 @@ def test_bench_and_eval_run_against_the_server(llama_server):
     evaluated = basechat("eval", "tests/data/memory.jsonl", "--server", llama_server.url, "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["turn_stop_rate"] >= 0.9
+
+
+def test_alternatives_and_token_probabilities_from_llama_server(remote, template):
+    """A server's alternatives are requests one after another (seed + i); its token
+    probabilities come from llama-server's n_probs and spell the reply like the local ones."""
+    sampled = SamplingParams(temperature=0.9, seed=5, max_tokens=40, n_probs=3)
+    replies = _session(remote, template, sampled).send_many("Name an animal.", 3).run()
+    assert len(replies) == 3 and len({r.text for r in replies}) >= 2
+    for reply in replies:
+        probs = reply.completion.probs
+        assert [p.chosen.token for p in probs] == list(reply.completion.tokens)
+        assert "".join(p.chosen.text for p in probs) == reply.completion.text
+        for p in probs:
+            values = [c.prob for c in p.top]
+            assert 1 <= len(values) <= 3 and values == sorted(values, reverse=True)
+            assert all(0.0 <= v <= 1.0 for v in values)

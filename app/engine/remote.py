@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import socket
 import threading
@@ -39,6 +40,7 @@ from app.engine.base import (
     EngineInfo,
     Generation,
     SamplingParams,
+    TokenChoice,
     one_after_another,
     one_at_a_time,
 )
@@ -253,6 +255,8 @@ class RemoteEngine:
             "n_predict": params.max_tokens, "stop": stop, "ignore_eos": bool(params.ignore_eos),
             "samplers": ["top_k", "penalties", "top_p", "min_p", "temperature"],  # the local chain's order
         }  # fmt: skip
+        if params.n_probs:  # sampled: what the chain kept; greedy: the softmax of the logits
+            body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
         return body | _sampling(params)
 
     def _openai_body(self, prompt: str, params: SamplingParams, stop: list[str]) -> dict:
@@ -269,11 +273,9 @@ class RemoteEngine:
             for event in _EventStream(self._client, self.url, path, body, gen):
                 state.prompt_done = state.prompt_done or time.perf_counter()
                 text, tokens, final = self._parse_event(event)
-                shown = (
-                    state.add(tokens, text, count=None if self.kind == "llama" else 1)
-                    if text or tokens
-                    else ""
-                )
+                candidates = _native_candidates(event) if self.kind == "llama" else []
+                count = None if self.kind == "llama" else 1
+                shown = state.add(tokens, text, count=count, candidates=candidates) if text or tokens else ""
                 if shown:
                     yield shown
                 if final is not None:
@@ -329,6 +331,28 @@ def _native_event(data: dict) -> tuple[str, list[int], dict | None]:
     cached = int(timings.get("cache_n") or 0)  # "tokens_cached" counts the reply's own tokens too
     finish = _NATIVE_FINISH.get(str(data.get("stop_type")), "stop")
     return text, tokens, {"finish": finish, "cached": cached, "done": True, "timings": timings}
+
+
+def _native_candidates(data: dict) -> list[tuple[float, tuple[TokenChoice, ...]]]:
+    """llama-server's ``completion_probabilities`` (with ``n_probs``): per token, its probability
+    and the top candidates, likeliest first."""
+    rows = data.get("completion_probabilities") or []
+    return [(_prob(row), tuple(sorted((_choice(c) for c in _top(row)), key=lambda c: -c.prob)))
+            for row in rows if isinstance(row, dict)]  # fmt: skip
+
+
+def _top(row: dict) -> list:
+    return [c for c in row.get("top_probs") or row.get("top_logprobs") or [] if isinstance(c, dict)]
+
+
+def _prob(entry: dict) -> float:
+    if "prob" in entry:
+        return float(entry["prob"])
+    return math.exp(float(entry.get("logprob", float("-inf"))))
+
+
+def _choice(entry: dict) -> TokenChoice:
+    return TokenChoice(int(entry.get("id", -1)), str(entry.get("token", "")), _prob(entry))
 
 
 def _openai_event(data: dict) -> tuple[str, list[int], dict | None]:
