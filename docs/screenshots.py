@@ -72,7 +72,10 @@ def main() -> int:
 
     def loom() -> None:
         """Three alternatives written at once, the tree panel, and a reply's token view."""
+        from app.scaffold import DEFAULT_TEMPLATE, load_template
+
         window.new_chat()
+        window.set_template(load_template(DEFAULT_TEMPLATE))
         window.frame_dock.hide()
         window.loom.dock.show()
         settings.setValue("sampling/temperature", 0.9)
