@@ -16,6 +16,7 @@ from app.scaffold import (
     render_prompt,
     template_from_dict,
 )
+from app.scaffold.template import template_to_dict
 from app.scaffold.transcript import header_text
 
 
@@ -157,3 +158,44 @@ def test_templates_round_trip_through_toml(tmp_path, monkeypatch, template):
     assert (loaded.preamble, loaded.examples, loaded.speaker_names) == (
         mine.preamble, mine.examples, mine.speaker_names,
     )  # fmt: skip
+
+
+def _noted(**extra):
+    data = {"preamble": "P", "notes": [
+        {"when": r"\bstory\b", "note": "(A whole story.)"},
+        {"when": r"\b(list|story)\b", "note": "(Every item.)"},
+    ], **extra}  # fmt: skip
+    return template_from_dict(data)
+
+
+def test_a_request_note_goes_under_a_matching_request_only():
+    template = _noted()
+    assert render_prompt(template, [], "Tell me a STORY about a fox.").endswith(
+        "User: Tell me a STORY about a fox.\n(A whole story.)\nAssistant:"
+    )  # first match wins, any case
+    assert render_prompt(template, [], "List three birds.").endswith("(Every item.)\nAssistant:")
+    assert render_prompt(template, [], "What is a story?x").count("(") == 1
+    assert render_prompt(template, [], "Hello!").endswith("User: Hello!\nAssistant:")
+
+
+def test_a_noted_turn_renders_the_same_in_history_so_the_cache_prefix_holds():
+    template = _noted()
+    first = render_prompt(template, [], "Tell me a story.")
+    history = [Message("user", "Tell me a story."), Message("assistant", "Once.")]
+    later = render_prompt(template, history, "More")
+    assert later.startswith(first)
+
+
+def test_notes_survive_a_round_trip_and_a_bad_pattern_is_one_clear_error():
+    template = _noted()
+    assert template_from_dict(template_to_dict(template)).notes == template.notes
+    with pytest.raises(TemplateError, match="note pattern"):
+        template_from_dict({"preamble": "P", "notes": [{"when": "(", "note": "x"}]})
+    with pytest.raises(TemplateError, match="one line"):
+        template_from_dict({"preamble": "P", "notes": [{"when": "x", "note": "a\nb"}]})
+
+
+def test_frame_separator_lines_stop_a_reply():
+    frame = {"preamble": "P", "example_separator": "### Earlier", "chat_start": "### Now"}
+    template = template_from_dict(frame)
+    assert {"\n### Earlier", "\n### Now"} <= set(template.stop_strings())

@@ -29,6 +29,14 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class RequestNote:
+    """``note`` goes under a user message that matches ``when`` (a regular expression, any case)."""
+
+    when: str
+    note: str
+
+
+@dataclass(frozen=True)
 class Template:
     name: str
     preamble: str
@@ -42,11 +50,10 @@ class Template:
     alternate_greetings: tuple[str, ...] = ()
     example_separator: str = ""  # a line before each example conversation
     chat_start: str = ""  # a line between the examples and the real conversation
-    # A line under a user message that asks for something long (``long_requests``, a regular
-    # expression matched case-insensitively): the author's note of KoboldCpp and SillyTavern,
-    # here only where the request calls for it, so short questions keep short answers.
-    long_note: str = ""
-    long_requests: str = ""
+    # Lines put under a user message whose text matches their pattern (first match wins): the
+    # author's note of KoboldCpp and SillyTavern, here only where the request calls for it —
+    # a story, a list, code — so short questions keep short answers.
+    notes: tuple[RequestNote, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -111,8 +118,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             alternate_greetings=tuple(str(g) for g in data.get("alternate_greetings", []) if str(g).strip()),
             example_separator=_optional(data, "example_separator"),
             chat_start=_optional(data, "chat_start"),
-            long_note=_optional(data, "long_note"),
-            long_requests=_pattern(data, "long_requests"),
+            notes=tuple(_note(n) for n in data.get("notes", [])),
             source=source,
         )
     except (TypeError, AttributeError, ValueError) as exc:
@@ -133,15 +139,17 @@ def _optional(mapping: dict, key: str) -> str:
     return value.strip()
 
 
-def _pattern(mapping: dict, key: str) -> str:
+def _note(data: dict) -> RequestNote:
     import re
 
-    value = _optional(mapping, key)
+    when, note = _text(data, "when"), _text(data, "note")
     try:
-        re.compile(value)
+        re.compile(when)
     except re.error as exc:
-        raise ValueError(f"'{key}' is not a valid pattern ({exc})") from None
-    return value
+        raise ValueError(f"note pattern {when!r} is not valid ({exc})") from None
+    if "\n" in note:
+        raise ValueError("a note must be one line")
+    return RequestNote(when, note)
 
 
 def _text(mapping: dict, key: str) -> str:
@@ -165,11 +173,13 @@ def template_to_dict(template: Template) -> dict:
         "assistant_name": template.assistant_name, "preamble": template.preamble,
         "stop": list(template.extra_stops),
     }  # fmt: skip
-    for key in ("greeting", "example_separator", "chat_start", "long_note", "long_requests"):
+    for key in ("greeting", "example_separator", "chat_start"):
         if getattr(template, key):
             data[key] = getattr(template, key)
     if template.alternate_greetings:
         data["alternate_greetings"] = list(template.alternate_greetings)
+    if template.notes:
+        data["notes"] = [{"when": n.when, "note": n.note} for n in template.notes]
     data["examples"] = [_exchange_dict(e) for e in template.examples]
     return data
 

@@ -65,16 +65,18 @@ def _label_pattern(template: Template) -> re.Pattern[str]:
 def turn_text(template: Template, message: Message) -> str:
     if message.role == "user":
         body = neutralise(message.text.strip(), template)
-        return f"{template.user_name}: {body}\n{length_note(template, message.text)}"
+        return f"{template.user_name}: {body}\n{request_note(template, message.text)}"
     body = message.continuation
     return f"{template.assistant_name}:{neutralise(body, template)}\n"
 
 
-def length_note(template: Template, request: str) -> str:
-    """The template's note under a request for something long (a story, a list, code…), else "".
-    A pure function of the text, so a turn renders the same every time and the cache stays valid."""
-    asks = template.long_requests and re.search(template.long_requests, request, re.IGNORECASE)
-    return f"{template.long_note}\n" if template.long_note and asks else ""
+def request_note(template: Template, request: str) -> str:
+    """The template's note for this kind of request (a story, a list, code…), else "". A pure
+    function of the text, so a turn renders the same every time and the cache stays valid."""
+    for note in template.notes:
+        if re.search(note.when, request, re.IGNORECASE):
+            return f"{note.note}\n"
+    return ""
 
 
 def header_text(template: Template) -> str:
