@@ -86,7 +86,7 @@ def test_empty_message_is_refused(session):
 
 @pytest.fixture(scope="module")
 def small_engine(model_path):
-    with LlamaEngine(model_path, n_ctx=512) as loaded:
+    with LlamaEngine(model_path, n_ctx=1024) as loaded:
         yield loaded
 
 

@@ -53,7 +53,7 @@ def test_ask_with_history_file(tmp_path, model_path):
 def test_prompt_json_counts_tokens(model_path):
     data = json.loads(basechat("prompt", "--json", "Hi").stdout)
     assert data["prompt"].endswith("User: Hi\nAssistant:")
-    assert 100 < data["tokens"] < 200 and data["n_ctx"] == 4096
+    assert 100 < data["tokens"] < 1000 and data["n_ctx"] == 4096
 
 
 def test_chat_reads_piped_messages_and_resets(model_path):

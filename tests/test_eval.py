@@ -76,9 +76,18 @@ def test_eval_command_bad_file_is_one_line(tmp_path, model_path):
 
 def test_parroting_is_counted_only_for_example_content_the_chat_never_mentioned():
     from app.measure.evaluate import example_terms, parrots
-    from app.scaffold import load_template
+    from app.scaffold import template_from_dict
 
-    terms = example_terms(load_template("chat"))
+    old_chat = template_from_dict(
+        {
+            "preamble": "A chat.",
+            "examples": [
+                {"user": "Hi, I'm Maria.", "assistant": "Hello, Maria! Nice to meet you."},
+                {"user": "What is the tallest mountain?", "assistant": "Mount Everest, at 8,849 metres."},
+            ],
+        }
+    )  # fmt: skip  (the frame before round two, which parroted "Maria")
+    terms = example_terms(old_chat)
     assert {"Maria", "Everest", "8,849"} <= terms
     assert parrots("Your name is Maria.", "What is my name?", terms)
     assert parrots("It is 8,849 metres tall.", "How tall is Mount Fuji?", terms)

@@ -225,7 +225,7 @@ def test_an_edited_frame_is_marked_and_can_be_reset(qtbot, window):
     )
     window.frame.reset_button.click()
     assert not window.frame.edited_note.isVisible()
-    assert window.template.preamble.startswith("The following is a transcript")
+    assert window.template.preamble == load_template("chat").preamble
 
 
 def test_the_models_table_fills_its_dialog(qtbot, window):

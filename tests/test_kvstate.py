@@ -30,6 +30,16 @@ def long_history(turns: int) -> list[Message]:
     return history
 
 
+@pytest.fixture(scope="module")
+def template():
+    """A compact frame (the chat frame before round two, about 180 tokens), so a short chat fits
+    inside Gemma's 512-token sliding window where these tests need it to."""
+    from app.scaffold import load_template
+    from tests.conftest import ROOT
+
+    return load_template(ROOT / "tests" / "data" / "compact-frame.toml")
+
+
 @pytest.fixture
 def states(tmp_path):
     return tmp_path / "kv"
