@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,23 @@ def test_round_two_measures_on_the_real_model(engine, tmp_path):
     bad.write_text('{"kind": "chitchat", "question": "hi"}\n')
     with pytest.raises(InputError, match="kind must be one of"):
         load_items([bad])
+
+
+def _content_words(text: str) -> set[str]:
+    common = {"what", "which", "does", "have", "many", "with", "there", "your", "about", "tell"}
+    return {w for w in re.findall(r"[a-z']+", text.lower()) if len(w) > 3 and w not in common}
+
+
+def test_the_default_frame_asks_nothing_the_eval_sets_ask():
+    """An example that asks an eval question hands the model its answer and flatters the figure
+    (round two first used three such examples; the held half caught them). Long-form requests
+    share their form on purpose ("Write a long story about…"), so only facts are compared."""
+    from app.scaffold import load_template
+
+    items = load_items(sorted(DATA.glob("*.jsonl")))
+    questions = [i.question for i in items if i.kind != "long"] + [s for i in items for s in i.setup]
+    for example in load_template("chat").examples:
+        mine = _content_words(example.user)
+        for question in questions:
+            shared = mine & _content_words(question)
+            assert not mine or len(shared) / len(mine) < 0.6, (example.user, question)
