@@ -276,17 +276,9 @@ class ChatStore:
         """Show the branch through ``message_id``: it becomes its parent's chosen child, and the
         path below it follows the choices last made there."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None:
-                raise InputError("That message no longer exists.")
-            db.execute(
-                "UPDATE messages SET chosen = (id = ?) WHERE conversation_id = ? AND parent_id IS ?",
-                (message_id, row["conversation_id"], row["parent_id"]),
-            )
-            for ancestor in self._ancestors(db, message_id):
-                self._choose_child(db, ancestor)
+            self._placed(db, message_id)
+            for node in [message_id, *self._ancestors(db, message_id)]:
+                self._choose_child(db, node)
 
     def choose_alternative(self, conversation_id: int, position: int, alternative: int) -> None:
         """Show the ``alternative``-th version (0-based, oldest first) of the message at ``position``."""
@@ -339,13 +331,9 @@ class ChatStore:
     def delete_branch(self, message_id: int) -> None:
         """Remove a message and everything below it; its parent shows its newest other child."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None:
-                raise InputError("That message no longer exists.")
+            conversation_id, parent_id = self._placed(db, message_id)
             db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-            self._keep_one_chosen(db, row["conversation_id"], row["parent_id"])
+            self._keep_one_chosen(db, conversation_id, parent_id)
 
     def all_messages(self, conversation_id: int) -> list[StoredMessage]:
         """Every message of every branch, parents before children (creation order)."""
@@ -441,14 +429,22 @@ class ChatStore:
         return [row[0] for row in rows]
 
     @staticmethod
-    def _choose_child(db: sqlite3.Connection, child_id: int) -> None:
-        """Make ``child_id`` the chosen one among its siblings."""
+    def _placed(db: sqlite3.Connection, message_id: int) -> tuple[int, int | None]:
+        """(conversation id, parent id) of a message; InputError if it is gone."""
         row = db.execute(
-            "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (child_id,)
+            "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
         ).fetchone()
+        if row is None:
+            raise InputError("That message no longer exists.")
+        return row[0], row[1]
+
+    @classmethod
+    def _choose_child(cls, db: sqlite3.Connection, child_id: int) -> None:
+        """Make ``child_id`` the chosen one among its siblings."""
+        conversation_id, parent_id = cls._placed(db, child_id)
         db.execute(
             "UPDATE messages SET chosen = (id = ?) WHERE conversation_id = ? AND parent_id IS ?",
-            (child_id, row[0], row[1]),
+            (child_id, conversation_id, parent_id),
         )
 
     @staticmethod
