@@ -166,33 +166,32 @@ class EngineWorker(QObject):
         if request.n > 1:
             self._generate_many(self._alternatives(session, request), request)
             return
-        message_id: int | None
-        if request.mode == "notebook":
-            stream = raw_generation(engine, request.user_text, request.params)
-            message_id = self.store.begin_reply(request.conversation_id, self.model_id)
-        elif request.mode == "branch":
-            assert request.start is not None
-            stream = session.send_from(request.user_text, request.start)
-            message_id = self.store.begin_reply(request.conversation_id, self.model_id, request.position)
-        elif request.mode == "continue":
-            stream = session.continue_last()
-            message_id = request.message_id
-        else:
-            stream = session.send(request.user_text)
-            message_id = self.store.begin_reply(request.conversation_id, self.model_id, request.position)
+        stream = self._stream(session, request)
+        message_id = request.message_id if request.mode == "continue" else self.store.begin_reply(
+            request.conversation_id, self.model_id, request.position
+        )  # fmt: skip
         with self._current_lock:
             self._current = stream
         assert message_id is not None, "a continue request names the message it extends"
         recorder = ReplyRecorder(self.store, message_id)
-        if request.mode == "continue":
-            recorder.add(request.history[-1].continuation)
-        elif request.start is not None:
-            recorder.add(request.start.text)
+        recorder.add(_already_written(request))
         for chunk in stream:
             recorder.add(chunk)
             self.token.emit(request.request_id, chunk)
         recorder.finish(stream.reply)
         self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
+
+    @staticmethod
+    def _stream(session: ChatSession, request: ReplyRequest) -> ReplyStream:
+        """The one reply the request asks for, by its mode."""
+        if request.mode == "notebook":
+            return raw_generation(session.engine, request.user_text, request.params)
+        if request.mode == "branch":
+            assert request.start is not None
+            return session.send_from(request.user_text, request.start)
+        if request.mode == "continue":
+            return session.continue_last()
+        return session.send(request.user_text)
 
     def _alternatives(self, session: ChatSession, request: ReplyRequest) -> AlternativesStream:
         if request.mode == "notebook":
@@ -239,6 +238,14 @@ class EngineWorker(QObject):
             self.inspected.emit(request_id, str(exc), 0, room, self.engine.n_ctx)
             return
         self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.reply_room, plan.n_ctx)
+
+
+def _already_written(request: ReplyRequest) -> str:
+    """What the stored reply starts with before new text streams in: the reply being continued,
+    or the kept part of a branched one."""
+    if request.mode == "continue":
+        return request.history[-1].continuation
+    return request.start.text if request.start is not None else ""
 
 
 def _outcome(reply, n_ctx: int) -> ReplyOutcome:
