@@ -76,7 +76,7 @@ def test_eval_command_bad_file_is_one_line(tmp_path, model_path):
 
 
 def test_parroting_is_counted_only_for_example_content_the_chat_never_mentioned():
-    from app.measure.evaluate import example_terms, parrots
+    from app.measure.evaluate import example_phrases, example_terms, parrots
     from app.scaffold import template_from_dict
 
     old_chat = template_from_dict(
@@ -94,6 +94,17 @@ def test_parroting_is_counted_only_for_example_content_the_chat_never_mentioned(
     assert parrots("It is 8,849 metres tall.", "How tall is Mount Fuji?", terms)
     assert not parrots("I don't know your name yet.", "What is my name?", terms)
     assert not parrots("Hello, Maria!", "Hi, I'm Maria.", terms)  # she said it: not parroting
+    story = template_from_dict({"preamble": "A chat.", "examples": [
+        {"user": "A story?", "assistant": "It was dark.\n\nShe ran home to Lisbon.\n- Then she slept."},
+    ]})  # fmt: skip
+    assert example_terms(story) == {"Lisbon"}  # paragraph and list openers are not names
+    tea = template_from_dict({"preamble": "A chat.", "examples": [
+        {"user": "How do I make tea?", "assistant": "- Boil fresh water in a kettle.\n- Add the tea."},
+    ]})  # fmt: skip
+    copied = "Here is how to bake bread:\n- Boil fresh water in a kettle."
+    assert parrots(copied, "How do I bake bread?", set(), example_phrases(tea))
+    assert not parrots("Boil the water, then add flour.", "How do I bake bread?", set(), example_phrases(tea))
+    assert not parrots(copied, "Should I boil fresh water in a kettle?", set(), example_phrases(tea))
 
 
 @pytest.mark.model

@@ -144,22 +144,38 @@ LONG_FORM_TOKENS = 400  # room for a long answer; a short-answer item keeps --ma
 
 def example_terms(template: Template) -> set[str]:
     """What is specific to a template's example exchanges: names (capitalised words that are not
-    sentence openers or the speakers) and numbers, less anything its preamble says."""
+    sentence, paragraph or list-item openers, or the speakers) and numbers, less anything its
+    preamble says."""
     text = " ".join(f"{e.user} {e.assistant}" for e in template.examples)
-    names = set(re.findall(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text))
+    names = set(re.findall(r"(?<![.!?]\s)(?<![\n\-]\s)(?<!\n)(?<!^)\b([A-Z][a-z]{2,})\b", text))
     numbers = set(re.findall(r"\b\d[\d,.]*\d\b|\b\d\b", text))
     common = {"The", "What", "How", "Who", "Where", "Ask", "Your", "Hello", "Nice", "Yes", "Sure", "Hi"}
     own = set(template.speaker_names) | set(re.findall(r"\w+", template.preamble))
     return (names - common - own) | numbers
 
 
-def parrots(reply: str, conversation: str, terms: set[str]) -> bool:
-    """The reply uses an example's name or number that this conversation never mentioned."""
+PHRASE_WORDS = 5  # a run of this many words from an example reply is a distinctive phrase
+
+
+def example_phrases(template: Template) -> set[tuple[str, ...]]:
+    """Every run of ``PHRASE_WORDS`` words in the example replies ("boil fresh water in a")."""
+    return {p for e in template.examples for p in _runs(e.assistant)}
+
+
+def _runs(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + PHRASE_WORDS]) for i in range(len(words) - PHRASE_WORDS + 1)}
+
+
+def parrots(reply: str, conversation: str, terms: set[str], phrases: frozenset | set = frozenset()) -> bool:
+    """The reply uses an example's name, number or phrase that this conversation never mentioned."""
 
     def mentions(text: str, term: str) -> bool:
         return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None
 
-    return any(mentions(reply, t) and not mentions(conversation, t) for t in terms)
+    if any(mentions(reply, t) and not mentions(conversation, t) for t in terms):
+        return True
+    return bool((_runs(reply) & set(phrases)) - _runs(conversation))
 
 
 def run_eval(
@@ -205,7 +221,7 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
         turn_stop=reply.completion.finish_reason == "stop",
         leaked=_leaks(text, template),
         completion_tokens=reply.completion.usage.completion_tokens,
-        parroted=parrots(text, conversation, example_terms(template)),
+        parroted=parrots(text, conversation, example_terms(template), example_phrases(template)),
     )
 
 
