@@ -53,11 +53,12 @@ def test_generated_token_ids_are_kept_for_the_next_prompt(session):
     assert start > 0
 
 
-def test_replies_end_at_the_turn_boundary_and_never_show_a_label(engine, session, greedy):
+def test_replies_end_at_the_turn_boundary_and_never_show_a_label(engine, template, greedy):
     question = "What is the largest planet in the solar system?"
+    session = ChatSession(engine, template, replace(greedy, max_tokens=160))  # room to finish
     plan = session.plan(question)
     engine.clear_cache()  # both runs evaluate the prompt in the same batches: same numbers
-    free = engine.generate(plan.tokens, replace(greedy, max_tokens=80), []).run().text
+    free = engine.generate(plan.tokens, replace(greedy, max_tokens=200), []).run().text
     assert "\nUser:" in free  # left alone, the model writes the user's next turn
     engine.clear_cache()
     reply = session.ask(question)

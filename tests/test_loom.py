@@ -65,7 +65,9 @@ def test_temperature_zero_with_several_alternatives_is_refused(engine, template)
 
 def test_token_probabilities_spell_the_reply_and_change_nothing(engine, template):
     greedy = SamplingParams(temperature=0.0, max_tokens=40)
+    engine.clear_cache()  # both cold: the prompt is evaluated in the same batches, same numbers
     plain = ChatSession(engine, template, greedy).ask("What do bees make?")
+    engine.clear_cache()
     recorded = ChatSession(engine, template, replace(greedy, n_probs=5)).ask("What do bees make?")
     assert recorded.completion.tokens == plain.completion.tokens
     probs = recorded.completion.probs
@@ -101,9 +103,11 @@ def test_a_token_chosen_from_the_top_list_starts_a_branch_that_goes_on_after_it(
     )
     session = ChatSession(engine, template, params)
     after = session.plan(question).tokens + list(start.tokens)
+    engine.clear_cache()  # the branch and its reference both cold: same batches, same numbers
     branch = session.send_from(question, start).run()
     assert branch.completion.tokens[: at + 1] == start.tokens
     # what follows is the model's continuation of the prompt *with the chosen token in place*
+    engine.clear_cache()
     reference = engine.generate(after, params, template.stop_strings()).run()
     assert branch.completion.tokens[at + 1 :] == reference.tokens
     assert branch.completion.text.startswith(start.text)
