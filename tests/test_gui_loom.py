@@ -126,6 +126,7 @@ def test_a_notebook_is_continued_from_the_cursor_and_stored_as_a_tree(qtbot, win
     assert document.startswith("Once upon a time, in a small village by the sea,") and len(document) > 60
     stored = window.store.get(window.conversation_id)
     assert stored.kind == "notebook" and [m.role for m in stored.messages] == ["user", "assistant"]
+    assert stored.title.startswith("Once upon a time")  # named by its text, like a chat
     assert stored.messages[0].text + stored.messages[1].text == document  # no transcript, no labels
     prefix = "Once upon a time, in a small village by the sea,"
     engine = window.worker.engine

@@ -232,7 +232,8 @@ class ChatStore:
             message_id = self._insert(db, conversation_id, parent, len(path), "user", text, "done")
             if not path:
                 db.execute(
-                    "UPDATE conversations SET title = ? WHERE id = ? AND title = 'New chat'",
+                    "UPDATE conversations SET title = ? WHERE id = ?"
+                    " AND title IN ('New chat', 'New notebook')",
                     (title_from(text), conversation_id),
                 )
         return message_id
