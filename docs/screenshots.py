@@ -90,11 +90,29 @@ def main() -> int:
             QTimer.singleShot(200, loom_done)
             return
         window.loom.toggle_tokens(1)
-        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "loom.png")), app.quit()))
+        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "loom.png")), notebook()))
+
+    def notebook() -> None:
+        """A notebook: a text continued from the cursor, three continuations, the token view."""
+        window.new_notebook()
+        page = window.notebook.page
+        page.editor.setPlainText(
+            "The lighthouse keeper had not seen a ship in eleven years. Then, one foggy morning,"
+        )
+        page.editor.moveCursor(page.editor.textCursor().MoveOperation.End)
+        window.notebook.continue_text(3)
+        QTimer.singleShot(300, notebook_done)
+
+    def notebook_done() -> None:
+        if window.notebook.request_id:
+            QTimer.singleShot(200, notebook_done)
+            return
+        window.notebook.toggle_tokens()
+        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "notebook.png")), app.quit()))
 
     QTimer.singleShot(100, step)
     app.exec()
-    print(f"saved screenshot.png, models.png, card.png and loom.png in {DOCS}")
+    print(f"saved screenshot.png, models.png, card.png, loom.png and notebook.png in {DOCS}")
     return 0
 
 
