@@ -196,6 +196,9 @@ def test_application_menu_quit_about_and_shortcuts(qtbot, window, monkeypatch):
     actions["Keyboard shortcuts"].trigger()
     assert "Gemma Terms of Use" in shown["about"] and "llama-cpp-python" in shown["about"]
     assert "Ctrl+Q" in shown["keys"] and "Shift+Enter" in shown["keys"]
+    chat_menu = next(m for m in menus if m.title().replace("&", "") == "Chat")
+    for action in chat_menu.actions():  # every Chat shortcut is in the list
+        assert action.shortcut().toString() in shown["keys"], action.text()
 
 
 def test_settings_say_what_they_change_and_restore_defaults(qtbot, window):

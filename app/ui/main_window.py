@@ -59,7 +59,9 @@ SHORTCUTS = [
     ("Enter", "send"), ("Shift+Enter", "new line"), ("Esc", "stop the reply"), ("Ctrl+N", "new chat"),
     ("Ctrl+F", "search chats"), ("Ctrl+R", "regenerate the last reply"),
     ("Ctrl+Shift+C", "copy the last reply"), ("Ctrl+E", "export this chat"),
-    ("Ctrl+I", "import a character card or frame"), ("Ctrl+Q", "quit"),
+    ("Ctrl+I", "import a character card or frame"), ("Ctrl+Shift+R", "write alternatives of the last reply"),
+    ("Ctrl+Shift+N", "new notebook"), ("Ctrl+Enter", "continue a notebook from the cursor"),
+    ("Ctrl+Q", "quit"),
 ]  # fmt: skip
 _ROWS = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in SHORTCUTS)
 SHORTCUTS_HTML = f"<table cellpadding=3>{_ROWS}</table>"
