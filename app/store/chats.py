@@ -268,6 +268,10 @@ class ChatStore:
              ttft_s, tokens_per_s, pack_probs(probs), message_id),
         )  # fmt: skip
 
+    def position_of(self, message_id: int) -> int:
+        """How deep in its conversation a message is (0: the first turn)."""
+        return self.db.execute("SELECT position FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
+
     def token_probs(self, message_id: int) -> list | None:
         """The reply's tokens with their top candidates, as recorded when it was generated."""
         row = self.db.execute("SELECT probs FROM messages WHERE id = ?", (message_id,)).fetchone()
@@ -277,9 +281,7 @@ class ChatStore:
         """Show the branch through ``message_id``: it becomes its parent's chosen child, and the
         path below it follows the choices last made there."""
         with self._transaction() as db:
-            self._placed(db, message_id)
-            for node in [message_id, *self._ancestors(db, message_id)]:
-                self._choose_child(db, node)
+            self._choose_path_to(db, message_id)
 
     def choose_alternative(self, conversation_id: int, position: int, alternative: int) -> None:
         """Show the ``alternative``-th version (0-based, oldest first) of the message at ``position``."""
@@ -355,8 +357,9 @@ class ChatStore:
 
     def end_path_at(self, message_id: int) -> None:
         """Show the branch through ``message_id`` and end it there: the next message hangs from it."""
-        self.choose(message_id)
-        self.db.execute("UPDATE messages SET chosen = 0 WHERE parent_id = ?", (message_id,))
+        with self._transaction() as db:
+            self._choose_path_to(db, message_id)
+            db.execute("UPDATE messages SET chosen = 0 WHERE parent_id = ?", (message_id,))
 
     def tree(self, conversation_id: int) -> list[TreeNode]:
         """Every message of the conversation (all branches), in creation order."""
@@ -438,6 +441,13 @@ class ChatStore:
         if row is None:
             raise InputError("That message no longer exists.")
         return row[0], row[1]
+
+    @classmethod
+    def _choose_path_to(cls, db: sqlite3.Connection, message_id: int) -> None:
+        """Every message from the root down to ``message_id`` becomes its parent's chosen child."""
+        cls._placed(db, message_id)
+        for node in [message_id, *cls._ancestors(db, message_id)]:
+            cls._choose_child(db, node)
 
     @classmethod
     def _choose_child(cls, db: sqlite3.Connection, child_id: int) -> None:

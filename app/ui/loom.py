@@ -122,7 +122,7 @@ class TokenView(QTextBrowser):
 
     def _clicked(self, url: QUrl) -> None:
         if url.scheme() == "tok":
-            self.offer(int(url.path()), self.viewport().mapToGlobal(QPoint(0, 0)))
+            self.menu_for(int(url.path())).popup(QCursor.pos())
 
     def menu_for(self, index: int) -> QMenu:
         """The candidates at token ``index``, likeliest first; the one the reply has is checked."""
@@ -134,9 +134,6 @@ class TokenView(QTextBrowser):
             action.setChecked(token == chosen)
             action.triggered.connect(lambda _=False, t=token: self.branch.emit(index, t))
         return menu
-
-    def offer(self, index: int, where: QPoint) -> None:
-        self.menu_for(index).popup(QCursor.pos() if QCursor.pos() else where)
 
 
 class TreePanel(QTreeWidget):

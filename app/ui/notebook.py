@@ -96,10 +96,8 @@ class Notebook(QObject):
     def show(self, conversation_id: int) -> None:
         """The document as stored: the last continued text and the continuation chosen after it."""
         thread = self.w.store.get(conversation_id).messages
-        text = "".join(m.text for m in thread[-2:]) if thread and thread[-1].role == "assistant" else ""
-        if thread and thread[-1].role == "user":
-            text = thread[-1].text
-        self.page.editor.setPlainText(text)
+        last_continued = max((i for i, m in enumerate(thread) if m.role == "user"), default=len(thread))
+        self.page.editor.setPlainText("".join(m.text for m in thread[last_continued:]))
         self.page.editor.moveCursor(QTextCursor.MoveOperation.End)
         self._show_versions(thread)
         self._drop_tokens()
@@ -168,23 +166,26 @@ class Notebook(QObject):
 
     # -- versions and tokens -----------------------------------------------------------------
 
-    def switch_version(self, step: int) -> None:
+    def _thread(self) -> list:
+        """The shown path of the open notebook (none when no conversation is open)."""
         w = self.w
-        if w.conversation_id is None:
-            return
-        thread = w.store.get(w.conversation_id).messages
+        return w.store.get(w.conversation_id).messages if w.conversation_id is not None else []
+
+    def switch_version(self, step: int) -> None:
+        thread = self._thread()
         if self.request_id or not thread or thread[-1].role != "assistant":
             return
-        last = thread[-1]
-        w.store.choose_alternative(w.conversation_id, last.position, last.alternative + step)
-        self.show(w.conversation_id)
-        w.loom.refresh_tree()
+        last, conversation_id = thread[-1], self.w.conversation_id
+        assert conversation_id is not None
+        self.w.store.choose_alternative(conversation_id, last.position, last.alternative + step)
+        self.show(conversation_id)
+        self.w.loom.refresh_tree()
 
     def toggle_tokens(self) -> None:
         if self._drop_tokens():
             return
         w = self.w
-        thread = w.store.get(w.conversation_id).messages if w.conversation_id is not None else []
+        thread = self._thread()
         if not thread or thread[-1].role != "assistant":
             return
         view = TokenView(w.store.token_probs(thread[-1].id) or [])
@@ -202,7 +203,7 @@ class Notebook(QObject):
     def branch_at(self, index: int, token: int) -> None:
         """The text up to that token, the chosen candidate in its place, then continue."""
         w = self.w
-        thread = w.store.get(w.conversation_id).messages if w.conversation_id is not None else []
+        thread = self._thread()
         rows = w.store.token_probs(thread[-1].id) or []
         chosen = next((c for c in rows[index][3] if c[0] == token), None)
         if chosen is None:

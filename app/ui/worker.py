@@ -218,7 +218,7 @@ class EngineWorker(QObject):
     def _begin_versions(self, request: ReplyRequest) -> list[int]:
         conversation = request.conversation_id
         first = self.store.begin_reply(conversation, self.model_id, request.position)
-        position = len(self.store.get(conversation).messages) - 1
+        position = self.store.position_of(first)
         more = [self.store.begin_reply(conversation, self.model_id, position) for _ in range(request.n - 1)]
         return [first, *more]
 
