@@ -61,12 +61,13 @@ def main() -> int:
         window.import_frame(str(DOCS / "example-card.json"))
         window.composer.editor.setPlainText("Where are we flying today, captain?")
         window.composer._send()
-        QTimer.singleShot(300, card_done)
+        when_idle(lambda: window.streaming is not None, card_done)
+
+    def when_idle(busy, then) -> None:
+        """Call ``then`` once ``busy()`` is false, looking every 200 ms."""
+        QTimer.singleShot(200, lambda: when_idle(busy, then) if busy() else then())
 
     def card_done() -> None:
-        if window.streaming is not None:
-            QTimer.singleShot(200, card_done)
-            return
         window.inspect_prompt()
         QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), loom()))
 
@@ -83,12 +84,9 @@ def main() -> int:
         settings.setValue("loom/alternatives", 3)
         window.composer.editor.setPlainText("Tell me about the moon.")
         window.composer._send()
-        QTimer.singleShot(300, loom_done)
+        when_idle(lambda: window.streaming is not None, loom_done)
 
     def loom_done() -> None:
-        if window.streaming is not None:
-            QTimer.singleShot(200, loom_done)
-            return
         window.loom.toggle_tokens(1)
         QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "loom.png")), notebook()))
 
@@ -101,12 +99,9 @@ def main() -> int:
         )
         page.editor.moveCursor(page.editor.textCursor().MoveOperation.End)
         window.notebook.continue_text(3)
-        QTimer.singleShot(300, notebook_done)
+        when_idle(lambda: bool(window.notebook.request_id), notebook_done)
 
     def notebook_done() -> None:
-        if window.notebook.request_id:
-            QTimer.singleShot(200, notebook_done)
-            return
         window.notebook.toggle_tokens()
         QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "notebook.png")), app.quit()))
 
