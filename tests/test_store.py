@@ -119,10 +119,12 @@ def test_regenerated_alternatives_are_kept_and_one_is_chosen(store):
         store.choose_alternative(cid, 1, 5)
 
 
-def test_editing_a_user_message_drops_the_later_branch(store):
+def test_editing_a_user_message_shows_the_new_version_and_keeps_the_old_branch(store):
     cid = chat_with(store, "q1", "a1", "q2", "a2", "q3", "a3")
     store.edit_user_message(cid, 2, "q2 edited")
     assert [m.text for m in store.get(cid).messages] == ["q1", "a1", "q2 edited"]
+    store.choose_alternative(cid, 2, 0)
+    assert [m.text for m in store.get(cid).messages] == ["q1", "a1", "q2", "a2", "q3", "a3"]
     with pytest.raises(InputError, match="user message"):
         store.edit_user_message(cid, 1, "not a user turn")
 

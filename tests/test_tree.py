@@ -171,3 +171,71 @@ def test_chats_show_json_and_markdown_export_from_the_terminal(tmp_path):
     assert len(messages) == 5 and all(m["parent"] is None or m["parent"] in ids for m in messages)
     markdown = basechat("--data-dir", data, "chats", "export", str(cid))
     assert "q2 edited" in markdown.stdout and "1 other branch not shown" in markdown.stdout
+
+
+def _columns_and_uniques(store) -> tuple[set[str], list[str]]:
+    columns = {row[1] for row in store.db.execute("PRAGMA table_info(messages)")}
+    uniques = [row[1] for row in store.db.execute("PRAGMA index_list(messages)") if row[2]]
+    return columns, uniques
+
+
+def test_the_list_columns_are_dropped_from_an_old_database(tmp_path):
+    """Schema 2 (the fixture) goes through the tree migration and then loses ``alternative`` and
+    its UNIQUE constraint; full-text search and the tree still work."""
+    path = tmp_path / "chats.db"
+    shutil.copy(FIXTURE, path)
+    store = ChatStore(path)
+    columns, uniques = _columns_and_uniques(store)
+    assert "alternative" not in columns and "parent_id" in columns and uniques == []
+    first = min(c.id for c in store.list_conversations())
+    assert [m.text for m in store.alternatives(first, 1)] == ["Paris.", "It is Paris."]
+    assert [hit[0] for hit in store.search("Italy")] == [first]
+    store.close()
+
+
+def test_a_database_of_the_tree_schema_loses_the_list_columns_and_keeps_everything(tmp_path):
+    """A database written by the previous code (schema 3): rows, branches, probabilities, search."""
+    import sqlite3
+
+    from app.store.migrations import MIGRATIONS
+
+    path = tmp_path / "chats.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for number, step in enumerate(MIGRATIONS[:3], start=1):
+        db.executescript(f"BEGIN; {step(db)}; PRAGMA user_version = {number}; COMMIT;")
+    db.execute(
+        "INSERT INTO conversations (title, created_at, updated_at, template) VALUES ('t', 1, 1, 'chat')"
+    )
+    rows = [(1, None, 0, 0, 1, "user", "hello"), (2, 1, 1, 0, 0, "assistant", "first"),
+            (3, 1, 1, 1, 1, "assistant", "second"), (4, 3, 2, 0, 1, "user", "more")]  # fmt: skip
+    columns = "id, conversation_id, parent_id, position, alternative, chosen, role, text, created_at, probs"
+    db.executemany(f"INSERT INTO messages ({columns}) VALUES (?, 1, ?, ?, ?, ?, ?, ?, 1, x'00')", rows)
+    db.close()
+    store = ChatStore(path)
+    columns, uniques = _columns_and_uniques(store)
+    assert "alternative" not in columns and uniques == []
+    assert texts(store, 1) == ["hello", "second", "more"]
+    assert [m.text for m in store.alternatives(1, 1)] == ["first", "second"]
+    assert store.db.execute("SELECT count(*) FROM messages WHERE probs IS NOT NULL").fetchone()[0] == 4
+    assert [hit[0] for hit in store.search("second")] == [1]
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    store.close()
+
+
+def test_choosing_a_deep_message_is_one_statement_and_reading_one_message_reads_no_thread(store):
+    cid = four_turns(store)
+    old_leaf = store.get(cid).messages[-1].id
+    store.edit_user_message(cid, 0, "q1 again")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    store.choose(old_leaf)
+    store.db.set_trace_callback(None)
+    writes = [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "WITH"))]
+    assert len(writes) == 1
+    assert texts(store, cid) == ["q1", "a1", "q2", "a2"]
+    statements.clear()
+    store.db.set_trace_callback(statements.append)
+    message = store.message(old_leaf)
+    store.db.set_trace_callback(None)
+    assert (message.text, message.alternatives) == ("a2", 1)
+    assert not any("RECURSIVE" in s for s in statements)

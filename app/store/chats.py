@@ -1,10 +1,11 @@
-"""Chat history: conversations, their messages, and regenerated alternatives.
+"""Chat history: conversations, and their messages as a tree.
 
-Each position in a conversation holds one or more alternatives (a reply and
-its regenerations); exactly one is chosen and forms the visible thread.
-Editing a user message and resending *drops* everything after it (as in
-LM Studio and GPT4All): the thread stays a simple list, and the edit, like
-every change here, is one transaction.
+Every message names its parent; a message's siblings are its versions (a
+regenerated reply, an edited user turn), and ``chosen`` marks the one child
+each parent shows, so the shown path runs from the chosen root down through
+chosen children. Editing a user message or regenerating a reply adds a sibling
+and drops nothing: the old version keeps its whole branch. Every change here is
+one transaction. Only the conversation service (``app.service``) writes turns.
 """
 
 from __future__ import annotations
@@ -268,6 +269,14 @@ class ChatStore:
              ttft_s, tokens_per_s, pack_probs(probs), message_id),
         )  # fmt: skip
 
+    def message(self, message_id: int) -> StoredMessage:
+        """One message with its version count, without reading its conversation."""
+        query = f"SELECT m.*, {_SIBLINGS} FROM messages m WHERE m.id = ?"
+        row = self.db.execute(query, (message_id,)).fetchone()
+        if row is None:
+            raise InputError("That message no longer exists.")
+        return _message(row)
+
     def position_of(self, message_id: int) -> int:
         """How deep in its conversation a message is (0: the first turn)."""
         return self.db.execute("SELECT position FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
@@ -423,16 +432,6 @@ class ChatStore:
         return db.execute("SELECT parent_id FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
 
     @staticmethod
-    def _ancestors(db: sqlite3.Connection, message_id: int) -> list[int]:
-        rows = db.execute(
-            "WITH RECURSIVE up(id) AS (SELECT parent_id FROM messages WHERE id = ?"
-            " UNION ALL SELECT m.parent_id FROM messages m JOIN up ON m.id = up.id)"
-            " SELECT id FROM up WHERE id IS NOT NULL",
-            (message_id,),
-        )
-        return [row[0] for row in rows]
-
-    @staticmethod
     def _placed(db: sqlite3.Connection, message_id: int) -> tuple[int, int | None]:
         """(conversation id, parent id) of a message; InputError if it is gone."""
         row = db.execute(
@@ -444,18 +443,15 @@ class ChatStore:
 
     @classmethod
     def _choose_path_to(cls, db: sqlite3.Connection, message_id: int) -> None:
-        """Every message from the root down to ``message_id`` becomes its parent's chosen child."""
-        cls._placed(db, message_id)
-        for node in [message_id, *cls._ancestors(db, message_id)]:
-            cls._choose_child(db, node)
-
-    @classmethod
-    def _choose_child(cls, db: sqlite3.Connection, child_id: int) -> None:
-        """Make ``child_id`` the chosen one among its siblings."""
-        conversation_id, parent_id = cls._placed(db, child_id)
+        """Every message from the root down to ``message_id`` becomes its parent's chosen child, and
+        its siblings are not chosen: one statement, however deep the message is."""
+        conversation_id, _parent = cls._placed(db, message_id)
         db.execute(
-            "UPDATE messages SET chosen = (id = ?) WHERE conversation_id = ? AND parent_id IS ?",
-            (child_id, conversation_id, parent_id),
+            "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM messages WHERE id = ?"
+            " UNION ALL SELECT m.id, m.parent_id FROM messages m JOIN up ON m.id = up.parent_id)"
+            " UPDATE messages SET chosen = (id IN (SELECT id FROM up)) WHERE conversation_id = ?"
+            " AND (parent_id IS NULL OR parent_id IN (SELECT parent_id FROM up))",
+            (message_id, conversation_id),
         )
 
     @staticmethod
@@ -473,17 +469,12 @@ class ChatStore:
     def _insert(db, conversation_id, parent_id, position, role, text, status, model="") -> int:
         """A new message, chosen among its siblings (so the shown path runs through it)."""
         now = time.time()
-        alternative = db.execute(
-            "SELECT coalesce(max(alternative) + 1, 0) FROM messages"
-            " WHERE conversation_id = ? AND position = ?",
-            (conversation_id, position),
-        ).fetchone()[0]
         db.execute("UPDATE messages SET chosen = 0 WHERE conversation_id = ? AND parent_id IS ?",
                    (conversation_id, parent_id))  # fmt: skip
         cursor = db.execute(
-            "INSERT INTO messages (conversation_id, parent_id, position, alternative, chosen, role, text,"
-            " status, model, created_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            (conversation_id, parent_id, position, alternative, role, text, status, model, now),
+            "INSERT INTO messages (conversation_id, parent_id, position, chosen, role, text,"
+            " status, model, created_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+            (conversation_id, parent_id, position, role, text, status, model, now),
         )
         db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return int(cursor.lastrowid)
@@ -552,14 +543,10 @@ def _insert_message(db, conversation_id: int, message: dict, fields: tuple[str, 
         raise ValueError(f"message {message['id']} hangs from {parent}, which is not before it")
     values = [message.get(key) for key in fields]
     values[fields.index("tokens")] = pack_tokens(message.get("tokens"))
-    alternative = db.execute(
-        "SELECT count(*) FROM messages WHERE conversation_id = ? AND position = ?",
-        (conversation_id, message["position"]),
-    ).fetchone()[0]
     cursor = db.execute(
-        f"INSERT INTO messages (conversation_id, parent_id, chosen, probs, alternative, {', '.join(fields)})"
-        f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(fields))})",
+        f"INSERT INTO messages (conversation_id, parent_id, chosen, probs, {', '.join(fields)})"
+        f" VALUES (?, ?, ?, ?, {', '.join('?' * len(fields))})",
         (conversation_id, new_ids.get(parent), 1 if message["chosen"] else 0,
-         pack_probs(message.get("probs")), alternative, *values),
+         pack_probs(message.get("probs")), *values),
     )  # fmt: skip
     return int(cursor.lastrowid or 0)

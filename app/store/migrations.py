@@ -87,8 +87,52 @@ _TREE = """
 """
 
 
+# The tree replaced the list: parent/chosen say where a message hangs, so the list's
+# ``alternative`` column and its UNIQUE (conversation_id, position, alternative) go. SQLite drops a
+# column in a constraint only by rebuilding the table (foreign keys are off while it runs).
+_WITHOUT_ALTERNATIVE = """
+        CREATE TABLE messages_tree (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            chosen INTEGER NOT NULL DEFAULT 1,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text TEXT NOT NULL,
+            raw TEXT,
+            tokens BLOB,
+            status TEXT NOT NULL DEFAULT 'done'
+                CHECK (status IN ('done', 'streaming', 'interrupted')),
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            ttft_s REAL,
+            tokens_per_s REAL,
+            model TEXT,
+            created_at REAL NOT NULL,
+            probs BLOB
+        );
+        INSERT INTO messages_tree (id, conversation_id, parent_id, position, chosen, role, text, raw,
+            tokens, status, finish_reason, prompt_tokens, completion_tokens, ttft_s, tokens_per_s, model,
+            created_at, probs)
+        SELECT id, conversation_id, parent_id, position, chosen, role, text, raw, tokens, status,
+            finish_reason, prompt_tokens, completion_tokens, ttft_s, tokens_per_s, model, created_at, probs
+        FROM messages;
+        DROP TABLE messages;
+        ALTER TABLE messages_tree RENAME TO messages;
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, position);
+        CREATE INDEX messages_by_parent ON messages (conversation_id, parent_id);
+"""
+
+
+def _without_alternative(db: sqlite3.Connection) -> str:
+    """The rebuild, and the full-text triggers again (they went with the old table)."""
+    triggers = _FULL_TEXT_SEARCH.split("CREATE TRIGGER", 1)[1] if has_fts5(db) else ""
+    return _WITHOUT_ALTERNATIVE + (f"CREATE TRIGGER{triggers}" if triggers else "")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [
-    lambda _db: _INITIAL, _full_text_search, lambda _db: _TREE,
+    lambda _db: _INITIAL, _full_text_search, lambda _db: _TREE, _without_alternative,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -103,12 +147,25 @@ def check_ours(db: sqlite3.Connection) -> None:
 
 
 def migrate(db: sqlite3.Connection) -> None:
+    """Run the migrations not yet run, each in one transaction; foreign keys are off meanwhile (a
+    table rebuild would otherwise cascade), and checked before they are on again."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        script = f"BEGIN; {step(db)}; PRAGMA user_version = {number}; COMMIT;"
-        try:
-            db.executescript(script)
-        except sqlite3.Error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    if version == SCHEMA_VERSION:
+        return
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            _run(db, f"BEGIN; {step(db)}; PRAGMA user_version = {number}; COMMIT;")
+        if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+            raise sqlite3.DatabaseError("a message hangs from one that is not there")
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    try:
+        db.executescript(script)
+    except sqlite3.Error:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
