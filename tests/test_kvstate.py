@@ -66,7 +66,7 @@ def fresh_reply(model_path, template, history, question: str, state_dir=None):
 def _evaluated(engine: LlamaEngine, tokens: list[int]) -> None:
     """Evaluate ``tokens`` from scratch, as the batches a chat would use (512 at a time)."""
     engine.clear_cache()
-    engine._decode(tokens, threading.Event())
+    engine.decoding.decode(tokens, threading.Event())
 
 
 def test_a_restored_state_answers_exactly_as_the_live_cache(model_path, states, template):
@@ -101,7 +101,7 @@ def test_a_gemma_state_beyond_the_window_restores_and_resumes(model_path, states
     reply = ChatSession(reopened, template, GREEDY, history).ask("What is the capital of France?")
     import llama_cpp as lc
 
-    assert lc.llama_memory_seq_pos_min(reopened._memory, 0) > 0  # only the window came back
+    assert lc.llama_memory_seq_pos_min(reopened.decoding.memory, 0) > 0  # only the window came back
     assert reply.completion.usage.cached_tokens == len(prefix) > 600
     assert reply.completion.tokens == expected.completion.tokens and "Paris" in reply.text
     reopened.close()

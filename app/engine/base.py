@@ -33,6 +33,24 @@ class SamplingParams:
     n_probs: int = 0  # record each token's top-N candidates with their probabilities (0: off)
 
 
+ServerKind = Literal["auto", "llama", "openai"]
+DEFAULT_READ_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server is and how to talk to it. ``n_ctx`` overrides what it reports."""
+
+    url: str
+    api_key: str | None = None
+    kind: ServerKind = "auto"
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S
+    n_ctx: int | None = None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"ServerConfig(url={self.url!r}, kind={self.kind!r})"
+
+
 @dataclass(frozen=True)
 class TokenChoice:
     token: int

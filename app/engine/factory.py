@@ -10,8 +10,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from app.engine.base import Backend
-from app.engine.remote import ServerConfig
+from app.engine.base import Backend, ServerConfig
 
 
 def open_backend(
@@ -23,9 +22,11 @@ def open_backend(
     n_gpu_layers: int | None = None,
     keep_states: bool = False,
     kv_disk_cap: int | None = None,
+    state_dir: Path | None = None,
 ) -> Backend:
     """A remote engine when ``server`` is given, else llama.cpp on ``path``. ``keep_states``:
-    save KV states in the data folder's ``kv/`` so conversations resume warm (chat, not eval)."""
+    save KV states in the data folder's ``kv/`` so conversations resume warm (chat, not eval);
+    ``state_dir``: save them in this folder instead (the bench's own)."""
     if server is not None:
         from app.engine.remote import RemoteEngine
 
@@ -34,7 +35,7 @@ def open_backend(
         raise ValueError("open_backend needs a model path or a server")
     from app.engine.llama import LlamaEngine
 
-    states = _state_folder() if keep_states else None
+    states = state_dir or (_state_folder() if keep_states else None)
     return LlamaEngine(
         path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, state_dir=states,
         kv_disk_cap=kv_disk_cap or _disk_cap(),

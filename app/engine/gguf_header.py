@@ -66,14 +66,14 @@ class _Cursor:
 
     def unpack(self, fmt: str):
         size = struct.calcsize(fmt)
-        self._need(size)
+        self.need(size)
         (value,) = struct.unpack_from(fmt, self.data, self.pos)
         self.pos += size
         return value
 
     def string(self) -> str:
         length = self.unpack("<Q")
-        self._need(length)
+        self.need(length)
         raw = self.data[self.pos : self.pos + length]
         self.pos += length
         return raw.decode("utf-8", errors="replace")
@@ -82,9 +82,9 @@ class _Cursor:
         for _ in range(count):
             length = self.unpack("<Q")
             self.pos += length
-        self._need(0)
+        self.need(0)
 
-    def _need(self, size: int) -> None:
+    def need(self, size: int) -> None:
         if self.pos + size > len(self.data):
             raise _Truncated
 
@@ -202,7 +202,7 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, keep: bool = False) -> objec
             _read_value(cur, item_type)
     else:
         cur.pos += struct.calcsize(_SCALAR[item_type]) * count
-        cur._need(0)
+        cur.need(0)
     return f"<array of {count}>"
 
 

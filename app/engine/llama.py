@@ -10,6 +10,7 @@ this loop close to llama.cpp's own).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import logging
 import threading
@@ -21,12 +22,12 @@ import llama_cpp as lc
 
 from app.engine import parallel
 from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams, one_at_a_time
+from app.engine.decoding import Decoding
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
 from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, file_identity, token_digest
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
-from app.engine.tokenprobs import CandidateSampler
 from app.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -99,16 +100,11 @@ class LlamaEngine:
         self.device = device_name(self.n_gpu_layers)
         self._model = self._load_model()
         self._ctx = self._new_context(flash_attn)
-        self._vocab = lc.llama_model_get_vocab(self._model)
-        self._memory = lc.llama_get_memory(self._ctx)
-        self.n_batch = lc.llama_n_batch(self._ctx)
-        self._cached: list[int] = []
+        self.decoding = Decoding(self._ctx, lc.llama_model_get_vocab(self._model))
+        self.n_batch = self.decoding.n_batch
         self._lock = threading.Lock()
         self._n_swa = lc.llama_model_n_swa(self._model)
         self._states = self._open_states(state_dir, kv_disk_cap, flash_attn)
-        self._one = (lc.llama_token * 1)()
-        self._piece_buf = ctypes.create_string_buffer(256)
-        self._candidates: CandidateSampler | None = None
 
     # -- loading -------------------------------------------------------------
 
@@ -202,7 +198,7 @@ class LlamaEngine:
         size = len(data) + 8
         while True:
             buf = (lc.llama_token * size)()
-            n = lc.llama_tokenize(self._vocab, data, len(data), buf, size, False, False)
+            n = lc.llama_tokenize(self.decoding.vocab, data, len(data), buf, size, False, False)
             if n >= 0:
                 return list(buf[:n])
             size = -n
@@ -212,52 +208,64 @@ class LlamaEngine:
         size = len(tokens) * 16 + 16
         while True:
             buf = ctypes.create_string_buffer(size)
-            n = lc.llama_detokenize(self._vocab, arr, len(tokens), buf, size, False, False)
+            n = lc.llama_detokenize(self.decoding.vocab, arr, len(tokens), buf, size, False, False)
             if n >= 0:
                 return buf.raw[:n].decode("utf-8", errors="replace")
             size = -n
 
     def start_tokens(self) -> list[int]:
-        return [lc.llama_vocab_bos(self._vocab)] if lc.llama_vocab_get_add_bos(self._vocab) else []
-
-    def _piece(self, token: int) -> bytes:
-        n = lc.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = lc.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
-            return buf.raw[:n]
-        return self._piece_buf.raw[:n]
+        vocab = self.decoding.vocab
+        return [lc.llama_vocab_bos(vocab)] if lc.llama_vocab_get_add_bos(vocab) else []
 
     # -- evaluation ----------------------------------------------------------
 
     @property
     def cached_tokens(self) -> list[int]:
         """Tokens whose keys and values are in the KV cache, in order."""
-        return list(self._cached)
+        return list(self.decoding.cached)
+
+    @property
+    def context(self):
+        """The llama.cpp context itself, for the bare yardstick loop (``engine/reference.py``)."""
+        return self._ctx
+
+    def flush_states(self) -> None:
+        """Write saved KV states out now (the bench measures their size on disk)."""
+        if self._states is not None:
+            self._states.flush()
+
+    @contextlib.contextmanager
+    def without_saved_states(self) -> Iterator[None]:
+        """Neither restore nor save states inside the block: the cold path, for measuring."""
+        states, self._states = self._states, None
+        try:
+            yield
+        finally:
+            self._states = states
 
     def clear_cache(self) -> None:
-        lc.llama_memory_clear(self._memory, True)
-        self._cached = []
+        self.decoding.clear()
 
     def _reuse_prefix(self, prompt: list[int]) -> int:
         """Keep the cached prefix shared with ``prompt`` (or restore a longer saved one);
         at least one token is evaluated."""
-        shared = _shared_length(self._cached, prompt)
+        shared = _shared_length(self.decoding.cached, prompt)
         if self._states is not None and shared < len(prompt) - _MIN_RESTORE_GAIN:
             shared = self._restore(prompt, shared)
         shared = min(shared, len(prompt) - 1)
-        if shared < len(self._cached):
-            if not self._trim_is_safe(shared) or not lc.llama_memory_seq_rm(self._memory, 0, shared, -1):
+        if shared < len(self.decoding.cached):
+            memory = self.decoding.memory
+            if not self._trim_is_safe(shared) or not lc.llama_memory_seq_rm(memory, 0, shared, -1):
                 self.clear_cache()
                 shared = 0
-            del self._cached[shared:]
+            del self.decoding.cached[shared:]
         return shared
 
     def _trim_is_safe(self, keep: int) -> bool:
         """A restored state holds only the last window of a sliding-window layer's positions
         (Gemma 3: 512). Cutting it back further than that window would leave the next tokens
         attending to cells that are not there: llama.cpp allows it, the logits are wrong."""
-        oldest = lc.llama_memory_seq_pos_min(self._memory, 0)
+        oldest = lc.llama_memory_seq_pos_min(self.decoding.memory, 0)
         return oldest <= 0 or self._n_swa <= 0 or keep - oldest >= self._n_swa
 
     # -- saved states ------------------------------------------------------------------
@@ -267,24 +275,24 @@ class LlamaEngine:
         saved = states.best_prefix(prompt, longer_than=shared + _MIN_RESTORE_GAIN) if states else None
         if states is None or saved is None:
             return shared
-        lc.llama_memory_clear(self._memory, True)
+        lc.llama_memory_clear(self.decoding.memory, True)
         buffer = (ctypes.c_uint8 * len(saved.blob)).from_buffer_copy(saved.blob)
         if lc.llama_state_seq_set_data(self._ctx, buffer, len(saved.blob), 0) != len(saved.blob):
             states.discard(token_digest(saved.tokens), "llama.cpp refused it")
             self.clear_cache()
             return 0
-        self._cached = list(saved.tokens)
+        self.decoding.cached = list(saved.tokens)
         return len(saved.tokens)
 
     def save_state(self) -> None:
         """Keep the KV state of what is cached now (after a reply, or before switching away)."""
-        if self._states is None or len(self._cached) < _MIN_RESTORE_GAIN:
+        if self._states is None or len(self.decoding.cached) < _MIN_RESTORE_GAIN:
             return
         with self._lock:
             size = lc.llama_state_seq_get_size(self._ctx, 0)
             buffer = (ctypes.c_uint8 * size)()
             written = lc.llama_state_seq_get_data(self._ctx, buffer, size, 0)
-            tokens = list(self._cached)
+            tokens = list(self.decoding.cached)
         if written == size:
             self._states.save(tokens, bytes(buffer))
 
@@ -294,65 +302,9 @@ class LlamaEngine:
             return
         with self._lock:
             reused = self._reuse_prefix([*tokens, 0])  # a stand-in last token: all of ``tokens`` stays
-            if not self._decode(tokens[reused:], threading.Event()):
+            if not self.decoding.decode(tokens[reused:], threading.Event()):
                 return
         self.save_state()
-
-    def _decode(self, tokens: list[int], cancel: threading.Event) -> bool:
-        """Evaluate tokens in batches; False if cancelled between batches."""
-        for start in range(0, len(tokens), self.n_batch):
-            if cancel.is_set():
-                return False
-            chunk = tokens[start : start + self.n_batch]
-            arr = (lc.llama_token * len(chunk))(*chunk)
-            self._check(lc.llama_decode(self._ctx, lc.llama_batch_get_one(arr, len(chunk))))
-            self._cached.extend(chunk)
-        return True
-
-    def _decode_one(self, token: int) -> None:
-        self._one[0] = token
-        self._check(lc.llama_decode(self._ctx, lc.llama_batch_get_one(self._one, 1)))
-        self._cached.append(token)
-
-    def _check(self, rc: int) -> None:
-        if rc != 0:
-            self.clear_cache()
-            raise ModelLoadError(f"llama.cpp failed to evaluate the prompt (code {rc}).")
-
-    def _sampler(self, params: SamplingParams):
-        """Native sampler chain. Top-k runs first so the repetition penalty never
-        scans the whole 262k-token vocabulary (llama.h warns about exactly that)."""
-        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        add = lambda s: lc.llama_sampler_chain_add(chain, s)  # noqa: E731
-        if params.ignore_eos:
-            add(self._end_of_text_ban())
-        if params.top_k > 0:  # 0 means every token, as in llama.cpp (slower penalties)
-            add(lc.llama_sampler_init_top_k(params.top_k))
-        if params.repeat_penalty != 1.0:
-            n_vocab = lc.llama_vocab_n_tokens(self._vocab)
-            penalty = lc.llama_sampler_init_penalties
-            add(penalty(n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0))
-        if params.temperature <= 0:
-            add(lc.llama_sampler_init_greedy())
-            return chain
-        add(lc.llama_sampler_init_top_p(params.top_p, 1))
-        add(lc.llama_sampler_init_min_p(params.min_p, 1))
-        add(lc.llama_sampler_init_temp(params.temperature))
-        seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
-        add(lc.llama_sampler_init_dist(seed))
-        return chain
-
-    def _remember_prompt(self, sampler, prompt: list[int], params: SamplingParams) -> None:
-        """The repetition penalty looks back over the prompt too, as llama.cpp's own tools
-        (llama-cli, llama-server) do, so a local and a remote engine sample alike."""
-        if params.repeat_penalty != 1.0:
-            for token in prompt[-params.repeat_last_n :]:
-                lc.llama_sampler_accept(sampler, token)
-
-    def _end_of_text_ban(self):
-        ends = {lc.llama_vocab_eos(self._vocab), lc.llama_vocab_eot(self._vocab)} - {-1}
-        biases = (lc.llama_logit_bias * len(ends))(*[lc.llama_logit_bias(t, float("-inf")) for t in ends])
-        return lc.llama_sampler_init_logit_bias(lc.llama_vocab_n_tokens(self._vocab), len(ends), biases)
 
     # -- generation ----------------------------------------------------------
 
@@ -365,10 +317,10 @@ class LlamaEngine:
     ) -> Iterator[str]:
         state = ReplyState(stop)
         reused = self._reuse_prefix(prompt)
-        if self._decode(prompt[reused:], gen.cancel_event):
+        if self.decoding.decode(prompt[reused:], gen.cancel_event):
             state.prompt_done = time.perf_counter()
-            sampler = self._sampler(params)
-            self._remember_prompt(sampler, prompt, params)
+            sampler = self.decoding.sampler(params)
+            self.decoding.remember_prompt(sampler, prompt, params)
             try:
                 yield from self._sample_loop(gen, params, state, sampler)
             finally:
@@ -380,34 +332,25 @@ class LlamaEngine:
             yield tail
         gen.result = state.completion(len(prompt), reused, self.tokenize)
 
-    def _sample(self, sampler, index: int, n_probs: int) -> tuple[int, list]:
-        """The next token from the logits at batch ``index``; with ``n_probs``, its candidates too."""
-        if not n_probs:
-            return lc.llama_sampler_sample(sampler, self._ctx, index), []
-        if self._candidates is None:
-            self._candidates = CandidateSampler(self._ctx, lc.llama_vocab_n_tokens(self._vocab), self._piece)
-        token, prob, top = self._candidates.sample(sampler, index, n_probs)
-        return token, [(prob, top)]
-
     def _sample_loop(self, gen: Generation, params, state: ReplyState, sampler) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for _ in range(params.max_tokens):
             if gen.cancelled:
                 state.finish = "cancelled"
                 return
-            token, candidates = self._sample(sampler, -1, params.n_probs)
-            if lc.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
+            token, candidates = self.decoding.sample(sampler, -1, params.n_probs)
+            if self.decoding.is_end(token) and not params.ignore_eos:
                 state.first_token_at = state.first_token_at or time.perf_counter()
                 state.finish = "stop"
                 return
-            text = decoder.decode(self._piece(token))
+            text = decoder.decode(self.decoding.piece(token))
             shown = state.add((token,), text, clean=not decoder.getstate()[0], candidates=candidates)
             if shown:
                 yield shown
             if state.scanner.stopped:
                 state.finish = "stop"
                 return
-            self._decode_one(token)
+            self.decoding.decode_one(token)
         state.finish = "length"
 
     # -- alternatives ----------------------------------------------------------
@@ -420,5 +363,11 @@ class LlamaEngine:
         token of every live sequence in one batch. Alternative i samples with seed + i."""
         if not 1 <= n <= MAX_ALTERNATIVES:
             raise ValueError(f"between 1 and {MAX_ALTERNATIVES} alternatives")
-        body = lambda alts, tokens: parallel.run(self, alts, tokens, params, stop)  # noqa: E731
+        body = lambda alts, tokens: self._many(alts, tokens, params, stop)  # noqa: E731
         return one_at_a_time(self._lock, prompt, body, many=n)
+
+    def _many(
+        self, alts: Alternatives, prompt: list[int], params: SamplingParams, stop: list[str]
+    ) -> Iterator[tuple[int, str]]:
+        reused = self._reuse_prefix(prompt)
+        yield from parallel.run(self.decoding, alts, prompt, reused, params, stop, self.tokenize, self.n_ctx)

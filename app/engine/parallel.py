@@ -15,27 +15,25 @@ from __future__ import annotations
 import codecs
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import llama_cpp as lc
 
 from app.engine.base import Alternatives, SamplingParams
+from app.engine.decoding import Decoding
 from app.engine.reply import ReplyState
-
-if TYPE_CHECKING:
-    from app.engine.llama import LlamaEngine
 
 
 def run(
-    engine: LlamaEngine, alts: Alternatives, prompt: list[int], params: SamplingParams, stop: list[str]
-) -> Iterator[tuple[int, str]]:
+    engine: Decoding, alts: Alternatives, prompt: list[int], reused: int, params: SamplingParams,
+    stop: list[str], tokenize: Callable[[str], list[int]], n_ctx: int,
+) -> Iterator[tuple[int, str]]:  # fmt: skip
+    """``reused``: how much of ``prompt`` is already cached (the engine kept the shared prefix)."""
     states = [ReplyState(stop) for _ in range(alts.n)]
-    reused = engine._reuse_prefix(prompt)
-    if engine._decode(prompt[reused:], alts.cancel_event):
+    if engine.decode(prompt[reused:], alts.cancel_event):
         try:
-            yield from _grow(engine, alts, states, len(prompt), params)
+            yield from _grow(engine, alts, states, len(prompt), params, n_ctx)
         finally:
             _keep_only_the_prompt(engine, alts.n, len(prompt))
     else:
@@ -46,7 +44,7 @@ def run(
         if tail:
             yield index, tail
     alts.results = [  # alternatives after the first found the whole prompt in cells they share
-        state.completion(len(prompt), reused if index == 0 else len(prompt), engine.tokenize)
+        state.completion(len(prompt), reused if index == 0 else len(prompt), tokenize)
         for index, state in enumerate(states)
     ]
 
@@ -57,20 +55,21 @@ def budget(n_ctx: int, n_prompt: int, n: int, max_tokens: int) -> int:
 
 
 def _grow(
-    engine: LlamaEngine, alts: Alternatives, states: list[ReplyState], n_prompt: int, params: SamplingParams
-) -> Iterator[tuple[int, str]]:
+    engine: Decoding, alts: Alternatives, states: list[ReplyState], n_prompt: int, params: SamplingParams,
+    n_ctx: int,
+) -> Iterator[tuple[int, str]]:  # fmt: skip
     seed = params.seed if params.seed is not None else random.getrandbits(31)
-    samplers = [engine._sampler(replace(params, seed=seed + i)) for i in range(alts.n)]
+    samplers = [engine.sampler(replace(params, seed=seed + i)) for i in range(alts.n)]
     for sampler in samplers:
-        engine._remember_prompt(sampler, engine._cached, params)
+        engine.remember_prompt(sampler, engine.cached, params)
     for sequence in range(1, alts.n):
-        lc.llama_memory_seq_cp(engine._memory, 0, sequence, -1, -1)
+        lc.llama_memory_seq_cp(engine.memory, 0, sequence, -1, -1)
     batch = lc.llama_batch_init(alts.n, 0, 1)
     now = time.perf_counter()
     for state in states:
         state.prompt_done = now
     try:
-        steps = budget(engine.n_ctx, n_prompt, alts.n, params.max_tokens)
+        steps = budget(n_ctx, n_prompt, alts.n, params.max_tokens)
         yield from _steps(engine, alts, states, samplers, batch, n_prompt, steps, params)
     finally:
         lc.llama_batch_free(batch)
@@ -97,18 +96,18 @@ def _steps(engine, alts, states, samplers, batch, n_prompt, steps, params) -> It
         if not running:
             return
         _fill(batch, running, n_prompt + step)
-        engine._check(lc.llama_decode(engine._ctx, batch))
+        engine.check(lc.llama_decode(engine.ctx, batch))
         at = {index: row for row, (index, _token) in enumerate(running)}
 
 
 def _next(engine, sampler, logits_at: int, state: ReplyState, decoder, params) -> tuple[int | None, str]:
     """Sample one alternative's next token: (the token to decode, or None if it ended; text shown)."""
-    token, candidates = engine._sample(sampler, logits_at, params.n_probs)
-    if lc.llama_vocab_is_eog(engine._vocab, token) and not params.ignore_eos:
+    token, candidates = engine.sample(sampler, logits_at, params.n_probs)
+    if engine.is_end(token) and not params.ignore_eos:
         state.first_token_at = state.first_token_at or state.prompt_done
         state.finish = "stop"
         return None, ""
-    text = decoder.decode(engine._piece(token))
+    text = decoder.decode(engine.piece(token))
     shown = state.add((token,), text, clean=not decoder.getstate()[0], candidates=candidates)
     if state.scanner.stopped:
         state.finish = "stop"
@@ -126,9 +125,9 @@ def _fill(batch, running: list[tuple[int, int]], position: int) -> None:
         batch.logits[row] = 1
 
 
-def _keep_only_the_prompt(engine: LlamaEngine, n: int, n_prompt: int) -> None:
+def _keep_only_the_prompt(engine: Decoding, n: int, n_prompt: int) -> None:
     """Drop every alternative's cells; sequence 0 keeps the prompt for the next turn's reuse."""
     for sequence in range(1, n):
-        lc.llama_memory_seq_rm(engine._memory, sequence, -1, -1)
-    lc.llama_memory_seq_rm(engine._memory, 0, n_prompt, -1)
-    del engine._cached[n_prompt:]
+        lc.llama_memory_seq_rm(engine.memory, sequence, -1, -1)
+    lc.llama_memory_seq_rm(engine.memory, 0, n_prompt, -1)
+    del engine.cached[n_prompt:]

@@ -29,8 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -40,6 +39,7 @@ from app.engine.base import (
     EngineInfo,
     Generation,
     SamplingParams,
+    ServerConfig,
     TokenChoice,
     one_after_another,
     one_at_a_time,
@@ -48,24 +48,8 @@ from app.engine.reply import ReplyState
 from app.errors import BasechatError, ContextOverflow, RemoteError
 
 log = logging.getLogger(__name__)
-ServerKind = Literal["auto", "llama", "openai"]
 CONNECT_TIMEOUT_S = 5.0
-DEFAULT_READ_TIMEOUT_S = 60.0
 ESTIMATED_CHARS_PER_TOKEN = 2  # conservative: English runs about 4 characters a token
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where the server is and how to talk to it. ``n_ctx`` overrides what it reports."""
-
-    url: str
-    api_key: str | None = None
-    kind: ServerKind = "auto"
-    read_timeout: float = DEFAULT_READ_TIMEOUT_S
-    n_ctx: int | None = None
-
-    def __repr__(self) -> str:  # never print the key
-        return f"ServerConfig(url={self.url!r}, kind={self.kind!r})"
 
 
 def normalise_url(url: str) -> str:
@@ -493,23 +477,32 @@ def _transport_message(exc: httpx2.HTTPError, url: str) -> str:
 
 # -- estimated tokens, for servers without a tokenizer endpoint ---------------------
 
-_PIECES: dict[str, int] = {}
-_TEXTS: list[str] = []
+# No table: a pseudo-token's id spells its own text, so ids mean the same in every thread and
+# every process (a stored reply's tokens read back after a restart) and nothing grows.
+_PAIR = 1 << 30  # set: two characters below _NARROW, 15 bits each; else one character's code point
+_NARROW = 1 << 15
 
 
 def _estimate_tokens(text: str) -> list[int]:
-    """Pseudo-tokens of ``ESTIMATED_CHARS_PER_TOKEN`` characters: an over-count for fitting
-    the context, and ids that turn back into exactly the same text."""
-    step = ESTIMATED_CHARS_PER_TOKEN
-    return [_piece_id(text[i : i + step]) for i in range(0, len(text), step)]
-
-
-def _piece_id(piece: str) -> int:
-    if piece not in _PIECES:
-        _PIECES[piece] = len(_TEXTS)
-        _TEXTS.append(piece)
-    return _PIECES[piece]
+    """Pseudo-tokens of up to ``ESTIMATED_CHARS_PER_TOKEN`` (2) characters: an over-count for
+    fitting the context, and ids that turn back into exactly the same text."""
+    ids, i = [], 0
+    while i < len(text):
+        first, second = ord(text[i]), ord(text[i + 1]) if i + 1 < len(text) else _NARROW
+        if first < _NARROW and second < _NARROW:
+            ids.append(_PAIR | first << 15 | second)
+            i += 2
+        else:
+            ids.append(first)
+            i += 1
+    return ids
 
 
 def _estimated_text(tokens: list[int]) -> str:
-    return "".join(_TEXTS[t] for t in tokens)
+    return "".join(_piece_text(t) for t in tokens)
+
+
+def _piece_text(token: int) -> str:
+    if token & _PAIR and 0 <= token < 2 * _PAIR:
+        return chr(token >> 15 & (_NARROW - 1)) + chr(token & (_NARROW - 1))
+    return chr(token) if 0 <= token < 0x110000 else "\ufffd"

@@ -15,12 +15,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from app.engine.base import SamplingParams
+from app.engine import reference
+from app.engine.base import Backend, SamplingParams
 from app.engine.device import default_threads
-from app.engine.llama import LlamaEngine
+from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True)
@@ -33,20 +35,20 @@ def _median(measure: Callable[[], float], repeats: int) -> float:
     return statistics.median(measure() for _ in range(repeats))
 
 
-def _prompt(engine: LlamaEngine, text: str) -> list[int]:
+def _prompt(engine: Backend, text: str) -> list[int]:
     return engine.start_tokens() + engine.tokenize(text)
 
 
-def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
+def generation_speed(engine: Backend, n_tokens: int, repeats: int) -> dict:
     """Basechat's streaming path (stop hold-back, UTF-8, callbacks) vs the bare loop."""
-    from app.measure.reference import bare_generation_tps
+    from app.engine.reference import bare_generation_tps
     from app.scaffold import load_template
 
     prompt = _prompt(engine, COUNTING)
     stops = load_template("chat").stop_strings()
 
     def ours() -> float:
-        engine.clear_cache()
+        reference.clear_cache(engine)
         generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), stops)
         for _chunk in generation:
             pass  # the callback a window or terminal would run
@@ -62,7 +64,7 @@ def generation_speed(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
     }
 
 
-def loom_figures(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
+def loom_figures(engine: Backend, n_tokens: int, repeats: int) -> dict:
     """Four alternatives decoded together over one alone (same prompt, cached, same length), and
     generation speed with each token's top-5 candidates recorded over without."""
     prompt = _prompt(engine, COUNTING)
@@ -86,13 +88,13 @@ def loom_figures(engine: LlamaEngine, n_tokens: int, repeats: int) -> dict:
     }  # fmt: skip
 
 
-def prompt_speed(engine: LlamaEngine, repeats: int) -> dict:
-    from app.measure.reference import bare_prompt_tps
+def prompt_speed(engine: Backend, repeats: int) -> dict:
+    from app.engine.reference import bare_prompt_tps
 
     prompt = _prompt(engine, "The quick brown fox jumps over the lazy dog. " * 100)[:1000]
 
     def ours() -> float:
-        engine.clear_cache()
+        reference.clear_cache(engine)
         result = engine.generate(prompt, replace(GREEDY, max_tokens=1), []).run()
         return len(prompt) / result.usage.prompt_eval_s
 
@@ -102,17 +104,17 @@ def prompt_speed(engine: LlamaEngine, repeats: int) -> dict:
             "prompt_ratio_lowlevel": round(ours_tps / bare, 3)}  # fmt: skip
 
 
-def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
+def follow_up_latency(engine: Backend, turns: int, repeats: int) -> dict:
     """Time to first token of the last turn of a long conversation: prefix cache vs none."""
     plan, previous = _long_conversation(engine, turns)
 
     def warm() -> float:
-        engine.clear_cache()
+        reference.clear_cache(engine)
         engine.generate(previous.tokens, replace(GREEDY, max_tokens=1), []).run()
         return engine.generate(plan.tokens, replace(GREEDY, max_tokens=1), []).run().usage.ttft_s
 
     def cold() -> float:
-        engine.clear_cache()
+        reference.clear_cache(engine)
         return engine.generate(plan.tokens, replace(GREEDY, max_tokens=1), []).run().usage.ttft_s
 
     w, c = _median(warm, repeats), _median(cold, repeats)
@@ -122,7 +124,7 @@ def follow_up_latency(engine: LlamaEngine, turns: int, repeats: int) -> dict:
 
 def first_token_after_restart(path: Path, state_dir: str | None, turns: int) -> float:
 
-    with LlamaEngine(path, state_dir=Path(state_dir) if state_dir else None) as engine:
+    with closing(open_backend(path, state_dir=Path(state_dir) if state_dir else None)) as engine:
         plan, _previous = _long_conversation(engine, turns)
         one = replace(GREEDY, max_tokens=1)
         return engine.generate(plan.tokens, one, []).run().usage.ttft_s
@@ -134,15 +136,14 @@ def resume_figures(path: Path, turns: int, repeats: int) -> dict:
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="basechat-kv-"))
-    with LlamaEngine(path, state_dir=folder) as engine:
+    with closing(open_backend(path, state_dir=folder)) as engine:
         _plan, previous = _long_conversation(engine, turns)
-        engine.clear_cache()
+        reference.clear_cache(engine)
         engine.generate(previous.tokens, replace(GREEDY, max_tokens=1), []).run()
         started = time.perf_counter()
         engine.save_state()
         save_ms = (time.perf_counter() - started) * 1000
-        assert engine._states is not None
-        engine._states.flush()
+        reference.flush_states(engine)
         size = max(p.stat().st_size for p in folder.glob("*.kv"))
         switch = _switch_ttft(engine, turns, repeats)
     code = "from app.measure.probes import resume_probe; resume_probe({!r}, {!r}, {})"
@@ -156,7 +157,7 @@ def resume_figures(path: Path, turns: int, repeats: int) -> dict:
     }  # fmt: skip
 
 
-def _switch_ttft(engine: LlamaEngine, turns: int, repeats: int) -> dict:
+def _switch_ttft(engine: Backend, turns: int, repeats: int) -> dict:
     """Alternate between two long chats: each new message finds its chat's state."""
     from app.chat import ChatSession
     from app.scaffold import load_template
@@ -173,13 +174,10 @@ def _switch_ttft(engine: LlamaEngine, turns: int, repeats: int) -> dict:
         return first.ask("Hello again.").completion.usage.ttft_s
 
     def cold() -> float:
-        engine.clear_cache()
+        reference.clear_cache(engine)
         plan = first.plan("Hello again.")
-        states, engine._states = engine._states, None
-        try:
+        with reference.without_saved_states(engine):
             return engine.generate(plan.tokens, first.params, []).run().usage.ttft_s
-        finally:
-            engine._states = states
 
     w, c = _median(switch, repeats), _median(cold, repeats)
     return {
@@ -213,13 +211,13 @@ def _long_conversation(engine, turns: int):
     return plan, previous
 
 
-def per_token_cost(engine: LlamaEngine, n_tokens: int, window: int) -> dict:
+def per_token_cost(engine: Backend, n_tokens: int, window: int) -> dict:
     """Milliseconds per token early in one long reply vs at its end, and the same for the bare
     loop: attention over a longer context costs llama.cpp itself more, whatever Python does."""
-    from app.measure.reference import bare_token_times
+    from app.engine.reference import bare_token_times
 
     prompt = _prompt(engine, COUNTING)
-    engine.clear_cache()
+    reference.clear_cache(engine)
     generation = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), ["\nUser:"])
     stamps = [time.perf_counter()]
     for _chunk in generation:
@@ -240,11 +238,11 @@ def thread_choice(path: Path, n_tokens: int, repeats: int) -> dict:
     prompt_text = COUNTING
     results = {}
     for threads in range(1, (os.cpu_count() or 1) + 1):
-        with LlamaEngine(path, n_threads=threads) as engine:
+        with closing(open_backend(path, n_threads=threads)) as engine:
             prompt = _prompt(engine, prompt_text)
 
             def once(engine=engine, prompt=prompt) -> float:
-                engine.clear_cache()
+                reference.clear_cache(engine)
                 result = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens), []).run()
                 return result.usage.tokens_per_s
 
@@ -266,7 +264,7 @@ def llama_bench(path: Path, threads: int) -> tuple[float, float]:
     return gen, prompt
 
 
-def versus_llama_bench(engine: LlamaEngine, path: Path, repeats: int) -> dict:
+def versus_llama_bench(engine: Backend, path: Path, repeats: int) -> dict:
     """Basechat and llama-bench taken in turns, so both see the same machine load; medians.
     Null when ``make bench-native`` has not built llama-bench."""
     if not LLAMA_BENCH.is_file():
@@ -274,7 +272,7 @@ def versus_llama_bench(engine: LlamaEngine, path: Path, repeats: int) -> dict:
                               "prompt_ratio_llama_bench"])  # fmt: skip
     theirs, ours = [], []
     for _ in range(repeats):
-        theirs.append(llama_bench(path, engine.n_threads))
+        theirs.append(llama_bench(path, engine.describe().threads or 1))
         ours.append((generation_speed(engine, 128, 1)["gen_tps"], prompt_speed(engine, 1)["prompt_tps"]))
     gen, prompt = (statistics.median(t[0] for t in theirs), statistics.median(t[1] for t in theirs))
     our_gen, our_prompt = (statistics.median(o[0] for o in ours), statistics.median(o[1] for o in ours))
@@ -296,7 +294,7 @@ def _child(code: str) -> dict:
 
 
 def startup() -> dict:
-    return _child("from app.measure.probes import startup_probe; startup_probe()")
+    return _child("from app.ui.probes import startup_probe; startup_probe()")
 
 
 def memory(path: Path, n_tokens: int) -> dict:
@@ -304,7 +302,7 @@ def memory(path: Path, n_tokens: int) -> dict:
 
 
 def gui(path: Path, n_tokens: int) -> dict:
-    return _child(f"from app.measure.probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
+    return _child(f"from app.ui.probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
 
 
 # (repeats, generated tokens, chat turns, long-reply tokens, its window, thread-test tokens)
@@ -320,8 +318,8 @@ def run_bench(
     ]
     quick = quick or smoke
     out: dict = {"model": model_id, "machine": _machine(), "quick": quick}
-    with LlamaEngine(path) as engine:
-        out["n_ctx"], out["threads"] = engine.n_ctx, engine.n_threads
+    with closing(open_backend(path)) as engine:
+        out["n_ctx"], out["threads"] = engine.n_ctx, engine.describe().threads
         progress("generation speed")
         out |= generation_speed(engine, n_gen, repeats)  # llama-bench: -n 128
         progress("follow-up latency")
@@ -373,8 +371,6 @@ def _machine() -> dict:
 def run_remote_bench(server, quick: bool, progress: Callable[[str], None]) -> dict:
     """The remote engine against the server's own figures: is the client the bottleneck,
     and does the server's prompt cache serve follow-up turns?"""
-    from app.engine.factory import open_backend
-
     repeats = 2 if quick else 5
     engine = open_backend(server=server)
     try:

@@ -6,11 +6,13 @@ runs) and once with the cache cleared before every turn.
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 from app.chat import ChatSession
-from app.engine.base import SamplingParams
-from app.engine.llama import LlamaEngine
+from app.engine import reference
+from app.engine.base import Backend, SamplingParams
+from app.engine.factory import open_backend
 from app.scaffold import load_template
 
 QUESTIONS = [
@@ -21,15 +23,15 @@ QUESTIONS = [
 ]  # fmt: skip
 
 
-def per_turn(engine: LlamaEngine, cached: bool) -> list[tuple[float, float, int]]:
+def per_turn(engine: Backend, cached: bool) -> list[tuple[float, float, int]]:
     """(ttft seconds, tokens/s, prompt tokens) for each turn."""
     params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=48)
     session = ChatSession(engine, load_template("chat"), params)
-    engine.clear_cache()
+    reference.clear_cache(engine)
     rows = []
     for question in QUESTIONS:
         if not cached:
-            engine.clear_cache()
+            reference.clear_cache(engine)
         reply = session.ask(question)
         usage = reply.completion.usage
         rows.append((usage.ttft_s, usage.tokens_per_s, usage.prompt_tokens))
@@ -42,7 +44,7 @@ def plot(path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with LlamaEngine(path) as engine:
+    with closing(open_backend(path)) as engine:
         warm, cold = per_turn(engine, True), per_turn(engine, False)
     turns = range(1, len(QUESTIONS) + 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -54,6 +56,8 @@ def plot(path: Path, out: Path) -> None:
     right.plot(turns, [r[1] for r in warm], "o-", label="warm")
     right.set(title="Generation speed", xlabel="turn", ylabel="tokens/s", ylim=(0, None))
     right.legend()
-    fig.suptitle(f"Gemma 3 270M base, {engine.n_threads} threads, CPU — prompt grows to {warm[-1][2]} tokens")
+    fig.suptitle(
+        f"Gemma 3 270M base, {engine.describe().threads} threads, CPU — prompt grows to {warm[-1][2]} tokens"
+    )
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -6,25 +6,22 @@ the scaffold and exits 0 only if the answer mentions Paris.
 
 from __future__ import annotations
 
-import os
-import sys
-
 QUESTION = "What is the capital of France?"
 
 
 def self_test() -> int:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
+    from contextlib import closing
 
     from app.chat import ChatSession
     from app.engine.base import SamplingParams
-    from app.engine.llama import LlamaEngine
+    from app.engine.factory import open_backend
     from app.models.default import ensure_default_model
     from app.scaffold import DEFAULT_TEMPLATE, load_template
+    from app.ui.probes import offscreen_application
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = offscreen_application()
     path = ensure_default_model()
-    with LlamaEngine(path) as engine:
+    with closing(open_backend(path)) as engine:
         session = ChatSession(engine, load_template(DEFAULT_TEMPLATE), SamplingParams(temperature=0.0))
         reply = session.ask(QUESTION)
     print(f"model: {path}")

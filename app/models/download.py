@@ -82,10 +82,10 @@ def _remote(entry: CatalogEntry) -> tuple[str, int, str]:
         ) from None
     if not meta.size:
         raise DownloadError(f"The Hub did not say how large {entry.file} is.")
-    return meta.location, meta.size, entry.sha256 or _hub_sha256(entry)
+    return meta.location, meta.size, entry.sha256 or hub_sha256(entry)
 
 
-def _hub_sha256(entry: CatalogEntry) -> str:
+def hub_sha256(entry: CatalogEntry) -> str:
     try:
         info = HfApi(endpoint=hub_endpoint()).model_info(
             entry.repo, files_metadata=True, timeout=CONNECT_TIMEOUT_S

@@ -42,12 +42,14 @@ def _probe_command() -> list[str]:
     return [sys.executable, "-m", "app.models.probe"]
 
 
-def _main(argv: list[str]) -> int:
-    from app.engine.llama import LlamaEngine
+def probe_main(argv: list[str]) -> int:
+    from contextlib import closing
+
+    from app.engine.factory import open_backend
     from app.errors import BasechatError
 
     try:
-        with LlamaEngine(Path(argv[0]), n_ctx=256) as engine:
+        with closing(open_backend(Path(argv[0]), n_ctx=256)) as engine:
             engine.tokenize("probe")
     except BasechatError as exc:
         print(exc)
@@ -56,4 +58,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
+    raise SystemExit(probe_main(sys.argv[1:]))

@@ -1,0 +1,112 @@
+"""The llama.cpp context both generation loops work on: the single reply (``llama.py``) and the
+alternatives decoded together (``parallel.py``).
+
+It owns what the two loops share — the context, the vocabulary, the tokens whose cells
+are cached, the sampler chain and the candidate buffer — so that neither reaches into
+the other's private members.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import llama_cpp as lc
+
+from app.engine.base import SamplingParams
+from app.engine.tokenprobs import CandidateSampler
+from app.errors import ModelLoadError
+
+
+class Decoding:
+    """One context and the tokens cached in its sequence 0, in order."""
+
+    def __init__(self, ctx, vocab) -> None:
+        self.ctx = ctx
+        self.vocab = vocab
+        self.memory = lc.llama_get_memory(ctx)
+        self.n_batch = lc.llama_n_batch(ctx)
+        self.cached: list[int] = []
+        self._one = (lc.llama_token * 1)()
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._candidates: CandidateSampler | None = None
+
+    def clear(self) -> None:
+        lc.llama_memory_clear(self.memory, True)
+        self.cached = []
+
+    def is_end(self, token: int) -> bool:
+        return bool(lc.llama_vocab_is_eog(self.vocab, token))
+
+    def piece(self, token: int) -> bytes:
+        n = lc.llama_token_to_piece(self.vocab, token, self._piece_buf, 256, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = lc.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+            return buf.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def decode(self, tokens: list[int], cancel: threading.Event) -> bool:
+        """Evaluate tokens in batches; False if cancelled between batches."""
+        for start in range(0, len(tokens), self.n_batch):
+            if cancel.is_set():
+                return False
+            chunk = tokens[start : start + self.n_batch]
+            arr = (lc.llama_token * len(chunk))(*chunk)
+            self.check(lc.llama_decode(self.ctx, lc.llama_batch_get_one(arr, len(chunk))))
+            self.cached.extend(chunk)
+        return True
+
+    def decode_one(self, token: int) -> None:
+        self._one[0] = token
+        self.check(lc.llama_decode(self.ctx, lc.llama_batch_get_one(self._one, 1)))
+        self.cached.append(token)
+
+    def check(self, rc: int) -> None:
+        if rc != 0:
+            self.clear()
+            raise ModelLoadError(f"llama.cpp failed to evaluate the prompt (code {rc}).")
+
+    def sampler(self, params: SamplingParams):
+        """Native sampler chain. Top-k runs first so the repetition penalty never
+        scans the whole 262k-token vocabulary (llama.h warns about exactly that)."""
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        add = lambda s: lc.llama_sampler_chain_add(chain, s)  # noqa: E731
+        if params.ignore_eos:
+            add(self._end_of_text_ban())
+        if params.top_k > 0:  # 0 means every token, as in llama.cpp (slower penalties)
+            add(lc.llama_sampler_init_top_k(params.top_k))
+        if params.repeat_penalty != 1.0:
+            n_vocab = lc.llama_vocab_n_tokens(self.vocab)
+            penalty = lc.llama_sampler_init_penalties
+            add(penalty(n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0))
+        if params.temperature <= 0:
+            add(lc.llama_sampler_init_greedy())
+            return chain
+        add(lc.llama_sampler_init_top_p(params.top_p, 1))
+        add(lc.llama_sampler_init_min_p(params.min_p, 1))
+        add(lc.llama_sampler_init_temp(params.temperature))
+        seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+        add(lc.llama_sampler_init_dist(seed))
+        return chain
+
+    def remember_prompt(self, sampler, prompt: list[int], params: SamplingParams) -> None:
+        """The repetition penalty looks back over the prompt too, as llama.cpp's own tools
+        (llama-cli, llama-server) do, so a local and a remote engine sample alike."""
+        if params.repeat_penalty != 1.0:
+            for token in prompt[-params.repeat_last_n :]:
+                lc.llama_sampler_accept(sampler, token)
+
+    def _end_of_text_ban(self):
+        ends = {lc.llama_vocab_eos(self.vocab), lc.llama_vocab_eot(self.vocab)} - {-1}
+        biases = (lc.llama_logit_bias * len(ends))(*[lc.llama_logit_bias(t, float("-inf")) for t in ends])
+        return lc.llama_sampler_init_logit_bias(lc.llama_vocab_n_tokens(self.vocab), len(ends), biases)
+
+    def sample(self, sampler, index: int, n_probs: int) -> tuple[int, list]:
+        """The next token from the logits at batch ``index``; with ``n_probs``, its candidates too."""
+        if not n_probs:
+            return lc.llama_sampler_sample(sampler, self.ctx, index), []
+        if self._candidates is None:
+            self._candidates = CandidateSampler(self.ctx, lc.llama_vocab_n_tokens(self.vocab), self.piece)
+        token, prob, top = self._candidates.sample(sampler, index, n_probs)
+        return token, [(prob, top)]
