@@ -37,7 +37,7 @@ def main() -> int:
     pending = list(QUESTIONS)
 
     def step() -> None:
-        if not window.model_info or window.streaming is not None:
+        if not window.model_info or window.replies.streaming is not None:
             QTimer.singleShot(200, step)
             return
         if pending:
@@ -46,7 +46,7 @@ def main() -> int:
             QTimer.singleShot(200, step)
             return
         window.frame_dock.show()
-        window.inspect_prompt()
+        window.frames.inspect_prompt()
         QTimer.singleShot(1500, finish)
 
     def finish() -> None:
@@ -57,26 +57,26 @@ def main() -> int:
 
     def card() -> None:
         """A character card imported (as dropping it on the window does), then one message."""
-        window.new_chat()
-        window.import_frame(str(DOCS / "example-card.json"))
+        window.chats.new_chat()
+        window.frames.import_frame(str(DOCS / "example-card.json"))
         window.composer.editor.setPlainText("Where are we flying today, captain?")
         window.composer._send()
-        when_idle(lambda: window.streaming is not None, card_done)
+        when_idle(lambda: window.replies.streaming is not None, card_done)
 
     def when_idle(busy, then) -> None:
         """Call ``then`` once ``busy()`` is false, looking every 200 ms."""
         QTimer.singleShot(200, lambda: when_idle(busy, then) if busy() else then())
 
     def card_done() -> None:
-        window.inspect_prompt()
+        window.frames.inspect_prompt()
         QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), loom()))
 
     def loom() -> None:
         """Three alternatives written at once, the tree panel, and a reply's token view."""
         from app.scaffold import DEFAULT_TEMPLATE, load_template
 
-        window.new_chat()
-        window.set_template(load_template(DEFAULT_TEMPLATE))
+        window.chats.new_chat()
+        window.frames.set_template(load_template(DEFAULT_TEMPLATE))
         window.frame_dock.hide()
         window.loom.dock.show()
         settings.setValue("sampling/temperature", 0.9)
@@ -84,7 +84,7 @@ def main() -> int:
         settings.setValue("loom/alternatives", 3)
         window.composer.editor.setPlainText("Tell me about the moon.")
         window.composer._send()
-        when_idle(lambda: window.streaming is not None, loom_done)
+        when_idle(lambda: window.replies.streaming is not None, loom_done)
 
     def loom_done() -> None:
         window.loom.toggle_tokens(1)
@@ -92,7 +92,7 @@ def main() -> int:
 
     def notebook() -> None:
         """A notebook: a text continued from the cursor, three continuations, the token view."""
-        window.new_notebook()
+        window.chats.new_notebook()
         page = window.notebook.page
         page.editor.setPlainText(
             "The lighthouse keeper had not seen a ship in eleven years. Then, one foggy morning,"

@@ -45,4 +45,5 @@ def send(qtbot, win, text: str) -> None:
 
 def settled(qtbot, win) -> None:
     """The worker's signal is seen at once; the window handles it on its own thread a moment later."""
-    qtbot.waitUntil(lambda: win.streaming is None and win.composer.button.text() == "Send", timeout=LONG)
+    idle = lambda: win.replies.streaming is None and win.composer.button.text() == "Send"  # noqa: E731
+    qtbot.waitUntil(idle, timeout=LONG)

@@ -23,7 +23,7 @@ def test_terminal_chats_are_stored_listed_shown_and_resumed(data_dir):
     shown = json.loads(run(data_dir, "chats", "show", str(listed["id"]), "--json").stdout)
     assert [m["role"] for m in shown["messages"]] == ["user", "assistant"] * 2
     assert all(m["status"] == "done" for m in shown["messages"])
-    assert shown["settings"]["temperature"] == 0.0
+    assert shown["settings"]["sampling"]["temperature"] == 0.0
 
     resumed = run(data_dir, "chat", "--resume", str(listed["id"]), stdin="Thanks!\n")
     assert resumed.returncode == 0, resumed.stderr

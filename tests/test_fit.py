@@ -107,5 +107,5 @@ def test_the_empty_chat_recommends_a_model_and_one_click_starts_its_download(qtb
     from PySide6.QtWidgets import QDialog
 
     dialog = next(w for w in window.findChildren(QDialog) if w.windowTitle() == "Models")
-    assert window.recommended.id in dialog.cancels or "download" in dialog.message.text().lower()
+    assert window.models.recommended.id in dialog.cancels or "download" in dialog.message.text().lower()
     assert not window.view.recommend.isVisible()

@@ -45,7 +45,7 @@ def endless(window, endless_book) -> None:
     """A reply that cannot end by itself (speaker names the model never writes): only Stop ends it."""
     from app.scaffold import load_template
 
-    window.set_template(load_template(endless_book))
+    window.frames.set_template(load_template(endless_book))
     for key, value in (("temperature", 1.0), ("seed", 5), ("max_tokens", 2000)):
         window.settings.setValue(f"sampling/{key}", value)
 
@@ -73,13 +73,13 @@ def test_regenerate_keeps_alternatives_and_navigates_them(qtbot, window):
     send(qtbot, window, "Name a fruit.")
     first = window.view.turns[1].text
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
-        window.regenerate(1)
+        window.replies.regenerate(1)
     settled(qtbot, window)
     alternatives = window.store.alternatives(window.conversation_id, 1)
     assert len(alternatives) == 2 and alternatives[0].text == first
     labels = [w.text() for w in window.view.turns[1].findChildren(QAbstractButton)]
     assert "‹" in labels and "›" in labels
-    window.choose_alternative(1, 0)
+    window.replies.choose_version(1, 0)
     assert window.view.turns[1].text == first
 
 
@@ -127,7 +127,7 @@ def test_new_chat_shortcut_and_window_state_are_remembered(qtbot, window, tmp_pa
 def test_edit_and_resend_drops_the_later_turns(qtbot, window):
     send(qtbot, window, "What is the capital of Spain?")
     send(qtbot, window, "And of Italy?")
-    window.edit_message(0)  # the message's own Edit: it becomes editable in place
+    window.replies.edit_message(0)  # the message's own Edit: it becomes editable in place
     first = window.view.turns[0]
     first.editor.setPlainText("What is the capital of France?")
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
@@ -144,14 +144,14 @@ def test_switching_conversation_during_a_reply_stops_it_and_keeps_what_was_writt
 ):
     send(qtbot, window, "Hello")
     first = window.conversation_id
-    window.new_chat()
+    window.chats.new_chat()
     endless(window, endless_book)
     qtbot.keyClicks(window.composer.editor, "Tell me a very long story about a dragon.")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     second = window.conversation_id
     qtbot.waitSignal(window.worker.token, timeout=LONG).wait()
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
-        window.open_conversation(first)
+        window.chats.open(first)
     settled(qtbot, window)
     assert window.conversation_id == first and len(window.view.turns) == 2
     reply = window.store.get(second).messages[-1]

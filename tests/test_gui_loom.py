@@ -20,14 +20,14 @@ def test_switching_a_user_message_version_shows_its_whole_branch(qtbot, window):
     send(qtbot, window, "What is the capital of France?")
     send(qtbot, window, "And of Italy?")
     old = shown_texts(window)
-    window._apply_edit(0, "What is the capital of Spain?")  # a new version of turn 0: a new branch
-    qtbot.waitUntil(lambda: window.streaming is None and len(window.view.turns) == 2, timeout=LONG)
+    window.replies.apply_edit(0, "What is the capital of Spain?")  # a new version of turn 0: a new branch
+    qtbot.waitUntil(lambda: window.replies.streaming is None and len(window.view.turns) == 2, timeout=LONG)
     settled(qtbot, window)
     assert window.view.turns[0].text == "What is the capital of Spain?"
     assert window.view.turns[0].versions == (1, 2)
-    window.choose_alternative(0, 0)  # the switcher ‹ on the first message
+    window.replies.choose_version(0, 0)  # the switcher ‹ on the first message
     assert shown_texts(window) == old  # the old branch, its later turns included
-    window.choose_alternative(0, 1)
+    window.replies.choose_version(0, 1)
     assert len(window.view.turns) == 2 and window.view.turns[0].text.endswith("Spain?")
 
 
@@ -35,7 +35,7 @@ def test_the_tree_panel_shows_every_branch_and_navigates(qtbot, window):
     send(qtbot, window, "Name a fruit.")
     send(qtbot, window, "Name a colour.")
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
-        window.regenerate(1)
+        window.replies.regenerate(1)
     settled(qtbot, window)
     tree = window.loom.tree
     assert len(tree.items) == 5  # the first reply's old version keeps its later turns
@@ -116,7 +116,7 @@ def continue_notebook(qtbot, window, n: int = 1) -> None:
 
 
 def test_a_notebook_is_continued_from_the_cursor_and_stored_as_a_tree(qtbot, window):
-    window.new_notebook()
+    window.chats.new_notebook()
     page = window.notebook.page
     assert window.pages.currentWidget() is page
     page.editor.setPlainText("Once upon a time, in a small village by the sea,")
@@ -137,7 +137,7 @@ def test_a_notebook_is_continued_from_the_cursor_and_stored_as_a_tree(qtbot, win
     continue_notebook(qtbot, window)
     assert page.editor.toPlainText().startswith(document[:20]) and page.editor.toPlainText() != document
     assert len(window.store.tree(window.conversation_id)) == 4
-    window.open_conversation(window.conversation_id)  # reopened: the document as it was
+    window.chats.open(window.conversation_id)  # reopened: the document as it was
     assert page.editor.toPlainText().startswith(document[:20])
 
 
@@ -145,7 +145,7 @@ def test_notebook_alternatives_and_a_token_branch(qtbot, window):
     window.settings.setValue("sampling/temperature", 0.9)
     window.settings.setValue("sampling/seed", 2)
     window.settings.setValue("loom/alternatives", 3)
-    window.new_notebook()
+    window.chats.new_notebook()
     page = window.notebook.page
     page.editor.setPlainText("The three most important inventions are")
     page.editor.moveCursor(page.editor.textCursor().MoveOperation.End)

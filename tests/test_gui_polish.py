@@ -40,7 +40,7 @@ def test_switching_versions_keeps_the_view_where_it_is(qtbot, window):
     for text in ("Name a fruit.", "Name a colour.", "Name a city.", "Name an animal."):
         send(qtbot, window, text)
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
-        window.regenerate(7)
+        window.replies.regenerate(7)
     settled(qtbot, window)
     window.resize(900, 420)
     qtbot.wait(50)
@@ -48,7 +48,7 @@ def test_switching_versions_keeps_the_view_where_it_is(qtbot, window):
     assert bar.maximum() > 0
     bar.setValue(bar.maximum() // 2)
     before, widgets = bar.value(), list(window.view.turns)
-    window.choose_alternative(7, 0)
+    window.replies.choose_version(7, 0)
     qtbot.wait(50)
     assert bar.value() == before and window.view.turns == widgets  # updated in place, not rebuilt
     assert window.view.turns[-1].text == window.store.alternatives(window.conversation_id, 7)[0].text
@@ -58,11 +58,11 @@ def test_deleting_the_open_chat_asks_and_leaves_nothing_of_it(qtbot, window, mon
     send(qtbot, window, "What is the capital of France?")
     cid = window.conversation_id
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    window.delete_chat(cid)
+    window.chats.delete(cid)
     assert window.store.get(cid) and window.conversation_id == cid
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.frame_dock.show()
-    window.delete_chat(cid)
+    window.chats.delete(cid)
     assert window.conversation_id is None and window.view.turns == []
     assert window.sidebar.list.count() == 0 and "0 / 4,096 tokens" in window.status_line.text()
     qtbot.waitUntil(lambda: "France" not in window.frame.inspector.toPlainText(), timeout=LONG)
@@ -75,7 +75,7 @@ def test_the_inspector_and_the_send_agree_on_room_for_the_reply(qtbot, window):
     assert "+ 512 reply of 4,096 tokens" in window.frame.usage.format()
     long_text = "word " * 3700
     window.composer.editor.setPlainText(long_text)
-    window.inspect_prompt()
+    window.frames.inspect_prompt()
     qtbot.waitUntil(lambda: "over the 4,096 context" in window.frame.usage.format(), timeout=LONG)
     assert "too long" in window.frame.inspector.toPlainText()
     window.composer.editor.setPlainText(long_text)
@@ -87,15 +87,15 @@ def test_the_inspector_and_the_send_agree_on_room_for_the_reply(qtbot, window):
 
 def test_stop_shows_at_once_and_keeps_what_was_shown(qtbot, window, endless_book):
     """A reply that cannot end by itself: only Stop ends it."""
-    window.set_template(load_template(endless_book))
+    window.frames.set_template(load_template(endless_book))
     for key, value in (("temperature", 1.0), ("seed", 5), ("max_tokens", 2000)):
         window.settings.setValue(f"sampling/{key}", value)
     qtbot.keyClicks(window.composer.editor, "The dragon of the north")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: len(window.streaming.streamed_text) > 40, timeout=LONG)
+    qtbot.waitUntil(lambda: len(window.replies.streaming.streamed_text) > 40, timeout=LONG)
     outcomes = []
     window.worker.reply_done.connect(lambda _rid, outcome: outcomes.append(outcome))
-    streaming = window.streaming
+    streaming = window.replies.streaming
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
     assert streaming.status.text() == "stopped"  # at once, before the engine's thread answers
     shown = streaming.streamed_text
@@ -136,12 +136,12 @@ def test_export_a_chat_from_the_window(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setattr(
         QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "JSON, restorable (*.json)")
     )
-    window.export_chat()
+    window.chats.export()
     data = json.loads(target.read_text())
     assert data["conversations"][0]["messages"][0]["text"] == "What is the capital of France?"
     prompt = tmp_path / "chat.txt"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(prompt), "Prompt text (*.txt)"))
-    window.export_chat()
+    window.chats.export()
     assert prompt.read_text().endswith("User: What is the capital of France?\nAssistant: Paris.\n")
 
 

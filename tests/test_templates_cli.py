@@ -116,7 +116,7 @@ def test_dropping_a_card_on_the_window_imports_it_and_shows_its_greeting(
     win.frame.greeting.setCurrentIndex(1)
     win.frame.greeting.activated.emit(1)
     assert win.view.greeting.body.toPlainText() == "Ah, User. You're late."
-    win.import_frame(str(tmp_path / "missing.json"))
+    win.frames.import_frame(str(tmp_path / "missing.json"))
     assert "Cannot read" in win.statusBar().currentMessage() and win.template.assistant_name == "Captain Mira"
     win.close()
 

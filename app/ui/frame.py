@@ -76,7 +76,7 @@ class FramePanel(QWidget):
         self.picker.activated.connect(lambda _i: self._pick(self.picker.currentText()))
         self.apply_button.clicked.connect(self._apply)
         self.save_button.clicked.connect(self._save)
-        self.import_button.clicked.connect(self._import)
+        self.import_button.clicked.connect(self.choose_file_to_import)
         self.copy_prompt_button.clicked.connect(self.copy_prompt_requested)
         self.greeting.activated.connect(self._pick_greeting)
         self.reset_button.clicked.connect(lambda: self._pick(self.template.name if self.template else "chat"))
@@ -158,7 +158,7 @@ class FramePanel(QWidget):
         self.template = template
         self.frame_changed.emit(template)
 
-    def _import(self) -> None:
+    def choose_file_to_import(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(
             self, "Import a frame", "", "Frames (*.json *.png *.txt *.yaml *.yml *.toml);;All files (*)"
         )

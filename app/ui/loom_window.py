@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QDockWidget, QMessageBox
 
 from app.chat import branch_start
 from app.errors import BasechatError
-from app.store.export import as_messages
 from app.ui.loom import AlternativesBox, TokenView, TreePanel
 from app.ui.settings import DEFAULT_ALTERNATIVES
 from app.ui.worker import ReplyRequest
@@ -56,13 +55,14 @@ class Loom(QObject):
         self.drop_box()
         self.box = AlternativesBox(request.n, position)
         self.box.picked.connect(self.pick_alternative)
-        self.w._generate(request, position)
-        assert self.w.streaming is not None
-        self.w.streaming.status.setText(f"writing {request.n} alternatives…")
+        self.w.replies.start(request, position)
+        turn = self.w.replies.streaming
+        assert turn is not None
+        turn.status.setText(f"writing {request.n} alternatives…")
         self.w.view.add_box(self.box)
 
     def alternative_token(self, request_id: int, index: int, chunk: str) -> None:
-        if request_id == self.w.request_id and self.box is not None and request_id != self.w.stopped:
+        if self.box is not None and self.w.replies.is_drawn(request_id):
             self.w.busy.hide()
             self.box.append(index, chunk)
 
@@ -73,12 +73,12 @@ class Loom(QObject):
             self.box.finish()
 
     def pick_alternative(self, index: int) -> None:
-        if self.box is None or self.w.streaming is not None:
+        if self.box is None or self.w.replies.busy:
             return
-        self.w.store.choose(self.box.ids[index])
+        self.w.service.choose(self.box.ids[index])
         position = self.box.position
         self.drop_box()
-        self.w._show_path_from(position)
+        self.w.replies.show_path_from(position)
 
     def drop_box(self) -> None:
         if self.box is not None:
@@ -88,8 +88,8 @@ class Loom(QObject):
     def write_alternatives(self) -> None:
         """Chat → Write alternatives: the newest reply again, as N versions at once."""
         turns = self.w.view.turns
-        if self.w.streaming is None and turns and turns[-1].role == "assistant":
-            self.w.regenerate(turns[-1].position, n=max(2, self.alternatives_per_reply()))
+        if not self.w.replies.busy and turns and turns[-1].role == "assistant":
+            self.w.replies.regenerate(turns[-1].position, n=max(2, self.alternatives_per_reply()))
 
     # -- token view ----------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ class Loom(QObject):
         if turn.extra is not None:
             turn.toggle_extra(None)
             return
-        rows = self.w.store.token_probs(self.w._thread()[position].id) or []
+        rows = self.w.store.token_probs(self.w.replies.shown_path()[position].id) or []
         view = TokenView(rows)
         view.branch.connect(lambda index, token: self.branch_at(position, index, token))
         turn.toggle_extra(view)
@@ -106,52 +106,50 @@ class Loom(QObject):
     def branch_at(self, position: int, index: int, token: int) -> None:
         """A new version of the reply at ``position``: kept up to token ``index``, ``token`` there,
         and the model goes on from it."""
-        w = self.w
-        if w.streaming is not None or w.conversation_id is None:
+        replies = self.w.replies
+        if not replies.can_act():
             return
-        thread = w._thread()
         try:
-            start = branch_start(w.store.token_probs(thread[position].id) or [], index, token)
+            start = branch_start(
+                self.w.store.token_probs(replies.shown_path()[position].id) or [], index, token
+            )
         except BasechatError as exc:
-            w.statusBar().showMessage(str(exc), 8000)
+            self.w.statusBar().showMessage(str(exc), 8000)
             return
-        history, user = as_messages(thread[: position - 1]), thread[position - 1]
-        w.view.remove_from(position)
-        request = ReplyRequest(0, w.conversation_id, history, w.template, w._params(), mode="branch",
-                               user_text=user.text, position=position, start=start)  # fmt: skip
-        w._generate(request, position, start=start.text.strip())
+        replies.branch(position, start)
 
     # -- tree ------------------------------------------------------------------------------
 
     def go_to_message(self, message_id: int) -> None:
-        if self.w.streaming is None and self.w.conversation_id is not None:
-            self.w.store.choose(message_id)
-            self.w.open_conversation(self.w.conversation_id)
+        conversation_id = self.w.conversation_id
+        if self.w.replies.can_act() and conversation_id is not None:
+            self.w.service.choose(message_id)
+            self.w.chats.open(conversation_id)
 
     def branch_from_message(self, message_id: int) -> None:
         """The shown path ends at this message: a user message gets a new reply; after a reply,
         the next message sent starts the new branch."""
-        w = self.w
-        if w.streaming is not None or w.conversation_id is None:
+        w, conversation_id = self.w, self.w.conversation_id
+        if not w.replies.can_act() or conversation_id is None:
             return
-        w.store.end_path_at(message_id)
-        w.open_conversation(w.conversation_id)
+        w.service.end_path_at(message_id)
+        w.chats.open(conversation_id)
         turns = w.view.turns
         if turns and turns[-1].role == "user":
-            w.regenerate(turns[-1].position + 1)
+            w.replies.regenerate(turns[-1].position + 1)
         else:
             w.composer.editor.setFocus()
             w.statusBar().showMessage("Your next message starts a new branch from here.", 8000)
 
     def delete_branch(self, message_id: int) -> None:
-        w = self.w
-        if w.streaming is not None or w.conversation_id is None:
+        w, conversation_id = self.w, self.w.conversation_id
+        if not w.replies.can_act() or conversation_id is None:
             return
         ask = QMessageBox.question(w, "Delete branch", "Delete this message and everything after it?")
         if ask != QMessageBox.StandardButton.Yes:
             return
-        w.store.delete_branch(message_id)
-        w.open_conversation(w.conversation_id)
+        w.service.delete_branch(message_id)
+        w.chats.open(conversation_id)
 
 
 def with_alternatives(request: ReplyRequest, n: int) -> ReplyRequest:

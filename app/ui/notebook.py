@@ -71,7 +71,6 @@ class Notebook(QObject):
         self.w = window
         self.page = NotebookPage()
         self.request_id = 0
-        self.position = 0  # where the running continuation's reply is stored
         page = self.page
         page.continue_button.clicked.connect(lambda: self.continue_text(1))
         several = lambda: self.continue_text(max(2, window.loom.alternatives_per_reply()))  # noqa: E731
@@ -79,7 +78,7 @@ class Notebook(QObject):
         page.back.clicked.connect(lambda: self.switch_version(-1))
         page.ahead.clicked.connect(lambda: self.switch_version(+1))
         page.tokens_button.clicked.connect(self.toggle_tokens)
-        page.stop_button.clicked.connect(self.w.worker.stop)
+        page.stop_button.clicked.connect(window.worker.stop)
         shortcut = QShortcut(QKeySequence("Ctrl+Return"), page.editor)
         shortcut.activated.connect(lambda: self.continue_text(1))
         window.worker.token.connect(self._token)
@@ -91,7 +90,7 @@ class Notebook(QObject):
 
     def new(self) -> int:
         model = self.w.model_info.get("id", "")
-        return self.w.store.create_conversation("New notebook", model=model, kind="notebook")
+        return self.w.service.start(self.w.template, self.w.replies.params(), model, kind="notebook")
 
     def show(self, conversation_id: int) -> None:
         """The document as stored: the last continued text and the continuation chosen after it."""
@@ -115,25 +114,28 @@ class Notebook(QObject):
     def continue_text(self, n: int, sibling: bool = False) -> None:
         """Send the document up to the cursor; the model's text goes after it (the rest is kept
         on the old branch). ``sibling``: the text is another version of the last one continued."""
-        w = self.w
+        w, cid = self.w, self.w.conversation_id
         cursor = self.page.editor.textCursor()
         prefix = self.page.editor.toPlainText()[: max(cursor.position(), cursor.anchor())]
-        if self.request_id or w.streaming is not None or w.conversation_id is None or not prefix.strip():
+        if self.request_id or not w.replies.can_act() or cid is None or not prefix.strip():
             return
-        thread = w.store.get(w.conversation_id).messages
-        if sibling and len(thread) >= 2:
-            w.store.edit_user_message(w.conversation_id, thread[-2].position, prefix)
-        else:
-            w.store.add_user_message(w.conversation_id, prefix)
-        self.position = len(w.store.get(w.conversation_id).messages)
+        self._store_continued(cid, prefix, sibling)
         self.page.editor.setPlainText(prefix)
         self.page.editor.setReadOnly(True)
         self.page.status.setText("writing…" if n == 1 else f"writing {n} alternatives (showing the first)…")
-        self.request_id = next(w._ids)
-        request = ReplyRequest(self.request_id, w.conversation_id, [], w.template, w._params(),
+        self.request_id = w.replies.next_request_id()
+        request = ReplyRequest(self.request_id, cid, [], w.template, w.replies.params(),
                                mode="notebook", user_text=prefix, n=n)  # fmt: skip
         w.request_generate.emit(request)
         w.sidebar.refresh(select=w.conversation_id)
+
+    def _store_continued(self, conversation_id: int, prefix: str, sibling: bool) -> None:
+        """The text continued is a new user turn, or another version of the last one."""
+        thread = self.w.store.get(conversation_id).messages
+        if sibling and len(thread) >= 2:
+            self.w.service.edit_user(conversation_id, thread[-2].position, prefix)
+        else:
+            self.w.service.add_user(conversation_id, prefix)
 
     def _token(self, request_id: int, chunk: str) -> None:
         if request_id == self.request_id:
@@ -177,7 +179,7 @@ class Notebook(QObject):
             return
         last, conversation_id = thread[-1], self.w.conversation_id
         assert conversation_id is not None
-        self.w.store.choose_alternative(conversation_id, last.position, last.alternative + step)
+        self.w.service.choose_version(conversation_id, last.position, last.alternative + step)
         self.show(conversation_id)
         self.w.loom.refresh_tree()
 

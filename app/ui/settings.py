@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
-from app.engine.base import SamplingParams
-from app.engine.remote import ServerConfig
+from app.engine.base import SamplingParams, ServerConfig
 from app.ui import secrets
 from app.ui.worker import DEFAULT_KV_CAP_MB, EngineSettings
 

@@ -36,12 +36,11 @@ from app.chat import (
     raw_generation,
     reply_budget,
 )
-from app.engine.base import Backend, SamplingParams, Usage
+from app.engine.base import Backend, SamplingParams, ServerConfig, Usage
 from app.engine.factory import open_backend
-from app.engine.remote import ServerConfig
 from app.errors import BasechatError, ContextOverflow
 from app.scaffold import Message, Template
-from app.store import ChatStore, ReplyRecorder
+from app.service import ConversationService
 
 log = logging.getLogger(__name__)
 DEFAULT_KV_CAP_MB = 2048
@@ -97,9 +96,9 @@ class EngineWorker(QObject):
     reply_failed = Signal(int, str)
     inspected = Signal(int, str, int, int, int)
 
-    def __init__(self, store: ChatStore) -> None:
+    def __init__(self, service: ConversationService) -> None:
         super().__init__()
-        self.store = store
+        self.service = service
         self.engine: Backend | None = None
         self.model_id = ""
         self._current: ReplyStream | AlternativesStream | None = None
@@ -167,18 +166,13 @@ class EngineWorker(QObject):
             self._generate_many(self._alternatives(session, request), request)
             return
         stream = self._stream(session, request)
-        message_id = request.message_id if request.mode == "continue" else self.store.begin_reply(
-            request.conversation_id, self.model_id, request.position
-        )  # fmt: skip
         with self._current_lock:
             self._current = stream
-        assert message_id is not None, "a continue request names the message it extends"
-        recorder = ReplyRecorder(self.store, message_id)
-        recorder.add(_already_written(request))
-        for chunk in stream:
-            recorder.add(chunk)
+        extends = request.message_id if request.mode == "continue" else None
+        chunks = self.service.record_reply(stream, request.conversation_id, self.model_id,
+                                           request.position, extends, _already_written(request))  # fmt: skip
+        for chunk in chunks:
             self.token.emit(request.request_id, chunk)
-        recorder.finish(stream.reply)
         self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
 
     @staticmethod
@@ -201,26 +195,13 @@ class EngineWorker(QObject):
     def _generate_many(self, stream: AlternativesStream, request: ReplyRequest) -> None:
         """Every alternative is stored as a version of one reply as it streams; the first is shown."""
         assert self.engine is not None
-        ids = self._begin_versions(request)
         with self._current_lock:
             self._current = stream
-        recorders = [ReplyRecorder(self.store, message_id) for message_id in ids]
-        for index, chunk in stream:
-            recorders[index].add(chunk)
+        chunks = self.service.record_alternatives(stream, request.conversation_id, request.n,
+                                                  self.model_id, request.position)  # fmt: skip
+        for index, chunk in chunks:
             self.alternative_token.emit(request.request_id, index, chunk)
-        for recorder, reply in zip(recorders, stream.replies, strict=False):
-            recorder.finish(reply)
-        for message_id in ids[len(stream.replies) :]:  # a server's alternatives never started
-            self.store.delete_branch(message_id)
-        self.store.choose(ids[0])
         self.reply_done.emit(request.request_id, _outcome(stream.replies[0], self.engine.n_ctx))
-
-    def _begin_versions(self, request: ReplyRequest) -> list[int]:
-        conversation = request.conversation_id
-        first = self.store.begin_reply(conversation, self.model_id, request.position)
-        position = self.store.position_of(first)
-        more = [self.store.begin_reply(conversation, self.model_id, position) for _ in range(request.n - 1)]
-        return [first, *more]
 
     @Slot(int, object, object, str, object)
     def inspect(self, request_id: int, template: Template, history: list, user_text: str, params) -> None:

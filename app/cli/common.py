@@ -1,0 +1,189 @@
+"""What the terminal commands share: opening an engine and a session from the options, the
+store, one-line failures, reading and writing files, Ctrl+C during a reply."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from app.engine.base import SamplingParams
+from app.errors import InputError
+
+log = logging.getLogger("basechat")
+
+
+def fail(message: str) -> int:
+    sys.stderr.write(f"basechat: error: {message}\n")
+    return 1
+
+
+def note(message: str) -> None:
+    """A line on stderr that is not a failure (a warning, a model's kind)."""
+    sys.stderr.write(f"basechat: {message}\n")
+
+
+def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
+    """(model id, session) for the options given; ``base``: the sampling the flags go on top of
+    (a resumed conversation's own)."""
+    from app.chat import ChatSession
+    from app.scaffold import DEFAULT_TEMPLATE, load_template
+
+    check_numbers(args)
+    template = load_template(args.template or DEFAULT_TEMPLATE)
+    history = read_history(args.history) if args.history else []
+    model_id, engine = open_engine(args, keep_states=args.command in ("ask", "chat"))
+    return model_id, ChatSession(engine, template, sampling_from(args, base), history)
+
+
+_ENGINE_FLAGS = {"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}
+
+
+def open_engine(args: argparse.Namespace, **settings):
+    """(model id, Backend): the server's model with --server, else a local model file.
+    ``settings``: extra engine options (``keep_states`` for conversations)."""
+    from app.engine.factory import open_backend
+    from app.models.catalog import resolve_model
+
+    server = server_config(args)
+    settings |= {
+        key: value for flag, key in _ENGINE_FLAGS.items() if (value := getattr(args, flag, None)) is not None
+    }
+    if server is not None:
+        engine = open_backend(server=server, n_ctx=settings.get("n_ctx"))
+        return engine.describe().name, engine
+    model_id, path = resolve_model(getattr(args, "model", None))
+    return model_id, open_backend(path, **settings)
+
+
+def server_config(args: argparse.Namespace):
+    import os
+
+    from app.engine.base import ServerConfig
+
+    url = getattr(args, "server", None) or os.environ.get("BASECHAT_SERVER")
+    if not url:
+        return None
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise InputError(f"--api-key-env names {args.api_key_env}, which is not set.")
+    if args.server_timeout <= 0:
+        raise InputError("--server-timeout must be more than 0 seconds.")
+    return ServerConfig(url, key, args.server_kind, args.server_timeout)
+
+
+def sampling_from(args: argparse.Namespace, base: SamplingParams | None = None) -> SamplingParams:
+    """The sampling flags given, on top of ``base`` (the defaults, or a resumed conversation's)."""
+    given = {
+        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+        "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
+        "max_tokens": args.max_tokens,
+    }  # fmt: skip
+    base = replace(base or SamplingParams(), n_probs=getattr(args, "logprobs", 0))
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    if not 1 <= getattr(args, "n", 1) <= 8:
+        raise InputError("--n must be between 1 and 8.")
+    if not 0 <= getattr(args, "logprobs", 0) <= 20:
+        raise InputError("--logprobs must be between 0 and 20.")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise InputError("--max-tokens must be at least 1.")
+    if args.temperature is not None and args.temperature < 0:
+        raise InputError("--temperature cannot be negative.")
+    if args.ctx is not None and args.ctx < 256:
+        raise InputError("--ctx must be at least 256 tokens.")
+    if args.threads is not None and args.threads < 1:
+        raise InputError("--threads must be at least 1.")
+    if args.top_k is not None and args.top_k < 0:
+        raise InputError("--top-k cannot be negative.")
+    for name in ("top_p", "min_p"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 1:
+            raise InputError(f"--{name.replace('_', '-')} must be between 0 and 1.")
+    if args.repeat_penalty is not None and args.repeat_penalty <= 0:
+        raise InputError("--repeat-penalty must be more than 0.")
+
+
+def read_history(path: Path):
+    from app.scaffold import Message
+
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError(f"{path} must hold a JSON list of turns.")
+    history = []
+    for number, turn in enumerate(data, 1):
+        if not (isinstance(turn, dict) and turn.get("role") in ("user", "assistant")):
+            raise InputError(f'{path}: turn {number} needs "role": "user" or "assistant".')
+        if not isinstance(turn.get("text"), str):
+            raise InputError(f'{path}: turn {number} needs a "text" string.')
+        history.append(Message(turn["role"], turn["text"]))
+    return history
+
+
+@contextmanager
+def cancel_on_interrupt(stream) -> Iterator[None]:
+    """Ctrl+C stops the reply (within one token) instead of the program."""
+    previous = signal.signal(signal.SIGINT, lambda *_: stream.cancel())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def echo(chunks: Iterable[str]) -> None:
+    """Print a reply as it streams, without the leading space the model writes."""
+    started = False
+    for chunk in chunks:
+        if not started:
+            chunk = chunk.lstrip()
+            started = bool(chunk)
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def open_store():
+    from app.store import ChatStore
+
+    store = ChatStore()
+    if store.notice:
+        sys.stderr.write(f"basechat: {store.notice}\n")
+    return store
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator:
+    """A progress bar on a terminal's stderr; silent when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=label, unit="q", disable=not sys.stderr.isatty()) as bar:
+        yield lambda: bar.update(1)
+
+
+def write_out(text: str, output: Path | None) -> None:
+    """To the file named, or to stdout."""
+    if output:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"Cannot write {output}: {exc.strerror or exc}.") from None
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}.") from None

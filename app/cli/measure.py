@@ -1,0 +1,87 @@
+"""``basechat eval`` and ``basechat bench``: the terminal side of the measurement package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import closing
+from dataclasses import replace
+
+from app.cli.common import open_engine, progress, server_config
+from app.errors import InputError
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from app.measure.evaluate import load_items, markdown_table, run_eval
+    from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
+
+    if args.max_tokens < 1:
+        raise InputError("--max-tokens must be at least 1.")
+    items = [i for i in load_items(args.files) if args.half in (None, i.half)]
+    if args.all_templates:
+        modes = [*available_templates(), None]
+    else:
+        modes = [None] if args.raw else [args.template or DEFAULT_TEMPLATE]
+    templates = [load_template(m) if m else None for m in modes]
+    _, engine = open_engine(args)
+    summaries = []
+    with closing(engine):
+        for template in templates:
+            label = template.name if template else "raw"
+            with progress(len(items), label) as tick:
+                report = run_eval(engine, template, items, args.max_tokens, tick, _eval_sampling(args))
+            summaries.append(report.summary())
+            if args.replies:
+                report.write_replies(args.replies)
+    if args.json:
+        print(json.dumps(summaries if args.all_templates else summaries[0]))
+    elif args.all_templates:
+        print(markdown_table(summaries))
+    else:
+        for key, value in summaries[0].items():
+            print(f"{key:>24}: {value}")
+    return 0
+
+
+def _eval_sampling(args: argparse.Namespace):
+    """Greedy, no penalty (runs repeat), unless a sampling flag says otherwise."""
+    from app.measure.evaluate import GREEDY
+
+    given = {
+        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+        "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
+    }  # fmt: skip
+    return replace(GREEDY, **{k: v for k, v in given.items() if v is not None})
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from app.measure.bench import run_bench
+    from app.models.catalog import resolve_model
+
+    server = server_config(args)
+    if server is not None:
+        from app.measure.bench import run_remote_bench
+
+        return _print_figures(run_remote_bench(server, args.quick, _bench_progress), args.json)
+    model_id, path = resolve_model(args.model)
+    if args.plot:
+        try:
+            from app.measure.plot import plot
+        except ImportError:
+            raise InputError("--plot needs matplotlib: pip install -e '.[bench]'") from None
+        plot(path, args.plot)
+    return _print_figures(run_bench(path, model_id, args.quick, _bench_progress, args.smoke), args.json)
+
+
+def _bench_progress(step: str) -> None:
+    sys.stderr.write(f"bench: {step}…\n")
+
+
+def _print_figures(figures: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>28}: {value}")
+    return 0

@@ -1,0 +1,161 @@
+"""The command line's grammar: every command, its options and their help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line, not a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"basechat: error: {message} (see 'basechat --help')\n")
+        raise SystemExit(2)
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="catalog id or path to a .gguf file (default: gemma3-270m)")
+    parser.add_argument("--template", help="template name or .toml path (default: chat)")
+    parser.add_argument("--history", type=Path, help='JSON list of {"role", "text"} turns')
+    parser.add_argument("--raw", action="store_true", help="send the text with no transcript")
+    parser.add_argument("--max-tokens", type=int, help="reply length limit (default 256)")
+    sampling_options(parser)
+    parser.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    parser.add_argument("--gpu-layers", type=int, help="layers to offload (default: all on Metal)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    server_options(parser)
+
+
+def sampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.7)")
+    parser.add_argument("--top-k", type=int, help="keep the K likeliest tokens (default 40; 0 = all)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95)")
+    parser.add_argument(
+        "--min-p", type=float, help="drop tokens below this share of the top one (default 0.05)"
+    )
+    parser.add_argument(
+        "--repeat-penalty", type=float, help="penalise repeated tokens (default 1.1; 1 = off)"
+    )
+    parser.add_argument("--seed", type=int, help="random seed for sampling")
+
+
+def server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server", metavar="URL", help="use the model of an inference server (env BASECHAT_SERVER)"
+    )
+    kinds = "llama = llama-server's API, openai = /v1/completions (default: detect)"
+    parser.add_argument("--server-kind", choices=["auto", "llama", "openai"], default="auto", help=kinds)
+    parser.add_argument("--api-key-env", metavar="NAME", help="read the server's API key from this variable")
+    wait = "seconds a silent server is waited for (default 60)"
+    parser.add_argument("--server-timeout", type=float, default=60.0, help=wait)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="basechat", description="Offline chat with base language models.")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--data-dir", type=Path, help="Basechat's data folder (chats, models)")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    ask = sub.add_parser("ask", help="one reply to MESSAGE")
+    _model_options(ask)
+    ask.add_argument(
+        "--resume", type=int, metavar="ID", help="continue a stored conversation (and store this turn)"
+    )
+    ask.add_argument("--n", type=int, default=1, metavar="N",
+                     help="N alternative replies decoded together (1-8; needs temperature > 0)")  # fmt: skip
+    ask.add_argument("--logprobs", type=int, default=0, metavar="K",
+                     help="record each token's K likeliest candidates (shown with --json)")  # fmt: skip
+    ask.add_argument("message")
+    prompt = sub.add_parser("prompt", help="print the exact text that would be sent")
+    _model_options(prompt)
+    prompt.add_argument("message")
+    chat = sub.add_parser("chat", help="a conversation in the terminal")
+    _model_options(chat)
+    chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored conversation")
+    gui = sub.add_parser("gui", help="open the Basechat window (the default with a display)")
+    gui.add_argument("--model", help="catalog id or .gguf path to load first")
+    _chats_options(sub.add_parser("chats", help="stored conversations"))
+    _models_options(sub.add_parser("models", help="the model catalog and downloads"))
+    _templates_options(sub.add_parser("templates", help="conversation frames: list, import, export"))
+    bench = sub.add_parser("bench", help="measure speed and responsiveness against llama.cpp itself")
+    bench.add_argument("--model", help="catalog id or .gguf path (default: gemma3-270m)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    server_options(bench)
+    bench.add_argument("--quick", action="store_true", help="figures 1, 3, 4 and 5, reduced (under a minute)")
+    bench.add_argument(
+        "--smoke", action="store_true", help="tiny inputs: checks every figure is made (seconds)"
+    )
+    bench.add_argument(
+        "--plot", type=Path, help="also draw TTFT and tokens/s per turn (PNG; needs matplotlib)"
+    )
+    _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
+    return parser
+
+
+def _chats_options(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="chats_command", required=True, parser_class=Parser)
+    listing = sub.add_parser("list", help="conversations, newest first")
+    listing.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="one conversation")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    export = sub.add_parser("export", help="to Markdown or JSON")
+    export.add_argument("id", nargs="?", type=int, help="omit with --all")
+    export.add_argument("--all", action="store_true", help="every conversation (JSON)")
+    export.add_argument("--format", choices=["md", "json", "prompt"], default="md",
+                        help="prompt: the exact text the model reads before the next message")  # fmt: skip
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    sub.add_parser("import", help="restore a JSON export").add_argument("file", type=Path)
+    sub.add_parser("delete", help="delete a conversation").add_argument("id", type=int)
+    sub.add_parser("search", help="find conversations by text").add_argument("query")
+
+
+def _models_options(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="models_command", required=True, parser_class=Parser)
+    sub.add_parser("list", help="installed and available models").add_argument("--json", action="store_true")
+    sub.add_parser("download", help="download a catalog model").add_argument("id")
+    sub.add_parser("verify", help="check a model file's sha256").add_argument("id")
+    sub.add_parser("remove", help="delete a downloaded model").add_argument("id")
+    sub.add_parser("add", help="use a .gguf file from disk").add_argument("path", type=Path)
+    search = sub.add_parser("search", help="GGUF files on the Hugging Face Hub, base models first")
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=10, help="repositories to look at (default 10)")
+    search.add_argument("--json", action="store_true")
+    get = sub.add_parser("get", help="download one file found by 'models search'")
+    get.add_argument("repo", help="owner/name")
+    get.add_argument("file", help="the .gguf file's name")
+
+
+def _templates_options(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="templates_command", required=True, parser_class=Parser)
+    sub.add_parser("list", help="shipped and your own templates").add_argument("--json", action="store_true")
+    sub.add_parser("show", help="a template as TOML").add_argument("name")
+    importing = sub.add_parser("import", help="a character card (JSON/PNG), preset, prompt file, YAML, TOML")
+    importing.add_argument("file", type=Path)
+    export = sub.add_parser("export", help="a template as TOML or as a Character Card V2")
+    export.add_argument("name")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--format", choices=["toml", "card"], default="toml")
+    sub.add_parser("delete", help="delete one of your own templates").add_argument("name")
+
+
+def _eval_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, help="JSONL question files")
+    parser.add_argument("--model", help="catalog id or path to a .gguf file")
+    parser.add_argument("--template", help="template name or .toml path (default: chat)")
+    parser.add_argument("--raw", action="store_true", help="ask the bare model, no transcript")
+    parser.add_argument("--all-templates", action="store_true", help="every template and raw")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--half", choices=["tune", "held"], help="only the items of one half")
+    parser.add_argument("--replies", type=Path, help="write every question and reply to this JSONL file")
+    sampling_options(parser)  # eval is greedy unless these say otherwise
+    server_options(parser)
+
+
+def _version() -> str:
+    from app import __version__
+
+    return f"basechat {__version__}"

@@ -1,0 +1,72 @@
+"""``basechat templates``: list, show, import (cards, presets, prompt files), export and delete."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.cli.common import note, write_out
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from app.scaffold import template as templates
+
+    action = args.templates_command
+    if action == "list":
+        _list_templates(args.json)
+    elif action == "show":
+        sys.stdout.write(templates.template_to_toml(templates.load_template(args.name)))
+    elif action == "import":
+        _import_template(args.file)
+    elif action == "export":
+        _export_template(args)
+    elif action == "delete":
+        path = templates.delete_user_template(args.name)
+        print(f"Deleted template '{args.name}' ({path}).")
+    return 0
+
+
+def _list_templates(as_json: bool) -> None:
+    from app.scaffold.template import available_templates, load_template, user_templates_dir
+
+    rows: list[dict] = []
+    for name in available_templates():
+        template = load_template(name)
+        own = template.source is not None and template.source.parent == user_templates_dir()
+        rows.append({
+            "name": name, "title": template.title or name, "description": template.description,
+            "speakers": list(template.speaker_names), "own": own, "path": str(template.source),
+        })  # fmt: skip
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        mark = "yours" if row["own"] else "shipped"
+        print(f"{row['name']:<20} {mark:<8} {' / '.join(row['speakers']):<24} {row['description'][:60]}")
+
+
+def _import_template(path: Path) -> None:
+    from app.scaffold.importers import import_file, save_imported
+
+    imported = import_file(path)
+    template, saved = save_imported(imported)
+    renamed = (
+        f" (renamed: '{imported.template.name}' was taken)" if template.name != imported.template.name else ""
+    )
+    print(f"Imported {imported.kind} as template '{template.name}'{renamed}: {saved}")
+    for line in imported.notes:
+        note(f"note: {line}.")
+
+
+def _export_template(args: argparse.Namespace) -> None:
+    from app.scaffold.importers import template_to_card
+    from app.scaffold.template import load_template, template_to_toml
+
+    template = load_template(args.name)
+    if args.format == "card":
+        text = json.dumps(template_to_card(template), ensure_ascii=False, indent=1)
+    else:
+        text = template_to_toml(template)
+    write_out(text, args.output)

@@ -1,0 +1,189 @@
+"""The conversation service: every turn the window or the terminal records goes through here.
+
+It sits between a conversation (``app.chat``) and the history (``app.store``)
+on one side and the two surfaces (``app.ui``, ``app.cli``) on the other. Both
+surfaces used to write the store's turn methods themselves and disagreed on
+what a conversation's settings look like; now one class writes the turns and
+one shape holds the settings::
+
+    {"sampling": {<SamplingParams fields the person chose>}, "frame": {<the template as a dict>}}
+
+Databases written before this shape (the terminal wrote the sampling fields
+flat at the top level) are read through ``sampling_overrides``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+
+from app.chat import AlternativesStream, ReplyStream
+from app.engine.base import SamplingParams
+from app.scaffold import Message, Template
+from app.scaffold.template import template_to_dict
+from app.store.chats import ChatStore, Conversation
+from app.store.export import TEMPLATE_KEY, as_messages, conversation_template
+from app.store.recorder import ReplyRecorder
+
+SAMPLING_KEY = "sampling"
+FRAME_KEY = TEMPLATE_KEY  # the frame stays where exports and prompts read it
+_SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)}
+# Chosen per request, never a conversation's setting (a long bench reply, a token-probability count).
+_NOT_KEPT = {"ignore_eos", "n_probs"}
+
+
+def settings_shape(params: SamplingParams, template: Template) -> dict:
+    """A conversation's settings as stored: its sampling and the frame it is held in."""
+    sampling = {k: v for k, v in asdict(params).items() if k not in _NOT_KEPT}
+    return {SAMPLING_KEY: sampling, FRAME_KEY: template_to_dict(template)}
+
+
+def sampling_overrides(settings: dict) -> dict:
+    """The sampling fields a conversation chose, from the current shape or the old flat one."""
+    nested = settings.get(SAMPLING_KEY)
+    source = nested if isinstance(nested, dict) else settings
+    return {k: v for k, v in source.items() if k in _SAMPLING_FIELDS and k not in _NOT_KEPT}
+
+
+def conversation_params(settings: dict, base: SamplingParams) -> SamplingParams:
+    """``base`` with the conversation's own sampling on top (a value that is no number is skipped)."""
+    chosen: dict = {}
+    for key, value in sampling_overrides(settings).items():
+        try:
+            chosen[key] = sampling_value(key, value)
+        except (TypeError, ValueError):
+            continue
+    return replace(base, **chosen)
+
+
+_INTEGERS = {"top_k", "repeat_last_n", "max_tokens", "seed", "n_probs"}
+
+
+def sampling_value(name: str, value) -> bool | int | float | None:
+    """A stored sampling setting as its field's type: INI files give strings, old JSON any number;
+    a seed of -1 (or none) means a new one each time."""
+    if name == "ignore_eos":
+        return str(value).lower() in ("1", "true")
+    if name == "seed" and value in (None, -1, "-1", ""):
+        return None
+    return int(value) if name in _INTEGERS else float(value)
+
+
+@dataclass(frozen=True)
+class OpenedChat:
+    """What a surface needs to go on with a stored conversation."""
+
+    conversation: Conversation
+    template: Template
+    history: list[Message]
+
+    def params(self, base: SamplingParams) -> SamplingParams:
+        return conversation_params(self.conversation.settings, base)
+
+
+class ConversationService:
+    """Records turns and settings in the history; the one writer of the store's turn methods."""
+
+    def __init__(self, store: ChatStore) -> None:
+        self.store = store
+
+    # -- conversations and their settings ------------------------------------------------
+
+    def start(self, template: Template, params: SamplingParams, model: str = "", kind: str = "chat") -> int:
+        """A new conversation holding these settings, in the one shape both surfaces read."""
+        title = "New notebook" if kind == "notebook" else "New chat"
+        settings = settings_shape(params, template)
+        return self.store.create_conversation(title, template.name, settings, model, kind)
+
+    def open(self, conversation_id: int) -> OpenedChat:
+        conversation = self.store.get(conversation_id)
+        return OpenedChat(
+            conversation, conversation_template(conversation), as_messages(conversation.messages)
+        )
+
+    def params(self, conversation_id: int | None, base: SamplingParams) -> SamplingParams:
+        """The sampling a conversation replies with: ``base`` (the app's settings) with its own on top."""
+        if conversation_id is None:
+            return base
+        return conversation_params(self.store.settings(conversation_id), base)
+
+    def keep_sampling(self, conversation_id: int, params: SamplingParams) -> None:
+        sampling = {k: v for k, v in asdict(params).items() if k not in _NOT_KEPT}
+        self.store.merge_settings(conversation_id, {SAMPLING_KEY: sampling})
+
+    def keep_frame(self, conversation_id: int, template: Template) -> None:
+        items = {FRAME_KEY: template_to_dict(template)}
+        self.store.merge_settings(conversation_id, items, template=template.name)
+
+    # -- the person's turns --------------------------------------------------------------
+
+    def add_user(self, conversation_id: int, text: str) -> int:
+        """Committed before generation starts, so a crash never loses what was typed."""
+        return self.store.add_user_message(conversation_id, text)
+
+    def edit_user(self, conversation_id: int, position: int, text: str) -> int:
+        """A new version of a user turn; the old one keeps its branch."""
+        return self.store.edit_user_message(conversation_id, position, text)
+
+    def edit_reply(self, conversation_id: int, position: int, text: str) -> int:
+        return self.store.add_edited_reply(conversation_id, position, text)
+
+    def undo_send(self, conversation_id: int, position: int) -> None:
+        """A send that got no reply: its user turn goes (the text is given back to the person)."""
+        self.store.truncate(conversation_id, position)
+
+    def keep_shown(self, conversation_id: int, shown: str) -> None:
+        """Stop keeps what the person saw of the last reply."""
+        self.store.trim_last_reply(conversation_id, shown)
+
+    # -- the model's turns ---------------------------------------------------------------
+
+    def record_reply(
+        self, stream: ReplyStream, conversation_id: int, model: str = "", position: int | None = None,
+        extends: int | None = None, already: str = "",
+    ) -> Iterator[str]:  # fmt: skip
+        """Pass the stream's chunks on while the reply is saved as it grows and finished at the end.
+        ``position``: a new version of the reply there; ``extends``: the id of a reply being
+        continued; ``already``: the text the stored reply starts with (continued or branched)."""
+        message_id = extends or self.store.begin_reply(conversation_id, model, position)
+        recorder = ReplyRecorder(self.store, message_id)
+        recorder.add(already)
+        for chunk in stream:
+            recorder.add(chunk)
+            yield chunk
+        recorder.finish(stream.reply)
+
+    def record_alternatives(
+        self, stream: AlternativesStream, conversation_id: int, n: int, model: str = "",
+        position: int | None = None,
+    ) -> Iterator[tuple[int, str]]:  # fmt: skip
+        """Every alternative stored as a version of one reply as it streams; the first is shown."""
+        ids = self._begin_versions(conversation_id, n, model, position)
+        recorders = [ReplyRecorder(self.store, message_id) for message_id in ids]
+        for index, chunk in stream:
+            recorders[index].add(chunk)
+            yield index, chunk
+        for recorder, reply in zip(recorders, stream.replies, strict=False):
+            recorder.finish(reply)
+        for message_id in ids[len(stream.replies) :]:  # a server's alternatives never started
+            self.store.delete_branch(message_id)
+        self.store.choose(ids[0])
+
+    def _begin_versions(self, conversation_id: int, n: int, model: str, position: int | None) -> list[int]:
+        first = self.store.begin_reply(conversation_id, model, position)
+        where = self.store.position_of(first)
+        return [first, *(self.store.begin_reply(conversation_id, model, where) for _ in range(n - 1))]
+
+    # -- the tree ------------------------------------------------------------------------
+
+    def choose(self, message_id: int) -> None:
+        self.store.choose(message_id)
+
+    def choose_version(self, conversation_id: int, position: int, version: int) -> None:
+        self.store.choose_alternative(conversation_id, position, version)
+
+    def end_path_at(self, message_id: int) -> None:
+        self.store.end_path_at(message_id)
+
+    def delete_branch(self, message_id: int) -> None:
+        self.store.delete_branch(message_id)

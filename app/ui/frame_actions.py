@@ -1,0 +1,117 @@
+"""Frame and settings actions for the window: the conversation's template (edit, save, import a
+card or preset, copy the exact prompt), the prompt inspector, and the Settings dialog."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer
+
+from app.errors import BasechatError
+from app.models.default import DEFAULT_MODEL_ID
+from app.scaffold import Template
+from app.scaffold.template import save_user_template
+from app.ui.messages import copy_to_clipboard
+from app.ui.settings import SettingsDialog, load_engine, save_sampling
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+
+class FrameActions(QObject):
+    """A QObject on the GUI thread, so the worker's answers reach it queued."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        frame = window.frame
+        frame.frame_changed.connect(self.set_template)
+        frame.save_requested.connect(self.save_template)
+        frame.import_requested.connect(self.import_frame)
+        frame.copy_prompt_requested.connect(self.copy_prompt)
+        self.inspect_timer = QTimer(self, singleShot=True, interval=400)
+        self.inspect_timer.timeout.connect(self.inspect_prompt)
+        window.composer.editor.textChanged.connect(self.inspect_timer.start)
+        window.frame_dock.visibilityChanged.connect(self._frame_shown)
+        window.worker.inspected.connect(self.on_inspected)
+
+    def _frame_shown(self, shown: bool) -> None:
+        if shown:
+            self.inspect_prompt()
+
+    def set_template(self, template: Template) -> None:
+        w = self.w
+        w.template = template
+        if w.conversation_id is not None:
+            w.service.keep_frame(w.conversation_id, template)
+            w.chats.open(w.conversation_id)
+        elif not w.view.turns:
+            w.chats.show_greeting()
+        self.inspect_prompt()
+
+    def import_frame(self, path: str) -> None:
+        """A card, preset or prompt file becomes a template of the person's own, used at once."""
+        from pathlib import Path
+
+        from app.scaffold.importers import import_file, save_imported
+
+        try:
+            imported = import_file(Path(path))
+            template, _saved = save_imported(imported)
+        except BasechatError as exc:
+            self.w.statusBar().showMessage(str(exc), 15000)
+            return
+        notes = "".join(f" · {note}" for note in imported.notes)
+        self.w.statusBar().showMessage(f"Imported {imported.kind} as '{template.name}'{notes}", 15000)
+        self.w.frame.show_template(template)
+        self.set_template(template)
+
+    def save_template(self, template: Template) -> None:
+        path = save_user_template(template)
+        self.w.statusBar().showMessage(f"Saved template '{template.name}' to {path}", 8000)
+        self.set_template(template)
+        self.w.frame.show_template(template)
+
+    def copy_prompt(self) -> None:
+        """The exact text the model reads before the next message, on the clipboard."""
+        from app.scaffold.transcript import transcript_text
+        from app.store.export import to_prompt
+
+        w = self.w
+        if w.conversation_id is not None:
+            text = to_prompt(w.store.get(w.conversation_id))
+        else:
+            text = transcript_text(w.template, [])
+        copy_to_clipboard(text)
+        w.statusBar().showMessage("Copied the prompt.", 4000)
+
+    def inspect_prompt(self) -> None:
+        """Ask the engine for the exact prompt the composer's text would send (when shown)."""
+        w = self.w
+        if w.frame_dock.isVisible() and w.model_info:
+            text = w.composer.editor.toPlainText()
+            replies = w.replies
+            w.request_inspect.emit(
+                replies.next_request_id(), w.template, replies.history(), text, replies.params()
+            )
+
+    def on_inspected(self, _request_id: int, text: str, tokens: int, room: int, n_ctx: int) -> None:
+        self.w.frame.show_prompt(text, tokens, room, n_ctx)
+
+    def open_settings(self) -> None:
+        w = self.w
+        dialog = SettingsDialog(
+            w.replies.params(), load_engine(w.settings), w, w.loom.alternatives_per_reply()
+        )
+        if not dialog.exec():
+            return
+        save_sampling(w.settings, dialog.sampling())
+        w.settings.setValue("loom/alternatives", dialog.alternatives.value())
+        engine_before = load_engine(w.settings)
+        notice = dialog.save_engine(w.settings)
+        if notice:
+            w.statusBar().showMessage(notice, 10000)
+        if w.conversation_id is not None:
+            w.service.keep_sampling(w.conversation_id, dialog.sampling())
+        if load_engine(w.settings) != engine_before:
+            w.models.load(str(w.settings.value("model", DEFAULT_MODEL_ID)))

@@ -1,0 +1,353 @@
+"""The reply controller: every reply the window asks the engine for, from request to stored turn.
+
+It owns the worker's reply signals, the request ids, Stop and abandoning a reply
+(switching chats while it streams), and the actions that start one: send,
+regenerate, continue, edit, versions and branches. Its state is one value
+(``ReplyState``) replaced as a whole, never a set of loose flags. The loom, the
+notebook and the window talk to it through its public methods only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+
+from app.scaffold import Message
+from app.service import as_messages, sampling_overrides
+from app.store.chats import StoredMessage
+from app.ui.messages import MessageWidget, copy_to_clipboard
+from app.ui.settings import load_sampling
+from app.ui.worker import ReplyOutcome, ReplyRequest
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
+
+MIN_TOKENS_FOR_SPEED = 16  # a speed measured over fewer tokens is noise
+CONTINUABLE = ("length", "cancelled")  # a reply cut by the limit or by Stop can be continued
+_NOTES = {"cancelled": "stopped", "length": "length limit"}
+
+
+class Phase(Enum):
+    IDLE = "idle"
+    STREAMING = "streaming"
+    STOPPED = "stopped"  # Stop was pressed: text still queued from the engine is not drawn
+
+
+@dataclass(frozen=True)
+class ReplyState:
+    """The reply in progress. ``abandoned``: a request left by switching away (its end frees the
+    composer); ``sent_text``: what a send typed, given back if no reply comes."""
+
+    phase: Phase = Phase.IDLE
+    request_id: int = 0
+    mode: str = "send"
+    turn: MessageWidget | None = None
+    sent_text: str = ""
+    shown_at_stop: str = ""
+    abandoned: int = 0
+
+
+class ReplyController(QObject):
+    """A QObject on the GUI thread, so the worker's signals reach it queued."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.state = ReplyState()
+        self._ids = itertools.count(1)
+        worker = window.worker
+        worker.token.connect(self.on_token)
+        worker.reply_done.connect(self.on_done)
+        worker.reply_failed.connect(self.on_failed)
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def streaming(self) -> MessageWidget | None:
+        """The turn a reply is streaming into (None when no reply runs)."""
+        return self.state.turn if self.state.phase is not Phase.IDLE else None
+
+    @property
+    def busy(self) -> bool:
+        return self.state.phase is not Phase.IDLE
+
+    def is_drawn(self, request_id: int) -> bool:
+        """Whether text for ``request_id`` is shown: the current reply, and Stop not pressed."""
+        return request_id == self.state.request_id and self.state.phase is Phase.STREAMING
+
+    def next_request_id(self) -> int:
+        return next(self._ids)
+
+    def can_act(self) -> bool:
+        """An action on the chat may start: a conversation is open and no reply runs."""
+        return not self.busy and self.w.conversation_id is not None
+
+    # -- reading the conversation ------------------------------------------------------------
+
+    def shown_path(self) -> list[StoredMessage]:
+        """The current conversation's shown path, read once per action."""
+        cid = self.w.conversation_id
+        return [] if cid is None else self.w.store.get(cid).messages
+
+    def history(self) -> list[Message]:
+        return as_messages(self.shown_path())
+
+    def params(self):
+        """The app's sampling with the open conversation's own on top."""
+        cid, w = self.w.conversation_id, self.w
+        overrides = sampling_overrides(w.store.settings(cid)) if cid is not None else {}
+        return load_sampling(w.settings, overrides)
+
+    # -- starting replies --------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """The person's message is stored at once; the reply follows (or waits for the model)."""
+        w = self.w
+        if self.busy or not w.model_info:
+            return
+        history = self.history()
+        if w.conversation_id is None:
+            w.conversation_id = w.service.start(
+                w.template, load_sampling(w.settings), w.model_info.get("id", "")
+            )
+            w.settings.setValue("last_conversation", w.conversation_id)
+        w.service.add_user(w.conversation_id, text)
+        self.show_user_turn(len(history), text)
+        w.sidebar.refresh(select=w.conversation_id)
+        request = self._request(history, user_text=text, n=w.loom.alternatives_per_reply())
+        self.state = replace(self.state, sent_text=text)
+        self.start_some(request, len(history) + 1)
+
+    def _request(self, history: list[Message], **fields) -> ReplyRequest:
+        assert self.w.conversation_id is not None
+        return ReplyRequest(0, self.w.conversation_id, history, self.w.template, self.params(), **fields)
+
+    def start_some(self, request: ReplyRequest, position: int) -> None:
+        """One reply, or several at once when the request asks for alternatives."""
+        if request.n > 1:
+            self.w.loom.start_alternatives(request, position)
+        else:
+            self.start(request, position)
+
+    def start(self, request: ReplyRequest, position: int, start: str = "") -> None:
+        """Stream the reply ``request`` asks for into a new turn at ``position``."""
+        turn = self.new_turn("assistant", position)
+        turn.begin_stream(start)
+        request_id = self.next_request_id()
+        self.state = replace(
+            self.state, phase=Phase.STREAMING, request_id=request_id, mode=request.mode, turn=turn
+        )
+        self.w.busy.show()
+        self.w.composer.set_busy(True)
+        self.w.request_generate.emit(replace(request, request_id=request_id))
+
+    def regenerate(self, position: int, n: int = 1) -> None:
+        if not self.can_act() or position < 1:
+            return
+        thread = self.shown_path()
+        self.w.view.remove_from(position)
+        request = self._request(as_messages(thread[: position - 1]), mode="regenerate",
+                                user_text=thread[position - 1].text, position=position, n=n)  # fmt: skip
+        self.start_some(request, position)
+
+    def regenerate_last(self) -> None:
+        turns = self.w.view.turns
+        if turns and turns[-1].role == "assistant":
+            self.regenerate(turns[-1].position)
+
+    def continue_reply(self, position: int) -> None:
+        if not self.can_act():
+            return
+        thread = self.shown_path()
+        stored = thread[position]
+        self.w.view.remove_from(position)
+        request = self._request(as_messages(thread[: position + 1]), mode="continue", position=position,
+                                message_id=stored.id)  # fmt: skip
+        self.start(request, position, start=stored.text)
+
+    def branch(self, position: int, start) -> None:
+        """A new version of the reply at ``position`` going on from ``start`` (a ``ReplyStart``)."""
+        thread = self.shown_path()
+        self.w.view.remove_from(position)
+        user = thread[position - 1].text
+        request = self._request(as_messages(thread[: position - 1]), mode="branch", user_text=user,
+                                position=position, start=start)  # fmt: skip
+        self.start(request, position, start=start.text.strip())
+
+    # -- editing and versions ------------------------------------------------------------------
+
+    def edit_message(self, position: int) -> None:
+        """Open the message's inline editor; Save comes back through ``apply_edit``."""
+        if self.can_act():
+            turn = self.turn_at(position)
+            if turn is not None:
+                turn.start_edit()
+
+    def apply_edit(self, position: int, text: str) -> None:
+        """Either becomes a new version: a user message is resent on a new branch (the old one keeps
+        its later turns), a reply edited by hand is shown in place."""
+        if not self.can_act():
+            return
+        w, thread = self.w, self.shown_path()
+        assert w.conversation_id is not None
+        if thread[position].role == "assistant":
+            w.service.edit_reply(w.conversation_id, position, text)
+            self.show_path_from(position)
+            return
+        w.service.edit_user(w.conversation_id, position, text)
+        w.view.remove_from(position)
+        self.show_message(self.shown_path()[position], last=False)
+        self.start(self._request(as_messages(thread[:position]), user_text=text), position + 1)
+
+    def choose_version(self, position: int, version: int) -> None:
+        if self.can_act():
+            assert self.w.conversation_id is not None
+            self.w.service.choose_version(self.w.conversation_id, position, version)
+            self.show_path_from(position)
+
+    def show_path_from(self, position: int) -> None:
+        """The turn at ``position`` changes in place (the view stays put); the turns below it are
+        the chosen branch's."""
+        thread = self.shown_path()
+        turn = self.turn_at(position)
+        assert turn is not None
+        self.finish_turn(turn, thread[position], last=position == len(thread) - 1)
+        self.w.view.remove_from(position + 1)
+        for message in thread[position + 1 :]:
+            self.show_message(message, last=message is thread[-1])
+        self.w.loom.refresh_tree()
+        self.w.frames.inspect_prompt()
+
+    def copy_last_reply(self) -> None:
+        replies = [t for t in self.w.view.turns if t.role == "assistant" and t is not self.streaming]
+        if replies:
+            copy_to_clipboard(replies[-1].text)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop shows at once: tokens still queued from the engine's thread are not drawn."""
+        self.w.worker.stop()
+        turn = self.streaming
+        if turn is not None:
+            turn.status.setText("stopped")
+            self.state = replace(self.state, phase=Phase.STOPPED, shown_at_stop=turn.streamed_text)
+
+    def abandon(self) -> None:
+        """Switching away while a reply streams stops it; what was written is kept in the store."""
+        if self.busy:
+            self.w.worker.stop()
+            self.state = ReplyState(abandoned=self.state.request_id)
+
+    # -- the worker's answers -------------------------------------------------------------------
+
+    def on_token(self, request_id: int, chunk: str) -> None:
+        turn = self.state.turn
+        if self.is_drawn(request_id) and turn is not None:
+            self.w.busy.hide()
+            turn.append(chunk)
+
+    def _ended(self, request_id: int) -> bool:
+        """Whether the end of ``request_id`` is the current reply's; an abandoned one frees the composer."""
+        if request_id == self.state.abandoned:
+            self.w.composer.set_busy(False)
+            self.w.sidebar.refresh(select=self.w.conversation_id)
+        if request_id != self.state.request_id or not self.busy:
+            return False
+        self.w.busy.hide()
+        self.w.composer.set_busy(False)
+        return True
+
+    def on_done(self, request_id: int, outcome: ReplyOutcome) -> None:
+        if not self._ended(request_id):
+            return
+        w, ended = self.w, self.state
+        self.state = ReplyState()
+        if ended.phase is Phase.STOPPED and w.conversation_id is not None:
+            w.service.keep_shown(w.conversation_id, ended.shown_at_stop.strip())
+        self._mark_older_turns()
+        self.finish_turn(w.view.turns[-1], self.shown_path()[-1])
+        w.loom.alternatives_done()
+        w.loom.refresh_tree()
+        self._show_outcome(outcome)
+        w.sidebar.refresh(select=w.conversation_id)
+        w.frames.inspect_prompt()
+
+    def _show_outcome(self, outcome: ReplyOutcome) -> None:
+        usage, w = outcome.usage, self.w
+        speed = f"{usage.tokens_per_s:.0f} tok/s" if usage.completion_tokens >= MIN_TOKENS_FOR_SPEED else ""
+        w.models.show_usage(usage.prompt_tokens + usage.completion_tokens, speed)
+        if outcome.dropped_turns:
+            w.statusBar().showMessage(f"{outcome.dropped_turns} old turns were left out to fit.", 8000)
+        if outcome.error:
+            w.statusBar().showMessage(outcome.error, 15000)
+
+    def on_failed(self, request_id: int, message: str) -> None:
+        if not self._ended(request_id):
+            return
+        ended = self.state
+        self.state = ReplyState()
+        self.w.statusBar().showMessage(message, 15000)
+        self.w.loom.drop_box()
+        self._give_back_failed_send(ended)
+
+    def _give_back_failed_send(self, ended: ReplyState) -> None:
+        """A send that got no reply is undone: the text goes back into the composer."""
+        w, turns = self.w, self.w.view.turns
+        fresh_send = ended.mode == "send" and len(turns) >= 2 and turns[-2].role == "user"
+        if fresh_send and not turns[-1].streamed_text.strip() and w.conversation_id is not None:
+            w.service.undo_send(w.conversation_id, turns[-2].position)
+            w.view.remove_from(turns[-2].position)
+            if not w.composer.editor.toPlainText().strip():
+                w.composer.editor.setPlainText(ended.sent_text)
+            w.sidebar.refresh(select=w.conversation_id)
+        elif turns:
+            turns[-1].set_final(turns[-1].streamed_text, "failed")
+
+    # -- drawing turns ---------------------------------------------------------------------------
+
+    def turn_at(self, position: int) -> MessageWidget | None:
+        return next((t for t in self.w.view.turns if t.position == position), None)
+
+    def show_message(self, message: StoredMessage, last: bool) -> MessageWidget:
+        turn = self.new_turn(message.role, message.position)
+        self.finish_turn(turn, message, last)
+        return turn
+
+    def finish_turn(self, turn: MessageWidget, message: StoredMessage, last: bool = True) -> None:
+        """A stored turn as shown: its text, a note, and the buttons that fit it."""
+        interrupted = message.status == "interrupted"
+        turn.set_final(
+            message.text, "interrupted" if interrupted else _NOTES.get(message.finish_reason or "", "")
+        )
+        can_continue = message.finish_reason in CONTINUABLE or interrupted
+        turn.add_actions(message.alternative, message.alternatives, can_continue, last, message.has_probs)
+
+    def show_user_turn(self, position: int, text: str) -> None:
+        """A message the person sends has its Copy and Edit at once, as after a reload."""
+        turn = self.new_turn("user", position)
+        turn.set_final(text)
+        turn.add_actions()
+
+    def _mark_older_turns(self) -> None:
+        """The reply before this one is no longer the newest: it loses Regenerate and Continue."""
+        older = [t for t in self.w.view.turns[:-1] if t.role == "assistant"]
+        if older:
+            older[-1].add_actions(*older[-1].versions, can_continue=False, last=False)
+
+    def new_turn(self, role: str, position: int) -> MessageWidget:
+        template = self.w.template
+        speaker = template.user_name if role == "user" else template.assistant_name
+        turn = self.w.view.add_turn(role, position, speaker)
+        turn.copy_requested.connect(copy_to_clipboard)
+        turn.regenerate.connect(self.regenerate)
+        turn.continue_.connect(self.continue_reply)
+        turn.edit.connect(self.edit_message)
+        turn.edited.connect(self.apply_edit)
+        turn.alternative.connect(self.choose_version)
+        turn.tokens.connect(self.w.loom.toggle_tokens)
+        return turn
