@@ -23,8 +23,9 @@ def test_ask_json_has_every_field(model_path):
     data = json.loads(result.stdout)
     assert set(data) == {
         "reply", "finish_reason", "prompt_tokens", "cached_tokens", "completion_tokens",
-        "ttft_s", "tokens_per_s", "model", "template", "dropped_turns", "engine",
+        "ttft_s", "tokens_per_s", "model", "template", "dropped_turns", "engine", "sampling",
     }  # fmt: skip
+    assert data["sampling"]["temperature"] == 0.0 and data["sampling"]["max_tokens"] == 256
     assert "Paris" in data["reply"] and data["finish_reason"] == "stop" and data["engine"] == "local"
     assert data["model"] == "gemma3-270m" and data["template"] == "chat"
     assert data["prompt_tokens"] > 100 and data["completion_tokens"] > 0

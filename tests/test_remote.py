@@ -320,3 +320,25 @@ def test_alternatives_and_token_probabilities_from_llama_server(remote, template
             values = [c.prob for c in p.top]
             assert 1 <= len(values) <= 3 and values == sorted(values, reverse=True)
             assert all(0.0 <= v <= 1.0 for v in values)
+
+
+def test_estimated_tokens_spell_their_own_text_in_any_thread_and_any_process():
+    """Servers without a tokenizer get pseudo-tokens; their ids used to index a table that grew for
+    the life of the process, unlocked, and meant nothing in the next process."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.engine.remote import _estimate_tokens, _estimated_text
+
+    texts = ["Hello, world!", "naïve café 🎉", "中文字符和日本語", "\x00\uffff\U0010ffff", "a", "", "ab" * 500]
+    ids = [_estimate_tokens(text) for text in texts]
+    assert [_estimated_text(i) for i in ids] == texts
+    assert all(0 <= token < 2**31 for tokens in ids for token in tokens)  # they fit the store's int32
+    assert len(_estimate_tokens("ab" * 500)) == 500  # two characters a token: counts stay conservative
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(_estimate_tokens, texts * 50)) == ids * 50
+    code = f"from app.engine.remote import _estimated_text as t; print(repr([t(i) for i in {ids!r}]))"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == repr(texts)
+    assert _estimated_text([-5, 2**31 - 1 & ~(2**30)]) == "\ufffd\ufffd"

@@ -37,6 +37,20 @@ class FramePanel(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
+        self.template: Template | None = None
+        self._fields()
+        self._buttons()
+        self.inspector = QPlainTextEdit()
+        self.inspector.setReadOnly(True)
+        self.inspector.setAccessibleName("Prompt inspector")
+        self.usage = QProgressBar()
+        self.usage.setAccessibleName("Context used")
+        self.usage.setTextVisible(True)
+        self.error = QLabel("")
+        self._build()
+        self._connect()
+
+    def _fields(self) -> None:
         self.picker = QComboBox()
         self.picker.setAccessibleName("Template")
         self.preamble = QPlainTextEdit()
@@ -51,6 +65,10 @@ class FramePanel(QWidget):
         self.greeting = QComboBox()
         self.greeting.setAccessibleName("Greeting")
         self.greeting.setToolTip("The character's opening message; cards may offer several.")
+        self.edited_note = QLabel("")
+        self.edited_note.setAccessibleName("Frame edited")
+
+    def _buttons(self) -> None:
         self.apply_button = QPushButton("Apply to this chat")
         self.save_button = QPushButton("Save as new template…")
         self.import_button = QPushButton("Import…")
@@ -59,20 +77,12 @@ class FramePanel(QWidget):
             "text-generation-webui character, a Kobold Lite scenario or a template. You can also "
             "drop the file on the window."
         )
-        self.edited_note = QLabel("")
-        self.edited_note.setAccessibleName("Frame edited")
         self.reset_button = QPushButton("Reset to template")
         self.reset_button.setToolTip("Put back the template as saved, undoing this chat's edits to it")
         self.copy_prompt_button = QPushButton("Copy as prompt")
         self.copy_prompt_button.setToolTip("The exact text the model reads before the next message.")
-        self.inspector = QPlainTextEdit()
-        self.inspector.setReadOnly(True)
-        self.inspector.setAccessibleName("Prompt inspector")
-        self.usage = QProgressBar()
-        self.usage.setAccessibleName("Context used")
-        self.usage.setTextVisible(True)
-        self.error = QLabel("")
-        self._build()
+
+    def _connect(self) -> None:
         self.picker.activated.connect(lambda _i: self._pick(self.picker.currentText()))
         self.apply_button.clicked.connect(self._apply)
         self.save_button.clicked.connect(self._save)
@@ -80,7 +90,6 @@ class FramePanel(QWidget):
         self.copy_prompt_button.clicked.connect(self.copy_prompt_requested)
         self.greeting.activated.connect(self._pick_greeting)
         self.reset_button.clicked.connect(lambda: self._pick(self.template.name if self.template else "chat"))
-        self.template: Template | None = None
 
     def _build(self) -> None:
         form = QFormLayout()

@@ -40,6 +40,7 @@ class Loom(QObject):
         self.tree.go_to.connect(self.go_to_message)
         self.tree.branch_from.connect(self.branch_from_message)
         self.tree.delete_branch.connect(self.delete_branch)
+        window.worker.alternative_token.connect(self.alternative_token)
 
     def alternatives_per_reply(self) -> int:
         return int(str(self.w.settings.value("loom/alternatives", DEFAULT_ALTERNATIVES)))

@@ -60,9 +60,35 @@ def startup_probe() -> None:
 def gui_probe(path: str, n_tokens: int) -> None:
     """Longest event-loop stall while a model loads and a long reply streams into the window,
     and the window's own time per token over the last 100 tokens vs the first 100."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    app, window = _bench_window(n_tokens)
+    stalls = _StallMeter(QTimer, QElapsedTimer)
+    token_costs = _time_token_handler(window)
+    stalls.start()
+    window.request_load.emit("bench", path, _engine_settings())
+    _spin(app, lambda: bool(window.model_info))
+    load_stall = stalls.take()
+    setattr(window.replies, "params", lambda: _long_reply_params(n_tokens))  # noqa: B010 - a long reply
+    window.template = _endless_book()
+    window.replies.send("The history of the number zero")
+    stalls.start()
+    _spin(app, lambda: window.replies.streaming is None)
+    stream_stall = stalls.take()
+    alternatives_stall = _alternatives_stall(app, window, stalls, min(n_tokens, 256))
+    print(json.dumps({
+        "gui_alternatives_max_stall_ms": round(alternatives_stall, 1),
+        "gui_max_stall_ms": round(stream_stall, 1), "gui_load_max_stall_ms": round(load_stall, 1),
+        **_token_figures(token_costs),
+    }))  # fmt: skip
+    window.close()
+
+
+def _bench_window(n_tokens: int):
+    """Qt and a main window with a data folder of its own, sampling greedy and long."""
     import tempfile
 
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from app.store import ChatStore
@@ -76,28 +102,17 @@ def gui_probe(path: str, n_tokens: int) -> None:
     window = MainWindow(ChatStore(data / "chats.db"), settings)
     window.resize(1100, 720)
     window.show()
-    stalls = _StallMeter(QTimer, QElapsedTimer)
-    token_costs = _time_token_handler(window)
-    stalls.start()
-    window.request_load.emit("bench", path, _engine_settings())
-    _spin(app, lambda: bool(window.model_info))
-    load_stall = stalls.take()
-    setattr(window.replies, "params", lambda: _long_reply_params(n_tokens))  # noqa: B010 - a long reply
-    window.template = _endless_book()
-    window.replies.send("The history of the number zero")
-    stalls.start()
-    _spin(app, lambda: window.replies.streaming is None)
-    stream_stall = stalls.take()
-    first, last = token_costs[:100], token_costs[-100:]
-    alternatives_stall = _alternatives_stall(app, window, stalls, min(n_tokens, 256))
-    print(json.dumps({
-        "gui_alternatives_max_stall_ms": round(alternatives_stall, 1),
-        "gui_max_stall_ms": round(stream_stall, 1), "gui_load_max_stall_ms": round(load_stall, 1),
-        "gui_tokens": len(token_costs), "gui_token_ms_first100": round(1000 * sum(first) / len(first), 4),
+    return app, window
+
+
+def _token_figures(costs: list[float]) -> dict:
+    """The window's own time per token: the first 100 against the last 100."""
+    first, last = costs[:100], costs[-100:]
+    return {
+        "gui_tokens": len(costs), "gui_token_ms_first100": round(1000 * sum(first) / len(first), 4),
         "gui_token_ms_last100": round(1000 * sum(last) / len(last), 4),
         "gui_token_cost_ratio": round((sum(last) / len(last)) / (sum(first) / len(first)), 3),
-    }))  # fmt: skip
-    window.close()
+    }  # fmt: skip
 
 
 def _alternatives_stall(app, window, stalls, n_tokens: int) -> float:

@@ -120,24 +120,7 @@ class SettingsDialog(QDialog):
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
         form = QFormLayout(self)
         form.addRow(_heading("Sampling — applies to this chat and to new chats"))
-        values = {**asdict(params), "seed": params.seed if params.seed is not None else -1}
-        values.update(
-            {
-                k: v if (v := getattr(engine, k)) is not None else low
-                for k, (low, _h, _s) in _ENGINE_RANGES.items()
-            }
-        )
-        if engine.n_gpu_layers is None:
-            values["n_gpu_layers"] = -1
-        for name, (low, high, step) in {**_SAMPLING_RANGES, **_ENGINE_RANGES}.items():
-            if name == "n_ctx":
-                form.addRow(_heading("Engine — applies to every chat; the model reloads on OK"))
-            box = _spin_box(low, high, step)
-            box.setValue(values[name])
-            box.setAccessibleName(_LABELS[name])
-            box.setToolTip(_TIPS[name])
-            form.addRow(_LABELS[name], box)
-            self.fields[name] = box
+        self._number_fields(form, _shown_values(params, engine))
         self.server = ServerFields(engine.server, form)
         form.addRow(_heading("Loom — applies to every chat"))
         self.alternatives = QSpinBox()
@@ -148,6 +131,20 @@ class SettingsDialog(QDialog):
             "Replies written at once for every message; pick one, the rest stay as versions."
         )
         form.addRow("Alternatives per reply", self.alternatives)
+        form.addRow(self._buttons())
+
+    def _number_fields(self, form: QFormLayout, values: dict) -> None:
+        for name, (low, high, step) in {**_SAMPLING_RANGES, **_ENGINE_RANGES}.items():
+            if name == "n_ctx":
+                form.addRow(_heading("Engine — applies to every chat; the model reloads on OK"))
+            box = _spin_box(low, high, step)
+            box.setValue(values[name])
+            box.setAccessibleName(_LABELS[name])
+            box.setToolTip(_TIPS[name])
+            form.addRow(_LABELS[name], box)
+            self.fields[name] = box
+
+    def _buttons(self) -> QDialogButtonBox:
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
             | QDialogButtonBox.StandardButton.RestoreDefaults
@@ -157,7 +154,7 @@ class SettingsDialog(QDialog):
         restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
         restore.setToolTip("Basechat's own defaults for every number above")
         restore.clicked.connect(self.restore_defaults)
-        form.addRow(buttons)
+        return buttons
 
     def restore_defaults(self) -> None:
         defaults = {**asdict(SamplingParams()), **WINDOW_DEFAULTS, "seed": -1, "n_ctx": 0, "n_threads": 0,
@@ -176,6 +173,17 @@ class SettingsDialog(QDialog):
         for name in _ENGINE_RANGES:
             settings.setValue(f"engine/{name}", self.fields[name].value())
         return self.server.save(settings)
+
+
+def _shown_values(params: SamplingParams, engine: EngineSettings) -> dict:
+    """Every number the dialog shows; "auto" and "random" as the sentinel the spin box can hold."""
+    values = {**asdict(params), "seed": params.seed if params.seed is not None else -1}
+    for key, (low, _high, _step) in _ENGINE_RANGES.items():
+        value = getattr(engine, key)
+        values[key] = value if value is not None else low
+    if engine.n_gpu_layers is None:
+        values["n_gpu_layers"] = -1
+    return values
 
 
 def _heading(text: str) -> QLabel:
