@@ -41,3 +41,7 @@ class InputError(BasechatError):
 
 class RemoteError(BasechatError):
     """An inference server is unreachable, refused the request or failed mid-reply."""
+
+
+class StoreError(BasechatError):
+    """The chat history cannot be opened or written (busy, newer, foreign, not writable)."""

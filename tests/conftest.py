@@ -36,17 +36,22 @@ def data_dir(tmp_path, model_path) -> Path:
 
 @pytest.fixture
 def endless_book(tmp_path) -> Path:
-    """A template whose speaker names the model never writes, so nothing stops a reply early;
-    with ``--temperature 1.0 --seed 5`` the default model writes about 1,800 characters (9 s)."""
+    """A frame a reply cannot end in by itself, on any machine: with ``LONG_REPLY_ARGS`` (or
+    ``ENDLESS_SETTINGS`` in the window) end-of-text is ignored, and the only stops are speaker
+    labels of many words that a book never writes, so it runs to its token budget (not a seeded
+    draw that happens to be long here and short on another CPU)."""
     path = tmp_path / "book.toml"
     path.write_text(
         'preamble = "An endless book. Each chapter goes on and on for many pages."\n'
-        'user_name = "Chapter title"\nassistant_name = "Chapter text"\n'
+        f'user_name = "{ENDLESS_USER}"\nassistant_name = "{ENDLESS_WRITER}"\n'
     )
     return path
 
 
-LONG_REPLY_ARGS = ["--max-tokens", "2000", "--temperature", "1.0", "--seed", "5"]
+ENDLESS_USER = "Reader asking the endless book for its next chapter"
+ENDLESS_WRITER = "The endless book writing chapter after chapter"
+LONG_REPLY_ARGS = ["--max-tokens", "2000", "--temperature", "1.0", "--ignore-eos"]
+ENDLESS_SETTINGS = {"temperature": 1.0, "ignore_eos": True, "max_tokens": 2000}
 
 
 @pytest.fixture(scope="session")

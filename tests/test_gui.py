@@ -46,7 +46,9 @@ def endless(window, endless_book) -> None:
     from app.scaffold import load_template
 
     window.frames.set_template(load_template(endless_book))
-    for key, value in (("temperature", 1.0), ("seed", 5), ("max_tokens", 2000)):
+    from tests.conftest import ENDLESS_SETTINGS
+
+    for key, value in ENDLESS_SETTINGS.items():
         window.settings.setValue(f"sampling/{key}", value)
 
 

@@ -88,7 +88,9 @@ def test_the_inspector_and_the_send_agree_on_room_for_the_reply(qtbot, window):
 def test_stop_shows_at_once_and_keeps_what_was_shown(qtbot, window, endless_book):
     """A reply that cannot end by itself: only Stop ends it."""
     window.frames.set_template(load_template(endless_book))
-    for key, value in (("temperature", 1.0), ("seed", 5), ("max_tokens", 2000)):
+    from tests.conftest import ENDLESS_SETTINGS
+
+    for key, value in ENDLESS_SETTINGS.items():
         window.settings.setValue(f"sampling/{key}", value)
     qtbot.keyClicks(window.composer.editor, "The dragon of the north")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)

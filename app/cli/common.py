@@ -85,7 +85,7 @@ def sampling_from(args: argparse.Namespace, base: SamplingParams | None = None) 
     given = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
         "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
-        "max_tokens": args.max_tokens,
+        "max_tokens": args.max_tokens, "ignore_eos": getattr(args, "ignore_eos", False) or None,
     }  # fmt: skip
     base = replace(base or SamplingParams(), n_probs=getattr(args, "logprobs", 0))
     return replace(base, **{k: v for k, v in given.items() if v is not None})

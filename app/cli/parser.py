@@ -40,6 +40,8 @@ def sampling_options(parser: argparse.ArgumentParser) -> None:
         "--repeat-penalty", type=float, help="penalise repeated tokens (default 1.1; 1 = off)"
     )
     parser.add_argument("--seed", type=int, help="random seed for sampling")
+    parser.add_argument("--ignore-eos", action="store_true",
+                        help="keep writing past the model's end of text (benchmarks, tests)")  # fmt: skip
 
 
 def server_options(parser: argparse.ArgumentParser) -> None:

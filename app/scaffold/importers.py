@@ -480,9 +480,10 @@ def _names_to_macros(template: Template):
 
 def save_imported(imported: Imported) -> tuple[Template, Path]:
     """Write the template under a free name; returns it (perhaps renamed) and its file."""
-    from app.scaffold.template import available_templates, save_user_template
+    from app.scaffold.template import available_templates, save_user_template, template_slug
 
-    template = unique_name(imported.template, set(available_templates()))
+    named = replace(imported.template, name=template_slug(imported.template.name))
+    template = unique_name(named, set(available_templates()))
     return template, save_user_template(template)
 
 

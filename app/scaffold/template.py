@@ -6,6 +6,7 @@ from a model file or a template is ever evaluated. Basechat renders no Jinja.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,15 +81,29 @@ def user_templates_dir() -> Path:
     return data_dir() / "templates"
 
 
+def template_slug(name: str) -> str:
+    """The name a template is saved under: its own name made safe. A name is data — it is never a
+    path, never hidden, never empty, and at most 64 characters."""
+    slug = re.sub(r"[^\w.-]+", "-", name).strip(".-_")[:64].rstrip(".-_")
+    return slug or "template"
+
+
+def is_plain_name(name: str) -> bool:
+    """A name that stays inside its folder: no separator, no '..', not hidden, not empty."""
+    return bool(name.strip()) and not name.startswith(".") and not set(name) & {"/", "\\", "\0", ":"}
+
+
 def available_templates() -> list[str]:
     """Shipped templates, then the user's own (saved from the window)."""
     folders = (templates_dir(), user_templates_dir())
-    return sorted({p.stem for folder in folders for p in folder.glob("*.toml")})
+    return sorted({p.stem for folder in folders for p in folder.glob("*.toml") if is_plain_name(p.stem)})
 
 
 def load_template(name_or_path: str | Path) -> Template:
     """Load a template by name (the user's own first), or a template file by path."""
     path = Path(name_or_path)
+    if not path.suffix and not is_plain_name(str(name_or_path)):
+        raise TemplateError(f"No template '{name_or_path}': a template name cannot be a path.")
     if not path.suffix:
         own = user_templates_dir() / f"{name_or_path}.toml"
         path = own if own.is_file() else templates_dir() / f"{name_or_path}.toml"
@@ -197,16 +212,23 @@ def template_to_toml(template: Template) -> str:
 
 
 def save_user_template(template: Template) -> Path:
+    """Saved in the person's templates folder under its slug (``template.name`` should already be
+    one: ``save_imported`` and the window make sure); never anywhere else."""
     folder = user_templates_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{template.name}.toml"
-    path.write_text(template_to_toml(template), encoding="utf-8")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{template_slug(template.name)}.toml"
+        path.write_text(template_to_toml(template), encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(f"Cannot save the template in {folder}: {exc.strerror or exc}.") from None
     return path
 
 
 def delete_user_template(name: str) -> Path:
     """Delete one of the person's own templates; shipped ones cannot be deleted."""
     path = user_templates_dir() / f"{name}.toml"
+    if not is_plain_name(name):
+        raise TemplateError(f"Cannot delete '{name}': a template name cannot be a path.")
     if not path.is_file():
         shipped = (templates_dir() / f"{name}.toml").is_file()
         reason = "it is shipped with Basechat" if shipped else "there is no such template of yours"

@@ -137,35 +137,65 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class NotOurs(Exception):
+    """A database from a newer Basechat: this one must not change it."""
+
+
+class Foreign(Exception):
+    """Another program's database where the history should be: kept aside whole, never changed."""
+
+
 def check_ours(db: sqlite3.Connection) -> None:
     """Refuse a database from a newer Basechat or from another program."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version = _version(db)
     if version > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(f"made by a newer Basechat (schema {version})")
+        raise NotOurs(f"was written by a newer Basechat (schema {version}; this one knows {SCHEMA_VERSION})")
     if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-        raise sqlite3.DatabaseError("it is some other program's database")
+        raise Foreign("it is some other program's database")
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
 
 
 def migrate(db: sqlite3.Connection) -> None:
-    """Run the migrations not yet run, each in one transaction; foreign keys are off meanwhile (a
-    table rebuild would otherwise cascade), and checked before they are on again."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
+    """Run the migrations not yet run, under SQLite's write lock, re-reading the version inside it
+    (another process may have just migrated); all of them or none. Foreign keys are off meanwhile
+    (a table rebuild would otherwise cascade) and checked before they are on again."""
+    if _version(db) == SCHEMA_VERSION:
         return
     db.execute("PRAGMA foreign_keys = OFF")
     try:
-        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-            _run(db, f"BEGIN; {step(db)}; PRAGMA user_version = {number}; COMMIT;")
-        if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
-            raise sqlite3.DatabaseError("a message hangs from one that is not there")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _run_missing(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
     finally:
         db.execute("PRAGMA foreign_keys = ON")
 
 
-def _run(db: sqlite3.Connection, script: str) -> None:
-    try:
-        db.executescript(script)
-    except sqlite3.Error:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+def _run_missing(db: sqlite3.Connection) -> None:
+    version = _version(db)
+    if version > SCHEMA_VERSION:
+        raise NotOurs(f"was written by a newer Basechat (schema {version})")
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in _statements(step(db)):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+        raise sqlite3.DatabaseError("a message hangs from one that is not there")
+
+
+def _statements(script: str) -> list[str]:
+    """A migration script as single statements (a trigger's body keeps its own semicolons), so they
+    run inside the caller's transaction: ``executescript`` would commit first."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s.strip(" ;\n")]

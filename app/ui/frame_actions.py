@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QTimer
 from app.errors import BasechatError
 from app.models.default import DEFAULT_MODEL_ID
 from app.scaffold import Template
-from app.scaffold.template import save_user_template
+from app.scaffold.template import save_user_template, template_slug
 from app.ui.messages import copy_to_clipboard
 from app.ui.settings import SettingsDialog, load_engine, save_sampling
 
@@ -67,7 +67,14 @@ class FrameActions(QObject):
         self.set_template(template)
 
     def save_template(self, template: Template) -> None:
-        path = save_user_template(template)
+        from dataclasses import replace
+
+        template = replace(template, name=template_slug(template.name))
+        try:
+            path = save_user_template(template)
+        except BasechatError as exc:
+            self.w.statusBar().showMessage(str(exc), 15000)
+            return
         self.w.statusBar().showMessage(f"Saved template '{template.name}' to {path}", 8000)
         self.set_template(template)
         self.w.frame.show_template(template)

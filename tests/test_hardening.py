@@ -1,0 +1,128 @@
+"""A hostile world: imported names that try to be paths, several processes on one history, a
+database from a newer Basechat. Each test drives the real command or the real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.errors import StoreError, TemplateError
+from app.store import ChatStore
+from tests.conftest import ROOT
+from tests.helpers import assert_one_line_error, basechat
+
+FIXTURE = Path(__file__).parent / "data" / "history-v2.sqlite"
+
+
+def _frame(tmp_path: Path, name: str) -> Path:
+    """A TOML template whose ``name`` is hostile (cards already derive a name from the character)."""
+    import tomli_w
+
+    path = tmp_path / "frame.toml"
+    path.write_text(tomli_w.dumps({"name": name, "preamble": "A test frame."}))
+    return path
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute-escape", "", "..", ".hidden", "a/b\\c"])
+def test_a_templates_name_never_becomes_a_path(tmp_path, name):
+    data = tmp_path / "deep" / "down" / "data"
+    absolute = Path("/tmp/absolute-escape.toml")
+    absolute.unlink(missing_ok=True)
+    frame = _frame(tmp_path, name)
+    result = basechat("--data-dir", str(data), "templates", "import", str(frame))
+    assert result.returncode == 0, result.stderr
+    saved = list((data / "templates").glob("*.toml"))
+    assert len(saved) == 1 and not saved[0].name.startswith(".") and saved[0].stem
+    assert set(tmp_path.rglob("*.toml")) == {frame, saved[0]} and not absolute.exists()
+    listed = basechat("--data-dir", str(data), "templates", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert saved[0].stem in {row["name"] for row in json.loads(listed.stdout)}
+
+
+def test_names_that_are_paths_are_refused_by_show_and_delete(tmp_path):
+    victim = tmp_path / "victim.toml"
+    victim.write_text('preamble = "keep me"\n')
+    data = tmp_path / "data"
+    (data / "templates").mkdir(parents=True)
+    relative = "../../victim"
+    for command in ("delete", "show"):
+        result = basechat("--data-dir", str(data), "templates", command, relative)
+        assert_one_line_error(result, "cannot be a path")
+    assert victim.read_text() == 'preamble = "keep me"\n'
+
+
+def test_a_stray_dot_toml_does_not_break_the_template_list(tmp_path):
+    data = tmp_path / "data"
+    (data / "templates").mkdir(parents=True)
+    (data / "templates" / ".toml").write_text('preamble = "x"\n')
+    result = basechat("--data-dir", str(data), "templates", "list", "--json")
+    assert result.returncode == 0, result.stderr
+
+
+def test_three_processes_starting_at_once_on_an_old_history_never_lose_it(tmp_path):
+    """Twenty rounds of three Basechat processes opening a schema-2 history at the same moment:
+    the migration runs once, under a lock, and nothing is taken for corruption."""
+    code = "from app.store import ChatStore; s = ChatStore(); print(len(s.list_conversations()))"
+    for round_number in range(20):
+        data = tmp_path / f"round{round_number}"
+        data.mkdir()
+        shutil.copy(FIXTURE, data / "basechat.db")
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(data)}
+        processes = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
+        outputs = [p.communicate(timeout=120) for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0], outputs
+        assert [out.strip() for out, _err in outputs] == ["2", "2", "2"]
+        assert not list(data.glob("*.broken-*"))
+        store = ChatStore(data / "basechat.db")
+        first = min(c.id for c in store.list_conversations())
+        assert [m.text for m in store.get(first).messages][:2] == ["What is the capital of France?", "Paris."]
+        store.close()
+
+
+def test_a_history_from_a_newer_basechat_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "basechat.db"
+    shutil.copy(FIXTURE, path)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer Basechat"):
+        ChatStore(path)
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.broken-*"))
+    result = basechat("--data-dir", str(tmp_path), "chats", "list")
+    assert_one_line_error(result, "newer Basechat")
+
+
+def test_a_busy_history_is_not_taken_for_a_broken_one(tmp_path):
+    """A database another connection holds a write lock on: one line, and nothing is moved."""
+    path = tmp_path / "basechat.db"
+    shutil.copy(FIXTURE, path)
+    holder = sqlite3.connect(path, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    code = ("import sqlite3, app.store.db as d; d.connect = lambda p: sqlite3.connect(p, timeout=0.2,"
+            " isolation_level=None); from app.store import ChatStore; ChatStore()")  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    holder.rollback()
+    holder.close()
+    assert result.returncode != 0 and "StoreError" in result.stderr
+    assert not list(tmp_path.glob("*.broken-*"))
+
+
+def test_saving_a_template_stays_in_its_folder(tmp_path, monkeypatch):
+    from app.scaffold import template_from_dict
+    from app.scaffold.template import delete_user_template, save_user_template
+
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(tmp_path / "data"))
+    path = save_user_template(template_from_dict({"name": "../../../etc/x", "preamble": "p"}))
+    assert path.parent == tmp_path / "data" / "templates" and path.name == "etc-x.toml"
+    with pytest.raises(TemplateError, match="cannot be a path"):
+        delete_user_template("../x")
