@@ -143,6 +143,55 @@ def test_a_damaged_or_foreign_state_falls_back_to_the_cold_path(model_path, stat
         assert not blob.exists()  # removed, with one log line
 
 
+_SIDECAR_DAMAGE = {
+    "token above the vocabulary": lambda data: {**data, "tokens": [*data["tokens"][:-1], 10**9]},
+    "token over int32": lambda data: {**data, "tokens": [*data["tokens"][:-1], 2**40]},
+    "a token that is text": lambda data: {**data, "tokens": [*data["tokens"][:-1], "7"]},
+    "a token that is a boolean": lambda data: {**data, "tokens": [True, *data["tokens"][1:]]},
+    "a float size": lambda data: {**data, "size": 1.5},
+    "no tokens": lambda data: {**data, "tokens": []},
+}
+
+
+@pytest.mark.parametrize("damage", [*_SIDECAR_DAMAGE, "deeply nested", "deep models.json"])
+def test_a_hostile_sidecar_is_removed_and_the_cold_path_runs(model_path, states, template, damage):
+    """A state whose sidecar lies (ids the vocabulary does not have, wrong types, nesting deep
+    enough to break a recursive parser) never reaches llama.cpp and never stops a chat."""
+    history = long_history(3)
+    save_history_state(model_path, states, template, history)
+    [blob] = states.glob("*.kv")
+    sidecar = blob.with_suffix(".json")
+    if damage == "deeply nested":
+        sidecar.write_text("[" * 200_000 + "]" * 200_000)
+    elif damage == "deep models.json":
+        (states / "models.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    else:
+        blob, sidecar = _named_for_its_tokens(blob, _SIDECAR_DAMAGE[damage](json.loads(sidecar.read_text())))
+    reply = fresh_reply(model_path, template, history, "What is the capital of Italy?", states)
+    if damage == "deep models.json":  # the memo is rebuilt; the (sound) state may serve the reply
+        assert reply.text and json.loads((states / "models.json").read_text())
+        return
+    expected = fresh_reply(model_path, template, history, "What is the capital of Italy?")
+    assert reply.completion.tokens == expected.completion.tokens
+    assert not blob.exists() and not sidecar.exists()
+
+
+def _named_for_its_tokens(blob, data: dict):
+    """The damaged sidecar written under the name its tokens hash to (where they can be hashed),
+    as a crafted file would be, so only the field checks can catch it."""
+    from app.engine.kvstate import token_digest
+
+    blob.with_suffix(".json").unlink()
+    try:
+        name = token_digest(data["tokens"])
+    except Exception:
+        name = blob.stem
+    blob = blob.rename(blob.with_name(f"{name}.kv"))
+    sidecar = blob.with_suffix(".json")
+    sidecar.write_text(json.dumps(data))
+    return blob, sidecar
+
+
 def test_the_disk_cap_removes_the_least_recently_used(tmp_path):
     store = KVStateStore(tmp_path, {"model_sha256": "x"}, disk_cap=3_000_000)
     for i in range(5):

@@ -50,7 +50,7 @@ def file_identity(path: Path, cache_folder: Path) -> str:
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     memo = cache_folder / "models.json"
     known = _read_json(memo) or {}
-    if key not in known:
+    if not _is_sha256(known.get(key)):
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             while block := handle.read(1 << 22):
@@ -65,8 +65,11 @@ class KVStateStore:
     """States of one model and context configuration (``identity``), in RAM and on disk."""
 
     def __init__(self, folder: Path, identity: dict, disk_cap: int = DEFAULT_DISK_CAP,
-                 ram_cap: int = DEFAULT_RAM_CAP) -> None:  # fmt: skip
+                 ram_cap: int = DEFAULT_RAM_CAP, n_vocab: int | None = None) -> None:  # fmt: skip
+        """``n_vocab``: token ids in a sidecar must be below it (a state from another vocabulary, or
+        a hand-made file, is removed rather than handed to llama.cpp)."""
         self.folder = folder
+        self.n_vocab = n_vocab
         self.identity = identity
         self.disk_cap, self.ram_cap = disk_cap, ram_cap
         self._ram: OrderedDict[str, SavedState] = OrderedDict()
@@ -187,29 +190,53 @@ class KVStateStore:
     # -- the index of what is on disk ----------------------------------------------------
 
     def _load_index(self) -> None:
+        """Every sidecar is hostile until checked: a bad one is removed with one log line."""
         for sidecar_path in self.folder.glob("*.json"):
             if sidecar_path.name == "models.json":
                 continue
-            sidecar = _read_json(sidecar_path)
             digest = sidecar_path.stem
-            if sidecar is None or not isinstance(sidecar.get("tokens"), list):
-                self.discard(digest, "unreadable sidecar")
-            elif all(sidecar.get(k) == v for k, v in self.identity.items()):
-                tokens = tuple(int(t) for t in sidecar["tokens"])
-                if token_digest(tokens) == digest:
-                    self._index[digest] = tokens
-                else:
-                    self.discard(digest, "tokens do not match the name")
+            tokens, why = self._checked_tokens(_read_json(sidecar_path))
+            if tokens is not None and token_digest(tokens) == digest:
+                self._index[digest] = tokens
+            elif why != "another model or configuration":
+                self.discard(digest, why or "tokens do not match the name")
+
+    def _checked_tokens(self, sidecar: dict | None) -> tuple[tuple[int, ...] | None, str]:
+        """The sidecar's token list if every field is what this store writes, else why not."""
+        if sidecar is None:
+            return None, "unreadable sidecar"
+        if not all(sidecar.get(k) == v for k, v in self.identity.items()):
+            return None, "another model or configuration"
+        tokens, size = sidecar.get("tokens"), sidecar.get("size")
+        if not isinstance(tokens, list) or not 0 < len(tokens) <= int(self.identity.get("n_ctx") or 1 << 20):
+            return None, "no token list of a possible length"
+        limit = self.n_vocab if self.n_vocab is not None else 2**31
+        if not all(type(t) is int and 0 <= t < limit for t in tokens):
+            return None, "a token id that is not one of the model's"
+        if type(size) is not int or size <= 0 or not isinstance(sidecar.get("sha256"), str):
+            return None, "no size or checksum"
+        return tuple(tokens), ""
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _blob_hash(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+_MAX_SIDECAR_BYTES = 16 * 1024**2  # a token list for a 1M-token context is about 8 MB of JSON
+
+
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from a file, or None for anything else: missing, too big, not UTF-8, not JSON,
+    nested too deeply to parse."""
     try:
+        if path.stat().st_size > _MAX_SIDECAR_BYTES:
+            return None
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -161,7 +161,8 @@ class LlamaEngine:
                 "flash_attn": str(flash_attn), "swa_full": True, "n_gpu_layers": self.n_gpu_layers,
                 "kv_unified": True,
             }  # fmt: skip
-            return KVStateStore(folder, identity, cap or DEFAULT_DISK_CAP)
+            n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self._model))
+            return KVStateStore(folder, identity, cap or DEFAULT_DISK_CAP, n_vocab=n_vocab)
         except OSError as exc:  # a read-only or full data folder: chats still work, cold
             log.warning("KV states are off: %s", exc)
             return None
@@ -279,6 +280,10 @@ class LlamaEngine:
         buffer = (ctypes.c_uint8 * len(saved.blob)).from_buffer_copy(saved.blob)
         if lc.llama_state_seq_set_data(self._ctx, buffer, len(saved.blob), 0) != len(saved.blob):
             states.discard(token_digest(saved.tokens), "llama.cpp refused it")
+            self.clear_cache()
+            return 0
+        if lc.llama_memory_seq_pos_max(self.decoding.memory, 0) + 1 != len(saved.tokens):
+            states.discard(token_digest(saved.tokens), "its cells do not match its tokens")
             self.clear_cache()
             return 0
         self.decoding.cached = list(saved.tokens)

@@ -52,6 +52,7 @@ def _debian_package(missing: str) -> str:
 def run_gui(model: str | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
+    from app.errors import BasechatError
     from app.models.default import DEFAULT_MODEL_ID
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
@@ -66,7 +67,14 @@ def run_gui(model: str | None = None) -> int:
     from app.paths import resources_dir
 
     app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "basechat.png")))
-    window = MainWindow(ChatStore())
+    try:
+        store = ChatStore()
+    except BasechatError as exc:  # a busy, newer or unwritable history: say so, change nothing
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, "Basechat", str(exc))
+        return 1
+    window = MainWindow(store)
     window.show()
     window.load_model(model or str(window.settings.value("model", DEFAULT_MODEL_ID)))
     return app.exec()
