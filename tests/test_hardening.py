@@ -126,3 +126,48 @@ def test_saving_a_template_stays_in_its_folder(tmp_path, monkeypatch):
     assert path.parent == tmp_path / "data" / "templates" and path.name == "etc-x.toml"
     with pytest.raises(TemplateError, match="cannot be a path"):
         delete_user_template("../x")
+
+
+HANGING_PATTERN = "(a|aa)+$"  # exponential for a backtracking matcher on "aaa…b"
+
+
+@pytest.mark.model
+def test_a_request_note_pattern_built_to_backtrack_cannot_hang_a_prompt(tmp_path):
+    import tomli_w
+
+    frame = tmp_path / "frame.toml"
+    frame.write_text(tomli_w.dumps({"name": "trap", "preamble": "P.",
+                                    "notes": [{"when": HANGING_PATTERN, "note": "(never)"}]}))  # fmt: skip
+    result = basechat("--data-dir", str(tmp_path), "prompt", "--template", str(frame), "a" * 80 + "b",
+                      timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(never)" not in result.stdout
+
+
+def test_an_imported_chat_carrying_such_a_pattern_exports_its_prompt(tmp_path):
+    frame = {"name": "trap", "preamble": "P.", "user_name": "User", "assistant_name": "Assistant",
+             "notes": [{"when": HANGING_PATTERN, "note": "(never)"}]}  # fmt: skip
+    message = {"id": 1, "parent": None, "position": 0, "role": "user", "text": "a" * 80 + "b",
+               "status": "done", "created_at": 1.0, "chosen": True}  # fmt: skip
+    export = {"format": "basechat.conversations", "version": 2, "conversations": [
+        {"title": "t", "created_at": 1.0, "updated_at": 1.0, "template": "trap",
+         "settings": {"frame": frame}, "model": "", "messages": [message]}]}  # fmt: skip
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    imported = basechat("--data-dir", str(tmp_path), "chats", "import", str(path), timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    result = basechat("--data-dir", str(tmp_path), "chats", "export", "1", "--format", "prompt", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "User: " + "a" * 80 + "b" in result.stdout and "(never)" not in result.stdout
+
+
+def test_a_pattern_too_long_or_invalid_is_refused_in_one_line(tmp_path):
+    import tomli_w
+
+    for when in ("x" * 400, "(unclosed"):
+        frame = tmp_path / "bad.toml"
+        frame.write_text(
+            tomli_w.dumps({"name": "bad", "preamble": "P.", "notes": [{"when": when, "note": "n"}]})
+        )
+        result = basechat("--data-dir", str(tmp_path), "templates", "import", str(frame))
+        assert_one_line_error(result, "note pattern")

@@ -154,14 +154,21 @@ def _optional(mapping: dict, key: str) -> str:
     return value.strip()
 
 
+MAX_PATTERN_CHARS = 300
+
+
 def _note(data: dict) -> RequestNote:
-    import re
+    """A request note; its pattern comes from a file, so it is checked here and matched with a
+    time limit (``transcript.request_note``)."""
+    import regex
 
     when, note = _text(data, "when"), _text(data, "note")
+    if len(when) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a note pattern is longer than {MAX_PATTERN_CHARS} characters")
     try:
-        re.compile(when)
-    except re.error as exc:
-        raise ValueError(f"note pattern {when!r} is not valid ({exc})") from None
+        regex.compile(when)
+    except (regex.error, RecursionError, OverflowError) as exc:
+        raise ValueError(f"note pattern {when[:40]!r} is not valid ({exc})") from None
     if "\n" in note:
         raise ValueError("a note must be one line")
     return RequestNote(when, note)

@@ -8,6 +8,7 @@ the context is full. Joining the pieces' text gives exactly the prompt sent.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -46,6 +47,9 @@ class Piece:
     message_index: int | None = None
 
 
+log = logging.getLogger(__name__)
+
+
 def neutralise(text: str, template: Template) -> str:
     """Quote every line that starts like a speaker's turn, so a message cannot forge one.
 
@@ -74,9 +78,29 @@ def request_note(template: Template, request: str) -> str:
     """The template's note for this kind of request (a story, a list, code…), else "". A pure
     function of the text, so a turn renders the same every time and the cache stays valid."""
     for note in template.notes:
-        if re.search(note.when, request, re.IGNORECASE):
+        if _matches(note.when, request):
             return f"{note.note}\n"
     return ""
+
+
+NOTE_MATCH_SECONDS = 0.05
+_SCANNED_CHARS = 4000
+
+
+def _matches(pattern: str, text: str) -> bool:
+    """A pattern from a template file, matched with the ``regex`` package's time limit: one built to
+    backtrack for ever (``^(a+)+$``) counts as no match, with a log line, and never hangs a
+    prompt. Only the start of a very long message is scanned."""
+    import regex
+
+    try:
+        return (
+            regex.search(pattern, text[:_SCANNED_CHARS], regex.IGNORECASE, timeout=NOTE_MATCH_SECONDS)
+            is not None
+        )
+    except TimeoutError:
+        log.warning("request note pattern %r took too long; not applied", pattern[:60])
+        return False
 
 
 def header_text(template: Template) -> str:
