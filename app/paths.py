@@ -7,8 +7,14 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from app.errors import BasechatError
+
 APP_NAME = "Basechat"
 DATA_DIR_ENV = "BASECHAT_DATA_DIR"
+
+
+class DataFolderError(BasechatError):
+    """The data folder cannot be used (it is a file, or cannot be created)."""
 
 
 def data_dir() -> Path:
@@ -17,7 +23,12 @@ def data_dir() -> Path:
     path = (
         Path(override).expanduser().resolve() if override else Path(user_data_dir(APP_NAME, appauthor=False))
     )
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataFolderError(f"The data folder {path} is a file, not a folder.") from None
+    except OSError as exc:
+        raise DataFolderError(f"Cannot create the data folder {path}: {exc.strerror or exc}.") from None
     return path
 
 

@@ -171,3 +171,55 @@ def test_a_pattern_too_long_or_invalid_is_refused_in_one_line(tmp_path):
         )
         result = basechat("--data-dir", str(tmp_path), "templates", "import", str(frame))
         assert_one_line_error(result, "note pattern")
+
+
+def _deep(kind: str) -> str:
+    nest = "[" * 100_000 + "]" * 100_000
+    return {"json": nest, "toml": f"a = {nest}", "yaml": f"a: {nest}"}[kind]
+
+
+@pytest.mark.parametrize("kind", ["json", "toml", "yaml"])
+def test_deeply_nested_imports_are_refused_in_one_line(tmp_path, kind):
+    path = tmp_path / f"deep.{kind}"
+    path.write_text(_deep(kind))
+    assert_one_line_error(basechat("--data-dir", str(tmp_path), "templates", "import", str(path)), "nested")
+    if kind == "json":
+        assert_one_line_error(basechat("--data-dir", str(tmp_path), "chats", "import", str(path)), "nested")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["prompt", "--temperature", "nan", "hi"], "--temperature must be a number"),
+    (["prompt", "--top-p", "inf", "hi"], "--top-p must be a number"),
+    (["ask", "--server", "http://127.0.0.1:9", "--server-timeout", "inf", "hi"], "--server-timeout"),
+    (["ask", "--server", "http://[::1", "hi"], "is not a server address"),
+])  # fmt: skip
+def test_numbers_and_addresses_that_parse_but_mean_nothing_are_refused(tmp_path, args, fragment):
+    assert_one_line_error(basechat("--data-dir", str(tmp_path), *args), fragment)
+
+
+@pytest.mark.parametrize("version", ["-5", "true", "0", '"2"'])
+def test_an_export_with_no_valid_version_is_refused(tmp_path, version):
+    path = tmp_path / "v.json"
+    path.write_text(f'{{"format": "basechat.conversations", "version": {version}, "conversations": []}}')
+    assert_one_line_error(basechat("--data-dir", str(tmp_path), "chats", "import", str(path)), "version")
+
+
+def test_a_data_folder_that_is_a_file_is_named_in_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = basechat("chats", "list", extra_env={"BASECHAT_DATA_DIR": str(afile)})
+    assert_one_line_error(result, "is a file, not a folder")
+
+
+def test_escape_sequences_from_a_stored_chat_never_reach_the_terminal(tmp_path):
+    store = ChatStore(tmp_path / "basechat.db")
+    cid = store.create_conversation(title="\x1b]0;owned\x07title")
+    store.add_user_message(cid, "hi \x1b[2J\x1b[31mred\x9b1m")
+    store.finish_reply(store.begin_reply(cid), "reply\x1b[8m hidden\r over")
+    store.close()
+    outputs = [basechat("--data-dir", str(tmp_path), *args).stdout
+               for args in (["chats", "list"], ["chats", "show", str(cid)], ["chats", "search", "hi"],
+                            ["chats", "export", str(cid)])]  # fmt: skip
+    for output in outputs:
+        assert output and not any(c in output for c in "\x1b\x07\x9b\r")
+    assert "red" in outputs[1] and "hidden" in outputs[1]

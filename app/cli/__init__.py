@@ -38,13 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         from app.paths import DATA_DIR_ENV
 
         os.environ[DATA_DIR_ENV] = str(args.data_dir.expanduser().resolve())
-    _setup_logging()
     try:
+        _setup_logging()
         return _dispatch(args)
     except BasechatError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a folder or file the person's system will not let us use
+        log.exception("file error")
+        where = f" {exc.filename}" if exc.filename else ""
+        return fail(f"Cannot use{where}: {exc.strerror or exc}.")
+    except RecursionError:
+        log.exception("nesting too deep")
+        return fail("The input is nested too deeply to read.")
     except Exception as exc:  # the last net: a user sees one line, the log keeps the rest
         log.exception("unexpected error")
         return fail(f"unexpected {type(exc).__name__}: {exc} (details in {_log_path()})")

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from app.cli.common import open_store, read_json, write_out
+from app.cli.common import open_store, read_json, terminal_safe, write_out
 from app.errors import InputError
 
 
@@ -29,7 +29,7 @@ def cmd_chats(args: argparse.Namespace) -> int:
         print(f"Deleted conversation {args.id}.")
     elif action == "search":
         for cid, title, text in store.search(args.query):
-            print(f"{cid:>5}  {title}: {' '.join(text.split())[:80]}")
+            print(terminal_safe(f"{cid:>5}  {title}: {' '.join(text.split())[:80]}"))
     return 0
 
 
@@ -42,7 +42,7 @@ def _print_list(conversations, as_json: bool) -> None:
         return
     for c in conversations:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
-        print(f"{c.id:>5}  {when}  {c.title}")
+        print(terminal_safe(f"{c.id:>5}  {when}  {c.title}"))
 
 
 def _print_conversation(store, conversation_id: int, as_json: bool) -> None:
@@ -52,7 +52,7 @@ def _print_conversation(store, conversation_id: int, as_json: bool) -> None:
         data = export.to_json(store, [conversation_id])["conversations"][0]
         print(json.dumps({"id": conversation_id, **data}, ensure_ascii=False))
     else:
-        print(export.markdown_of(store, conversation_id), end="")
+        print(terminal_safe(export.markdown_of(store, conversation_id)), end="")
 
 
 def _export(store, args: argparse.Namespace) -> None:

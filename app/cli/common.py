@@ -75,6 +75,7 @@ def server_config(args: argparse.Namespace):
         key = os.environ.get(args.api_key_env)
         if not key:
             raise InputError(f"--api-key-env names {args.api_key_env}, which is not set.")
+    check_finite(args)
     if args.server_timeout <= 0:
         raise InputError("--server-timeout must be more than 0 seconds.")
     return ServerConfig(url, key, args.server_kind, args.server_timeout)
@@ -91,7 +92,18 @@ def sampling_from(args: argparse.Namespace, base: SamplingParams | None = None) 
     return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
+def check_finite(args: argparse.Namespace) -> None:
+    """nan and inf parse as floats; no setting means either."""
+    import math
+
+    for name in ("temperature", "top_p", "min_p", "repeat_penalty", "server_timeout"):
+        value = getattr(args, name, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"--{name.replace('_', '-')} must be a number, not {value}.")
+
+
 def check_numbers(args: argparse.Namespace) -> None:
+    check_finite(args)
     if not 1 <= getattr(args, "n", 1) <= 8:
         raise InputError("--n must be between 1 and 8.")
     if not 0 <= getattr(args, "logprobs", 0) <= 20:
@@ -140,6 +152,15 @@ def cancel_on_interrupt(stream) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(128, 160)])
+
+
+def terminal_safe(text: str) -> str:
+    """Text from a model, a server or a stored chat, without the control characters that would
+    let it drive the terminal (escape sequences start with one); new lines and tabs stay."""
+    return text.translate(_CONTROL)
+
+
 def echo(chunks: Iterable[str]) -> None:
     """Print a reply as it streams, without the leading space the model writes."""
     started = False
@@ -147,7 +168,7 @@ def echo(chunks: Iterable[str]) -> None:
         if not started:
             chunk = chunk.lstrip()
             started = bool(chunk)
-        sys.stdout.write(chunk)
+        sys.stdout.write(terminal_safe(chunk))
         sys.stdout.flush()
 
 
@@ -177,6 +198,7 @@ def write_out(text: str, output: Path | None) -> None:
         except OSError as exc:
             raise InputError(f"Cannot write {output}: {exc.strerror or exc}.") from None
     else:
+        text = terminal_safe(text)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -187,3 +209,5 @@ def read_json(path: Path) -> object:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise InputError(f"{path} is nested too deeply to read.") from None

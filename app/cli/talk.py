@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from app.cli.common import cancel_on_interrupt, echo, load_session, note, open_store
+from app.cli.common import cancel_on_interrupt, echo, load_session, note, open_store, terminal_safe
 from app.engine.base import SamplingParams
 from app.errors import BasechatError, InputError
 from app.service import ConversationService
@@ -28,7 +28,7 @@ def cmd_prompt(args: argparse.Namespace) -> int:
         out = {"prompt": text, "tokens": len(tokens), "n_ctx": session.engine.n_ctx}
         print(json.dumps({**out, "dropped_turns": dropped}, ensure_ascii=False))
     else:
-        print(text)
+        print(terminal_safe(text))
     return 0
 
 
@@ -93,7 +93,7 @@ def _ask_many(args: argparse.Namespace, session, model_id: str, record: _Record 
     with cancel_on_interrupt(stream):
         for index, chunk in chunks:
             if not args.json and index == 0:
-                print(chunk, end="", flush=True)
+                print(terminal_safe(chunk), end="", flush=True)
     replies = stream.replies
     if args.json:
         out = _ask_json(replies[0], model_id, session.template.name) | _tokens_json(replies[0].completion)
@@ -102,7 +102,7 @@ def _ask_many(args: argparse.Namespace, session, model_id: str, record: _Record 
     else:
         print()
         for number, reply in enumerate(replies[1:], 2):
-            print(f"--- alternative {number} ---\n{reply.text}")
+            print(f"--- alternative {number} ---\n{terminal_safe(reply.text)}")
     return 0
 
 

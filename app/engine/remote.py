@@ -57,8 +57,12 @@ def normalise_url(url: str) -> str:
     url = url.strip()
     if "://" not in url:
         url = "http://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise RemoteError(f"'{url}' is not a server address (expected http://host:port).") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise RemoteError(f"'{url}' is not a server address (expected http://host:port).")
     return url.rstrip("/")
 

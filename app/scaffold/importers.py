@@ -52,6 +52,18 @@ def import_file(path: Path) -> Imported:
 
 
 def import_bytes(data: bytes, filename: str) -> Imported:
+    """Whatever the parsers meet in hostile data ends in one TemplateError naming the file."""
+    try:
+        return _import_bytes(data, filename)
+    except RecursionError:
+        raise TemplateError(f"{filename} is nested too deeply to be a frame file.") from None
+    except (OverflowError, StopIteration, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        raise TemplateError(
+            f"{filename} could not be read as a frame ({type(exc).__name__}: {exc})."
+        ) from None
+
+
+def _import_bytes(data: bytes, filename: str) -> Imported:
     stem = Path(filename).stem
     if data.startswith(_PNG_SIGNATURE):
         return card_to_template(_card_from_png(data, filename), stem, "PNG ")

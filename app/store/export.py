@@ -120,7 +120,9 @@ def _validated(data: object) -> list[dict]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError("This is not a Basechat conversation export.")
     version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if type(version) is not int or version < 1:
+        raise InputError(f"This export has no valid format version ({str(version)[:20]}).")
+    if version > VERSION:
         raise InputError(f"This export is from a newer Basechat (format version {version}).")
     conversations = data.get("conversations")
     if not isinstance(conversations, list):
