@@ -8,6 +8,7 @@ the failures a real one is hard to make do on cue (a stall, a malformed event, a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,6 +128,45 @@ class FaultServer:
         self.httpd.server_close()
 
 
+def _drip(handler, server) -> None:
+    """An event, one byte a second, never finished."""
+    for byte in b'data: {"choices": [{"text": " Paris", "finish_reason": null}]}' * 100:
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        if server.release.wait(1):
+            return
+
+
+def _keep_alive(handler, server) -> None:
+    """Comment lines (SSE keep-alives) for ever, no event."""
+    while not server.release.wait(0.3):
+        handler.wfile.write(b": keep-alive\n\n")
+        handler.wfile.flush()
+
+
+def _endless(handler, server) -> None:
+    """Text for ever, ignoring the limit it was sent."""
+    while not server.release.wait(0.01):
+        handler._event({"choices": [{"text": " word", "finish_reason": None}]})
+
+
+def _cut(handler, server) -> None:
+    """Two pieces of a reply, then the connection closes with no finish."""
+    for text in (" The", " capital"):
+        handler._event({"choices": [{"text": text, "finish_reason": None}]})
+    handler.close_connection = True
+
+
+def _huge_line(handler, server) -> None:
+    """One line of 50 MB that never ends."""
+    chunk = b"data: " + b"x" * (1 << 20)
+    for _ in range(50):
+        handler.wfile.write(chunk)
+        if server.release.is_set():
+            return
+
+
+_HOSTILE = {"drip": _drip, "keepalive": _keep_alive, "endless": _endless, "cut": _cut, "huge": _huge_line}
 UNAUTHORISED = {"error": {"message": "Invalid API Key", "type": "authentication_error"}}
 
 
@@ -154,6 +194,9 @@ def _fault_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(
                     401, {"error": {"message": "Invalid API Key", "type": "authentication_error"}}
                 )
+            if server.mode == "echo_key":  # a server that repeats the credentials it was sent
+                said = f"{self.headers.get('Authorization')} {self.headers.get('Authorization', '')}"
+                return self._json(400, {"error": {"message": f"bad credentials: {said}", "type": "auth"}})
             if self.path != "/v1/completions":
                 return self._json(404, {"error": "not found"})
             if server.mode == "error500":
@@ -173,6 +216,10 @@ def _fault_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             if server.mode == "malformed":
                 self.wfile.write(b"data: {not json\n\n")
                 self.wfile.flush()
+                return
+            if server.mode in _HOSTILE:
+                with contextlib.suppress(OSError):  # the client left, as it should
+                    _HOSTILE[server.mode](self, server)
                 return
             for text, reason in ((" Paris", None), (".", None), ("", "stop")):
                 self._event({"choices": [{"text": text, "finish_reason": reason}]})

@@ -223,3 +223,84 @@ def test_escape_sequences_from_a_stored_chat_never_reach_the_terminal(tmp_path):
     for output in outputs:
         assert output and not any(c in output for c in "\x1b\x07\x9b\r")
     assert "red" in outputs[1] and "hidden" in outputs[1]
+
+
+# -- servers that misbehave ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def fault():
+    from tests.servers import FaultServer
+
+    server = FaultServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize(("mode", "code", "fragment", "within"), [
+    ("drip", 1, "sent nothing new for 5 s", 30),
+    ("keepalive", 1, "sent nothing new for 5 s", 30),
+    ("huge", 1, "", 30),
+    ("cut", 1, "broke off the reply", 30),
+    ("endless", 0, "", 60),
+])  # fmt: skip
+def test_a_misbehaving_server_ends_within_its_deadline(fault, mode, code, fragment, within):
+    import time
+
+    fault.mode = mode
+    started = time.monotonic()
+    result = basechat("ask", "--server", fault.url, "--server-timeout", "5", "--max-tokens", "20", "--json",
+                      "What is the capital of France?", timeout=within + 30)  # fmt: skip
+    assert time.monotonic() - started < within
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and fragment in result.stderr
+    if mode == "endless":  # held to the limit although the server ignores it
+        out = json.loads(result.stdout)
+        assert out["finish_reason"] == "length" and out["reply"].count("word") <= 21
+    if mode == "cut":
+        assert json.loads(result.stdout)["finish_reason"] == "interrupted"
+
+
+def test_a_reply_cut_mid_way_is_stored_as_interrupted(fault, tmp_path):
+    from app.engine.base import SamplingParams
+    from app.service import ConversationService
+    from app.store.db import DB_NAME
+
+    store = ChatStore(tmp_path / DB_NAME)
+    cid = ConversationService(store).start(_plain_template(), SamplingParams())
+    store.close()
+    fault.mode = "cut"
+    result = basechat("--data-dir", str(tmp_path), "ask", "--server", fault.url, "--resume", str(cid), "Hi")
+    assert result.returncode == 1 and "broke off" in result.stderr
+    reply = ChatStore(tmp_path / DB_NAME).get(cid).messages[-1]
+    assert reply.status == "interrupted" and reply.finish_reason == "interrupted" and "capital" in reply.text
+
+
+def _plain_template():
+    from app.scaffold import template_from_dict
+
+    return template_from_dict({"name": "plain", "preamble": "A chat."})
+
+
+def test_credentials_never_appear_in_messages(fault):
+    fault.mode = "echo_key"
+    url = fault.url.replace("http://", "http://someone:pass-w0rd-123@")
+    alone = basechat("ask", "--server", url, "Hi")  # the password alone goes as basic auth
+    assert alone.returncode == 1 and "pass-w0rd-123" not in alone.stderr and "c29tZW9uZ" not in alone.stderr
+    result = basechat("ask", "--server", url, "--api-key-env", "THE_KEY", "Hi",
+                      extra_env={"THE_KEY": "sk-very-secret-key"})  # fmt: skip
+    assert result.returncode == 1
+    for secret in ("sk-very-secret-key", "pass-w0rd-123", "someone"):
+        assert secret not in result.stderr + result.stdout
+    assert "***" in result.stderr
+
+
+def test_token_ids_a_history_cannot_hold_are_refused():
+    from app.engine.remote import _native_event
+    from app.errors import RemoteError
+
+    with pytest.raises(RemoteError, match="token ids"):
+        _native_event({"content": "x", "tokens": [2**40]})
+    with pytest.raises(RemoteError, match="token ids"):
+        _native_event({"content": "x", "tokens": ["7"]})
+    assert _native_event({"content": "x", "tokens": [7]})[1] == [7]

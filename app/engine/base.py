@@ -47,8 +47,18 @@ class ServerConfig:
     read_timeout: float = DEFAULT_READ_TIMEOUT_S
     n_ctx: int | None = None
 
-    def __repr__(self) -> str:  # never print the key
-        return f"ServerConfig(url={self.url!r}, kind={self.kind!r})"
+    def __repr__(self) -> str:  # never print the key, nor a password in the URL
+        return f"ServerConfig(url={without_credentials(self.url)!r}, kind={self.kind!r})"
+
+
+def without_credentials(url: str) -> str:
+    """``http://user:key@host:8080/x`` → ``http://host:8080/x``: what messages and logs may show."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, path = rest.partition("/")
+    host = authority.rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host}{slash}{path}"
 
 
 @dataclass(frozen=True)

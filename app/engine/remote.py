@@ -21,6 +21,7 @@ shuts the socket down, which makes the server cancel its task.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import math
@@ -29,8 +30,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx2
 
@@ -43,12 +45,14 @@ from app.engine.base import (
     TokenChoice,
     one_after_another,
     one_at_a_time,
+    without_credentials,
 )
 from app.engine.reply import ReplyState
 from app.errors import BasechatError, ContextOverflow, RemoteError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
+SECONDS_PER_TOKEN = 2.0  # the overall deadline allows this much for every token asked for
 ESTIMATED_CHARS_PER_TOKEN = 2  # conservative: English runs about 4 characters a token
 
 
@@ -57,14 +61,28 @@ def normalise_url(url: str) -> str:
     url = url.strip()
     if "://" not in url:
         url = "http://" + url
+    shown = without_credentials(url)
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
     except ValueError:
-        raise RemoteError(f"'{url}' is not a server address (expected http://host:port).") from None
+        raise RemoteError(f"'{shown}' is not a server address (expected http://host:port).") from None
     if parts.scheme not in ("http", "https") or not hostname:
-        raise RemoteError(f"'{url}' is not a server address (expected http://host:port).")
+        raise RemoteError(f"'{shown}' is not a server address (expected http://host:port).")
     return url.rstrip("/")
+
+
+def _credentials(url: str) -> tuple[str, str]:
+    """The user name and password written into a URL, if any."""
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _redacted(text: str, hidden: tuple[str, ...]) -> str:
+    """A server's words with the API key or password taken out, should it echo them back."""
+    for word in hidden:
+        text = text.replace(word, "***")
+    return text
 
 
 class RemoteEngine:
@@ -73,13 +91,22 @@ class RemoteEngine:
     name = "remote"
 
     def __init__(self, config: ServerConfig) -> None:
-        self.url = normalise_url(config.url)
+        given = normalise_url(config.url)
+        self.url = without_credentials(given)  # what messages, the log and the window show
         self.config = config
+        user, password = _credentials(given)
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode() if user or password else ""
+        self._hidden = tuple(word for word in (config.api_key, password, basic) if word)
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         timeout = httpx2.Timeout(connect=CONNECT_TIMEOUT_S, read=config.read_timeout, write=30, pool=5)
         # trust_env off: only the configured URL is contacted, never a proxy from the environment.
         self._client = httpx2.Client(
-            base_url=self.url, headers=headers, timeout=timeout, trust_env=False, follow_redirects=False
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            trust_env=False,
+            follow_redirects=False,
+            auth=httpx2.BasicAuth(user, password) if basic and not config.api_key else None,
         )
         self._lock = threading.Lock()
         self.last_timings: dict = {}  # the server's own figures for the last reply (llama-server)
@@ -133,12 +160,12 @@ class RemoteEngine:
         response = self._request("GET", path)
         if response.status_code == 404 and missing_ok:
             return None
-        _raise_for_status(response, self.url)
+        _raise_for_status(response, self.url, self._hidden)
         return _json_of(response, self.url)
 
     def _post_json(self, path: str, body: dict) -> Any:
         response = self._request("POST", path, json=body)
-        _raise_for_status(response, self.url)
+        _raise_for_status(response, self.url, self._hidden)
         return _json_of(response, self.url)
 
     def _request(self, method: str, path: str, **kwargs) -> httpx2.Response:
@@ -233,9 +260,16 @@ class RemoteEngine:
 
     def _stream(self, gen: Generation, prompt: list[int], params, stop: list[str]) -> Iterator[str]:
         if self.kind == "llama":
-            return self._run(gen, prompt, stop, "/completion", self._native_body(prompt, params, stop))
+            body = self._native_body(prompt, params, stop)
+            return self._run(gen, prompt, stop, "/completion", body, params.max_tokens)
         body = self._openai_body(self.detokenize(prompt), params, stop)
-        return self._run(gen, prompt, stop, "/v1/completions", body)
+        return self._run(gen, prompt, stop, "/v1/completions", body, params.max_tokens)
+
+    def _deadlines(self, max_tokens: int) -> Deadlines:
+        """Idle: the configured read timeout. Overall: that, plus two seconds a token asked for (a
+        server slower than half a token a second is not answering)."""
+        idle = self.config.read_timeout
+        return Deadlines(idle, idle + SECONDS_PER_TOKEN * max_tokens)
 
     def _native_body(self, prompt: list[int], params: SamplingParams, stop: list[str]) -> dict:
         body = {
@@ -253,37 +287,47 @@ class RemoteEngine:
         return body | {"stop": stop[:4] or None} | _sampling(params)
 
     def _run(
-        self, gen: Generation, prompt: list[int], stop: list[str], path: str, body: dict
+        self, gen: Generation, prompt: list[int], stop: list[str], path: str, body: dict, max_tokens: int
     ) -> Iterator[str]:
         state = ReplyState(stop)
-        cached = 0
+        deadlines = self._deadlines(max_tokens)
+        events = _EventStream(self._client, self.url, path, body, gen, deadlines, self._hidden)
+        cached: list[int] = [0]
         try:
-            for event in _EventStream(self._client, self.url, path, body, gen):
-                state.prompt_done = state.prompt_done or time.perf_counter()
-                text, tokens, final = self._parse_event(event)
-                candidates = _native_candidates(event) if self.kind == "llama" else []
-                count = None if self.kind == "llama" else 1
-                shown = state.add(tokens, text, count=count, candidates=candidates) if text or tokens else ""
-                if shown:
-                    yield shown
-                if final is not None:
-                    state.finish, cached = final.get("finish", state.finish), final.get("cached", cached)
-                    self.last_timings = final.get("timings", {})
-                if state.scanner.stopped:
-                    state.finish = "stop"
-                    break
-                if final is not None and final.get("done"):
-                    break
+            yield from self._follow(events, state, max_tokens, cached)
         except _Cancelled:
             state.finish = "cancelled"
-        except RemoteError as exc:  # the server went away or stalled mid-reply
+        except RemoteError as exc:  # the server went away, stalled or broke off mid-reply
             if not state.shown:
                 raise
             state.finish, state.error = "interrupted", str(exc)
         tail = state.flush() if state.finish != "interrupted" else ""
         if tail:
             yield tail
-        gen.result = state.completion(len(prompt), cached, self.tokenize)
+        gen.result = state.completion(len(prompt), cached[0], self.tokenize)
+
+    def _follow(
+        self, events: _EventStream, state: ReplyState, max_tokens: int, cached: list[int]
+    ) -> Iterator[str]:
+        """Text as it comes, until the server says the reply is finished, a stop string shows or
+        the limit is reached (held to it if the server is not). A stream that merely ends is a
+        reply broken off, never one finished."""
+        for event in events:
+            state.prompt_done = state.prompt_done or time.perf_counter()
+            text, tokens, final = self._parse_event(event)
+            candidates = _native_candidates(event) if self.kind == "llama" else []
+            count = None if self.kind == "llama" else 1
+            shown = state.add(tokens, text, count=count, candidates=candidates) if text or tokens else ""
+            if shown:
+                yield shown
+            if final is not None:
+                state.finish, cached[0] = final.get("finish", state.finish), final.get("cached", 0)
+                self.last_timings = final.get("timings", {})
+                return
+            if state.scanner.stopped or state.generated > max_tokens:  # one more than asked: it ignores it
+                state.finish = "stop" if state.scanner.stopped else "length"
+                return
+        raise RemoteError(f"The server at {self.url} broke off the reply; the reply so far is kept.")
 
     def _parse_event(self, data: Any) -> tuple[str, list[int], dict | None]:
         """(text, token ids, end-of-reply facts or None) from one streamed event."""
@@ -312,13 +356,22 @@ _NATIVE_FINISH = {"eos": "stop", "word": "stop", "limit": "length"}
 
 def _native_event(data: dict) -> tuple[str, list[int], dict | None]:
     text = data.get("content") or ""
-    tokens = [int(t) for t in data.get("tokens") or []]
+    if not isinstance(text, str):
+        raise RemoteError("The server sent reply text that is not text.")
+    tokens = _token_ids(data.get("tokens") or [])
     if not data.get("stop"):
         return text, tokens, None
     timings = data.get("timings") or {}
     cached = int(timings.get("cache_n") or 0)  # "tokens_cached" counts the reply's own tokens too
     finish = _NATIVE_FINISH.get(str(data.get("stop_type")), "stop")
     return text, tokens, {"finish": finish, "cached": cached, "done": True, "timings": timings}
+
+
+def _token_ids(values: object) -> list[int]:
+    """Token ids from a server, checked: whole numbers a history can store (0 … 2³¹−1)."""
+    if not isinstance(values, list) or not all(type(t) is int and 0 <= t < 2**31 for t in values):
+        raise RemoteError(f"The server sent token ids that are not token ids: {str(values)[:60]}")
+    return values
 
 
 def _native_candidates(data: dict) -> list[tuple[float, tuple[TokenChoice, ...]]]:
@@ -360,6 +413,38 @@ class _Cancelled(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a reply may take: ``idle_s`` without an event (a byte a second, or keep-alive
+    comments, do not count), ``total_s`` in all."""
+
+    idle_s: float
+    total_s: float
+
+    def start(self) -> _Clock:
+        return _Clock(self, time.monotonic())
+
+
+class _Clock:
+    def __init__(self, deadlines: Deadlines, started: float) -> None:
+        self.deadlines, self.started, self.last_event = deadlines, started, started
+
+    def saw_event(self) -> None:
+        self.last_event = time.monotonic()
+
+    def wait(self) -> float:
+        """Seconds until the nearer deadline (at least a hair, so the queue is still looked at)."""
+        ends = min(self.last_event + self.deadlines.idle_s, self.started + self.deadlines.total_s)
+        return max(ends - time.monotonic(), 0.001)
+
+    def why(self, url: str) -> str:
+        if time.monotonic() - self.started >= self.deadlines.total_s:
+            waited = f"took more than {self.deadlines.total_s:.0f} s for one reply"
+        else:
+            waited = f"sent nothing new for {self.deadlines.idle_s:.0f} s"
+        return f"The server at {url} {waited}; the reply so far is kept."
+
+
 class _EventStream:
     """JSON events from a server-sent-events response, read on a helper thread.
 
@@ -368,18 +453,22 @@ class _EventStream:
     shut down: the server sees the client leave and frees its slot.
     """
 
-    def __init__(self, client: httpx2.Client, url: str, path: str, body: dict, gen: Generation) -> None:
+    def __init__(self, client: httpx2.Client, url: str, path: str, body: dict, gen: Generation,
+                 deadlines: Deadlines, hidden: tuple[str, ...] = ()) -> None:  # fmt: skip
         self._client, self._url, self._path, self._body = client, url, path, body
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._socket: socket.socket | None = None
+        self._deadlines, self._hidden = deadlines, hidden
         gen.on_cancel(self._cancel)
 
     def __iter__(self) -> Iterator[Any]:
         threading.Thread(target=self._read, name="basechat-remote-read", daemon=True).start()
+        clock = self._deadlines.start()
         try:
             while True:
-                kind, value = self._queue.get()
+                kind, value = self._next(clock)
                 if kind == "event":
+                    clock.saw_event()
                     yield value
                 elif kind == "end":
                     return
@@ -389,6 +478,13 @@ class _EventStream:
                     raise value
         finally:
             self._shutdown()
+
+    def _next(self, clock: _Clock) -> tuple[str, Any]:
+        """The next thing the reader, Stop or the end put in the queue, within both deadlines."""
+        try:
+            return self._queue.get(timeout=clock.wait())
+        except queue.Empty:
+            raise RemoteError(clock.why(self._url)) from None
 
     def _cancel(self) -> None:
         self._queue.put(("cancel", None))
@@ -405,7 +501,7 @@ class _EventStream:
                 response = source.response
                 if response.status_code != 200:
                     response.read()
-                    _raise_for_status(response, self._url)
+                    _raise_for_status(response, self._url, self._hidden)
                 self._socket = _socket_of(response)
                 self._forward(source)
             self._queue.put(("end", None))
@@ -423,8 +519,9 @@ class _EventStream:
                 return
             try:
                 self._queue.put(("event", event.json()))
-            except ValueError:
-                raise RemoteError(f"{self._url} sent a malformed event: {event.data[:60]!r}") from None
+            except (ValueError, RecursionError):
+                shown = _redacted(event.data[:60], self._hidden)
+                raise RemoteError(f"{self._url} sent a malformed event: {shown!r}") from None
 
 
 def _socket_of(response: httpx2.Response) -> socket.socket | None:
@@ -432,11 +529,11 @@ def _socket_of(response: httpx2.Response) -> socket.socket | None:
     return stream.get_extra_info("socket") if stream is not None else None
 
 
-def _raise_for_status(response: httpx2.Response, url: str) -> None:
+def _raise_for_status(response: httpx2.Response, url: str, hidden: tuple[str, ...] = ()) -> None:
     code = response.status_code
     if code < 400:
         return
-    detail = _error_detail(response)
+    detail = _redacted(_error_detail(response), hidden)
     if code in (401, 403):
         raise RemoteError(f"{url} refused the API key (HTTP {code}); give one with --api-key-env NAME.")
     if "exceed_context" in detail or "context size" in detail.lower() or "context length" in detail.lower():
