@@ -304,3 +304,80 @@ def test_token_ids_a_history_cannot_hold_are_refused():
     with pytest.raises(RemoteError, match="token ids"):
         _native_event({"content": "x", "tokens": ["7"]})
     assert _native_event({"content": "x", "tokens": [7]})[1] == [7]
+
+
+# -- the Hub probe and local model files ----------------------------------------------------------
+
+
+@pytest.fixture
+def blob_server():
+    """Serves GET ``/big`` as 200 with 200 MB, Range ignored, and ``/drip`` a byte every 0.2 s."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(200 * 2**20))
+            self.end_headers()
+            try:
+                if self.path == "/big":
+                    for _ in range(200):
+                        self.wfile.write(b"\0" * 2**20)
+                else:
+                    while not stop.wait(0.2):
+                        self.wfile.write(b"G")
+                        self.wfile.flush()
+            except OSError:
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_hub_probe_reads_a_bounded_prefix_within_a_deadline(blob_server):
+    import time
+
+    import httpx2
+
+    from app.models.search import _read_prefix
+
+    with httpx2.Client() as client:
+        prefix = _read_prefix(client, f"{blob_server}/big", 1 << 20, 20)
+        assert prefix is not None and len(prefix) == 1 << 20  # not the 200 MB the server sends
+        started = time.monotonic()
+        dripped = _read_prefix(client, f"{blob_server}/drip", 1 << 20, 1.5)
+        assert time.monotonic() - started < 5 and dripped is not None and 0 < len(dripped) < 20
+
+
+def _nested_arrays_gguf(path: Path, depth: int) -> Path:
+    """A GGUF header whose one metadata value is an array of an array of … ``depth`` deep."""
+    import struct
+
+    key = b"evil.nested"
+    body = struct.pack("<Q", len(key)) + key + struct.pack("<I", 9)  # type ARRAY
+    body += struct.pack("<IQ", 9, 1) * depth + struct.pack("<IQ", 4, 0)  # …, then an empty u32 array
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + body + b"\0" * 64)
+    return path
+
+
+@pytest.mark.parametrize("depth", [5, 100_000])
+def test_nested_gguf_arrays_end_in_one_line_not_a_recursion_error(tmp_path, depth):
+    from app.engine.gguf_header import has_chat_template, read_gguf_header
+    from app.errors import ModelFileError
+
+    path = _nested_arrays_gguf(tmp_path / "nested.gguf", depth)
+    with pytest.raises(ModelFileError, match="damaged or truncated"):
+        read_gguf_header(path)
+    assert has_chat_template(path.read_bytes()) is None
+    assert_one_line_error(basechat("--data-dir", str(tmp_path), "models", "add", str(path)), "nested.gguf")

@@ -63,6 +63,13 @@ class _Cursor:
     def __init__(self, data: mmap.mmap | bytes) -> None:
         self.data = data
         self.pos = 0
+        self.items = 0
+
+    def count_items(self, count: int) -> None:
+        """Array items read so far; past the limit the header is taken for a crafted one."""
+        self.items += count
+        if self.items > MAX_ARRAY_ITEMS:
+            raise ValueError("more array items than any model has")
 
     def unpack(self, fmt: str):
         size = struct.calcsize(fmt)
@@ -186,20 +193,27 @@ def _read_kv(cur: _Cursor) -> tuple[str, object]:
     return key, _read_value(cur, vtype, keep=key in _WANTED_ARRAYS)
 
 
-def _read_value(cur: _Cursor, vtype: GGUFValueType, keep: bool = False) -> object:
+MAX_ARRAY_DEPTH = 4  # real files nest no arrays; a crafted one must not exhaust the stack
+MAX_ARRAY_ITEMS = 20_000_000  # all arrays of one header together (a 262k vocabulary is ~800k)
+
+
+def _read_value(cur: _Cursor, vtype: GGUFValueType, keep: bool = False, depth: int = 0) -> object:
+    """One metadata value. Arrays inside arrays are walked to at most ``MAX_ARRAY_DEPTH`` levels
+    and ``MAX_ARRAY_ITEMS`` items in all, so no file can recurse without end or loop for ever."""
     if vtype == GGUFValueType.STRING:
         return cur.string()
     if vtype != GGUFValueType.ARRAY:
         return cur.unpack(_SCALAR[vtype])
+    if depth >= MAX_ARRAY_DEPTH:
+        raise ValueError("arrays nested too deeply")
     item_type = GGUFValueType(cur.unpack("<I"))
     count = cur.unpack("<Q")
-    if keep:
-        return [_read_value(cur, item_type) for _ in range(count)]
+    cur.count_items(count)
+    if keep or item_type == GGUFValueType.ARRAY:
+        items = [_read_value(cur, item_type, keep, depth + 1) for _ in range(count)]
+        return items if keep else f"<array of {count}>"
     if item_type == GGUFValueType.STRING:
         cur.skip_strings(count)
-    elif item_type == GGUFValueType.ARRAY:
-        for _ in range(count):
-            _read_value(cur, item_type)
     else:
         cur.pos += struct.calcsize(_SCALAR[item_type]) * count
         cur.need(0)

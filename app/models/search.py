@@ -77,21 +77,39 @@ def _gguf_files(api, repo: str, tags: list[str]) -> list[HubFile]:
     return files
 
 
+PROBE_DEADLINE_S = 20.0  # one file's header probe, however slowly a server sends it
+
+
+def _read_prefix(session, url: str, limit: int, deadline_s: float) -> bytes | None:
+    """At most ``limit`` bytes from the start of ``url``, within ``deadline_s`` (plus one read
+    timeout): a server that ignores Range, or sends a byte at a time, is cut off, not buffered."""
+    import time
+
+    started, data = time.monotonic(), bytearray()
+    headers = {"Range": f"bytes=0-{limit - 1}"}
+    with session.stream("GET", url, headers=headers, follow_redirects=True, timeout=10) as response:
+        if response.status_code not in (200, 206):
+            return None
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) >= limit or time.monotonic() - started > deadline_s:
+                break
+    return bytes(data[:limit])
+
+
 def _kind_from_header(repo: str, file: str) -> Kind:
     """Neither tags nor names tell: read the start of the file itself (one ranged request) and
     look for a chat template in its metadata."""
+    import httpx2
     from huggingface_hub import get_session, hf_hub_url
 
     from app.engine.gguf_header import has_chat_template
 
     url = hf_hub_url(repo, file, endpoint=hub_endpoint())
     try:
-        response = get_session().get(url, headers={"Range": f"bytes=0-{HEADER_BYTES - 1}"},
-                                     follow_redirects=True, timeout=10)  # fmt: skip
-        found = (
-            has_chat_template(response.content[:HEADER_BYTES]) if response.status_code in (200, 206) else None
-        )
-    except OSError:
+        prefix = _read_prefix(get_session(), url, HEADER_BYTES, PROBE_DEADLINE_S)
+        found = has_chat_template(prefix) if prefix is not None else None
+    except (OSError, httpx2.HTTPError):  # unreachable, refused, too slow: the kind stays unknown
         found = None
     if found is None:
         return "unknown"
