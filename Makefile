@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 LLAMA_CPP_PYTHON := 0.3.36
 NATIVE := .bench
 
-.PHONY: run test test-fast servers lint format clean screenshots bench bench-native package package-test eval-tables
+.PHONY: run test test-fast fuzz servers lint format clean screenshots bench bench-native package package-test eval-tables
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(TEST_STAMP) $(NATIVE)/bin/llama-server
 # Everything but the tests that load a model or start a server (seconds, not minutes).
 test-fast: $(TEST_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -m "not model"
+
+# The property-based fuzzing of every parser of outside data, 3,000 examples a property (minutes);
+# `make test` runs the same properties with 60 examples each.
+fuzz: $(TEST_STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py
 
 screenshots: $(RUN_STAMP)
 	if command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/screenshots.py; \

@@ -1,0 +1,129 @@
+"""Property-based fuzzing of everything that parses outside data: any input ends in a result or
+one of Basechat's own errors, never another exception. ``make test`` runs a bounded number of
+examples per property; ``make fuzz`` runs many more (the ``fuzz`` profile in conftest)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.errors import BasechatError
+
+# JSON-shaped values: what a hostile file or server can send.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=30,
+)
+FILE_SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _gguf_prefix(body: bytes, version: int = 3) -> bytes:
+    return b"GGUF" + struct.pack("<I", version) + body
+
+
+@given(st.binary(max_size=512), st.sampled_from([2, 3, 7]))
+def test_the_gguf_prefix_reader_answers_or_says_unknown(body, version):
+    from app.engine.gguf_header import has_chat_template
+
+    assert has_chat_template(_gguf_prefix(body, version)) in (True, False, None)
+
+
+@FILE_SETTINGS
+@given(body=st.binary(min_size=16, max_size=512))
+def test_the_gguf_file_reader_parses_or_refuses_in_one_line(tmp_path, body):
+    from app.engine.gguf_header import read_gguf_header
+
+    path = tmp_path / "fuzz.gguf"
+    path.write_bytes(_gguf_prefix(body))
+    try:
+        read_gguf_header(path)
+    except BasechatError as exc:
+        assert "\n" not in str(exc)
+
+
+@given(JSON)
+def test_server_events_are_parsed_or_refused(event):
+    from app.engine.remote import _native_candidates, _native_event, _openai_event
+
+    for parse in (_native_event, _openai_event):
+        try:
+            if isinstance(event, dict):
+                parse(event)
+                _native_candidates(event)
+        except BasechatError:
+            pass
+
+
+@given(st.binary(max_size=2048), st.sampled_from(["card.png", "card.json", "frame.toml", "c.yaml", "p.txt"]))
+def test_every_importer_gives_a_template_or_a_one_line_refusal(data, name):
+    from app.scaffold.importers import import_bytes
+
+    if name.endswith(".png"):
+        data = b"\x89PNG\r\n\x1a\n" + data
+    try:
+        import_bytes(data, name)
+    except BasechatError as exc:
+        assert "\n" not in str(exc)
+
+
+@given(JSON, st.sampled_from(["card.json", "preset.json"]))
+def test_json_shaped_imports_give_a_template_or_a_refusal(value, name):
+    from app.scaffold.importers import import_bytes
+
+    with contextlib.suppress(BasechatError):
+        import_bytes(json.dumps(value).encode(), name)
+
+
+@given(st.dictionaries(st.text(max_size=10), JSON, max_size=8))
+def test_toml_shaped_imports_give_a_template_or_a_refusal(value):
+    import tomli_w
+
+    from app.scaffold.importers import import_bytes
+
+    try:
+        text = tomli_w.dumps(value)
+    except (TypeError, ValueError):
+        return
+    with contextlib.suppress(BasechatError):
+        import_bytes(text.encode(), "frame.toml")
+
+
+@FILE_SETTINGS
+@given(export=JSON)
+def test_chats_import_restores_or_refuses_and_writes_nothing_on_refusal(tmp_path, export):
+    from app.store import ChatStore
+    from app.store.export import FORMAT, import_json
+
+    store = ChatStore(tmp_path / "fuzz.db")
+    try:
+        before = len(store.list_conversations())
+        data = (
+            {"format": FORMAT, "version": 2, "conversations": export}
+            if not isinstance(export, dict)
+            else export
+        )
+        try:
+            import_json(store, data)
+        except BasechatError:
+            assert len(store.list_conversations()) == before
+    finally:
+        store.close()
+
+
+@given(JSON)
+def test_a_kv_sidecar_is_taken_or_refused(sidecar):
+    from pathlib import Path
+
+    from app.engine.kvstate import KVStateStore
+
+    store = KVStateStore.__new__(KVStateStore)  # only the check, no folder or writer thread
+    store.identity, store.n_vocab, store.folder = {"format": 1, "n_ctx": 4096}, 1000, Path(".")
+    data = sidecar if isinstance(sidecar, dict) else {"tokens": sidecar}
+    tokens, why = store._checked_tokens({"format": 1, "n_ctx": 4096, **data})
+    assert (tokens is None) == bool(why)
+    assert tokens is None or all(0 <= t < 1000 for t in tokens)
