@@ -348,9 +348,10 @@ def prompt_file_to_template(text: str, stem: str) -> Imported:
         notes.append("[[DATE_YEAR]] and [[DATE_TIME]] were filled in with today's date and time")
     user, assistant = _speakers_from_end(text)
     lines = text.rstrip().splitlines()
-    first = next(
-        i for i, line in enumerate(lines) if re.match(rf"^({re.escape(user)}|{re.escape(assistant)}):", line)
-    )
+    labels = re.compile(rf"^({re.escape(user)}|{re.escape(assistant)}):")
+    first = next((i for i, line in enumerate(lines) if labels.match(line)), None)
+    if first is None:
+        raise TemplateError(f"No line of {stem} starts with '{user}:' or '{assistant}:' at its very start.")
     preamble = "\n".join(lines[:first]).strip()
     turns = _speaker_turns("\n".join(lines[first:]), user, assistant)
     pairs, dropped = _pair_turns(turns)
