@@ -26,6 +26,8 @@ from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
 from app.scaffold.transcript import cue_text
 
 _TOKEN_CACHE_LIMIT = 1024
+# An engine that cannot shift its cache drops old turns a quarter of the context at a time.
+DROP_CHUNK_DIVISOR = 4
 
 
 def reply_budget(max_tokens: int, n_ctx: int) -> int:
@@ -164,7 +166,8 @@ class ChatSession:
             raise InputError("The message is empty.")
         pieces = render_pieces(self.template, self.history, user_text)
         sizes = [len(self._piece_tokens(p)) for p in pieces]
-        fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget())
+        chunk = 0 if self.engine.can_shift_context else self.engine.n_ctx // DROP_CHUNK_DIVISOR
+        fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget(), chunk)
         text = "".join(p.text for p in fitted.pieces)
         tokens = self._prompt_tokens(fitted.pieces)
         return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, self._reply_budget())

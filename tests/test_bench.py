@@ -17,6 +17,7 @@ KEYS = {
     "startup_window_s", "startup_model_s", "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
     "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens", "kv_save_ms",
     "alternatives_4_over_1", "logprobs_overhead", "gui_alternatives_max_stall_ms",
+    "overflow_ttft_over_warm", "overflow_full_reeval_share", "overflow_shifted_identical",
 }  # fmt: skip
 
 

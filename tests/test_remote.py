@@ -301,6 +301,7 @@ def test_bench_and_eval_run_against_the_server(llama_server):
     figures = json.loads(bench.stdout)
     assert figures["engine"] == "remote" and figures["server_gen_tps"] > 0
     assert 0 < figures["remote_ttft_warm_s"] < figures["remote_ttft_cold_s"]
+    assert 0 <= figures["remote_overflow_full_reeval_share"] <= 1
     evaluated = basechat("eval", "tests/data/memory.jsonl", "--server", llama_server.url, "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["turn_stop_rate"] >= 0.9

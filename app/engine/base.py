@@ -240,6 +240,12 @@ class Backend(Protocol):
     name: str
     n_ctx: int
 
+    @property
+    def can_shift_context(self) -> bool:
+        """Whether old turns dropped from the prompt can be shifted out of the cache (llama.cpp in
+        this process); if not, the conversation drops them in chunks so the prefix stays cached."""
+        ...
+
     def tokenize(self, text: str) -> list[int]: ...
 
     def detokenize(self, tokens: list[int]) -> str: ...

@@ -30,6 +30,27 @@ class Decoding:
         self._one = (lc.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
         self._candidates: CandidateSampler | None = None
+        self.shifted_tokens = 0  # cells removed by context shifts, for the bench and the tests
+
+    @property
+    def can_shift(self) -> bool:
+        """Whether cells can be moved to other positions (llama.cpp's context shift). Gemma 3's
+        sliding-window layers allow it here because the context keeps them whole (swa_full)."""
+        return bool(lc.llama_memory_can_shift(self.memory))
+
+    def shift_out_dropped(self, prompt: list[int], shared: int) -> int:
+        """When ``prompt`` is the cached tokens with a stretch after the first ``shared`` removed
+        (old turns dropped to fit the context), remove those cells and move the later ones back
+        instead of evaluating them again, as llama.cpp's server does with ``n_discard``. Returns how
+        much of ``prompt`` is then cached (``shared`` when nothing could be kept). Sliding-window
+        layers hold only their window; the engine checks that what it keeps still covers it."""
+        start = find_resumed_run(self.cached, prompt, shared)
+        if start is None or not lc.llama_memory_seq_rm(self.memory, 0, shared, start):
+            return shared
+        lc.llama_memory_seq_add(self.memory, 0, start, -1, shared - start)
+        self.cached = self.cached[:shared] + self.cached[start:]
+        self.shifted_tokens += start - shared
+        return _shared_length(self.cached, prompt)
 
     def clear(self) -> None:
         lc.llama_memory_clear(self.memory, True)
@@ -110,3 +131,29 @@ class Decoding:
             self._candidates = CandidateSampler(self.ctx, lc.llama_vocab_n_tokens(self.vocab), self.piece)
         token, prob, top = self._candidates.sample(sampler, index, n_probs)
         return token, [(prob, top)]
+
+
+SHIFT_MIN_RUN = 32  # tokens the kept part must share with the prompt for a shift to be worth it
+
+
+def find_resumed_run(cached: list[int], prompt: list[int], shared: int) -> int | None:
+    """Where, after ``shared``, the cached tokens take up ``prompt`` again (its next
+    ``SHIFT_MIN_RUN`` tokens and everything cached from there on that it goes on to match), or
+    None. Turns are dropped whole from the front of the history, so the kept ones follow on."""
+    probe = prompt[shared : shared + SHIFT_MIN_RUN]
+    if len(probe) < SHIFT_MIN_RUN:
+        return None
+    first = probe[0]
+    for start in range(shared + 1, len(cached) - SHIFT_MIN_RUN + 1):
+        if cached[start] == first and cached[start : start + SHIFT_MIN_RUN] == probe:
+            return start
+    return None
+
+
+def _shared_length(old: list[int], new: list[int]) -> int:
+    shared = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared

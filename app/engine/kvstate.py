@@ -96,6 +96,22 @@ class KVStateStore:
                     return state
         return None
 
+    def longest_sharing(self, prompt: list[int], at_least: int, longer_than: int) -> SavedState | None:
+        """The longest saved state (of more than ``longer_than`` tokens) that shares at least its
+        first ``at_least`` tokens with ``prompt`` without being a prefix of it: the state of a chat
+        before its oldest turns were dropped, which a context shift can still use."""
+        head = tuple(prompt[:at_least])
+        with self._lock:
+            candidates = sorted(
+                (t for t in self._index.values() if len(t) > longer_than and t[:at_least] == head),
+                key=len, reverse=True,
+            )  # fmt: skip
+        for tokens in candidates:
+            state = self._load(token_digest(tokens), tokens)
+            if state is not None:
+                return state
+        return None
+
     def has(self, tokens: list[int]) -> bool:
         with self._lock:
             return token_digest(tokens) in self._index

@@ -25,7 +25,7 @@ from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams
 from app.engine.decoding import Decoding
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
-from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, file_identity, token_digest
+from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, SavedState, file_identity, token_digest
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
 from app.errors import ModelLoadError
@@ -248,9 +248,12 @@ class LlamaEngine:
         self.decoding.clear()
 
     def _reuse_prefix(self, prompt: list[int]) -> int:
-        """Keep the cached prefix shared with ``prompt`` (or restore a longer saved one);
-        at least one token is evaluated."""
+        """Keep the cached prefix shared with ``prompt``: when old turns were dropped to fit, shift
+        the later cells back rather than evaluate them again; else restore a longer saved state.
+        At least one token is evaluated."""
         shared = _shared_length(self.decoding.cached, prompt)
+        if shared < len(prompt) - _MIN_RESTORE_GAIN and self._near_full() and self.can_shift_context:
+            shared = self.decoding.shift_out_dropped(prompt, shared)
         if self._states is not None and shared < len(prompt) - _MIN_RESTORE_GAIN:
             shared = self._restore(prompt, shared)
         shared = min(shared, len(prompt) - 1)
@@ -262,6 +265,16 @@ class LlamaEngine:
             del self.decoding.cached[shared:]
         return shared
 
+    @property
+    def can_shift_context(self) -> bool:
+        return self.decoding.can_shift
+
+    def _near_full(self) -> bool:
+        """A context shift is for a chat that outgrew the context (its oldest turns were dropped),
+        not for an edit in the middle of a short one: the cells kept were computed after text that
+        is gone, which is the accepted approximation of a shift, and only worth it there."""
+        return len(self.decoding.cached) >= self.n_ctx // 2
+
     def _trim_is_safe(self, keep: int) -> bool:
         """A restored state holds only the last window of a sliding-window layer's positions
         (Gemma 3: 512). Cutting it back further than that window would leave the next tokens
@@ -272,10 +285,26 @@ class LlamaEngine:
     # -- saved states ------------------------------------------------------------------
 
     def _restore(self, prompt: list[int], shared: int) -> int:
+        """The saved state of this chat before its oldest turns were dropped, restored and shifted
+        (a chat past its context); else a saved state that begins the prompt."""
         states = self._states
-        saved = states.best_prefix(prompt, longer_than=shared + _MIN_RESTORE_GAIN) if states else None
-        if states is None or saved is None:
+        if states is None:
             return shared
+        if self.can_shift_context:
+            shared = self._restore_and_shift(prompt, shared, states)
+        saved = states.best_prefix(prompt, longer_than=shared + _MIN_RESTORE_GAIN)
+        return self._load_state(saved, states) if saved is not None else shared
+
+    def _restore_and_shift(self, prompt: list[int], shared: int, states: KVStateStore) -> int:
+        """How much of ``prompt`` is cached after trying (the cache may now hold a loaded state)."""
+        at_least = max(shared, _MIN_RESTORE_GAIN)
+        saved = states.longest_sharing(prompt, at_least=at_least, longer_than=self.n_ctx // 2)
+        if saved is None or not self._load_state(saved, states):
+            return _shared_length(self.decoding.cached, prompt)
+        return self.decoding.shift_out_dropped(prompt, _shared_length(self.decoding.cached, prompt))
+
+    def _load_state(self, saved: SavedState, states: KVStateStore) -> int:
+        """Put ``saved`` in the cache; how many of its tokens are cached (0 if it was refused)."""
         lc.llama_memory_clear(self.decoding.memory, True)
         buffer = (ctypes.c_uint8 * len(saved.blob)).from_buffer_copy(saved.blob)
         if lc.llama_state_seq_set_data(self._ctx, buffer, len(saved.blob), 0) != len(saved.blob):

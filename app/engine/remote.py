@@ -89,6 +89,7 @@ class RemoteEngine:
     """A Backend over HTTP. One generation at a time, like the local engine."""
 
     name = "remote"
+    can_shift_context = False  # a server's cache is its own: drop old turns in chunks instead
 
     def __init__(self, config: ServerConfig) -> None:
         given = normalise_url(config.url)

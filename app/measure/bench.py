@@ -24,6 +24,7 @@ from app.engine.base import Backend, SamplingParams
 from app.engine.device import default_threads
 from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
+from app.measure.overflow import overflow_figures, remote_overflow_figures
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True)
 COUNTING = "Counting from one upwards: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
@@ -335,6 +336,8 @@ def run_bench(
             out |= prompt_speed(engine, repeats)
             progress("llama-bench, in turns with Basechat")
             out |= versus_llama_bench(engine, path, 3)
+    progress("a chat past its context")
+    out |= overflow_figures(path, 2048 if not smoke else 1024, 10 if not smoke else 2)
     progress("thread choice")
     out |= thread_choice(path, n_threads, repeats)
     out |= _quick_nulls() if quick else _slow_figures(path, out, progress)
@@ -380,6 +383,8 @@ def run_remote_bench(server, quick: bool, progress: Callable[[str], None]) -> di
         out |= remote_generation_speed(engine, 64 if quick else 128, repeats)
         progress("remote follow-up latency")
         out |= remote_follow_up_latency(engine, 6 if quick else 12, repeats)
+        progress("remote: a chat past its context")
+        out |= remote_overflow_figures(server, 1024 if quick else 2048, 4 if quick else 10)
     finally:
         engine.close()
     return out

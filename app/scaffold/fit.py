@@ -26,8 +26,11 @@ class Fitted:
         return sum(self.sizes)
 
 
-def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int) -> Fitted:
-    """Drop the oldest history turns until the prompt fits in ``budget`` tokens."""
+def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int, chunk: int = 0) -> Fitted:
+    """Drop the oldest history turns until the prompt fits in ``budget`` tokens. ``chunk`` > 0
+    (an engine that cannot shift its cache): drop on a grid of that many tokens counted from the
+    start of the history, so the first kept turn stays the same for many turns and the prompt's
+    prefix stays cached, instead of changing at every turn."""
     fixed = sizes[0] + sum(sizes[-2:])
     if fixed > budget:
         raise ContextOverflow(
@@ -36,15 +39,25 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int) -> Fitted:
             needed=fixed,
         )
     history = list(range(1, len(pieces) - 2))
-    total = sum(sizes)
-    dropped = 0
-    while total > budget and history:
-        for index in _oldest_exchange(pieces, history):
-            history.remove(index)
-            total -= sizes[index]
-            dropped += 1
+    removed, dropped = 0, 0
+    while sum(sizes) - removed > budget and history:
+        removed, dropped = _drop_oldest(pieces, sizes, history, removed, dropped)
+    target = -(-removed // chunk) * chunk if chunk and removed else 0
+    while removed < target and history:
+        removed, dropped = _drop_oldest(pieces, sizes, history, removed, dropped)
     keep = [0, *history, len(pieces) - 2, len(pieces) - 1]
     return Fitted([pieces[i] for i in keep], [sizes[i] for i in keep], dropped)
+
+
+def _drop_oldest(
+    pieces: list[Piece], sizes: list[int], history: list[int], removed: int, dropped: int
+) -> tuple[int, int]:
+    """Remove the oldest exchange from ``history``: (tokens removed so far, turns dropped so far)."""
+    for index in _oldest_exchange(pieces, history):
+        history.remove(index)
+        removed += sizes[index]
+        dropped += 1
+    return removed, dropped
 
 
 def _oldest_exchange(pieces: list[Piece], history: list[int]) -> list[int]:
