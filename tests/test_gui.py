@@ -52,7 +52,9 @@ def endless(window, endless_book) -> None:
         window.settings.setValue(f"sampling/{key}", value)
 
 
-def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window, endless_book):
+def test_a_message_sent_while_a_reply_streams_waits_its_turn_and_is_never_glued(qtbot, window, endless_book):
+    """Enter during a reply used to be ignored with the text left in place, so the next message
+    was glued to it; now it is queued (the status line and the composer say so) and sent after."""
     endless(window, endless_book)
     qtbot.keyClicks(window.composer.editor, "Tell me a very long story about a dragon.")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
@@ -60,14 +62,19 @@ def test_stop_ends_a_reply_and_nothing_else_can_be_sent_meanwhile(qtbot, window,
     assert window.composer.button.text() == "Stop"
     qtbot.keyClicks(window.composer.editor, "a second message")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
-    assert window.composer.editor.toPlainText() == "a second message"  # not sent while busy
+    assert window.composer.editor.toPlainText() == "" and window.replies.waiting == ["a second message"]
+    assert "1 message waiting" in window.statusBar().currentMessage()
+    qtbot.keyClicks(window.composer.editor, "a third")
+    qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    assert window.replies.waiting == ["a second message", "a third"]
+    window.settings.setValue("sampling/max_tokens", 4)  # the queued ones get short replies
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
-    settled(qtbot, window)
-    reply = window.store.get(window.conversation_id).messages[-1]
-    assert reply.finish_reason == "cancelled" and reply.completion_tokens < 2000
-    assert len(window.store.get(window.conversation_id).messages) == 2
-    assert window.composer.button.text() == "Send"
+    qtbot.waitUntil(lambda: not window.replies.waiting and not window.replies.busy, timeout=LONG)
+    stored = window.store.get(window.conversation_id).messages
+    users = [m.text for m in stored if m.role == "user"]
+    assert users == ["Tell me a very long story about a dragon.", "a second message", "a third"]
+    assert stored[1].finish_reason == "cancelled" and len(stored) == 6
 
 
 def test_regenerate_keeps_alternatives_and_navigates_them(qtbot, window):

@@ -246,3 +246,41 @@ def test_the_models_table_fills_its_dialog(qtbot, window):
     header = dialog.table.horizontalHeader()
     assert header.sectionResizeMode(0) == QHeaderView.ResizeMode.Stretch
     assert header.length() >= dialog.table.viewport().width() - 2
+
+
+def test_a_message_sent_before_the_model_is_ready_waits_for_it(qtbot, tmp_path, data_dir, monkeypatch):
+    """It used to be dropped without a word (the composer cleared itself)."""
+    from PySide6.QtCore import QSettings
+
+    from app.store import ChatStore
+    from app.ui.main_window import MainWindow
+    from tests.helpers import LONG
+
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(data_dir))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("sampling/temperature", 0.0)
+    win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.focusWidget() is win.composer.editor, timeout=5000)  # typing goes there
+    qtbot.keyClicks(win.composer.editor, "What is the capital of France?")
+    qtbot.keyClick(win.composer.editor, Qt.Key.Key_Return)
+    assert win.replies.waiting == ["What is the capital of France?"]
+    assert "the model is loading" in win.statusBar().currentMessage()
+    with qtbot.waitSignal(win.worker.reply_done, timeout=LONG):
+        win.load_model("gemma3-270m")
+    qtbot.waitUntil(lambda: not win.replies.busy, timeout=LONG)
+    messages = win.store.get(win.conversation_id).messages
+    assert messages[0].text == "What is the capital of France?" and messages[1].text
+    win.close()
+
+
+def test_the_alternatives_panel_of_one_chat_does_not_follow_into_the_next(qtbot, window):
+    window.settings.setValue("sampling/temperature", 0.9)
+    window.settings.setValue("loom/alternatives", 2)
+    send(qtbot, window, "Name a colour.")
+    assert window.loom.box is not None
+    window.chats.new_chat()
+    assert window.loom.box is None
+    window.chats.new_notebook()
+    assert window.loom.box is None

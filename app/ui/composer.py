@@ -60,8 +60,9 @@ class Composer(QWidget):
             self._send()
 
     def _send(self) -> None:
+        """Sent at once even while a reply streams: the window queues it, never glues it on."""
         text = self.editor.toPlainText().strip()
-        if self.busy or not text:
+        if not text:
             return
         self.editor.clear()
         self.submitted.emit(text)

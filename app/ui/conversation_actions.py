@@ -27,6 +27,7 @@ class ConversationActions(QObject):
         sidebar.export_requested.connect(self.export)
 
     def show_empty(self) -> None:
+        self.w.loom.drop_box()  # a panel of one chat's alternatives never stays for the next
         self.w.view.clear()
         self.w.conversation_id = None
         self.show_greeting()
@@ -73,6 +74,7 @@ class ConversationActions(QObject):
         w.frames.inspect_prompt()
 
     def _open_notebook(self, conversation_id: int) -> None:
+        self.w.loom.drop_box()
         self.w.view.clear()
         self.w.pages.setCurrentWidget(self.w.notebook.page)
         self.w.notebook.show(conversation_id)

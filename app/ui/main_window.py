@@ -10,7 +10,7 @@ widgets show it, and the engine worker (on its own thread) answers through signa
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QThread, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.chats.reopen_last()
         if store.notice:
             self.statusBar().showMessage(store.notice, 15000)
+        QTimer.singleShot(0, self.composer.editor.setFocus)  # typing goes to the composer from the start
 
     # -- layout ----------------------------------------------------------------
 

@@ -114,7 +114,7 @@ class MessageWidget(QFrame):
     def begin_stream(self, start: str = "") -> None:
         self._parts = [start] if start else []
         self.body.setPlainText(start)
-        self.status.setText("writing…")
+        self.status.setText("reading the conversation…")  # the prompt is evaluated before any token
         self._cursor = QTextCursor(self.body.document())
 
     def append(self, chunk: str) -> None:
@@ -123,6 +123,8 @@ class MessageWidget(QFrame):
             chunk = chunk.lstrip()
             if not chunk:
                 return
+        if len(self._parts) <= 1 and self.status.text() == "reading the conversation…":
+            self.status.setText("writing…")
         self._parts.append(chunk)
         self._cursor.movePosition(QTextCursor.MoveOperation.End)
         self._cursor.insertText(chunk)

@@ -95,6 +95,7 @@ class ModelLoading(QObject):
                 "This model looks instruction-tuned; Basechat is made for base models.", 10000
             )
         w.frames.inspect_prompt()
+        w.replies.send_waiting()
 
     def on_failed(self, message: str) -> None:
         w = self.w

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 MIN_TOKENS_FOR_SPEED = 16  # a speed measured over fewer tokens is noise
 CONTINUABLE = ("length", "cancelled")  # a reply cut by the limit or by Stop can be continued
 _NOTES = {"cancelled": "stopped", "length": "length limit"}
+_PLACEHOLDER = "Message the model — Enter sends, Shift+Enter for a new line"
 
 
 class Phase(Enum):
@@ -58,6 +59,7 @@ class ReplyController(QObject):
         super().__init__(window)
         self.w = window
         self.state = ReplyState()
+        self.waiting: list[str] = []  # messages sent while a reply streamed or the model loaded
         self._ids = itertools.count(1)
         worker = window.worker
         worker.token.connect(self.on_token)
@@ -105,9 +107,12 @@ class ReplyController(QObject):
     # -- starting replies --------------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        """The person's message is stored at once; the reply follows (or waits for the model)."""
+        """The person's message is stored at once and the reply follows; while a reply streams or
+        the model loads, it waits its turn in a queue, and the status line says so."""
         w = self.w
         if self.busy or not w.model_info:
+            self.waiting.append(text)
+            self._say_waiting()
             return
         history = self.history()
         if w.conversation_id is None:
@@ -227,6 +232,20 @@ class ReplyController(QObject):
         if replies:
             copy_to_clipboard(replies[-1].text)
 
+    def _say_waiting(self) -> None:
+        count = len(self.waiting)
+        why = "the model is loading" if not self.w.model_info else "a reply is being written"
+        message = f"{count} message{'s' if count > 1 else ''} waiting: sent when {why} is done."
+        self.w.statusBar().showMessage(message if count else "", 0 if count else 1)
+        self.w.composer.editor.setPlaceholderText(message if count else _PLACEHOLDER)
+
+    def send_waiting(self) -> None:
+        """The next queued message, now that the model is free (after a reply, or once loaded)."""
+        if self.waiting and not self.busy and self.w.model_info:
+            text = self.waiting.pop(0)
+            self._say_waiting()
+            self.send(text)
+
     # -- stopping ------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -276,6 +295,7 @@ class ReplyController(QObject):
         self._show_outcome(outcome)
         w.sidebar.refresh(select=w.conversation_id)
         w.frames.inspect_prompt()
+        self.send_waiting()
 
     def _show_outcome(self, outcome: ReplyOutcome) -> None:
         usage, w = outcome.usage, self.w
@@ -294,6 +314,7 @@ class ReplyController(QObject):
         self.w.statusBar().showMessage(message, 15000)
         self.w.loom.drop_box()
         self._give_back_failed_send(ended)
+        self.send_waiting()
 
     def _give_back_failed_send(self, ended: ReplyState) -> None:
         """A send that got no reply is undone: the text goes back into the composer."""
