@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 APP = ROOT / "app"
 _UNDER_UI = {"errors", "paths", "scaffold", "engine", "models", "store", "chat", "service"}
 BELOW = {
-    "errors": set(), "paths": set(),
+    "errors": set(), "paths": {"errors"},
     "scaffold": {"errors", "paths"},
     "engine": {"errors", "paths"},
     "models": {"errors", "paths", "engine"},
