@@ -50,7 +50,7 @@ class Decoding:
         lc.llama_memory_seq_add(self.memory, 0, start, -1, shared - start)
         self.cached = self.cached[:shared] + self.cached[start:]
         self.shifted_tokens += start - shared
-        return _shared_length(self.cached, prompt)
+        return shared_length(self.cached, prompt)
 
     def clear(self) -> None:
         lc.llama_memory_clear(self.memory, True)
@@ -150,7 +150,8 @@ def find_resumed_run(cached: list[int], prompt: list[int], shared: int) -> int |
     return None
 
 
-def _shared_length(old: list[int], new: list[int]) -> int:
+def shared_length(old: list[int] | tuple[int, ...], new: list[int]) -> int:
+    """How many leading tokens two token lists share."""
     shared = 0
     for a, b in zip(old, new, strict=False):
         if a != b:

@@ -22,7 +22,7 @@ import llama_cpp as lc
 
 from app.engine import parallel
 from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams, one_at_a_time
-from app.engine.decoding import Decoding
+from app.engine.decoding import Decoding, shared_length
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
 from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, SavedState, file_identity, token_digest
@@ -62,15 +62,6 @@ def device_name(n_gpu_layers: int) -> str:
 
 
 _MIN_RESTORE_GAIN = 32  # tokens a saved state must add to be worth restoring
-
-
-def _shared_length(old: list[int], new: list[int]) -> int:
-    shared = 0
-    for a, b in zip(old, new, strict=False):
-        if a != b:
-            break
-        shared += 1
-    return shared
 
 
 class LlamaEngine:
@@ -251,7 +242,7 @@ class LlamaEngine:
         """Keep the cached prefix shared with ``prompt``: when old turns were dropped to fit, shift
         the later cells back rather than evaluate them again; else restore a longer saved state.
         At least one token is evaluated."""
-        shared = _shared_length(self.decoding.cached, prompt)
+        shared = shared_length(self.decoding.cached, prompt)
         if shared < len(prompt) - _MIN_RESTORE_GAIN and self._near_full() and self.can_shift_context:
             shared = self.decoding.shift_out_dropped(prompt, shared)
         if self._states is not None and shared < len(prompt) - _MIN_RESTORE_GAIN:
@@ -300,8 +291,8 @@ class LlamaEngine:
         at_least = max(shared, _MIN_RESTORE_GAIN)
         saved = states.longest_sharing(prompt, at_least=at_least, longer_than=self.n_ctx // 2)
         if saved is None or not self._load_state(saved, states):
-            return _shared_length(self.decoding.cached, prompt)
-        return self.decoding.shift_out_dropped(prompt, _shared_length(self.decoding.cached, prompt))
+            return shared_length(self.decoding.cached, prompt)
+        return self.decoding.shift_out_dropped(prompt, shared_length(self.decoding.cached, prompt))
 
     def _load_state(self, saved: SavedState, states: KVStateStore) -> int:
         """Put ``saved`` in the cache; how many of its tokens are cached (0 if it was refused)."""
