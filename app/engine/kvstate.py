@@ -29,6 +29,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.engine.decoding import find_resumed_run, shared_length
+
 log = logging.getLogger(__name__)
 DEFAULT_DISK_CAP = 2 * 1024**3
 DEFAULT_RAM_CAP = 256 * 1024**2
@@ -96,17 +98,17 @@ class KVStateStore:
                     return state
         return None
 
-    def longest_sharing(self, prompt: list[int], at_least: int, longer_than: int) -> SavedState | None:
-        """The longest saved state (of more than ``longer_than`` tokens) that shares at least its
-        first ``at_least`` tokens with ``prompt`` without being a prefix of it: the state of a chat
-        before its oldest turns were dropped, which a context shift can still use."""
+    def best_to_shift(self, prompt: list[int], at_least: int, longer_than: int) -> SavedState | None:
+        """The saved state (of more than ``longer_than`` tokens, sharing at least its first
+        ``at_least`` with ``prompt``) that a context shift turns into the longest cached prefix:
+        the state of this chat just before its latest dropped turns, not an older one."""
         head = tuple(prompt[:at_least])
         with self._lock:
-            candidates = sorted(
-                (t for t in self._index.values() if len(t) > longer_than and t[:at_least] == head),
-                key=len, reverse=True,
-            )  # fmt: skip
-        for tokens in candidates:
+            candidates = [t for t in self._index.values() if len(t) > longer_than and t[:at_least] == head]
+        ranked = sorted(candidates, key=lambda tokens: _kept_after_shift(tokens, prompt), reverse=True)
+        for tokens in ranked:
+            if _kept_after_shift(tokens, prompt) <= at_least:
+                return None
             state = self._load(token_digest(tokens), tokens)
             if state is not None:
                 return state
@@ -232,6 +234,15 @@ class KVStateStore:
         if type(size) is not int or size <= 0 or not isinstance(sidecar.get("sha256"), str):
             return None, "no size or checksum"
         return tuple(tokens), ""
+
+
+def _kept_after_shift(tokens: tuple[int, ...], prompt: list[int]) -> int:
+    """How much of ``prompt`` would be cached after restoring ``tokens`` and shifting out what the
+    prompt dropped (just the shared prefix if the prompt does not take the tokens up again)."""
+    cached = list(tokens)
+    shared = shared_length(cached, prompt)
+    start = find_resumed_run(cached, prompt, shared)
+    return shared if start is None else shared + shared_length(cached[start:], prompt[shared:])
 
 
 def _is_sha256(value: object) -> bool:

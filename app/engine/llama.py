@@ -271,7 +271,7 @@ class LlamaEngine:
         (Gemma 3: 512). Cutting it back further than that window would leave the next tokens
         attending to cells that are not there: llama.cpp allows it, the logits are wrong."""
         oldest = lc.llama_memory_seq_pos_min(self.decoding.memory, 0)
-        return oldest <= 0 or self._n_swa <= 0 or keep - oldest >= self._n_swa
+        return oldest <= 0 or self._n_swa <= 0 or keep - oldest >= self._n_swa - 1  # p sees p - n_swa + 1 …
 
     # -- saved states ------------------------------------------------------------------
 
@@ -289,10 +289,14 @@ class LlamaEngine:
     def _restore_and_shift(self, prompt: list[int], shared: int, states: KVStateStore) -> int:
         """How much of ``prompt`` is cached after trying (the cache may now hold a loaded state)."""
         at_least = max(shared, _MIN_RESTORE_GAIN)
-        saved = states.longest_sharing(prompt, at_least=at_least, longer_than=self.n_ctx // 2)
+        saved = states.best_to_shift(prompt, at_least=at_least, longer_than=self.n_ctx // 2)
         if saved is None or not self._load_state(saved, states):
             return shared_length(self.decoding.cached, prompt)
-        return self.decoding.shift_out_dropped(prompt, shared_length(self.decoding.cached, prompt))
+        shifted = self.decoding.shift_out_dropped(prompt, shared_length(self.decoding.cached, prompt))
+        if not self._trim_is_safe(shifted):  # the state's window no longer covers what comes next
+            self.clear_cache()
+            return 0
+        return shifted
 
     def _load_state(self, saved: SavedState, states: KVStateStore) -> int:
         """Put ``saved`` in the cache; how many of its tokens are cached (0 if it was refused)."""
