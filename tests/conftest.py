@@ -93,13 +93,13 @@ def tiny_gguf(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, data_dir, monkeypatch):
-    """The real window on the default model, offscreen, with its own data folder and settings."""
+def unloaded_window(qtbot, tmp_path, data_dir, monkeypatch):
+    """The real window, offscreen, with its own data folder and settings (greedy), shown but with
+    no model loaded yet."""
     from PySide6.QtCore import QSettings
 
     from app.store import ChatStore
     from app.ui.main_window import MainWindow
-    from tests.helpers import LONG
 
     monkeypatch.setenv("BASECHAT_DATA_DIR", str(data_dir))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
@@ -107,6 +107,15 @@ def window(qtbot, tmp_path, data_dir, monkeypatch):
     win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
     qtbot.addWidget(win)
     win.show()
+    return win
+
+
+@pytest.fixture
+def window(qtbot, unloaded_window):
+    """The real window on the default model, offscreen, with its own data folder and settings."""
+    from tests.helpers import LONG
+
+    win = unloaded_window
     with qtbot.waitSignal(win.worker.model_ready, timeout=LONG):
         win.load_model("gemma3-270m")
     yield win

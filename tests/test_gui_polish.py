@@ -248,20 +248,9 @@ def test_the_models_table_fills_its_dialog(qtbot, window):
     assert header.length() >= dialog.table.viewport().width() - 2
 
 
-def test_a_message_sent_before_the_model_is_ready_waits_for_it(qtbot, tmp_path, data_dir, monkeypatch):
+def test_a_message_sent_before_the_model_is_ready_waits_for_it(qtbot, unloaded_window):
     """It used to be dropped without a word (the composer cleared itself)."""
-    from PySide6.QtCore import QSettings
-
-    from app.store import ChatStore
-    from app.ui.main_window import MainWindow
-    from tests.helpers import LONG
-
-    monkeypatch.setenv("BASECHAT_DATA_DIR", str(data_dir))
-    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-    settings.setValue("sampling/temperature", 0.0)
-    win = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
-    qtbot.addWidget(win)
-    win.show()
+    win = unloaded_window
     qtbot.waitUntil(lambda: win.focusWidget() is win.composer.editor, timeout=5000)  # typing goes there
     qtbot.keyClicks(win.composer.editor, "What is the capital of France?")
     qtbot.keyClick(win.composer.editor, Qt.Key.Key_Return)
