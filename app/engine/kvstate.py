@@ -105,9 +105,9 @@ class KVStateStore:
         head = tuple(prompt[:at_least])
         with self._lock:
             candidates = [t for t in self._index.values() if len(t) > longer_than and t[:at_least] == head]
-        ranked = sorted(candidates, key=lambda tokens: _kept_after_shift(tokens, prompt), reverse=True)
-        for tokens in ranked:
-            if _kept_after_shift(tokens, prompt) <= at_least:
+        ranked = sorted(((_kept_after_shift(t, prompt), t) for t in candidates), reverse=True)
+        for kept, tokens in ranked:
+            if kept <= at_least:
                 return None
             state = self._load(token_digest(tokens), tokens)
             if state is not None:
