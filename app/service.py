@@ -34,8 +34,12 @@ _NOT_KEPT = {"ignore_eos", "n_probs"}
 
 def settings_shape(params: SamplingParams, template: Template) -> dict:
     """A conversation's settings as stored: its sampling and the frame it is held in."""
-    sampling = {k: v for k, v in asdict(params).items() if k not in _NOT_KEPT}
-    return {SAMPLING_KEY: sampling, FRAME_KEY: template_to_dict(template)}
+    return {SAMPLING_KEY: kept_sampling(params), FRAME_KEY: template_to_dict(template)}
+
+
+def kept_sampling(params: SamplingParams) -> dict:
+    """The sampling fields a conversation keeps (not the per-request ones)."""
+    return {k: v for k, v in asdict(params).items() if k not in _NOT_KEPT}
 
 
 def sampling_overrides(settings: dict) -> dict:
@@ -108,8 +112,7 @@ class ConversationService:
         return conversation_params(self.store.settings(conversation_id), base)
 
     def keep_sampling(self, conversation_id: int, params: SamplingParams) -> None:
-        sampling = {k: v for k, v in asdict(params).items() if k not in _NOT_KEPT}
-        self.store.merge_settings(conversation_id, {SAMPLING_KEY: sampling})
+        self.store.merge_settings(conversation_id, {SAMPLING_KEY: kept_sampling(params)})
 
     def keep_frame(self, conversation_id: int, template: Template) -> None:
         items = {FRAME_KEY: template_to_dict(template)}
