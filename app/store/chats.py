@@ -269,6 +269,12 @@ class ChatStore:
              ttft_s, tokens_per_s, pack_probs(probs), message_id),
         )  # fmt: skip
 
+    def last_message(self, conversation_id: int) -> StoredMessage | None:
+        """The end of the shown path, without reading the rest of it (a reply just finished)."""
+        row = self.db.execute(f"{_PATH} SELECT id FROM path ORDER BY depth DESC LIMIT 1", (conversation_id,))
+        found = row.fetchone()
+        return self.message(found[0]) if found else None
+
     def message(self, message_id: int) -> StoredMessage:
         """One message with its version count, without reading its conversation."""
         query = f"SELECT m.*, {_SIBLINGS} FROM messages m WHERE m.id = ?"

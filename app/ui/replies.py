@@ -289,7 +289,9 @@ class ReplyController(QObject):
         if ended.phase is Phase.STOPPED and w.conversation_id is not None:
             w.service.keep_shown(w.conversation_id, ended.shown_at_stop.strip())
         self._mark_older_turns()
-        self.finish_turn(w.view.turns[-1], self.shown_path()[-1])
+        last = w.store.last_message(w.conversation_id) if w.conversation_id is not None else None
+        if last is not None:
+            self.finish_turn(w.view.turns[-1], last)
         w.loom.alternatives_done()
         w.loom.refresh_tree()
         self._show_outcome(outcome)
