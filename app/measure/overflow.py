@@ -60,15 +60,14 @@ def _shifted_against_cold(engine: Backend, turns: int) -> int:
     identical = checked = 0
     for number in range(10_000):
         plan = session.plan(f"What comes after the number {number}?")
-        warm = engine.generate(plan.tokens, CHAT, session.template.stop_strings()).run()
+        warm = session.send(f"What comes after the number {number}?").run()  # shifts, and the chat goes on
         if plan.dropped_turns:
             reference.clear_cache(engine)
             cold = engine.generate(plan.tokens, CHAT, session.template.stop_strings()).run()
-            identical += warm.tokens == cold.tokens
+            identical += warm.completion.tokens == cold.tokens
             checked += 1
             if checked == turns:
                 return identical
-        session.ask(f"What comes after the number {number}?")  # the chat goes on, shifting as it does
     return identical
 
 
