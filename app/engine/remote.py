@@ -22,15 +22,11 @@ shuts the socket down, which makes the server cancel its task.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import math
-import queue
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -47,8 +43,16 @@ from app.engine.base import (
     one_at_a_time,
     without_credentials,
 )
+from app.engine.http_stream import (
+    Cancelled,
+    Deadlines,
+    EventStream,
+    json_of,
+    raise_for_status,
+    transport_message,
+)
 from app.engine.reply import ReplyState
-from app.errors import BasechatError, ContextOverflow, RemoteError
+from app.errors import RemoteError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
@@ -76,13 +80,6 @@ def _credentials(url: str) -> tuple[str, str]:
     """The user name and password written into a URL, if any."""
     parts = urlsplit(url)
     return unquote(parts.username or ""), unquote(parts.password or "")
-
-
-def _redacted(text: str, hidden: tuple[str, ...]) -> str:
-    """A server's words with the API key or password taken out, should it echo them back."""
-    for word in hidden:
-        text = text.replace(word, "***")
-    return text
 
 
 class RemoteEngine:
@@ -161,19 +158,19 @@ class RemoteEngine:
         response = self._request("GET", path)
         if response.status_code == 404 and missing_ok:
             return None
-        _raise_for_status(response, self.url, self._hidden)
-        return _json_of(response, self.url)
+        raise_for_status(response, self.url, self._hidden)
+        return json_of(response, self.url)
 
     def _post_json(self, path: str, body: dict) -> Any:
         response = self._request("POST", path, json=body)
-        _raise_for_status(response, self.url, self._hidden)
-        return _json_of(response, self.url)
+        raise_for_status(response, self.url, self._hidden)
+        return json_of(response, self.url)
 
     def _request(self, method: str, path: str, **kwargs) -> httpx2.Response:
         try:
             return self._client.request(method, path, **kwargs)
         except httpx2.HTTPError as exc:
-            raise RemoteError(_transport_message(exc, self.url)) from None
+            raise RemoteError(transport_message(exc, self.url)) from None
 
     # -- Backend: describing, tokens ---------------------------------------------
 
@@ -292,11 +289,11 @@ class RemoteEngine:
     ) -> Iterator[str]:
         state = ReplyState(stop)
         deadlines = self._deadlines(max_tokens)
-        events = _EventStream(self._client, self.url, path, body, gen, deadlines, self._hidden)
+        events = EventStream(self._client, self.url, path, body, gen, deadlines, self._hidden)
         cached: list[int] = [0]
         try:
             yield from self._follow(events, state, max_tokens, cached)
-        except _Cancelled:
+        except Cancelled:
             state.finish = "cancelled"
         except RemoteError as exc:  # the server went away, stalled or broke off mid-reply
             if not state.shown:
@@ -308,7 +305,7 @@ class RemoteEngine:
         gen.result = state.completion(len(prompt), cached[0], self.tokenize)
 
     def _follow(
-        self, events: _EventStream, state: ReplyState, max_tokens: int, cached: list[int]
+        self, events: EventStream, state: ReplyState, max_tokens: int, cached: list[int]
     ) -> Iterator[str]:
         """Text as it comes, until the server says the reply is finished, a stop string shows or
         the limit is reached (held to it if the server is not). A stream that merely ends is a
@@ -408,173 +405,6 @@ def _openai_event(data: dict) -> tuple[str, list[int], dict | None]:
     details = usage.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or 0)
     return text, [], {"finish": "length" if reason == "length" else "stop", "cached": cached}
-
-
-class _Cancelled(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Deadlines:
-    """How long a reply may take: ``idle_s`` without an event (a byte a second, or keep-alive
-    comments, do not count), ``total_s`` in all."""
-
-    idle_s: float
-    total_s: float
-
-    def start(self) -> _Clock:
-        return _Clock(self, time.monotonic())
-
-
-class _Clock:
-    def __init__(self, deadlines: Deadlines, started: float) -> None:
-        self.deadlines, self.started, self.last_event = deadlines, started, started
-
-    def saw_event(self) -> None:
-        self.last_event = time.monotonic()
-
-    def wait(self) -> float:
-        """Seconds until the nearer deadline (at least a hair, so the queue is still looked at)."""
-        ends = min(self.last_event + self.deadlines.idle_s, self.started + self.deadlines.total_s)
-        return max(ends - time.monotonic(), 0.001)
-
-    def why(self, url: str) -> str:
-        if time.monotonic() - self.started >= self.deadlines.total_s:
-            waited = f"took more than {self.deadlines.total_s:.0f} s for one reply"
-        else:
-            waited = f"sent nothing new for {self.deadlines.idle_s:.0f} s"
-        return f"The server at {url} {waited}; the reply so far is kept."
-
-
-class _EventStream:
-    """JSON events from a server-sent-events response, read on a helper thread.
-
-    The consumer waits on a queue that the reader, Stop and the end of the
-    stream all feed, so no wait outlives a cancel. On cancel the socket is
-    shut down: the server sees the client leave and frees its slot.
-    """
-
-    def __init__(self, client: httpx2.Client, url: str, path: str, body: dict, gen: Generation,
-                 deadlines: Deadlines, hidden: tuple[str, ...] = ()) -> None:  # fmt: skip
-        self._client, self._url, self._path, self._body = client, url, path, body
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._socket: socket.socket | None = None
-        self._deadlines, self._hidden = deadlines, hidden
-        gen.on_cancel(self._cancel)
-
-    def __iter__(self) -> Iterator[Any]:
-        threading.Thread(target=self._read, name="basechat-remote-read", daemon=True).start()
-        clock = self._deadlines.start()
-        try:
-            while True:
-                kind, value = self._next(clock)
-                if kind == "event":
-                    clock.saw_event()
-                    yield value
-                elif kind == "end":
-                    return
-                elif kind == "cancel":
-                    raise _Cancelled
-                else:
-                    raise value
-        finally:
-            self._shutdown()
-
-    def _next(self, clock: _Clock) -> tuple[str, Any]:
-        """The next thing the reader, Stop or the end put in the queue, within both deadlines."""
-        try:
-            return self._queue.get(timeout=clock.wait())
-        except queue.Empty:
-            raise RemoteError(clock.why(self._url)) from None
-
-    def _cancel(self) -> None:
-        self._queue.put(("cancel", None))
-
-    def _shutdown(self) -> None:
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed by the server
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _read(self) -> None:
-        try:
-            with self._client.sse(self._path, method="POST", json=self._body) as source:
-                response = source.response
-                if response.status_code != 200:
-                    response.read()
-                    _raise_for_status(response, self._url, self._hidden)
-                self._socket = _socket_of(response)
-                self._forward(source)
-            self._queue.put(("end", None))
-        except BasechatError as exc:  # an HTTP error status, a malformed event
-            self._queue.put(("error", exc))
-        except httpx2.HTTPError as exc:
-            self._queue.put(("error", RemoteError(_transport_message(exc, self._url))))
-        except Exception as exc:  # the consumer must hear of every end, or it would wait forever
-            log.exception("remote stream failed")
-            self._queue.put(("error", RemoteError(f"The stream from {self._url} failed: {exc}")))
-
-    def _forward(self, source) -> None:
-        for event in source:
-            if event.data.strip() == "[DONE]":
-                return
-            try:
-                self._queue.put(("event", event.json()))
-            except (ValueError, RecursionError):
-                shown = _redacted(event.data[:60], self._hidden)
-                raise RemoteError(f"{self._url} sent a malformed event: {shown!r}") from None
-
-
-def _socket_of(response: httpx2.Response) -> socket.socket | None:
-    stream = response.extensions.get("network_stream")
-    return stream.get_extra_info("socket") if stream is not None else None
-
-
-def _raise_for_status(response: httpx2.Response, url: str, hidden: tuple[str, ...] = ()) -> None:
-    code = response.status_code
-    if code < 400:
-        return
-    detail = _redacted(_error_detail(response), hidden)
-    if code in (401, 403):
-        raise RemoteError(f"{url} refused the API key (HTTP {code}); give one with --api-key-env NAME.")
-    if "exceed_context" in detail or "context size" in detail.lower() or "context length" in detail.lower():
-        raise ContextOverflow(f"The prompt does not fit the server's context: {detail}")
-    if code == 404 and "model" in detail.lower():
-        raise RemoteError(f"{url} does not know that model: {detail}")
-    if code == 404:
-        raise RemoteError(f"{url} has no {response.request.url.path} (HTTP 404); is it the right server?")
-    raise RemoteError(f"{url} answered HTTP {code}: {detail or response.reason_phrase}")
-
-
-def _error_detail(response: httpx2.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:200]
-    error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
-    if isinstance(error, dict):
-        kind, message = error.get("type", ""), error.get("message", "")
-        return f"{message} ({kind})" if kind and message else str(message or kind or error)[:200]
-    return str(error)[:200]
-
-
-def _json_of(response: httpx2.Response, url: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise RemoteError(
-            f"{url} answered {response.request.url.path} with something that is not JSON."
-        ) from None
-
-
-def _transport_message(exc: httpx2.HTTPError, url: str) -> str:
-    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
-        return f"Cannot reach the server at {url}: is it running?"
-    if isinstance(exc, httpx2.ReadTimeout):
-        return f"The server at {url} sent nothing for too long (read timeout); the reply so far is kept."
-    if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError):
-        return f"The server at {url} closed the connection mid-reply; the reply so far is kept."
-    return f"Talking to {url} failed: {exc}"
 
 
 # -- estimated tokens, for servers without a tokenizer endpoint ---------------------
