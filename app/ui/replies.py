@@ -235,9 +235,11 @@ class ReplyController(QObject):
     def _say_waiting(self) -> None:
         count = len(self.waiting)
         why = "the model is loading" if not self.w.model_info else "a reply is being written"
-        message = f"{count} message{'s' if count > 1 else ''} waiting: sent when {why} is done."
+        message = f"{count} message{'s' if count > 1 else ''} waiting: {why}; sent when it is done."
         self.w.statusBar().showMessage(message if count else "", 0 if count else 1)
-        self.w.composer.editor.setPlaceholderText(message if count else _PLACEHOLDER)
+        editor = self.w.composer.editor
+        editor.setPlaceholderText(message if count else _PLACEHOLDER)
+        editor.viewport().update()  # Qt repaints an empty editor's placeholder only when asked
 
     def send_waiting(self) -> None:
         """The next queued message, now that the model is free (after a reply, or once loaded)."""
