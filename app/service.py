@@ -21,12 +21,15 @@ from app.chat import AlternativesStream, ReplyStream
 from app.engine.base import SamplingParams
 from app.scaffold import Message, Template
 from app.scaffold.template import template_to_dict
-from app.store.chats import ChatStore, Conversation
+from app.store.chats import ChatStore, Conversation, StoredMessage
 from app.store.export import TEMPLATE_KEY, as_messages, conversation_template
 from app.store.recorder import ReplyRecorder
 
 SAMPLING_KEY = "sampling"
 FRAME_KEY = TEMPLATE_KEY  # the frame stays where exports and prompts read it
+MAX_BYTES_PER_TOKEN = 8  # English averages about 4 bytes a token; whitespace runs can be more
+DEFAULT_CTX_GUESS = 8192  # before a model has said its context size
+TAIL_STEP = 64
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)}
 # Chosen per request, never a conversation's setting (a long bench reply, a token-probability count).
 _NOT_KEPT = {"ignore_eos", "n_probs"}
@@ -85,6 +88,24 @@ class OpenedChat:
         return conversation_params(self.conversation.settings, base)
 
 
+@dataclass(frozen=True)
+class PathTail:
+    """Turns ``start`` onwards of the shown path, as read for one action."""
+
+    start: int
+    messages: list[StoredMessage]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.messages)
+
+    def at(self, position: int) -> StoredMessage:
+        return self.messages[position - self.start]
+
+    def before(self, position: int) -> list[StoredMessage]:
+        return self.messages[: max(position - self.start, 0)]
+
+
 class ConversationService:
     """Records turns and settings in the history; the one writer of the store's turn methods."""
 
@@ -99,11 +120,26 @@ class ConversationService:
         settings = settings_shape(params, template)
         return self.store.create_conversation(title, template.name, settings, model, kind)
 
-    def open(self, conversation_id: int) -> OpenedChat:
-        conversation = self.store.get(conversation_id)
+    def open(self, conversation_id: int, with_history: bool = True) -> OpenedChat:
+        """``with_history=False``: the window, which reads a page of the path at a time."""
+        store = self.store
+        conversation = store.get(conversation_id) if with_history else store.header(conversation_id)
         return OpenedChat(
             conversation, conversation_template(conversation), as_messages(conversation.messages)
         )
+
+    def tail(self, conversation_id: int, end: int | None, n_ctx: int) -> PathTail:
+        """The turns before ``end`` (the whole path when None) that a prompt of ``n_ctx`` tokens
+        could hold: read back until they hold more text than that context could, so a prompt costs
+        what fits the context, however long the chat, and fitting it gives the prompt the whole path
+        would (when text averages more than ``MAX_BYTES_PER_TOKEN`` bytes a token, which is rare,
+        the prompt keeps a little less history than would fit). Its first turn moves in steps of
+        ``TAIL_STEP``, so an engine that drops history on a grid keeps its cached prefix."""
+        store = self.store
+        end = store.path_length(conversation_id) if end is None else end
+        budget = (n_ctx or DEFAULT_CTX_GUESS) * MAX_BYTES_PER_TOKEN
+        start = store.tail_start(conversation_id, end, budget) // TAIL_STEP * TAIL_STEP
+        return PathTail(start, store.path_slice(conversation_id, start, end))
 
     def params(self, conversation_id: int | None, base: SamplingParams) -> SamplingParams:
         """The sampling a conversation replies with: ``base`` (the app's settings) with its own on top."""

@@ -32,6 +32,7 @@ def test_switching_a_user_message_version_shows_its_whole_branch(qtbot, window):
 
 
 def test_the_tree_panel_shows_every_branch_and_navigates(qtbot, window):
+    window.loom.dock.show()  # the tree is read only while its panel is shown
     send(qtbot, window, "Name a fruit.")
     send(qtbot, window, "Name a colour.")
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):

@@ -306,6 +306,11 @@ def gui(path: Path, n_tokens: int) -> dict:
     return _child(f"from app.ui.probes import gui_probe; gui_probe({str(path)!r}, {n_tokens})")
 
 
+def long_chat(path: Path, n_messages: int, n_tokens: int) -> dict:
+    call = f"long_chat_probe({str(path)!r}, {n_messages}, {n_tokens})"
+    return _child(f"from app.ui.probes import long_chat_probe; {call}")
+
+
 # (repeats, generated tokens, chat turns, long-reply tokens, its window, thread-test tokens)
 SIZES = {"full": (5, 128, 12, 2048, 64, 128), "quick": (2, 64, 6, 400, 32, 32), "smoke": (1, 8, 3, 40, 4, 8)}
 
@@ -352,6 +357,8 @@ def _slow_figures(path: Path, out: dict, progress: Callable[[str], None]) -> dic
     figures |= memory(path, 1024)
     progress("window responsiveness")
     figures |= gui(path, 1000)
+    progress("a 2,000-message chat in the window")
+    figures |= long_chat(path, 2000, 200)
     return figures
 
 
@@ -359,7 +366,8 @@ def _quick_nulls() -> dict:
     keys = ["gen_ratio_llama_bench", "prompt_ratio_llama_bench", "llama_bench_gen_tps",
             "llama_bench_prompt_tps", "prompt_tps", "startup_window_s", "startup_model_s",
             "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
-            "gui_alternatives_max_stall_ms"]  # fmt: skip
+            "gui_alternatives_max_stall_ms", "long_chat_open_s", "long_chat_switch_s",
+            "long_chat_stream_max_stall_ms", "long_chat_rss_mb"]  # fmt: skip
     return dict.fromkeys(keys)
 
 

@@ -171,6 +171,38 @@ class ChatStore:
             raise InputError(f"No conversation {conversation_id}.")
         return _conversation(row, self._thread(conversation_id))
 
+    def header(self, conversation_id: int) -> Conversation:
+        """The conversation without its messages: what opening a long chat reads before its tail."""
+        row = self.db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        if row is None:
+            raise InputError(f"No conversation {conversation_id}.")
+        return _conversation(row)
+
+    def path_length(self, conversation_id: int) -> int:
+        """How many turns the shown path has (the walk reads ids only, never texts)."""
+        return self.db.execute(f"{_PATH} SELECT count(*) FROM path", (conversation_id,)).fetchone()[0]
+
+    def path_slice(self, conversation_id: int, start: int, end: int | None = None) -> list[StoredMessage]:
+        """Turns ``start`` to ``end`` of the shown path: a window shows a page of a long chat
+        without reading (or counting the versions of) the rest."""
+        rows = self.db.execute(
+            f"{_PATH} SELECT m.*, {_SIBLINGS} FROM path JOIN messages m ON m.id = path.id"
+            " WHERE path.depth >= ? AND path.depth < ? ORDER BY path.depth",
+            (conversation_id, start, end if end is not None else 2**62),
+        )
+        return [_message(row) for row in rows]
+
+    def tail_start(self, conversation_id: int, end: int, min_bytes: int) -> int:
+        """The latest position from which the turns before ``end`` hold at least ``min_bytes`` of
+        text (0 when they all hold less): a prompt needs no turn before it, however long the chat."""
+        row = self.db.execute(
+            f"{_PATH}, tail AS (SELECT path.depth, sum(length(CAST(m.text AS BLOB)))"
+            " OVER (ORDER BY path.depth DESC) AS bytes FROM path JOIN messages m ON m.id = path.id"
+            " WHERE path.depth < ?) SELECT max(depth) FROM tail WHERE bytes >= ?",
+            (conversation_id, end, min_bytes),
+        ).fetchone()
+        return row[0] or 0
+
     def _thread(self, conversation_id: int) -> list[StoredMessage]:
         rows = self.db.execute(
             f"{_PATH} SELECT m.*, {_SIBLINGS} FROM path JOIN messages m ON m.id = path.id"

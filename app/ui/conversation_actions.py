@@ -55,7 +55,7 @@ class ConversationActions(QObject):
     def open(self, conversation_id: int) -> None:
         w = self.w
         w.replies.abandon()
-        opened = w.service.open(conversation_id)
+        opened = w.service.open(conversation_id, with_history=False)
         w.conversation_id = conversation_id
         w.settings.setValue("last_conversation", conversation_id)
         if opened.conversation.kind == "notebook":
@@ -67,9 +67,7 @@ class ConversationActions(QObject):
         w.view.clear()
         self.show_greeting()
         w.loom.drop_box()
-        messages = opened.conversation.messages
-        for message in messages:
-            w.replies.show_message(message, last=message is messages[-1])
+        w.replies.show_newest()
         w.loom.refresh_tree()
         w.frames.inspect_prompt()
 

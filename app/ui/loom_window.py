@@ -37,6 +37,7 @@ class Loom(QObject):
         self.dock.setWidget(self.tree)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
+        self.dock.visibilityChanged.connect(self._on_shown)
         self.tree.go_to.connect(self.go_to_message)
         self.tree.branch_from.connect(self.branch_from_message)
         self.tree.delete_branch.connect(self.delete_branch)
@@ -45,8 +46,15 @@ class Loom(QObject):
     def alternatives_per_reply(self) -> int:
         return int(str(self.w.settings.value("loom/alternatives", DEFAULT_ALTERNATIVES)))
 
+    def _on_shown(self, shown: bool) -> None:
+        if shown:
+            self.refresh_tree()
+
     def refresh_tree(self) -> None:
+        """Read only while the panel is shown: a long chat's tree is every message it has."""
         conversation = self.w.conversation_id
+        if not self.dock.isVisible():
+            return
         self.tree.show_tree(self.w.store.tree(conversation) if conversation is not None else [])
 
     # -- alternatives --------------------------------------------------------------------
@@ -99,7 +107,7 @@ class Loom(QObject):
         if turn.extra is not None:
             turn.toggle_extra(None)
             return
-        rows = self.w.store.token_probs(self.w.replies.shown_path()[position].id) or []
+        rows = self.w.store.token_probs(self.w.replies.stored_at(position).id) or []
         view = TokenView(rows)
         view.branch.connect(lambda index, token: self.branch_at(position, index, token))
         turn.toggle_extra(view)
@@ -111,9 +119,7 @@ class Loom(QObject):
         if not replies.can_act():
             return
         try:
-            start = branch_start(
-                self.w.store.token_probs(replies.shown_path()[position].id) or [], index, token
-            )
+            start = branch_start(self.w.store.token_probs(replies.stored_at(position).id) or [], index, token)
         except BasechatError as exc:
             self.w.statusBar().showMessage(str(exc), 8000)
             return

@@ -11,6 +11,7 @@ edit(int), alternative(int, int) — positions in the conversation.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -232,7 +233,10 @@ def _clear(layout) -> None:
 
 
 class ConversationView(QScrollArea):
-    """The list of turns. Holds no data of its own beyond what it shows."""
+    """The turns drawn: the newest page of the shown path, and earlier pages when asked for. Holds
+    no data of its own beyond what it shows."""
+
+    earlier_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -242,6 +246,13 @@ class ConversationView(QScrollArea):
         inner = QWidget()
         self.column = QVBoxLayout(inner)
         self.column.setSpacing(8)
+        self.earlier = QPushButton("")  # "Show earlier messages": a long chat opens at its newest page
+        self.earlier.setAccessibleName("Show earlier messages")
+        self.earlier.clicked.connect(self.earlier_requested)
+        self.earlier.hide()
+        self.column.addWidget(self.earlier, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.first_shown = 0  # the path's position of the earliest turn drawn
+        self._anchor: int | None = None  # distance from the bottom kept while turns are prepended
         self.hint = QLabel(
             "<h3>Chat with a base model, offline</h3>"
             "<p>Type a message below. Basechat wraps it in a conversation transcript so the model "
@@ -261,12 +272,14 @@ class ConversationView(QScrollArea):
         self.turns: list[MessageWidget] = []
         self.greeting: MessageWidget | None = None
         self.verticalScrollBar().rangeChanged.connect(self._follow)
+        self.verticalScrollBar().actionTriggered.connect(self._scrolled)
         self._stick = True
 
     def clear(self) -> None:
         for turn in self.turns:
             turn.deleteLater()
         self.turns = []
+        self.set_first_shown(0)
         self.show_greeting("", "")
         self.hint.show()
         self.recommend.setVisible(bool(self.recommend.text()))
@@ -279,16 +292,37 @@ class ConversationView(QScrollArea):
         if text:
             self.greeting = MessageWidget("assistant", -1, speaker)
             self.greeting.set_final(text, "greeting")
-            self.column.insertWidget(1, self.greeting)
+            self.column.insertWidget(2, self.greeting)
+            self.greeting.setVisible(self.first_shown == 0)
             self.hint.hide()
 
+    def set_first_shown(self, position: int) -> None:
+        """Turns before ``position`` are not drawn: the button at the top offers them."""
+        self.first_shown = position
+        self.earlier.setText(f"Show earlier messages ({position:,} more)")
+        self.earlier.setVisible(position > 0)
+        if self.greeting is not None:
+            self.greeting.setVisible(position == 0)
+
+    def keep_place(self) -> None:
+        """Turns are about to be put above the visible ones: what is on screen stays put."""
+        bar = self.verticalScrollBar()
+        self._anchor = bar.maximum() - bar.value()
+        QTimer.singleShot(250, self._drop_anchor)  # the new turns' heights settle over a few layouts
+
+    def _drop_anchor(self) -> None:
+        self._anchor = None
+
     def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
+        """A turn in position order: after the others as a chat grows, above them for an earlier page."""
         turn = MessageWidget(role, position, speaker)
         self.hint.hide()
         self.recommend.hide()
-        self.column.insertWidget(self.column.count() - 1, turn)
-        self.turns.append(turn)
-        self._stick = True
+        index = bisect.bisect([t.position for t in self.turns], position)
+        at = self.column.indexOf(self.turns[index]) if index < len(self.turns) else self.column.count() - 1
+        self.column.insertWidget(at, turn)
+        self.turns.insert(index, turn)
+        self._stick = self._stick or index == len(self.turns) - 1
         return turn
 
     def add_box(self, widget: QWidget) -> None:
@@ -303,9 +337,19 @@ class ConversationView(QScrollArea):
         self.turns = keep
         self.hint.setVisible(not keep and self.greeting is None)
 
-    def _follow(self, _low: int, high: int) -> None:
-        """Keep the newest text in view while it streams, unless the user scrolled up."""
+    def _scrolled(self, _action: int) -> None:
+        """Scrolling to the top of a chat opened at its newest page fetches the page before it."""
         bar = self.verticalScrollBar()
+        if self.first_shown > 0 and bar.sliderPosition() <= bar.minimum():
+            QTimer.singleShot(0, self.earlier_requested.emit)
+
+    def _follow(self, _low: int, high: int) -> None:
+        """Keep the newest text in view while it streams, unless the user scrolled up; keep the
+        place when a page of earlier turns was put above."""
+        bar = self.verticalScrollBar()
+        if self._anchor is not None:
+            bar.setValue(high - self._anchor)
+            return
         if self._stick or bar.value() >= bar.maximum() - 80:
             QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))
             self._stick = False

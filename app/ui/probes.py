@@ -201,3 +201,68 @@ class _StallMeter:
     def take(self) -> float:
         self.timer.stop()
         return max(self.worst, 0.0)
+
+
+def long_chat_export(n_messages: int) -> dict:
+    """A stored chat of ``n_messages`` turns in the export format ``chats import`` reads: varied
+    lengths, Markdown and a code block now and then, as a long role-play chat has."""
+    messages = []
+    for i in range(n_messages):
+        text = f"Turn {i}. " + "The caravan moved on through the dunes, and the story went on. " * (1 + i % 6)
+        if i % 40 == 1:
+            text += f"\n\n**A note**, with a list:\n\n- one\n- two\n\n```python\nprint('turn', {i})\n```\n"
+        messages.append({
+            "id": i + 1, "parent": i or None, "chosen": True, "position": i,
+            "role": "user" if i % 2 == 0 else "assistant", "text": text, "status": "done",
+            "created_at": 1_700_000_000.0 + 60 * i,
+        })  # fmt: skip
+    conversation = {"title": f"A long chat ({n_messages} messages)", "template": "default",
+                    "created_at": 1_700_000_000.0, "updated_at": 1_700_000_000.0 + 60 * n_messages,
+                    "settings": {}, "model": "", "messages": messages}  # fmt: skip
+    return {"format": "basechat.conversations", "version": 2, "conversations": [conversation]}
+
+
+def long_chat_probe(path: str, n_messages: int, n_tokens: int) -> None:
+    """A stored chat of ``n_messages`` opened in the window, a switch to a short chat and back, the
+    RSS each open adds, and the longest event-loop stall while a reply streams at its end."""
+    import psutil
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    from app.store.export import import_json
+
+    app, window = _bench_window(n_tokens)
+    [long_id] = import_json(window.store, long_chat_export(n_messages))
+    short_id = window.service.start(window.template, _long_reply_params(n_tokens), "bench")
+    window.service.add_user(short_id, "A short chat.")
+    window.request_load.emit("bench", path, _engine_settings())
+    _spin(app, lambda: bool(window.model_info))
+    rss = psutil.Process().memory_info
+
+    def opened(conversation_id: int) -> tuple[float, int]:
+        before, started = rss().rss, time.perf_counter()
+        window.chats.open(conversation_id)
+        app.processEvents()  # the layout and paint of what is shown
+        return time.perf_counter() - started, rss().rss - before
+
+    open_s, open_rss = opened(long_id)
+    switch_s, _ = opened(short_id)
+    again_s, again_rss = opened(long_id)
+    stall = _stream_stall(app, window, n_tokens, QTimer, QElapsedTimer)
+    print(json.dumps({
+        "long_chat_messages": n_messages, "long_chat_open_s": round(open_s, 3),
+        "long_chat_open_again_s": round(again_s, 3), "long_chat_switch_s": round(switch_s, 3),
+        "long_chat_rss_mb": round(open_rss / 2**20, 1), "long_chat_rss_again_mb": round(again_rss / 2**20, 1),
+        "long_chat_stream_max_stall_ms": round(stall, 1),
+    }))  # fmt: skip
+    window.close()
+
+
+def _stream_stall(app, window, n_tokens: int, timer_class, clock_class) -> float:
+    """The longest stall while a reply of ``n_tokens`` streams at the end of the open chat."""
+    stalls = _StallMeter(timer_class, clock_class)
+    setattr(window.replies, "params", lambda: _long_reply_params(n_tokens))  # noqa: B010 - a long reply
+    window.template = _endless_book()
+    stalls.start()
+    window.replies.send("And then?")
+    _spin(app, lambda: window.replies.streaming is None)
+    return stalls.take()

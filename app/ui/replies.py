@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 from app.scaffold import Message
-from app.service import as_messages, sampling_overrides
+from app.service import PathTail, as_messages, sampling_overrides
 from app.store.chats import StoredMessage
 from app.ui.messages import MessageWidget, copy_to_clipboard
 from app.ui.settings import load_sampling
@@ -26,6 +26,7 @@ from app.ui.worker import ReplyOutcome, ReplyRequest
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
+PAGE = 30  # turns drawn when a chat opens, and per "Show earlier messages"
 MIN_TOKENS_FOR_SPEED = 16  # a speed measured over fewer tokens is noise
 CONTINUABLE = ("length", "cancelled")  # a reply cut by the limit or by Stop can be continued
 _NOTES = {"cancelled": "stopped", "length": "length limit"}
@@ -65,6 +66,7 @@ class ReplyController(QObject):
         worker.token.connect(self.on_token)
         worker.reply_done.connect(self.on_done)
         worker.reply_failed.connect(self.on_failed)
+        window.view.earlier_requested.connect(self.show_earlier)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -90,13 +92,15 @@ class ReplyController(QObject):
 
     # -- reading the conversation ------------------------------------------------------------
 
-    def shown_path(self) -> list[StoredMessage]:
-        """The current conversation's shown path, read once per action."""
+    def tail(self, end: int | None = None) -> PathTail:
+        """The turns before ``end`` (the whole shown path when None) a prompt could hold."""
         cid = self.w.conversation_id
-        return [] if cid is None else self.w.store.get(cid).messages
+        if cid is None:
+            return PathTail(0, [])
+        return self.w.service.tail(cid, end, int((self.w.model_info or {}).get("n_ctx") or 0))
 
     def history(self) -> list[Message]:
-        return as_messages(self.shown_path())
+        return as_messages(self.tail().messages)
 
     def params(self):
         """The app's sampling with the open conversation's own on top."""
@@ -114,22 +118,25 @@ class ReplyController(QObject):
             self.waiting.append(text)
             self._say_waiting()
             return
-        history = self.history()
+        tail = self.tail()
         if w.conversation_id is None:
             w.conversation_id = w.service.start(
                 w.template, load_sampling(w.settings), w.model_info.get("id", "")
             )
             w.settings.setValue("last_conversation", w.conversation_id)
         w.service.add_user(w.conversation_id, text)
-        self.show_user_turn(len(history), text)
+        self.show_user_turn(tail.end, text)
         w.sidebar.refresh(select=w.conversation_id)
-        request = self._request(history, user_text=text, n=w.loom.alternatives_per_reply())
+        request = self._request(tail, tail.end, user_text=text, n=w.loom.alternatives_per_reply())
         self.state = replace(self.state, sent_text=text)
-        self.start_some(request, len(history) + 1)
+        self.start_some(request, tail.end + 1)
 
-    def _request(self, history: list[Message], **fields) -> ReplyRequest:
+    def _request(self, tail: PathTail, end: int, **fields) -> ReplyRequest:
+        """A request whose history is the turns of ``tail`` before ``end``."""
         assert self.w.conversation_id is not None
-        return ReplyRequest(0, self.w.conversation_id, history, self.w.template, self.params(), **fields)
+        history = as_messages(tail.before(end))
+        return ReplyRequest(0, self.w.conversation_id, history, self.w.template, self.params(),
+                            skipped_turns=tail.start, **fields)  # fmt: skip
 
     def start_some(self, request: ReplyRequest, position: int) -> None:
         """One reply, or several at once when the request asks for alternatives."""
@@ -153,10 +160,10 @@ class ReplyController(QObject):
     def regenerate(self, position: int, n: int = 1) -> None:
         if not self.can_act() or position < 1:
             return
-        thread = self.shown_path()
+        tail = self.tail(position)
         self.w.view.remove_from(position)
-        request = self._request(as_messages(thread[: position - 1]), mode="regenerate",
-                                user_text=thread[position - 1].text, position=position, n=n)  # fmt: skip
+        request = self._request(tail, position - 1, mode="regenerate",
+                                user_text=tail.at(position - 1).text, position=position, n=n)  # fmt: skip
         self.start_some(request, position)
 
     def regenerate_last(self) -> None:
@@ -167,19 +174,19 @@ class ReplyController(QObject):
     def continue_reply(self, position: int) -> None:
         if not self.can_act():
             return
-        thread = self.shown_path()
-        stored = thread[position]
+        tail = self.tail(position + 1)
+        stored = tail.at(position)
         self.w.view.remove_from(position)
-        request = self._request(as_messages(thread[: position + 1]), mode="continue", position=position,
+        request = self._request(tail, position + 1, mode="continue", position=position,
                                 message_id=stored.id)  # fmt: skip
         self.start(request, position, start=stored.text)
 
     def branch(self, position: int, start) -> None:
         """A new version of the reply at ``position`` going on from ``start`` (a ``ReplyStart``)."""
-        thread = self.shown_path()
+        tail = self.tail(position)
         self.w.view.remove_from(position)
-        user = thread[position - 1].text
-        request = self._request(as_messages(thread[: position - 1]), mode="branch", user_text=user,
+        user = tail.at(position - 1).text
+        request = self._request(tail, position - 1, mode="branch", user_text=user,
                                 position=position, start=start)  # fmt: skip
         self.start(request, position, start=start.text.strip())
 
@@ -197,16 +204,21 @@ class ReplyController(QObject):
         its later turns), a reply edited by hand is shown in place."""
         if not self.can_act():
             return
-        w, thread = self.w, self.shown_path()
+        w, tail = self.w, self.tail(position + 1)
         assert w.conversation_id is not None
-        if thread[position].role == "assistant":
+        if tail.at(position).role == "assistant":
             w.service.edit_reply(w.conversation_id, position, text)
             self.show_path_from(position)
             return
         w.service.edit_user(w.conversation_id, position, text)
         w.view.remove_from(position)
-        self.show_message(self.shown_path()[position], last=False)
-        self.start(self._request(as_messages(thread[:position]), user_text=text), position + 1)
+        self.show_message(self.stored_at(position), last=False)
+        self.start(self._request(tail, position, user_text=text), position + 1)
+
+    def stored_at(self, position: int) -> StoredMessage:
+        """The shown path's turn at ``position``, read alone."""
+        assert self.w.conversation_id is not None
+        return self.w.store.path_slice(self.w.conversation_id, position, position + 1)[0]
 
     def choose_version(self, position: int, version: int) -> None:
         if self.can_act():
@@ -217,13 +229,19 @@ class ReplyController(QObject):
     def show_path_from(self, position: int) -> None:
         """The turn at ``position`` changes in place (the view stays put); the turns below it are
         the chosen branch's."""
-        thread = self.shown_path()
-        turn = self.turn_at(position)
-        assert turn is not None
-        self.finish_turn(turn, thread[position], last=position == len(thread) - 1)
+        cid, turn = self.w.conversation_id, self.turn_at(position)
+        assert turn is not None and cid is not None
+        length = self.w.store.path_length(cid)
+        self.finish_turn(turn, self.stored_at(position), last=position == length - 1)
         self.w.view.remove_from(position + 1)
-        for message in thread[position + 1 :]:
-            self.show_message(message, last=message is thread[-1])
+        if length - position > PAGE:  # a long branch below: its newest page, not all of it
+            self.w.view.remove_from(0)
+            self.show_newest()
+            self.w.statusBar().showMessage("This branch is long: its newest messages are shown.", 8000)
+        else:
+            below = self.w.store.path_slice(cid, position + 1)
+            for message in below:
+                self.show_message(message, last=message is below[-1])
         self.w.loom.refresh_tree()
         self.w.frames.inspect_prompt()
 
@@ -334,6 +352,27 @@ class ReplyController(QObject):
             turns[-1].set_final(turns[-1].streamed_text, "failed")
 
     # -- drawing turns ---------------------------------------------------------------------------
+
+    def show_newest(self) -> None:
+        """The newest page of the shown path: opening a chat costs a page, however long it is."""
+        cid, view = self.w.conversation_id, self.w.view
+        assert cid is not None
+        start = max(0, self.w.store.path_length(cid) - PAGE)
+        view.set_first_shown(start)
+        messages = self.w.store.path_slice(cid, start)
+        for message in messages:
+            self.show_message(message, last=message is messages[-1])
+
+    def show_earlier(self) -> None:
+        """The page above the earliest turn drawn, put in above it with the view kept in place."""
+        cid, view = self.w.conversation_id, self.w.view
+        if cid is None or view.first_shown == 0:
+            return
+        start = max(0, view.first_shown - PAGE)
+        view.keep_place()
+        for message in self.w.store.path_slice(cid, start, view.first_shown):
+            self.show_message(message, last=False)
+        view.set_first_shown(start)
 
     def turn_at(self, position: int) -> MessageWidget | None:
         return next((t for t in self.w.view.turns if t.position == position), None)

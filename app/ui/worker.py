@@ -74,6 +74,7 @@ class ReplyRequest:
     message_id: int | None = None
     n: int = 1
     start: ReplyStart | None = None
+    skipped_turns: int = 0  # older turns not read at all: more than the context could hold
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class EngineWorker(QObject):
                                            request.position, extends, _already_written(request))  # fmt: skip
         for chunk in chunks:
             self.token.emit(request.request_id, chunk)
-        self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx))
+        self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx, request.skipped_turns))
 
     @staticmethod
     def _stream(session: ChatSession, request: ReplyRequest) -> ReplyStream:
@@ -201,7 +202,8 @@ class EngineWorker(QObject):
                                                   self.model_id, request.position)  # fmt: skip
         for index, chunk in chunks:
             self.alternative_token.emit(request.request_id, index, chunk)
-        self.reply_done.emit(request.request_id, _outcome(stream.replies[0], self.engine.n_ctx))
+        outcome = _outcome(stream.replies[0], self.engine.n_ctx, request.skipped_turns)
+        self.reply_done.emit(request.request_id, outcome)
 
     @Slot(int, object, object, str, object)
     def inspect(self, request_id: int, template: Template, history: list, user_text: str, params) -> None:
@@ -229,8 +231,8 @@ def _already_written(request: ReplyRequest) -> str:
     return request.start.text if request.start is not None else ""
 
 
-def _outcome(reply, n_ctx: int) -> ReplyOutcome:
+def _outcome(reply, n_ctx: int, skipped_turns: int) -> ReplyOutcome:
     completion = reply.completion
-    return ReplyOutcome(
-        reply.text, completion.finish_reason, completion.usage, reply.dropped_turns, n_ctx, completion.error
-    )
+    dropped = reply.dropped_turns + skipped_turns
+    reason, usage = completion.finish_reason, completion.usage
+    return ReplyOutcome(reply.text, reason, usage, dropped, n_ctx, completion.error)

@@ -1,0 +1,121 @@
+"""Long chats: a window and a prompt that cost what is shown or what fits, not what was chatted."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QAbstractSlider, QApplication
+
+from app.chat import ChatSession
+from app.engine.base import SamplingParams
+from app.scaffold import load_template
+from app.service import TAIL_STEP, ConversationService, as_messages
+from app.store import ChatStore
+from app.store.export import import_json
+from app.ui.messages import MessageWidget
+from app.ui.probes import long_chat_export
+from app.ui.replies import PAGE
+from tests.helpers import LONG, settled
+
+
+def imported(store: ChatStore, n_messages: int) -> int:
+    """A chat of ``n_messages`` stored through the same import ``basechat chats import`` uses."""
+    [conversation_id] = import_json(store, long_chat_export(n_messages))
+    return conversation_id
+
+
+def drawn_turns(window) -> list[MessageWidget]:
+    """The turn widgets that exist (deleted ones gone first), not just the ones listed."""
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    return [t for t in window.view.findChildren(MessageWidget) if t.position >= 0]
+
+
+def test_a_2000_message_chat_opens_at_its_newest_page_with_a_widget_per_shown_turn(unloaded_window):
+    """Opening drew a frame, a browser and its buttons for every stored message (68 s for 2,000)."""
+    window = unloaded_window
+    long_id = imported(window.store, 2000)
+    for _ in range(2):  # the second open as the first: nothing left over
+        window.chats.open(long_id)
+        assert [t.position for t in window.view.turns] == list(range(2000 - PAGE, 2000))
+        assert len(drawn_turns(window)) == PAGE
+    assert window.view.earlier.isVisible() and "1,970 more" in window.view.earlier.text()
+    assert window.view.turns[-1].text == window.store.get(long_id).messages[-1].text
+
+
+def test_scrolling_to_the_top_draws_the_page_before_and_keeps_the_place(qtbot, unloaded_window):
+    window = unloaded_window
+    window.chats.open(imported(window.store, 100))
+    qtbot.waitUntil(lambda: window.view.verticalScrollBar().value() > 0)  # opened at the newest
+    bar, first = window.view.verticalScrollBar(), window.view.turns[0]
+    bar.triggerAction(QAbstractSlider.SliderAction.SliderToMinimum)  # as the wheel or a drag does
+    top_before = first.mapTo(window.view.viewport(), first.rect().topLeft()).y()
+    qtbot.waitUntil(lambda: window.view.first_shown == 100 - 2 * PAGE)
+    assert [t.position for t in window.view.turns] == list(range(100 - 2 * PAGE, 100))
+    qtbot.wait(300)  # the new turns' heights settle
+    top_after = first.mapTo(window.view.viewport(), first.rect().topLeft()).y()
+    assert abs(top_after - top_before) < 30  # what was on screen stays on screen
+
+
+def test_actions_far_up_a_long_chat_work(qtbot, window):
+    """Edit, regenerate and versions on the first turns of a 100-message chat, reached by paging up."""
+    long_id = imported(window.store, 100)
+    window.chats.open(long_id)
+    window.settings.setValue("sampling/max_tokens", 6)
+    while window.view.first_shown:
+        window.view.earlier.click()
+    assert [t.position for t in window.view.turns] == list(range(100))
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.replies.regenerate(1)  # the first reply, 98 turns up
+    settled(qtbot, window)
+    assert window.view.turns[1].versions == (1, 2) and len(window.view.turns) == 2
+    window.replies.choose_version(1, 0)  # back to the old version and its 98 later turns
+    assert window.store.path_length(long_id) == 100
+    assert [t.position for t in window.view.turns] == list(range(100 - PAGE, 100))
+    window.replies.edit_message(70)
+    turn = window.replies.turn_at(70)
+    turn.editor.setPlainText("A new question, far up.")
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        turn._save_edit()
+    settled(qtbot, window)
+    path = window.store.get(long_id).messages
+    assert len(path) == 72 and path[70].text == "A new question, far up." and path[71].role == "assistant"
+
+
+def test_the_prompt_of_a_long_chat_reads_only_a_tail_and_is_the_prompt_of_the_whole(
+    engine, template, tmp_path
+):
+    """A send read all 2,000 turns (and the worker tokenised them all) for a prompt that holds
+    a few dozen; the tail read is bounded by the context and fits to the same prompt."""
+    store = ChatStore(tmp_path / "chats.db")
+    long_id = imported(store, 2000)
+    tail = ConversationService(store).tail(long_id, None, engine.n_ctx)
+    assert tail.start > 0 and tail.start % TAIL_STEP == 0 and tail.end == 2000
+    assert len(tail.messages) < 2000 // 2
+    whole = as_messages(store.get(long_id).messages)
+
+    def prompt(history) -> str:
+        return ChatSession(engine, template, SamplingParams(), history).plan("And then?").text
+
+    assert prompt(as_messages(tail.messages)) == prompt(whole)
+
+
+def test_a_short_chat_is_read_whole(engine, tmp_path):
+    store = ChatStore(tmp_path / "chats.db")
+    short_id = imported(store, 6)
+    tail = ConversationService(store).tail(short_id, None, engine.n_ctx)
+    assert (tail.start, [m.position for m in tail.messages]) == (0, list(range(6)))
+    assert [m.position for m in ConversationService(store).tail(short_id, 4, engine.n_ctx).messages] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+
+
+@pytest.mark.parametrize("start,end", [(0, 3), (5, 9), (9, None)])
+def test_a_slice_of_the_path_is_the_same_turns_as_the_whole_path(start, end, tmp_path):
+    store = ChatStore(tmp_path / "chats.db")
+    conversation_id = imported(store, 10)
+    whole = store.get(conversation_id).messages
+    assert store.path_slice(conversation_id, start, end) == whole[start:end]
+    assert store.path_length(conversation_id) == 10
