@@ -135,11 +135,9 @@ class ConversationService:
         would (when text averages more than ``MAX_BYTES_PER_TOKEN`` bytes a token, which is rare,
         the prompt keeps a little less history than would fit). Its first turn moves in steps of
         ``TAIL_STEP``, so an engine that drops history on a grid keeps its cached prefix."""
-        store = self.store
-        end = store.path_length(conversation_id) if end is None else end
         budget = (n_ctx or DEFAULT_CTX_GUESS) * MAX_BYTES_PER_TOKEN
-        start = store.tail_start(conversation_id, end, budget) // TAIL_STEP * TAIL_STEP
-        return PathTail(start, store.path_slice(conversation_id, start, end))
+        messages = self.store.path_tail(conversation_id, end, budget, TAIL_STEP)
+        return PathTail(messages[0].position if messages else 0, messages)
 
     def params(self, conversation_id: int | None, base: SamplingParams) -> SamplingParams:
         """The sampling a conversation replies with: ``base`` (the app's settings) with its own on top."""

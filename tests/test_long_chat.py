@@ -8,7 +8,6 @@ from PySide6.QtWidgets import QAbstractSlider, QApplication
 
 from app.chat import ChatSession
 from app.engine.base import SamplingParams
-from app.scaffold import load_template
 from app.service import TAIL_STEP, ConversationService, as_messages
 from app.store import ChatStore
 from app.store.export import import_json

@@ -25,11 +25,14 @@ from app.store.db import DB_NAME, open_database
 from app.store.migrations import has_fts5
 
 # The shown branch: the chosen root, then at each step the chosen child.
+# Each step names the conversation, so it uses the parent index (without it SQLite built a
+# temporary index over every stored message on every read).
 _PATH = (
-    "WITH RECURSIVE path(id, depth) AS ("
-    " SELECT id, 0 FROM messages WHERE conversation_id = ? AND parent_id IS NULL AND chosen = 1"
-    " UNION ALL SELECT m.id, path.depth + 1 FROM messages m JOIN path ON m.parent_id = path.id"
-    " WHERE m.chosen = 1)"
+    "WITH RECURSIVE path(id, depth, conversation) AS ("
+    " SELECT id, 0, conversation_id FROM messages"
+    " WHERE conversation_id = ? AND parent_id IS NULL AND chosen = 1"
+    " UNION ALL SELECT m.id, path.depth + 1, path.conversation FROM path JOIN messages m"
+    " ON m.conversation_id = path.conversation AND m.parent_id = path.id WHERE m.chosen = 1)"
 )
 # A message's versions are its siblings: its index among them (oldest first) and their number.
 _SIBLINGS = (
@@ -192,16 +195,22 @@ class ChatStore:
         )
         return [_message(row) for row in rows]
 
-    def tail_start(self, conversation_id: int, end: int, min_bytes: int) -> int:
-        """The latest position from which the turns before ``end`` hold at least ``min_bytes`` of
-        text (0 when they all hold less): a prompt needs no turn before it, however long the chat."""
-        row = self.db.execute(
-            f"{_PATH}, tail AS (SELECT path.depth, sum(length(CAST(m.text AS BLOB)))"
-            " OVER (ORDER BY path.depth DESC) AS bytes FROM path JOIN messages m ON m.id = path.id"
-            " WHERE path.depth < ?) SELECT max(depth) FROM tail WHERE bytes >= ?",
-            (conversation_id, end, min_bytes),
-        ).fetchone()
-        return row[0] or 0
+    def path_tail(
+        self, conversation_id: int, end: int | None, min_bytes: int, step: int
+    ) -> list[StoredMessage]:
+        """The latest turns before ``end`` that hold at least ``min_bytes`` of text (all of them
+        when they hold less), starting at a multiple of ``step``: a prompt needs no turn before
+        them, however long the chat. One walk of the path; texts are read only for the tail."""
+        rows = self.db.execute(
+            f"{_PATH}, before AS (SELECT * FROM path WHERE depth < ?),"
+            " sized AS (SELECT before.depth, sum(length(CAST(m.text AS BLOB))) OVER (ORDER BY before.depth"
+            " DESC) AS bytes FROM before JOIN messages m ON m.id = before.id),"
+            " first(depth) AS (SELECT coalesce(max(depth), 0) / ? * ? FROM sized WHERE bytes >= ?)"
+            f" SELECT m.*, {_SIBLINGS} FROM before JOIN messages m ON m.id = before.id"
+            " WHERE before.depth >= (SELECT depth FROM first) ORDER BY before.depth",
+            (conversation_id, 2**62 if end is None else end, step, step, min_bytes),
+        )
+        return [_message(row) for row in rows]
 
     def _thread(self, conversation_id: int) -> list[StoredMessage]:
         rows = self.db.execute(
