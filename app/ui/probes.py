@@ -247,22 +247,25 @@ def long_chat_probe(path: str, n_messages: int, n_tokens: int) -> None:
     open_s, open_rss = opened(long_id)
     switch_s, _ = opened(short_id)
     again_s, again_rss = opened(long_id)
-    stall = _stream_stall(app, window, n_tokens, QTimer, QElapsedTimer)
+    send_ms, stall = _stream_stall(app, window, n_tokens, QTimer, QElapsedTimer)
     print(json.dumps({
         "long_chat_messages": n_messages, "long_chat_open_s": round(open_s, 3),
         "long_chat_open_again_s": round(again_s, 3), "long_chat_switch_s": round(switch_s, 3),
         "long_chat_rss_mb": round(open_rss / 2**20, 1), "long_chat_rss_again_mb": round(again_rss / 2**20, 1),
-        "long_chat_stream_max_stall_ms": round(stall, 1),
+        "long_chat_send_ms": round(send_ms, 1), "long_chat_stream_max_stall_ms": round(stall, 1),
     }))  # fmt: skip
     window.close()
 
 
-def _stream_stall(app, window, n_tokens: int, timer_class, clock_class) -> float:
-    """The longest stall while a reply of ``n_tokens`` streams at the end of the open chat."""
+def _stream_stall(app, window, n_tokens: int, timer_class, clock_class) -> tuple[float, float]:
+    """The GUI thread's time to send in the open chat (ms), and the longest stall after it while
+    a reply of ``n_tokens`` streams at its end and is stored."""
     stalls = _StallMeter(timer_class, clock_class)
     setattr(window.replies, "params", lambda: _long_reply_params(n_tokens))  # noqa: B010 - a long reply
     window.template = _endless_book()
-    stalls.start()
+    started = time.perf_counter()
     window.replies.send("And then?")
+    send_ms = 1000 * (time.perf_counter() - started)
+    stalls.start()
     _spin(app, lambda: window.replies.streaming is None)
-    return stalls.take()
+    return send_ms, stalls.take()
