@@ -234,6 +234,7 @@ class EngineInfo:
     threads: int | None = None
     instruct: bool = False
     note: str = ""  # a caveat the prompt inspector shows (e.g. estimated token counts)
+    state_ram_mb: int = 0  # the most RAM the newest saved KV states may take
 
 
 class Backend(Protocol):

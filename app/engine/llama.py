@@ -19,13 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import llama_cpp as lc
+import psutil
 
 from app.engine import parallel
 from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams, one_at_a_time
 from app.engine.decoding import Decoding, shared_length
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
-from app.engine.kvstate import DEFAULT_DISK_CAP, KVStateStore, SavedState, file_identity, token_digest
+from app.engine.kvstate import (
+    DEFAULT_DISK_CAP,
+    KVStateStore,
+    SavedState,
+    file_identity,
+    ram_cap_for,
+    token_digest,
+)
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
 from app.errors import ModelLoadError
@@ -153,7 +161,8 @@ class LlamaEngine:
                 "kv_unified": True,
             }  # fmt: skip
             n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(self._model))
-            return KVStateStore(folder, identity, cap or DEFAULT_DISK_CAP, n_vocab=n_vocab)
+            ram_cap = ram_cap_for(self.path.stat().st_size, psutil.virtual_memory().total)
+            return KVStateStore(folder, identity, cap or DEFAULT_DISK_CAP, ram_cap, n_vocab=n_vocab)
         except OSError as exc:  # a read-only or full data folder: chats still work, cold
             log.warning("KV states are off: %s", exc)
             return None
@@ -162,6 +171,7 @@ class LlamaEngine:
         return EngineInfo(
             kind="local", name=self.info.name, device=self.device, n_ctx=self.n_ctx,
             location=str(self.path), threads=self.n_threads, instruct=self.info.looks_instruct,
+            state_ram_mb=self._states.ram_cap // 2**20 if self._states is not None else 0,
         )  # fmt: skip
 
     def close(self) -> None:

@@ -20,20 +20,31 @@ def _since_process_start() -> float:
 
 
 def memory_probe(path: str, n_tokens: int) -> None:
-    """Peak RSS while a long reply is generated, against weights plus KV cache."""
+    """Peak RSS against weights plus KV cache, with the engine as the window opens it (saved states
+    on): three chats of a few turns each (their states fill the RAM cache), then a long reply."""
+    import tempfile
     from contextlib import closing
 
+    from app.chat import ChatSession
     from app.engine.factory import open_backend
     from app.measure.bench import COUNTING, GREEDY, kv_bytes_for
+    from app.scaffold import DEFAULT_TEMPLATE, load_template
 
-    with closing(open_backend(Path(path))) as engine:
+    short = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": 48})
+    with closing(open_backend(Path(path), state_dir=Path(tempfile.mkdtemp()))) as engine:
+        for chat in range(3):
+            session = ChatSession(engine, load_template(DEFAULT_TEMPLATE), short)
+            for turn in range(4):
+                session.ask(f"Chat {chat}, question {turn}: what do you know about rivers?")
         prompt = engine.start_tokens() + engine.tokenize(COUNTING)
         engine.generate(prompt, GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": n_tokens}), []).run()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
         expected = Path(path).stat().st_size + kv_bytes_for(Path(path), engine.n_ctx)
+        state_ram = engine.describe().state_ram_mb
     mb = 1024**2
     print(json.dumps({"rss_peak_mb": round(peak / mb, 1), "model_plus_kv_mb": round(expected / mb, 1),
-                      "rss_overhead_mb": round((peak - expected) / mb, 1)}))  # fmt: skip
+                      "rss_overhead_mb": round((peak - expected) / mb, 1),
+                      "state_ram_cap_mb": state_ram}))  # fmt: skip
 
 
 def resume_probe(path: str, state_dir: str, turns: int) -> None:

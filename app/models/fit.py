@@ -1,7 +1,8 @@
 """Which catalog models fit this computer, and how fast they would likely run here.
 
 Memory: the file (weights are memory-mapped and read whole) plus the KV cache at Basechat's
-default context plus a fixed allowance for llama.cpp's buffers. Speed: generating a token reads
+default context plus a fixed allowance for llama.cpp's buffers plus the RAM the newest saved
+chat states may take (sized to the machine and the model). Speed: generating a token reads
 every weight once, so tokens/s ≈ memory bandwidth / file size; the bandwidth is not guessed
 from the hardware but calibrated once by the embedded model's measured speed on this machine
 (kept in the data folder's ``machine.json``, keyed by CPU, cores and llama.cpp build).
@@ -18,6 +19,7 @@ from typing import Literal
 
 import psutil
 
+from app.engine.kvstate import ram_cap_for
 from app.models.catalog import CatalogEntry
 
 DEFAULT_CTX = 4096
@@ -48,7 +50,7 @@ def estimate(entry: CatalogEntry, machine: Machine, n_ctx: int = DEFAULT_CTX) ->
     kv = entry.kv_bytes_per_token * min(n_ctx, entry.context_length or n_ctx)
     if not entry.kv_bytes_per_token:
         kv = entry.size // 10  # unknown shape: about a tenth of the weights at 4k context
-    need = entry.size + kv + OVERHEAD_BYTES
+    need = entry.size + kv + OVERHEAD_BYTES + ram_cap_for(entry.size, machine.total_ram)
     if need + HEADROOM_BYTES <= machine.available_ram:
         verdict: Verdict = "fits"
     elif need + HEADROOM_BYTES <= machine.total_ram:

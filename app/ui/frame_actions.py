@@ -107,8 +107,9 @@ class FrameActions(QObject):
 
     def open_settings(self) -> None:
         w = self.w
+        ram = (w.model_info or {}).get("state_ram_mb")
         dialog = SettingsDialog(
-            w.replies.params(), load_engine(w.settings), w, w.loom.alternatives_per_reply()
+            w.replies.params(), load_engine(w.settings), w, w.loom.alternatives_per_reply(), ram
         )
         if not dialog.exec():
             return

@@ -109,18 +109,28 @@ _TIPS = {
 }
 
 
+def _state_ram_text(megabytes: int | None) -> str:
+    if megabytes is None:
+        return "sized to this computer and the model once one is loaded"
+    return f"up to {megabytes:,} MB for the newest chats, sized to this computer and model (the rest on disk)"
+
+
 class SettingsDialog(QDialog):
     """Edits the defaults; 'engine' values take effect when the model is next loaded."""
 
     def __init__(
-        self, params: SamplingParams, engine: EngineSettings, parent=None, alternatives: int = 1
-    ) -> None:
+        self, params: SamplingParams, engine: EngineSettings, parent=None, alternatives: int = 1,
+        state_ram_mb: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
         form = QFormLayout(self)
         form.addRow(_heading("Sampling — applies to this chat and to new chats"))
         self._number_fields(form, _shown_values(params, engine))
+        self.state_ram = QLabel(_state_ram_text(state_ram_mb))
+        self.state_ram.setAccessibleName("Saved chat state in RAM")
+        form.addRow("Saved chat state in RAM", self.state_ram)
         self.server = ServerFields(engine.server, form)
         form.addRow(_heading("Loom — applies to every chat"))
         self.alternatives = QSpinBox()
