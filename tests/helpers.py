@@ -47,3 +47,14 @@ def settled(qtbot, win) -> None:
     """The worker's signal is seen at once; the window handles it on its own thread a moment later."""
     idle = lambda: win.replies.streaming is None and win.composer.button.text() == "Send"  # noqa: E731
     qtbot.waitUntil(idle, timeout=LONG)
+
+
+def hover(widget, inside: bool = True) -> None:
+    """The mouse enters (or leaves) ``widget``, as Qt tells it (offscreen has no real pointer)."""
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtWidgets import QApplication
+
+    point = QPointF(4, 4)
+    event = QEnterEvent(point, point, point) if inside else QEvent(QEvent.Type.Leave)
+    QApplication.sendEvent(widget, event)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMessageBox, QToolBu
 from app.scaffold import load_template
 from app.store import ChatStore
 from app.ui.main_window import MainWindow
-from tests.helpers import LONG, send, settled
+from tests.helpers import LONG, hover, send, settled
 
 pytestmark = pytest.mark.model
 
@@ -21,7 +21,9 @@ def buttons(turn) -> list[str]:
 
 
 def shows_buttons(qtbot, turn, *names: str) -> bool:
-    """Buttons added to a shown widget appear when Qt's event loop next runs: wait for them."""
+    """Buttons added to a shown widget appear when Qt's event loop next runs: wait for them. A
+    turn's actions show under the mouse (and always under the newest reply): hover it first."""
+    hover(turn)
     qtbot.waitUntil(lambda: set(names) <= set(buttons(turn)), timeout=5000)
     return True
 
@@ -33,6 +35,22 @@ def click(turn, text: str) -> None:
 def test_a_sent_message_has_copy_and_edit_at_once(qtbot, window):
     send(qtbot, window, "Hello there")
     assert shows_buttons(qtbot, window.view.turns[0], "Copy", "Edit")
+
+
+def test_actions_show_on_hover_as_icons_and_always_under_the_newest_reply(qtbot, window):
+    send(qtbot, window, "Hello there")
+    send(qtbot, window, "And again")
+    first_user, older_reply, newest = window.view.turns[0], window.view.turns[1], window.view.turns[-1]
+    qtbot.waitUntil(lambda: newest.action_bar.isVisible(), timeout=5000)
+    assert not first_user.action_bar.isVisible() and not older_reply.action_bar.isVisible()
+    assert not first_user.time.isVisible()
+    hover(first_user)
+    assert first_user.action_bar.isVisible() and first_user.time.isVisible() and first_user.time.text()
+    copy = next(b for b in first_user.findChildren(QToolButton) if b.text() == "Copy")
+    assert copy.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonIconOnly and not copy.icon().isNull()
+    assert copy.toolTip() == "Copy this message"
+    hover(first_user, inside=False)
+    assert not first_user.action_bar.isVisible()
 
 
 def test_switching_versions_keeps_the_view_where_it_is(qtbot, window):

@@ -118,3 +118,32 @@ def test_a_slice_of_the_path_is_the_same_turns_as_the_whole_path(start, end, tmp
     whole = store.get(conversation_id).messages
     assert store.path_slice(conversation_id, start, end) == whole[start:end]
     assert store.path_length(conversation_id) == 10
+
+
+def test_scrolling_up_stops_following_and_offers_a_jump_to_the_latest(qtbot, unloaded_window):
+    window = unloaded_window
+    window.chats.open(imported(window.store, 60))
+    bar, view = window.view.verticalScrollBar(), window.view
+    qtbot.waitUntil(lambda: bar.value() == bar.maximum() > 0)
+    assert not view.latest.isVisible()
+    bar.setValue(bar.maximum() - 2 * view.viewport().height())
+    assert view.latest.isVisible()
+    view.latest.click()
+    assert bar.value() == bar.maximum() and not view.latest.isVisible()
+
+
+def test_code_in_a_reply_is_coloured_and_prose_is_not(unloaded_window):
+    from PySide6.QtGui import QTextFormat
+
+    window = unloaded_window
+    window.chats.open(imported(window.store, 2))  # the reply holds a Python block
+    reply = window.view.turns[1]
+    blocks, block = [], reply.body.document().begin()
+    while block.isValid():
+        blocks.append(block)
+        block = block.next()
+    code = [b for b in blocks if b.blockFormat().hasProperty(QTextFormat.Property.BlockCodeFence)]
+    prose = [b for b in blocks if b not in code and b.text()]
+    assert code and prose
+    assert all(b.layout().formats() for b in code)  # Pygments' colours, token by token
+    assert not any(b.layout().formats() for b in prose)

@@ -13,9 +13,20 @@ from __future__ import annotations
 
 import bisect
 import re
+import time
+from functools import lru_cache
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QPalette, QTextCursor, QTextDocument
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QTextCursor,
+    QTextDocument,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -29,6 +40,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.ui.highlight import CodeHighlighter
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
@@ -88,29 +101,62 @@ class MessageWidget(QFrame):
         self.header.setObjectName("speaker")
         self.status = QLabel("")
         self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.time = QLabel("")  # when it was written: shown on hover, as chat apps do
+        self.time.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        _keep_space_when_hidden(self.time)
+        self.time.hide()
         top = QHBoxLayout()
         top.addWidget(self.header)
+        top.addWidget(self.time)
         top.addStretch()
         top.addWidget(self.status)
         layout.addLayout(top)
         self.body = _Body()
         self.body.setAccessibleName(f"{speaker} text")
         layout.addWidget(self.body)
-        self.action_row = QHBoxLayout()
+        self.action_bar = QWidget()  # icon actions: on hover, and always under the newest reply
+        _keep_space_when_hidden(self.action_bar)
+        self.action_row = QHBoxLayout(self.action_bar)
+        self.action_row.setContentsMargins(0, 0, 0, 0)
         self.action_row.setSpacing(2)
-        layout.addLayout(self.action_row)
+        layout.addWidget(self.action_bar)
+        self._hovered = self._editing = False
 
     # -- content ---------------------------------------------------------------
 
     def set_final(self, text: str, note: str = "") -> None:
-        """Render once as Markdown; add the buttons that fit this turn."""
+        """Render once as Markdown (code blocks coloured); add the buttons that fit this turn."""
         self.text = text
         if self.role == "assistant":
+            if "```" in text and not hasattr(self, "highlighter"):
+                dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+                self.highlighter = CodeHighlighter(self.body.document(), dark)
             # No HTML: a reply or an imported greeting that holds tags shows them as text.
             self.body.document().setMarkdown(text or "*(no reply)*", _MARKDOWN)
         else:
             self.body.setPlainText(text)
         self.status.setText(note)
+
+    def set_time(self, created_at: float) -> None:
+        self.time.setText(time.strftime("%H:%M · %d %b %Y", time.localtime(created_at)))
+
+    # -- hover -----------------------------------------------------------------
+
+    def enterEvent(self, event) -> None:
+        self._hovered = True
+        self._show_hover()
+        super().enterEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        self._hovered = False
+        self._show_hover()
+        super().leaveEvent(event)
+
+    def _show_hover(self) -> None:
+        """Actions show under the newest reply, while editing, and on the turn under the mouse."""
+        newest_reply = self.role == "assistant" and self._last
+        self.action_bar.setVisible(self._hovered or self._editing or newest_reply)
+        self.time.setVisible(self._hovered and bool(self.time.text()))
 
     def begin_stream(self, start: str = "") -> None:
         self._parts = [start] if start else []
@@ -148,8 +194,10 @@ class MessageWidget(QFrame):
         _clear(self.action_row)
         self._button("Copy", "Copy this message", lambda: self.copy_requested.emit(self.text))
         for number, code in enumerate(CODE_BLOCK.findall(self.text), 1):
-            self._button(f"Copy code {number}", f"Copy code block {number}",
-                         lambda _=False, c=code: self.copy_requested.emit(c))  # fmt: skip
+            button = self._button(f"Copy code {number}", f"Copy code block {number}",
+                                  lambda _=False, c=code: self.copy_requested.emit(c))  # fmt: skip
+            button.setIcon(QIcon())  # code copies keep their words: "Copy code 2" says which
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         if self.role == "user":
             self._button("Edit", "Edit and resend this message (the old version keeps its branch)",
                          lambda: self.edit.emit(self.position))  # fmt: skip
@@ -166,6 +214,7 @@ class MessageWidget(QFrame):
         if alternatives > 1:
             self._alternatives(alternative, alternatives)
         self.action_row.addStretch()
+        self._show_hover()
 
     def toggle_extra(self, widget: QWidget | None) -> None:
         """Show ``widget`` (the token view) in place of the text, or the text again (None)."""
@@ -186,9 +235,12 @@ class MessageWidget(QFrame):
         self.body.hide()
         _clear(self.action_row)
         label = "Save && resend" if self.role == "user" else "Save as new version"
-        self._button(label, label.replace("&&", "and"), self._save_edit)
-        self._button("Cancel", "Cancel editing", self._end_edit)
+        for text, name, slot in ((label, label.replace("&&", "and"), self._save_edit),
+                                 ("Cancel", "Cancel editing", self._end_edit)):  # fmt: skip
+            self._button(text, name, slot).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.action_row.addStretch()
+        self._editing = True
+        self._show_hover()
         self.editor.setFocus()
 
     def _save_edit(self) -> None:
@@ -198,6 +250,7 @@ class MessageWidget(QFrame):
             self.edited.emit(self.position, text)
 
     def _end_edit(self) -> None:
+        self._editing = False
         self.editor.deleteLater()
         self.body.show()
         self.add_actions(*self.versions, can_continue=False, last=self._last)
@@ -214,15 +267,47 @@ class MessageWidget(QFrame):
         ahead.setEnabled(current < count - 1)
 
     def _button(self, text: str, name: str, slot) -> QToolButton:
+        """An icon with a tooltip; its text (what tests and screen readers name it by) stays."""
         button = QToolButton()
         button.setText(text)
         button.setAccessibleName(name)
         button.setToolTip(name)
         button.setAutoRaise(True)
         button.setObjectName("turnAction")
+        glyph = _GLYPHS.get(text)
+        if glyph:
+            button.setIcon(glyph_icon(glyph, self.palette().color(QPalette.ColorRole.Text).name()))
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         button.clicked.connect(slot)
         self.action_row.addWidget(button)
         return button
+
+
+READABLE_WIDTH = 860  # pixels of the chat column: about 90 characters a line, as chat apps keep
+_GLYPHS = {"Copy": "❐", "Edit": "✎", "Regenerate": "↻", "Continue": "»", "Tokens": "%"}
+
+
+@lru_cache(maxsize=32)
+def glyph_icon(glyph: str, color: str) -> QIcon:
+    """An icon drawn from a symbol in the palette's text colour: crisp at any scale, follows light
+    and dark, and needs no icon theme (a packaged app on Windows or macOS has none)."""
+    pixmap = QPixmap(64, 64)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    font = painter.font()
+    font.setPixelSize(46)
+    painter.setFont(font)
+    painter.setPen(QColor(color))
+    painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, glyph)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def _keep_space_when_hidden(widget: QWidget) -> None:
+    """Showing it on hover must not move the text under the mouse."""
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
 
 
 def _clear(layout) -> None:
@@ -273,7 +358,34 @@ class ConversationView(QScrollArea):
         self.greeting: MessageWidget | None = None
         self.verticalScrollBar().rangeChanged.connect(self._follow)
         self.verticalScrollBar().actionTriggered.connect(self._scrolled)
+        self.verticalScrollBar().valueChanged.connect(self._offer_latest)
         self._stick = True
+        self.latest = QToolButton(self)  # floats over the bottom right once the user scrolled up
+        self.latest.setText("↓ Latest")
+        self.latest.setAccessibleName("Jump to the latest message")
+        self.latest.setToolTip("Jump to the latest message (new text scrolls into view again)")
+        self.latest.setObjectName("jumpToLatest")
+        self.latest.clicked.connect(self.jump_to_latest)
+        self.latest.hide()
+
+    def jump_to_latest(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        self._stick = True
+
+    def _offer_latest(self) -> None:
+        """Scrolled up more than half a screen: following new text stops, and the button offers it."""
+        bar = self.verticalScrollBar()
+        self.latest.setVisible(bar.maximum() - bar.value() > self.viewport().height() // 2)
+        self.latest.raise_()
+
+    def resizeEvent(self, event) -> None:
+        """A readable line length: on a wide window the turns keep to a centred column."""
+        super().resizeEvent(event)
+        side = max(8, (self.viewport().width() - READABLE_WIDTH) // 2)
+        self.column.setContentsMargins(side, 8, side, 8)
+        size, port = self.latest.sizeHint(), self.viewport().geometry()
+        self.latest.move(port.right() - size.width() - 16, port.bottom() - size.height() - 12)
 
     def clear(self) -> None:
         for turn in self.turns:

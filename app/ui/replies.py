@@ -10,6 +10,7 @@ notebook and the window talk to it through its public methods only.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -390,12 +391,14 @@ class ReplyController(QObject):
         )
         can_continue = message.finish_reason in CONTINUABLE or interrupted
         turn.add_actions(message.alternative, message.alternatives, can_continue, last, message.has_probs)
+        turn.set_time(message.created_at)
 
     def show_user_turn(self, position: int, text: str) -> None:
         """A message the person sends has its Copy and Edit at once, as after a reload."""
         turn = self.new_turn("user", position)
         turn.set_final(text)
         turn.add_actions()
+        turn.set_time(time.time())
 
     def _mark_older_turns(self) -> None:
         """The reply before this one is no longer the newest: it loses Regenerate and Continue."""
