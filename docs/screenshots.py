@@ -103,12 +103,44 @@ def main() -> int:
 
     def notebook_done() -> None:
         window.notebook.toggle_tokens()
-        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "notebook.png")), app.quit()))
+        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "notebook.png")), long_chat()))
+
+    def long_chat() -> None:
+        """A 2,000-message chat (imported as ``chats import`` does), opened and scrolled up a little."""
+        from app.store.export import import_json
+        from app.ui.probes import long_chat_export
+
+        window.loom.dock.hide()
+        [long_id] = import_json(window.store, long_chat_export(2000))
+        window.chats.open(long_id)
+        bar = window.view.verticalScrollBar()
+        QTimer.singleShot(800, lambda: (bar.setValue(bar.maximum() - 700), QTimer.singleShot(500, long_done)))
+
+    def long_done() -> None:
+        window.grab().save(str(DOCS / "long-chat.png"))
+        window.chats.open(1)  # the first chat, in the dark
+        QApplication.setPalette(dark_palette())
+        QTimer.singleShot(1000, lambda: (window.grab().save(str(DOCS / "dark.png")), app.quit()))
 
     QTimer.singleShot(100, step)
     app.exec()
-    print(f"saved screenshot.png, models.png, card.png, loom.png and notebook.png in {DOCS}")
+    print(f"saved screenshot, models, card, loom, notebook, long-chat and dark .png in {DOCS}")
     return 0
+
+
+def dark_palette():
+    """A dark system palette, as a desktop in dark mode hands Qt."""
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette()
+    roles = QPalette.ColorRole
+    for role, color in ((roles.Window, "#202124"), (roles.WindowText, "#e8eaed"), (roles.Base, "#1e1e1e"),
+                        (roles.AlternateBase, "#333842"), (roles.Text, "#e8eaed"), (roles.Button, "#303134"),
+                        (roles.ButtonText, "#e8eaed"), (roles.Highlight, "#3d7bd9"), (roles.Mid, "#5f6368"),
+                        (roles.Midlight, "#4a4d52"), (roles.PlaceholderText, "#9aa0a6"),
+                        (roles.HighlightedText, "#ffffff")):  # fmt: skip
+        palette.setColor(role, QColor(color))
+    return palette
 
 
 if __name__ == "__main__":

@@ -259,5 +259,9 @@ def test_turn_colours_follow_a_switch_to_a_dark_palette(qtbot, window):
             return QColor(image.pixel(image.width() // 2, image.height() - 4)) == QColor(colour)
 
         qtbot.waitUntil(lambda: shows(user, "#333842") and shows(reply, "#1e1e1e"), timeout=5000)
+        copy = next(b for b in reply.action_bar.findChildren(QAbstractButton) if b.text() == "Copy")
+        drawn = copy.icon().pixmap(32, 32).toImage()
+        inked = [QColor(drawn.pixel(x, y)) for x in range(32) for y in range(32) if drawn.pixel(x, y) >> 24]
+        assert inked and max(c.lightness() for c in inked) > 200  # its icon is light on the dark bubble
     finally:
         QApplication.setPalette(light)

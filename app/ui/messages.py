@@ -16,7 +16,7 @@ import re
 import time
 from functools import lru_cache
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QGuiApplication,
@@ -151,6 +151,15 @@ class MessageWidget(QFrame):
         self._hovered = False
         self._show_hover()
         super().leaveEvent(event)
+
+    def changeEvent(self, event) -> None:
+        """Light to dark (or back): the icons are redrawn in the new text colour."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            color = self.palette().color(QPalette.ColorRole.Text).name()
+            for button in self.action_bar.findChildren(QToolButton):
+                if button.text() in _GLYPHS:
+                    button.setIcon(glyph_icon(_GLYPHS[button.text()], color))
 
     def _show_hover(self) -> None:
         """Actions show under the newest reply, while editing, and on the turn under the mouse."""
