@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QAbstractSlider, QApplication
 
 from app.chat import ChatSession
 from app.engine.base import SamplingParams
+from app.scaffold import load_template
 from app.service import TAIL_STEP, ConversationService, as_messages
 from app.store import ChatStore
 from app.store.export import import_json
@@ -147,3 +148,38 @@ def test_code_in_a_reply_is_coloured_and_prose_is_not(unloaded_window):
     assert code and prose
     assert all(b.layout().formats() for b in code)  # Pygments' colours, token by token
     assert not any(b.layout().formats() for b in prose)
+
+
+def test_a_fresh_install_times_the_machine_from_the_first_reply_not_a_second_model(
+    qtbot, tmp_path, model_path, monkeypatch, endless_book
+):
+    """The calibration ran the embedded model a second time beside the first reply, on the same
+    cores, as soon as the model was ready: the first reply sat at "writing…" for seconds."""
+    import json
+
+    from PySide6.QtCore import QSettings
+
+    from app.ui.main_window import MainWindow
+
+    data = tmp_path / "data"
+    (data / "models").mkdir(parents=True)
+    (data / "models" / model_path.name).symlink_to(model_path)
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(data))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    for key, value in {"temperature": 0.0, "ignore_eos": True, "max_tokens": 40}.items():
+        settings.setValue(f"sampling/{key}", value)
+    window = MainWindow(ChatStore(tmp_path / "chats.db"), settings)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.worker.model_ready, timeout=LONG):
+        window.load_model("gemma3-270m")
+    qtbot.wait(1500)  # the calibration used to start here, in the background
+    assert not (data / "machine.json").exists()
+    window.frames.set_template(load_template(endless_book))  # the reply runs to its 40 tokens
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.replies.send("Count to fifty.")
+    settled(qtbot, window)
+    reply = window.store.get(window.conversation_id).messages[-1]
+    [calibration] = json.loads((data / "machine.json").read_text()).values()
+    assert calibration["tokens_per_s"] == reply.tokens_per_s and reply.completion_tokens >= 32
+    window.close()

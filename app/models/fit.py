@@ -77,23 +77,49 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _calibration_key() -> str:
+    from importlib.metadata import version
+
+    return f"{_cpu_name()}|{psutil.cpu_count(logical=False)}|llama-cpp-python {version('llama-cpp-python')}"
+
+
+def _known_calibrations(folder: Path) -> dict:
+    try:
+        known = json.loads((folder / "machine.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def known_bandwidth(folder: Path) -> float | None:
+    """The calibration for this machine, if one was ever measured or recorded (else None)."""
+    entry = _known_calibrations(folder).get(_calibration_key())
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return float(entry["tokens_per_s"]) * float(entry["model_bytes"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def record_speed(model: Path, folder: Path, tokens_per_s: float) -> None:
+    """Remember the embedded model's speed on this machine, measured by a real reply: the window
+    calibrates from the person's own first reply instead of a run of its own beside it."""
+    known = _known_calibrations(folder)
+    known[_calibration_key()] = {"tokens_per_s": tokens_per_s, "model_bytes": model.stat().st_size}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "machine.json").write_text(json.dumps(known))
+
+
 def calibrated_bandwidth(model: Path, folder: Path, measure=None) -> float:
     """Bytes a second this machine streams through a model while generating: measured once with
     the embedded model (``measure(path) -> tokens/s``) and remembered in ``machine.json``."""
-    from importlib.metadata import version
-
-    key = f"{_cpu_name()}|{psutil.cpu_count(logical=False)}|llama-cpp-python {version('llama-cpp-python')}"
-    memo = folder / "machine.json"
-    try:
-        known = json.loads(memo.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        tokens_per_s = (measure or measure_generation)(model)
-        known[key] = {"tokens_per_s": tokens_per_s, "model_bytes": model.stat().st_size}
-        folder.mkdir(parents=True, exist_ok=True)
-        memo.write_text(json.dumps(known))
-    return known[key]["tokens_per_s"] * known[key]["model_bytes"]
+    known = known_bandwidth(folder)
+    if known is None:
+        record_speed(model, folder, (measure or measure_generation)(model))
+        known = known_bandwidth(folder)
+    assert known is not None
+    return known
 
 
 def measure_generation(model: Path, n_tokens: int = 32, runs: int = 3) -> float:
@@ -141,4 +167,15 @@ def fits_here(entries: list[CatalogEntry]) -> dict[str, Fit]:
     from app.paths import data_dir
 
     machine = this_machine(calibrated_bandwidth(ensure_default_model(), data_dir()))
+    return {entry.id: estimate(entry, machine) for entry in entries}
+
+
+def known_fits_here(entries: list[CatalogEntry]) -> dict[str, Fit] | None:
+    """The estimates when this machine is calibrated already; None rather than measuring."""
+    from app.paths import data_dir
+
+    bandwidth = known_bandwidth(data_dir())
+    if bandwidth is None:
+        return None
+    machine = this_machine(bandwidth)
     return {entry.id: estimate(entry, machine) for entry in entries}

@@ -14,6 +14,8 @@ from app.models.default import DEFAULT_MODEL_ID
 from app.ui.settings import load_engine, load_server
 from app.ui.worker import SERVER_ID
 
+MIN_TOKENS_TO_CALIBRATE = 32  # a reply this long times the machine as well as the calibration run did
+
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
@@ -119,6 +121,20 @@ class ModelLoading(QObject):
 
     # -- a better model ------------------------------------------------------------------------
 
+    def calibrate_from(self, tokens: int, tokens_per_s: float) -> None:
+        """A reply of the embedded model long enough to time is this machine's calibration, kept
+        once; the suggestion of a better model follows from it."""
+        from app.models.default import ensure_default_model
+        from app.models.fit import known_bandwidth, record_speed
+        from app.paths import data_dir
+
+        info = self.w.model_info or {}
+        if info.get("id") != DEFAULT_MODEL_ID or tokens < MIN_TOKENS_TO_CALIBRATE:
+            return
+        if known_bandwidth(data_dir()) is None:
+            record_speed(ensure_default_model(), data_dir(), tokens_per_s)
+            self._recommend_a_model()
+
     def _recommend_a_model(self) -> None:
         """With only the embedded model here, a new chat suggests the best one that fits."""
         from app.ui.background import run_in_background
@@ -169,8 +185,10 @@ def _model_label(info: dict) -> str:
 
 
 def _best_fit(entries: list[CatalogEntry]):
-    from app.models.fit import fits_here, recommend
+    """Only from a known calibration: measuring here would run a second model beside the first
+    reply (it showed "writing…" for seconds); the first reply calibrates instead."""
+    from app.models.fit import known_fits_here, recommend
 
-    fits = fits_here(entries)
-    entry = recommend(entries, fits)
-    return (entry, fits[entry.id]) if entry else None
+    fits = known_fits_here(entries)
+    entry = recommend(entries, fits) if fits is not None else None
+    return (entry, fits[entry.id]) if entry and fits else None

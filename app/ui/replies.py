@@ -324,6 +324,7 @@ class ReplyController(QObject):
         usage, w = outcome.usage, self.w
         speed = f"{usage.tokens_per_s:.0f} tok/s" if usage.completion_tokens >= MIN_TOKENS_FOR_SPEED else ""
         w.models.show_usage(usage.prompt_tokens + usage.completion_tokens, speed)
+        w.models.calibrate_from(usage.completion_tokens, usage.tokens_per_s)
         if outcome.dropped_turns:
             w.statusBar().showMessage(f"{outcome.dropped_turns} old turns were left out to fit.", 8000)
         if outcome.error:
