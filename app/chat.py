@@ -26,8 +26,12 @@ from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
 from app.scaffold.transcript import cue_text
 
 _TOKEN_CACHE_LIMIT = 1024
-# An engine that cannot shift its cache drops old turns a quarter of the context at a time.
+# An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
+# that can still drops an eighth at a time: each shift re-rotates every key it moves on the next
+# decode, so shifting once every few turns, not on every one, keeps turns after an overflow as
+# fast as before it (llama.cpp's server discards half the context at once).
 DROP_CHUNK_DIVISOR = 4
+SHIFT_CHUNK_DIVISOR = 8
 
 
 def reply_budget(max_tokens: int, n_ctx: int) -> int:
@@ -166,7 +170,8 @@ class ChatSession:
             raise InputError("The message is empty.")
         pieces = render_pieces(self.template, self.history, user_text)
         sizes = [len(self._piece_tokens(p)) for p in pieces]
-        chunk = 0 if self.engine.can_shift_context else self.engine.n_ctx // DROP_CHUNK_DIVISOR
+        divisor = SHIFT_CHUNK_DIVISOR if self.engine.can_shift_context else DROP_CHUNK_DIVISOR
+        chunk = self.engine.n_ctx // divisor
         fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget(), chunk)
         text = "".join(p.text for p in fitted.pieces)
         tokens = self._prompt_tokens(fitted.pieces)
