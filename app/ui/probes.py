@@ -226,7 +226,7 @@ def long_chat_probe(path: str, n_messages: int, n_tokens: int) -> None:
     """A stored chat of ``n_messages`` opened in the window, a switch to a short chat and back, the
     RSS each open adds, and the longest event-loop stall while a reply streams at its end."""
     import psutil
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEvent, QTimer
 
     from app.store.export import import_json
 
@@ -242,7 +242,9 @@ def long_chat_probe(path: str, n_messages: int, n_tokens: int) -> None:
         before, started = rss().rss, time.perf_counter()
         window.chats.open(conversation_id)
         app.processEvents()  # the layout and paint of what is shown
-        return time.perf_counter() - started, rss().rss - before
+        elapsed = time.perf_counter() - started
+        app.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # as the event loop does next
+        return elapsed, rss().rss - before
 
     open_s, open_rss = opened(long_id)
     switch_s, _ = opened(short_id)
