@@ -18,7 +18,7 @@ KEYS = {
     "template", "n", "answered", "answered_rate", "turn_stop_rate", "leak_rate", "empty_rate",
     "mean_completion_tokens", "memory_n", "memory_recalled", "memory_recall_rate", "wall_s",
     "parrot_n", "parrot_rate", "long_form_n", "long_form_median_tokens", "long_form_turn_stop_rate",
-    "follow_up_n", "follow_up_rate",
+    "follow_up_n", "follow_up_rate", "loop_rate",
 }  # fmt: skip
 
 
@@ -53,7 +53,50 @@ def test_eval_command_prints_json(tmp_path, model_path):
     result = basechat("eval", str(slice_file), "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == KEYS and data["n"] == 3 and data["template"] == "chat"
+    assert set(data) == KEYS | {"sampling"} and data["n"] == 3 and data["template"] == "chat"
+    assert data["sampling"] == "greedy"
+
+
+@pytest.mark.model
+def test_eval_of_the_app_as_shipped_reports_each_figure_over_seeds(tmp_path, model_path):
+    slice_file = tmp_path / "slice.jsonl"
+    slice_file.write_text("\n".join((DATA / "qa.jsonl").read_text().splitlines()[:3]) + "\n")
+    result = basechat(
+        "eval", str(slice_file), "--sampling", "app", "--seeds", "2", "--max-tokens", "12", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["sampling"] == "app" and data["n"] == 3
+    for key in ("answered_rate", "turn_stop_rate", "memory_recall_rate", "loop_rate"):
+        assert data[f"{key}_min"] <= data[key] <= data[f"{key}_max"]
+    assert "seed 1" in result.stderr  # both seeds ran
+
+
+def test_eval_app_sampling_is_what_a_new_window_chat_samples_with(tmp_path):
+    """Change a default in one place (SamplingParams, the window's own defaults) and this follows."""
+    from dataclasses import replace
+
+    from PySide6.QtCore import QSettings
+
+    from app.cli.measure import eval_sampling
+    from app.cli.parser import build_parser
+    from app.ui.settings import load_sampling
+
+    args = build_parser().parse_args(["eval", "x.jsonl", "--sampling", "app"])
+    window = load_sampling(QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat))
+    assert eval_sampling(args) == replace(window, n_probs=0)  # probabilities are shown, not sampled
+    greedy = eval_sampling(build_parser().parse_args(["eval", "x.jsonl"]))
+    assert greedy.temperature == 0 and greedy.repeat_penalty == 1.0
+
+
+def test_a_loop_is_a_run_of_tokens_repeated_three_times():
+    from app.measure.evaluate import loops
+
+    assert loops([1, 2, 3, 4, 9, 1, 2, 3, 4, 8, 1, 2, 3, 4])
+    assert not loops([1, 2, 3, 4, 9, 1, 2, 3, 4, 8, 7, 6, 5])  # twice is not a loop
+    assert not loops(list(range(200)))
+    assert loops([5, 6, 7, 8, 1, 5, 6, 7, 8], "length")  # cut by the limit while repeating
+    assert not loops([5, 6, 7, 8, 1, 5, 6, 7, 8], "stop")
 
 
 def test_malformed_question_files(tmp_path):

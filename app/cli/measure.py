@@ -13,9 +13,11 @@ from app.errors import InputError
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from app.measure.evaluate import load_items, markdown_table, run_eval
+    from app.measure.evaluate import GREEDY, load_items, markdown_table
     from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
 
+    if args.max_tokens is None:  # a short answer's room; the app's own reply length with --sampling app
+        args.max_tokens = eval_sampling(args).max_tokens if args.sampling == "app" else GREEDY.max_tokens
     if args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1.")
     items = [i for i in load_items(args.files) if args.half in (None, i.half)]
@@ -24,16 +26,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         modes = [None] if args.raw else [args.template or DEFAULT_TEMPLATE]
     templates = [load_template(m) if m else None for m in modes]
+    if args.sampling == "app" and args.seeds < 1:
+        raise InputError("--seeds must be at least 1.")
     _, engine = open_engine(args)
-    summaries = []
     with closing(engine):
-        for template in templates:
-            label = template.name if template else "raw"
-            with progress(len(items), label) as tick:
-                report = run_eval(engine, template, items, args.max_tokens, tick, _eval_sampling(args))
-            summaries.append(report.summary())
-            if args.replies:
-                report.write_replies(args.replies)
+        summaries = [_eval_template(engine, template, items, args) for template in templates]
     if args.json:
         print(json.dumps(summaries if args.all_templates else summaries[0]))
     elif args.all_templates:
@@ -44,15 +41,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_sampling(args: argparse.Namespace):
-    """Greedy, no penalty (runs repeat), unless a sampling flag says otherwise."""
+def _eval_template(engine, template, items, args: argparse.Namespace) -> dict:
+    """One template's figures: one greedy run, or with ``--sampling app`` one run per seed,
+    summed up as each figure's mean and range."""
+    from app.measure.evaluate import across_seeds, run_eval
+
+    seeds = range(args.seeds) if args.sampling == "app" else [args.seed]
+    summaries = []
+    for seed in seeds:
+        label = (template.name if template else "raw") + (f" seed {seed}" if args.sampling == "app" else "")
+        with progress(len(items), label) as tick:
+            sampling = replace(eval_sampling(args), seed=seed)
+            report = run_eval(engine, template, items, args.max_tokens, tick, sampling)
+        summaries.append(report.summary() | {"sampling": args.sampling})
+        if args.replies:
+            report.write_replies(args.replies)
+    return across_seeds(summaries) if args.sampling == "app" else summaries[0]
+
+
+def eval_sampling(args: argparse.Namespace):
+    """``--sampling greedy``: greedy, no penalty (runs repeat); ``app``: exactly what a new chat
+    in the window samples with. Sampling flags given go on top of either."""
+    from app.engine.base import SamplingParams
     from app.measure.evaluate import GREEDY
 
+    base = SamplingParams() if args.sampling == "app" else GREEDY
     given = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
         "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
     }  # fmt: skip
-    return replace(GREEDY, **{k: v for k, v in given.items() if v is not None})
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -149,11 +149,15 @@ def _eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", help="template name or .toml path (default: chat)")
     parser.add_argument("--raw", action="store_true", help="ask the bare model, no transcript")
     parser.add_argument("--all-templates", action="store_true", help="every template and raw")
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, help="reply length (64; with --sampling app the app's)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--half", choices=["tune", "held"], help="only the items of one half")
     parser.add_argument("--replies", type=Path, help="write every question and reply to this JSONL file")
-    sampling_options(parser)  # eval is greedy unless these say otherwise
+    parser.add_argument("--sampling", choices=["greedy", "app"], default="greedy",
+                        help="greedy (repeatable; the default) or app: what a new chat in the window "
+                             "samples with, over several seeds")  # fmt: skip
+    parser.add_argument("--seeds", type=int, default=3, help="with --sampling app: runs, seeds 0..N-1")
+    sampling_options(parser)  # on top of --sampling
     server_options(parser)
 
 

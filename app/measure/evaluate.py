@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,7 @@ class Outcome:
     leaked: bool
     completion_tokens: int
     parroted: bool = False
+    looped: bool = False
 
 
 @dataclass
@@ -80,6 +82,7 @@ class EvalReport:
             "long_form_median_tokens": lengths[len(lengths) // 2] if lengths else 0,
             "long_form_turn_stop_rate": _rate(o.turn_stop for o in long),
             "follow_up_n": len(follow), "follow_up_rate": _rate(o.matched for o in follow),
+            "loop_rate": _rate(o.looped for o in every),
         }  # fmt: skip
 
     def _short_figures(self, qa, memory, short, every) -> dict:
@@ -222,6 +225,7 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
         leaked=_leaks(text, template),
         completion_tokens=reply.completion.usage.completion_tokens,
         parroted=parrots(text, conversation, example_terms(template), example_phrases(template)),
+        looped=loops(reply.completion.tokens, reply.completion.finish_reason),
     )
 
 
@@ -245,12 +249,37 @@ def _ask_raw(engine, item: EvalItem, params) -> Outcome:
         turn_stop=first is not None and first < len(lines) - 1,
         leaked=False,
         completion_tokens=completion.usage.completion_tokens,
+        looped=loops(completion.tokens, completion.finish_reason),
     )
+
+
+LOOP_RUN, LOOP_REPEATS = 4, 3
+
+
+def loops(tokens: tuple[int, ...] | list[int], finish_reason: str = "stop") -> bool:
+    """A reply caught in a loop: a run of ``LOOP_RUN`` tokens (or more: a longer run holds a
+    shorter one) repeats ``LOOP_REPEATS`` times, or it hit the length limit while its last run had
+    come before."""
+    runs = Counter(tuple(tokens[i : i + LOOP_RUN]) for i in range(len(tokens) - LOOP_RUN + 1))
+    if runs and max(runs.values()) >= LOOP_REPEATS:
+        return True
+    return finish_reason == "length" and len(tokens) >= LOOP_RUN and runs[tuple(tokens[-LOOP_RUN:])] >= 2
+
+
+def across_seeds(summaries: list[dict]) -> dict:
+    """One summary of runs with different seeds: each figure's mean, with its min and max."""
+    merged = dict(summaries[0])
+    for key, value in summaries[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [s[key] for s in summaries]
+            merged[key] = round(sum(values) / len(values), 4)
+            merged[f"{key}_min"], merged[f"{key}_max"] = min(values), max(values)
+    return merged
 
 
 TABLE_COLUMNS = (
     "answered_rate", "turn_stop_rate", "leak_rate", "empty_rate", "memory_recall_rate", "parrot_rate",
-    "long_form_median_tokens", "long_form_turn_stop_rate", "follow_up_rate",
+    "long_form_median_tokens", "long_form_turn_stop_rate", "follow_up_rate", "loop_rate",
 )  # fmt: skip
 
 
@@ -258,10 +287,15 @@ def markdown_table(summaries: list[dict]) -> str:
     header = "| template | " + " | ".join(TABLE_COLUMNS) + " |"
     rule = "|---" * (len(TABLE_COLUMNS) + 1) + "|"
     rows = [
-        f"| {s['template']} | " + " | ".join(_cell(s[c]) for c in TABLE_COLUMNS) + " |" for s in summaries
+        f"| {s['template']} | " + " | ".join(_cell(s, c) for c in TABLE_COLUMNS) + " |" for s in summaries
     ]
     return "\n".join([header, rule, *rows])
 
 
-def _cell(value) -> str:
-    return str(value) if isinstance(value, int) else f"{value:.2f}"
+def _cell(summary: dict, column: str) -> str:
+    """The figure; across seeds, its mean with the range (min–max) beside it."""
+    value = summary.get(column, 0)
+    text = str(value) if isinstance(value, int) else f"{value:.2f}"
+    if f"{column}_min" in summary and summary[f"{column}_min"] != summary[f"{column}_max"]:
+        text += f" ({summary[f'{column}_min']:.2f}–{summary[f'{column}_max']:.2f})"
+    return text

@@ -38,13 +38,26 @@ def memory_probe(path: str, n_tokens: int) -> None:
                 session.ask(f"Chat {chat}, question {turn}: what do you know about rivers?")
         prompt = engine.start_tokens() + engine.tokenize(COUNTING)
         engine.generate(prompt, GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": n_tokens}), []).run()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        peak = _peak_rss()
         expected = Path(path).stat().st_size + kv_bytes_for(Path(path), engine.n_ctx)
         state_ram = engine.describe().state_ram_mb
     mb = 1024**2
     print(json.dumps({"rss_peak_mb": round(peak / mb, 1), "model_plus_kv_mb": round(expected / mb, 1),
                       "rss_overhead_mb": round((peak - expected) / mb, 1),
                       "state_ram_cap_mb": state_ram}))  # fmt: skip
+
+
+def _peak_rss() -> int:
+    """This process's own peak RSS in bytes. Linux's ``ru_maxrss`` keeps the parent's peak across
+    fork and exec, so a probe run from the bench (which holds a model) reported the bench's own
+    RSS: 631 MB of "overhead" that was never Basechat's. ``VmHWM`` is this program's alone."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
 
 
 def resume_probe(path: str, state_dir: str, turns: int) -> None:
