@@ -58,7 +58,7 @@ def main() -> int:
     def card() -> None:
         """A character card imported (as dropping it on the window does), then one message."""
         window.chats.new_chat()
-        window.frames.import_frame(str(DOCS / "example-card.json"))
+        window.frames.import_frame(str(card_png(data)))
         window.composer.editor.setPlainText("Where are we flying today, captain?")
         window.composer._send()
         when_idle(lambda: window.replies.streaming is not None, card_done)
@@ -126,6 +126,35 @@ def main() -> int:
     app.exec()
     print(f"saved screenshot, models, card, loom, notebook, long-chat and dark .png in {DOCS}")
     return 0
+
+
+def card_png(folder: Path) -> Path:
+    """``example-card.json`` as a PNG card, the way cards are shared: a picture (drawn here, a
+    sky-blue badge with the captain's initial) with the card in a ``chara`` text chunk."""
+    import base64
+    import struct
+    import zlib
+
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+    from PySide6.QtGui import QColor, QFont, QImage, QPainter
+
+    image = QImage(256, 256, QImage.Format.Format_ARGB32)
+    image.fill(QColor("#2f6fb5"))
+    painter = QPainter(image)
+    painter.setPen(QColor("white"))
+    painter.setFont(QFont("DejaVu Sans", 140, QFont.Weight.Bold))
+    painter.drawText(image.rect(), Qt.AlignmentFlag.AlignCenter, "M")
+    painter.end()
+    buffer = QBuffer(data := QByteArray())
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    png = bytes(data.data())
+    body = b"chara\0" + base64.b64encode((DOCS / "example-card.json").read_bytes())
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    header_end = 8 + 25  # the signature, then the IHDR chunk
+    path = folder / "captain-mira.png"
+    path.write_bytes(png[:header_end] + chunk + png[header_end:])
+    return path
 
 
 def dark_palette():

@@ -183,3 +183,37 @@ def test_a_fresh_install_times_the_machine_from_the_first_reply_not_a_second_mod
     [calibration] = json.loads((data / "machine.json").read_text()).values()
     assert calibration["tokens_per_s"] == reply.tokens_per_s and reply.completion_tokens >= 32
     window.close()
+
+
+def test_a_png_cards_picture_is_the_characters_avatar(qtbot, unloaded_window, data_dir):
+    """SillyTavern and KoboldCpp show a card's picture beside the character; so does the window."""
+    from tests import frames
+
+    window = unloaded_window
+    card = frames.write(data_dir / "mira.png", frames.png_with_text({"chara": frames.card_v2()}))
+    window.frames.import_frame(str(card))
+    assert window.template.avatar and (data_dir / "avatars" / window.template.avatar).is_file()
+    greeting = window.view.greeting
+    assert greeting is not None and greeting.avatar.isVisible()
+    assert not greeting.avatar.pixmap().isNull()
+    reply, question = window.replies.new_turn("assistant", 0), window.replies.new_turn("user", 1)
+    assert reply.avatar.isVisibleTo(reply) and not question.avatar.isVisibleTo(question)
+
+
+def test_a_card_whose_picture_is_not_an_image_still_imports_without_one(unloaded_window, data_dir):
+    from tests import frames
+
+    window = unloaded_window
+    broken = frames.png_with_text({"chara": frames.card_v2()}).replace(b"IDAT", b"IDAX")
+    window.frames.import_frame(str(frames.write(data_dir / "broken.png", broken)))
+    assert window.template.assistant_name == "Captain Mira"
+    assert window.view.greeting is not None and not window.view.greeting.avatar.isVisible()
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd.png", "/tmp/x.png", "0123456789abcdef.png/..", 7, ["a"]])
+def test_a_template_cannot_point_its_avatar_anywhere_but_its_own_folder(value):
+    from app.scaffold.template import template_from_dict, template_to_dict
+
+    assert template_from_dict({"preamble": "p", "avatar": value}).avatar == ""
+    kept = template_from_dict({"preamble": "p", "avatar": "0123456789abcdef.png"})
+    assert template_from_dict(template_to_dict(kept)).avatar == "0123456789abcdef.png"

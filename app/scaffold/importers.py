@@ -37,6 +37,7 @@ class Imported:
     template: Template
     kind: str  # which format it was read as
     notes: tuple[str, ...] = ()  # what was not used, or changed
+    image: bytes = b""  # a PNG card's picture: the character's avatar once saved
 
 
 def import_file(path: Path) -> Imported:
@@ -66,7 +67,7 @@ def import_bytes(data: bytes, filename: str) -> Imported:
 def _import_bytes(data: bytes, filename: str) -> Imported:
     stem = Path(filename).stem
     if data.startswith(_PNG_SIGNATURE):
-        return card_to_template(_card_from_png(data, filename), stem, "PNG ")
+        return replace(card_to_template(_card_from_png(data, filename), stem, "PNG "), image=data)
     if len(data) > MAX_TEXT_BYTES:
         raise TemplateError(f"{filename} is larger than 1 MB of text; that is not a frame file.")
     text = _decode(data, filename)
@@ -493,9 +494,10 @@ def _names_to_macros(template: Template):
 
 def save_imported(imported: Imported) -> tuple[Template, Path]:
     """Write the template under a free name; returns it (perhaps renamed) and its file."""
-    from app.scaffold.template import available_templates, save_user_template, template_slug
+    from app.scaffold.template import available_templates, save_avatar, save_user_template, template_slug
 
-    named = replace(imported.template, name=template_slug(imported.template.name))
+    avatar = save_avatar(imported.image) if imported.image else imported.template.avatar
+    named = replace(imported.template, name=template_slug(imported.template.name), avatar=avatar)
     template = unique_name(named, set(available_templates()))
     return template, save_user_template(template)
 

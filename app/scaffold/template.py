@@ -6,6 +6,7 @@ from a model file or a template is ever evaluated. Basechat renders no Jinja.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class Template:
     # author's note of KoboldCpp and SillyTavern, here only where the request calls for it —
     # a story, a list, code — so short questions keep short answers.
     notes: tuple[RequestNote, ...] = ()
+    # A character card's picture: a file name in the data folder's ``avatars/`` (the card's own
+    # PNG, named by its hash). Only such a name is kept, so a template cannot point elsewhere.
+    avatar: str = ""
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -134,6 +138,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             example_separator=_optional(data, "example_separator"),
             chat_start=_optional(data, "chat_start"),
             notes=tuple(_note(n) for n in data.get("notes", [])),
+            avatar=_avatar_name(data.get("avatar", "")),
             source=source,
         )
     except (TypeError, AttributeError, ValueError) as exc:
@@ -195,7 +200,7 @@ def template_to_dict(template: Template) -> dict:
         "assistant_name": template.assistant_name, "preamble": template.preamble,
         "stop": list(template.extra_stops),
     }  # fmt: skip
-    for key in ("greeting", "example_separator", "chat_start"):
+    for key in ("greeting", "example_separator", "chat_start", "avatar"):
         if getattr(template, key):
             data[key] = getattr(template, key)
     if template.alternate_greetings:
@@ -216,6 +221,32 @@ def template_to_toml(template: Template) -> str:
     import tomli_w
 
     return tomli_w.dumps(template_to_dict(template), multiline_strings=True)
+
+
+AVATAR_NAME = re.compile(r"[0-9a-f]{16}\.png")
+
+
+def _avatar_name(value: object) -> str:
+    """A stored avatar's file name, or "" for anything else (a path, a URL, another type)."""
+    return value if isinstance(value, str) and AVATAR_NAME.fullmatch(value) else ""
+
+
+def avatars_dir() -> Path:
+    from app.paths import data_dir
+
+    return data_dir() / "avatars"
+
+
+def save_avatar(image: bytes) -> str:
+    """Keep a card's picture (its PNG as it came) under its hash; "" when it cannot be written
+    (the card still imports; it just has no picture)."""
+    name = f"{hashlib.sha256(image).hexdigest()[:16]}.png"
+    try:
+        avatars_dir().mkdir(parents=True, exist_ok=True)
+        (avatars_dir() / name).write_bytes(image)
+    except OSError:
+        return ""
+    return name
 
 
 def save_user_template(template: Template) -> Path:

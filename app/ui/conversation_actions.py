@@ -33,7 +33,10 @@ class ConversationActions(QObject):
         self.show_greeting()
 
     def show_greeting(self) -> None:
-        self.w.view.show_greeting(self.w.template.assistant_name, self.w.template.greeting)
+        template = self.w.template
+        self.w.view.show_greeting(
+            template.assistant_name, template.greeting, self.w.replies.character_picture()
+        )
 
     def new_chat(self) -> None:
         w = self.w

@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QColor,
     QGuiApplication,
     QIcon,
+    QImageReader,
     QPainter,
     QPalette,
     QPixmap,
@@ -101,11 +102,15 @@ class MessageWidget(QFrame):
         self.header.setObjectName("speaker")
         self.status = QLabel("")
         self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.avatar = QLabel()  # a card's picture, beside the character's name
+        self.avatar.setAccessibleName(f"{speaker}'s picture")
+        self.avatar.hide()
         self.time = QLabel("")  # when it was written: shown on hover, as chat apps do
         self.time.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         _keep_space_when_hidden(self.time)
         self.time.hide()
         top = QHBoxLayout()
+        top.addWidget(self.avatar)
         top.addWidget(self.header)
         top.addWidget(self.time)
         top.addStretch()
@@ -136,6 +141,11 @@ class MessageWidget(QFrame):
         else:
             self.body.setPlainText(text)
         self.status.setText(note)
+
+    def set_avatar(self, picture: QPixmap | None) -> None:
+        self.avatar.setVisible(picture is not None)
+        if picture is not None:
+            self.avatar.setPixmap(picture)
 
     def set_time(self, created_at: float) -> None:
         self.time.setText(time.strftime("%H:%M · %d %b %Y", time.localtime(created_at)))
@@ -312,6 +322,25 @@ def glyph_icon(glyph: str, color: str) -> QIcon:
     return QIcon(pixmap)
 
 
+AVATAR_SIZE = 28
+
+
+@lru_cache(maxsize=16)
+def avatar_picture(path: str) -> QPixmap | None:
+    """A card's picture, small: None when the file is gone or is not an image Qt can read (the
+    reader's allocation limit refuses a picture that would unpack to more than 256 MB)."""
+    reader = QImageReader(path)
+    image = reader.read()
+    if image.isNull():
+        return None
+    size = AVATAR_SIZE * 2  # sharp on a high-density screen
+    mode = Qt.TransformationMode.SmoothTransformation
+    square = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatioByExpanding, mode)
+    picture = QPixmap.fromImage(square.copy((square.width() - size) // 2, 0, size, size))
+    picture.setDevicePixelRatio(2)
+    return picture
+
+
 def _keep_space_when_hidden(widget: QWidget) -> None:
     """Showing it on hover must not move the text under the mouse."""
     policy = widget.sizePolicy()
@@ -405,7 +434,7 @@ class ConversationView(QScrollArea):
         self.hint.show()
         self.recommend.setVisible(bool(self.recommend.text()))
 
-    def show_greeting(self, speaker: str, text: str) -> None:
+    def show_greeting(self, speaker: str, text: str, picture: QPixmap | None = None) -> None:
         """The frame's opening message (a character's greeting): shown first, not a stored turn."""
         if self.greeting is not None:
             self.greeting.deleteLater()
@@ -413,6 +442,7 @@ class ConversationView(QScrollArea):
         if text:
             self.greeting = MessageWidget("assistant", -1, speaker)
             self.greeting.set_final(text, "greeting")
+            self.greeting.set_avatar(picture)
             self.column.insertWidget(2, self.greeting)
             self.greeting.setVisible(self.first_shown == 0)
             self.hint.hide()

@@ -16,11 +16,13 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
+from PySide6.QtGui import QPixmap
 
 from app.scaffold import Message
+from app.scaffold.template import avatars_dir
 from app.service import PathTail, as_messages, sampling_overrides
 from app.store.chats import StoredMessage
-from app.ui.messages import MessageWidget, copy_to_clipboard
+from app.ui.messages import MessageWidget, avatar_picture, copy_to_clipboard
 from app.ui.settings import load_sampling
 from app.ui.worker import ReplyOutcome, ReplyRequest
 
@@ -407,10 +409,17 @@ class ReplyController(QObject):
         if older:
             older[-1].add_actions(*older[-1].versions, can_continue=False, last=False)
 
+    def character_picture(self) -> QPixmap | None:
+        """The frame's card picture, beside each of the character's turns (None: no picture)."""
+        avatar = self.w.template.avatar
+        return avatar_picture(str(avatars_dir() / avatar)) if avatar else None
+
     def new_turn(self, role: str, position: int) -> MessageWidget:
         template = self.w.template
         speaker = template.user_name if role == "user" else template.assistant_name
         turn = self.w.view.add_turn(role, position, speaker)
+        if role == "assistant":
+            turn.set_avatar(self.character_picture())
         turn.copy_requested.connect(copy_to_clipboard)
         turn.regenerate.connect(self.regenerate)
         turn.continue_.connect(self.continue_reply)
