@@ -30,10 +30,10 @@ from app.service import ConversationService
 from app.store import ChatStore
 from app.ui.composer import Composer
 from app.ui.conversation_actions import ConversationActions
+from app.ui.conversation_view import ConversationView
 from app.ui.frame import FramePanel
 from app.ui.frame_actions import FrameActions
 from app.ui.loom_window import Loom
-from app.ui.messages import ConversationView
 from app.ui.model_loading import ModelLoading
 from app.ui.notebook import Notebook
 from app.ui.replies import ReplyController

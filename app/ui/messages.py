@@ -1,4 +1,4 @@
-"""The conversation pane: one widget per turn, streaming appended at the end.
+"""A turn of the conversation: one widget per message, streaming appended at the end.
 
 While a reply streams, each chunk is inserted at the end of its own
 document with a text cursor: no re-render of the reply or the conversation,
@@ -11,12 +11,11 @@ edit(int), alternative(int, int) — positions in the conversation.
 
 from __future__ import annotations
 
-import bisect
 import re
 import time
 from functools import lru_cache
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QGuiApplication,
@@ -33,8 +32,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
-    QScrollArea,
     QSizePolicy,
     QTextBrowser,
     QToolButton,
@@ -98,24 +95,7 @@ class MessageWidget(QFrame):
         # The bubble (colour, border, indent) comes from resources/styles/basechat.qss.
         layout = self.column = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 6)
-        self.header = QLabel(speaker)
-        self.header.setObjectName("speaker")
-        self.status = QLabel("")
-        self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.avatar = QLabel()  # a card's picture, beside the character's name
-        self.avatar.setAccessibleName(f"{speaker}'s picture")
-        self.avatar.hide()
-        self.time = QLabel("")  # when it was written: shown on hover, as chat apps do
-        self.time.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        _keep_space_when_hidden(self.time)
-        self.time.hide()
-        top = QHBoxLayout()
-        top.addWidget(self.avatar)
-        top.addWidget(self.header)
-        top.addWidget(self.time)
-        top.addStretch()
-        top.addWidget(self.status)
-        layout.addLayout(top)
+        layout.addLayout(self._header_row(speaker))
         self.body = _Body()
         self.body.setAccessibleName(f"{speaker} text")
         layout.addWidget(self.body)
@@ -126,6 +106,26 @@ class MessageWidget(QFrame):
         self.action_row.setSpacing(2)
         layout.addWidget(self.action_bar)
         self._hovered = self._editing = False
+
+    def _header_row(self, speaker: str) -> QHBoxLayout:
+        """Picture (a card's), name, the time on hover, and a note at the right ("writing…")."""
+        self.avatar = QLabel()
+        self.avatar.setAccessibleName(f"{speaker}'s picture")
+        self.avatar.hide()
+        self.header = QLabel(speaker)
+        self.header.setObjectName("speaker")
+        self.time = QLabel("")  # when it was written: shown on hover, as chat apps do
+        self.time.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        _keep_space_when_hidden(self.time)
+        self.time.hide()
+        self.status = QLabel("")
+        self.status.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        row = QHBoxLayout()
+        for widget in (self.avatar, self.header, self.time):
+            row.addWidget(widget)
+        row.addStretch()
+        row.addWidget(self.status)
+        return row
 
     # -- content ---------------------------------------------------------------
 
@@ -302,7 +302,6 @@ class MessageWidget(QFrame):
         return button
 
 
-READABLE_WIDTH = 860  # pixels of the chat column: about 90 characters a line, as chat apps keep
 _GLYPHS = {"Copy": "❐", "Edit": "✎", "Regenerate": "↻", "Continue": "»", "Tokens": "%"}
 
 
@@ -353,157 +352,6 @@ def _clear(layout) -> None:
         item = layout.takeAt(0)
         if item.widget():
             item.widget().deleteLater()
-
-
-class ConversationView(QScrollArea):
-    """The turns drawn: the newest page of the shown path, and earlier pages when asked for. Holds
-    no data of its own beyond what it shows."""
-
-    earlier_requested = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setAccessibleName("Conversation")
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        inner = QWidget()
-        self.column = QVBoxLayout(inner)
-        self.column.setSpacing(8)
-        self.earlier = QPushButton("")  # "Show earlier messages": a long chat opens at its newest page
-        self.earlier.setAccessibleName("Show earlier messages")
-        self.earlier.clicked.connect(self.earlier_requested)
-        self.earlier.hide()
-        self.column.addWidget(self.earlier, 0, Qt.AlignmentFlag.AlignHCenter)
-        self.first_shown = 0  # the path's position of the earliest turn drawn
-        self._anchor: int | None = None  # distance from the bottom kept while turns are prepended
-        self.hint = QLabel(
-            "<h3>Chat with a base model, offline</h3>"
-            "<p>Type a message below. Basechat wraps it in a conversation transcript so the model "
-            "answers like a chat partner.<br>The <b>Frame</b> button shows exactly what the model reads.</p>"
-        )
-        self.hint.setObjectName("emptyHint")
-        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setWordWrap(True)
-        self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.column.addWidget(self.hint)
-        self.recommend = QPushButton("")  # "For better answers, download …" (set by the window)
-        self.recommend.setAccessibleName("Recommended model")
-        self.recommend.hide()
-        self.column.addWidget(self.recommend, 0, Qt.AlignmentFlag.AlignHCenter)
-        self.column.addStretch()
-        self.setWidget(inner)
-        self.turns: list[MessageWidget] = []
-        self.greeting: MessageWidget | None = None
-        self.verticalScrollBar().rangeChanged.connect(self._follow)
-        self.verticalScrollBar().actionTriggered.connect(self._scrolled)
-        self.verticalScrollBar().valueChanged.connect(self._offer_latest)
-        self._stick = True
-        self.latest = QToolButton(self)  # floats over the bottom right once the user scrolled up
-        self.latest.setText("↓ Latest")
-        self.latest.setAccessibleName("Jump to the latest message")
-        self.latest.setToolTip("Jump to the latest message (new text scrolls into view again)")
-        self.latest.setObjectName("jumpToLatest")
-        self.latest.clicked.connect(self.jump_to_latest)
-        self.latest.hide()
-
-    def jump_to_latest(self) -> None:
-        bar = self.verticalScrollBar()
-        bar.setValue(bar.maximum())
-        self._stick = True
-
-    def _offer_latest(self) -> None:
-        """Scrolled up more than half a screen: following new text stops, and the button offers it."""
-        bar = self.verticalScrollBar()
-        self.latest.setVisible(bar.maximum() - bar.value() > self.viewport().height() // 2)
-        self.latest.raise_()
-
-    def resizeEvent(self, event) -> None:
-        """A readable line length: on a wide window the turns keep to a centred column."""
-        super().resizeEvent(event)
-        side = max(8, (self.viewport().width() - READABLE_WIDTH) // 2)
-        self.column.setContentsMargins(side, 8, side, 8)
-        size, port = self.latest.sizeHint(), self.viewport().geometry()
-        self.latest.move(port.right() - size.width() - 16, port.bottom() - size.height() - 12)
-
-    def clear(self) -> None:
-        for turn in self.turns:
-            turn.deleteLater()
-        self.turns = []
-        self.set_first_shown(0)
-        self.show_greeting("", "")
-        self.hint.show()
-        self.recommend.setVisible(bool(self.recommend.text()))
-
-    def show_greeting(self, speaker: str, text: str, picture: QPixmap | None = None) -> None:
-        """The frame's opening message (a character's greeting): shown first, not a stored turn."""
-        if self.greeting is not None:
-            self.greeting.deleteLater()
-            self.greeting = None
-        if text:
-            self.greeting = MessageWidget("assistant", -1, speaker)
-            self.greeting.set_final(text, "greeting")
-            self.greeting.set_avatar(picture)
-            self.column.insertWidget(2, self.greeting)
-            self.greeting.setVisible(self.first_shown == 0)
-            self.hint.hide()
-
-    def set_first_shown(self, position: int) -> None:
-        """Turns before ``position`` are not drawn: the button at the top offers them."""
-        self.first_shown = position
-        self.earlier.setText(f"Show earlier messages ({position:,} more)")
-        self.earlier.setVisible(position > 0)
-        if self.greeting is not None:
-            self.greeting.setVisible(position == 0)
-
-    def keep_place(self) -> None:
-        """Turns are about to be put above the visible ones: what is on screen stays put."""
-        bar = self.verticalScrollBar()
-        self._anchor = bar.maximum() - bar.value()
-        QTimer.singleShot(250, self._drop_anchor)  # the new turns' heights settle over a few layouts
-
-    def _drop_anchor(self) -> None:
-        self._anchor = None
-
-    def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
-        """A turn in position order: after the others as a chat grows, above them for an earlier page."""
-        turn = MessageWidget(role, position, speaker)
-        self.hint.hide()
-        self.recommend.hide()
-        index = bisect.bisect([t.position for t in self.turns], position)
-        at = self.column.indexOf(self.turns[index]) if index < len(self.turns) else self.column.count() - 1
-        self.column.insertWidget(at, turn)
-        self.turns.insert(index, turn)
-        self._stick = self._stick or index == len(self.turns) - 1
-        return turn
-
-    def add_box(self, widget: QWidget) -> None:
-        """A widget under the turns (the alternatives being written)."""
-        self.column.insertWidget(self.column.count() - 1, widget)
-        self._stick = True
-
-    def remove_from(self, position: int) -> None:
-        keep = [t for t in self.turns if t.position < position]
-        for turn in self.turns[len(keep) :]:
-            turn.deleteLater()
-        self.turns = keep
-        self.hint.setVisible(not keep and self.greeting is None)
-
-    def _scrolled(self, _action: int) -> None:
-        """Scrolling to the top of a chat opened at its newest page fetches the page before it."""
-        bar = self.verticalScrollBar()
-        if self.first_shown > 0 and bar.sliderPosition() <= bar.minimum():
-            QTimer.singleShot(0, self.earlier_requested.emit)
-
-    def _follow(self, _low: int, high: int) -> None:
-        """Keep the newest text in view while it streams, unless the user scrolled up; keep the
-        place when a page of earlier turns was put above."""
-        bar = self.verticalScrollBar()
-        if self._anchor is not None:
-            bar.setValue(high - self._anchor)
-            return
-        if self._stick or bar.value() >= bar.maximum() - 80:
-            QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))
-            self._stick = False
 
 
 def copy_to_clipboard(text: str) -> None:
