@@ -28,42 +28,42 @@ class ConversationView(QScrollArea):
         inner = QWidget()
         self.column = QVBoxLayout(inner)
         self.column.setSpacing(8)
-        self.earlier = QPushButton("")  # "Show earlier messages": a long chat opens at its newest page
-        self.earlier.setAccessibleName("Show earlier messages")
-        self.earlier.clicked.connect(self.earlier_requested)
-        self.earlier.hide()
-        self.column.addWidget(self.earlier, 0, Qt.AlignmentFlag.AlignHCenter)
         self.first_shown = 0  # the path's position of the earliest turn drawn
         self._anchor: int | None = None  # distance from the bottom kept while turns are prepended
-        self.hint = QLabel(
-            "<h3>Chat with a base model, offline</h3>"
-            "<p>Type a message below. Basechat wraps it in a conversation transcript so the model "
-            "answers like a chat partner.<br>The <b>Frame</b> button shows exactly what the model reads.</p>"
-        )
-        self.hint.setObjectName("emptyHint")
-        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.hint.setWordWrap(True)
-        self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.earlier = self._centred_button("Show earlier messages")  # a long chat opens at its newest page
+        self.earlier.clicked.connect(self.earlier_requested)
+        self.hint = _empty_hint()
         self.column.addWidget(self.hint)
-        self.recommend = QPushButton("")  # "For better answers, download …" (set by the window)
-        self.recommend.setAccessibleName("Recommended model")
-        self.recommend.hide()
-        self.column.addWidget(self.recommend, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.recommend = self._centred_button("Recommended model")  # "For better answers, download …"
         self.column.addStretch()
         self.setWidget(inner)
         self.turns: list[MessageWidget] = []
         self.greeting: MessageWidget | None = None
-        self.verticalScrollBar().rangeChanged.connect(self._follow)
-        self.verticalScrollBar().actionTriggered.connect(self._scrolled)
-        self.verticalScrollBar().valueChanged.connect(self._offer_latest)
+        bar = self.verticalScrollBar()
+        bar.rangeChanged.connect(self._follow)
+        bar.actionTriggered.connect(self._scrolled)
+        bar.valueChanged.connect(self._offer_latest)
         self._stick = True
-        self.latest = QToolButton(self)  # floats over the bottom right once the user scrolled up
-        self.latest.setText("↓ Latest")
-        self.latest.setAccessibleName("Jump to the latest message")
-        self.latest.setToolTip("Jump to the latest message (new text scrolls into view again)")
-        self.latest.setObjectName("jumpToLatest")
-        self.latest.clicked.connect(self.jump_to_latest)
-        self.latest.hide()
+        self.latest = self._latest_button()
+
+    def _centred_button(self, name: str) -> QPushButton:
+        """A hidden button in the column, its text set when it is shown."""
+        button = QPushButton("")
+        button.setAccessibleName(name)
+        button.hide()
+        self.column.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        return button
+
+    def _latest_button(self) -> QToolButton:
+        """Floats over the bottom right once the person scrolled up."""
+        latest = QToolButton(self)
+        latest.setText("↓ Latest")
+        latest.setAccessibleName("Jump to the latest message")
+        latest.setToolTip("Jump to the latest message (new text scrolls into view again)")
+        latest.setObjectName("jumpToLatest")
+        latest.clicked.connect(self.jump_to_latest)
+        latest.hide()
+        return latest
 
     def jump_to_latest(self) -> None:
         bar = self.verticalScrollBar()
@@ -163,3 +163,16 @@ class ConversationView(QScrollArea):
         if self._stick or bar.value() >= bar.maximum() - 80:
             QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))
             self._stick = False
+
+
+def _empty_hint() -> QLabel:
+    hint = QLabel(
+        "<h3>Chat with a base model, offline</h3>"
+        "<p>Type a message below. Basechat wraps it in a conversation transcript so the model "
+        "answers like a chat partner.<br>The <b>Frame</b> button shows exactly what the model reads.</p>"
+    )
+    hint.setObjectName("emptyHint")
+    hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    hint.setWordWrap(True)
+    hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return hint
