@@ -213,12 +213,7 @@ class ChatStore:
         return [_message(row) for row in rows]
 
     def _thread(self, conversation_id: int) -> list[StoredMessage]:
-        rows = self.db.execute(
-            f"{_PATH} SELECT m.*, {_SIBLINGS} FROM path JOIN messages m ON m.id = path.id"
-            " ORDER BY path.depth",
-            (conversation_id,),
-        )
-        return [_message(row) for row in rows]
+        return self.path_slice(conversation_id, 0)
 
     def rename(self, conversation_id: int, title: str) -> None:
         if not title.strip():
