@@ -166,8 +166,7 @@ def fits_here(entries: list[CatalogEntry]) -> dict[str, Fit]:
     from app.models.default import ensure_default_model
     from app.paths import data_dir
 
-    machine = this_machine(calibrated_bandwidth(ensure_default_model(), data_dir()))
-    return {entry.id: estimate(entry, machine) for entry in entries}
+    return _estimates(entries, calibrated_bandwidth(ensure_default_model(), data_dir()))
 
 
 def known_fits_here(entries: list[CatalogEntry]) -> dict[str, Fit] | None:
@@ -175,7 +174,9 @@ def known_fits_here(entries: list[CatalogEntry]) -> dict[str, Fit] | None:
     from app.paths import data_dir
 
     bandwidth = known_bandwidth(data_dir())
-    if bandwidth is None:
-        return None
+    return None if bandwidth is None else _estimates(entries, bandwidth)
+
+
+def _estimates(entries: list[CatalogEntry], bandwidth: float) -> dict[str, Fit]:
     machine = this_machine(bandwidth)
     return {entry.id: estimate(entry, machine) for entry in entries}
