@@ -29,6 +29,7 @@ class ModelLoading(QObject):
         self.recommended: CatalogEntry | None = None  # what the empty chat suggests downloading
         self.used = 0  # tokens the last reply's prompt and text took
         self.speed = ""
+        self.calibrated = False  # this machine's speed is known (read once, not at every reply)
         worker = window.worker
         worker.model_loading.connect(self.on_loading)
         worker.model_ready.connect(self.on_ready)
@@ -124,15 +125,18 @@ class ModelLoading(QObject):
     def calibrate_from(self, tokens: int, tokens_per_s: float) -> None:
         """A reply of the embedded model long enough to time is this machine's calibration, kept
         once; the suggestion of a better model follows from it."""
-        from app.models.default import ensure_default_model
+        from pathlib import Path
+
         from app.models.fit import known_bandwidth, record_speed
         from app.paths import data_dir
 
         info = self.w.model_info or {}
-        if info.get("id") != DEFAULT_MODEL_ID or tokens < MIN_TOKENS_TO_CALIBRATE:
+        if self.calibrated or info.get("id") != DEFAULT_MODEL_ID or tokens < MIN_TOKENS_TO_CALIBRATE:
             return
-        if known_bandwidth(data_dir()) is None:
-            record_speed(ensure_default_model(), data_dir(), tokens_per_s)
+        self.calibrated = known_bandwidth(data_dir()) is not None
+        if not self.calibrated:
+            record_speed(Path(info["location"]), data_dir(), tokens_per_s)  # the file it ran
+            self.calibrated = True
             self._recommend_a_model()
 
     def _recommend_a_model(self) -> None:
