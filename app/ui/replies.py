@@ -234,17 +234,16 @@ class ReplyController(QObject):
         the chosen branch's."""
         cid, turn = self.w.conversation_id, self.turn_at(position)
         assert turn is not None and cid is not None
-        length = self.w.store.path_length(cid)
-        self.finish_turn(turn, self.stored_at(position), last=position == length - 1)
-        self.w.view.remove_from(position + 1)
-        if length - position > PAGE:  # a long branch below: its newest page, not all of it
+        shown = self.w.store.path_slice(cid, position, position + PAGE + 1)
+        if len(shown) > PAGE:  # a long branch below: its newest page, not all of it
             self.w.view.remove_from(0)
             self.show_newest()
             self.w.statusBar().showMessage("This branch is long: its newest messages are shown.", 8000)
         else:
-            below = self.w.store.path_slice(cid, position + 1)
-            for message in below:
-                self.show_message(message, last=message is below[-1])
+            self.finish_turn(turn, shown[0], last=len(shown) == 1)
+            self.w.view.remove_from(position + 1)
+            for message in shown[1:]:
+                self.show_message(message, last=message is shown[-1])
         self.w.loom.refresh_tree()
         self.w.frames.inspect_prompt()
 
