@@ -223,3 +223,27 @@ def test_a_template_cannot_point_its_avatar_anywhere_but_its_own_folder(value):
     assert template_from_dict({"preamble": "p", "avatar": value}).avatar == ""
     kept = template_from_dict({"preamble": "p", "avatar": "0123456789abcdef.png"})
     assert template_from_dict(template_to_dict(kept)).avatar == "0123456789abcdef.png"
+
+
+def test_code_is_coloured_again_when_the_palette_turns_dark(qtbot, unloaded_window):
+    from PySide6.QtGui import QColor, QGuiApplication, QPalette, QTextFormat
+
+    window = unloaded_window
+    window.chats.open(imported(window.store, 2))
+    reply = window.view.turns[1]
+
+    def code_colours() -> list[str]:
+        block = reply.body.document().begin()
+        while not block.blockFormat().hasProperty(QTextFormat.Property.BlockCodeFence):
+            block = block.next()
+        return [r.format.foreground().color().name() for r in block.layout().formats()]
+
+    light, dark = QGuiApplication.palette(), QPalette(QGuiApplication.palette())
+    before = code_colours()
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    QApplication.setPalette(dark)
+    try:
+        # Pygments' dark style, not the light one on a dark bubble (the palette reaches it queued)
+        qtbot.waitUntil(lambda: code_colours() != before, timeout=5000)
+    finally:
+        QApplication.setPalette(light)

@@ -55,6 +55,13 @@ class CodeHighlighter(QSyntaxHighlighter):
         self.style_name = DARK_STYLE if dark else LIGHT_STYLE
         super().__init__(document)
 
+    def set_dark(self, dark: bool) -> None:
+        """The palette switched: colour the code again in the style that suits it."""
+        style_name = DARK_STYLE if dark else LIGHT_STYLE
+        if style_name != self.style_name:
+            self.style_name = style_name
+            self.rehighlight()
+
     def highlightBlock(self, text: str) -> None:
         block = self.currentBlock().blockFormat()
         if not text or not block.hasProperty(QTextFormat.Property.BlockCodeFence):

@@ -106,6 +106,7 @@ class MessageWidget(QFrame):
         self.action_row.setSpacing(2)
         layout.addWidget(self.action_bar)
         self._hovered = self._editing = False
+        self.highlighter: CodeHighlighter | None = None  # made for the first reply text with code
 
     def _header_row(self, speaker: str) -> QHBoxLayout:
         """Picture (a card's), name, the time on hover, and a note at the right ("writing…")."""
@@ -133,9 +134,8 @@ class MessageWidget(QFrame):
         """Render once as Markdown (code blocks coloured); add the buttons that fit this turn."""
         self.text = text
         if self.role == "assistant":
-            if "```" in text and not hasattr(self, "highlighter"):
-                dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
-                self.highlighter = CodeHighlighter(self.body.document(), dark)
+            if "```" in text and self.highlighter is None:
+                self.highlighter = CodeHighlighter(self.body.document(), self._dark())
             # No HTML: a reply or an imported greeting that holds tags shows them as text.
             self.body.document().setMarkdown(text or "*(no reply)*", _MARKDOWN)
         else:
@@ -163,13 +163,19 @@ class MessageWidget(QFrame):
         super().leaveEvent(event)
 
     def changeEvent(self, event) -> None:
-        """Light to dark (or back): the icons are redrawn in the new text colour."""
+        """Light to dark (or back): the icons are redrawn in the new text colour, code in the
+        matching Pygments style."""
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange:
             color = self.palette().color(QPalette.ColorRole.Text).name()
             for button in self.action_bar.findChildren(QToolButton):
                 if button.text() in _GLYPHS:
                     button.setIcon(glyph_icon(_GLYPHS[button.text()], color))
+            if self.highlighter is not None:
+                self.highlighter.set_dark(self._dark())
+
+    def _dark(self) -> bool:
+        return self.palette().color(QPalette.ColorRole.Base).lightness() < 128
 
     def _show_hover(self) -> None:
         """Actions show under the newest reply, while editing, and on the turn under the mouse."""
