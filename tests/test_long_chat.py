@@ -47,13 +47,23 @@ def test_scrolling_to_the_top_draws_the_page_before_and_keeps_the_place(qtbot, u
     window.chats.open(imported(window.store, 100))
     qtbot.waitUntil(lambda: window.view.verticalScrollBar().value() > 0)  # opened at the newest
     bar, first = window.view.verticalScrollBar(), window.view.turns[0]
+
+    def top() -> int:
+        return first.mapTo(window.view.viewport(), first.rect().topLeft()).y()
+
     bar.triggerAction(QAbstractSlider.SliderAction.SliderToMinimum)  # as the wheel or a drag does
-    top_before = first.mapTo(window.view.viewport(), first.rect().topLeft()).y()
+    top_before = top()
     qtbot.waitUntil(lambda: window.view.first_shown == 100 - 2 * PAGE)
     assert [t.position for t in window.view.turns] == list(range(100 - 2 * PAGE, 100))
-    qtbot.wait(300)  # the new turns' heights settle
-    top_after = first.mapTo(window.view.viewport(), first.rect().topLeft()).y()
-    assert abs(top_after - top_before) < 30  # what was on screen stays on screen
+    above = window.view.turns[PAGE - 1]  # the last of the new page
+
+    def laid_out_in_place() -> bool:
+        """The new page is laid out above the turn that was first, and that turn is where it was."""
+        return above.geometry().bottom() < first.geometry().top() and abs(top() - top_before) < 30
+
+    qtbot.waitUntil(laid_out_in_place)
+    QApplication.processEvents()  # later layout passes (heights settling) keep it there
+    assert abs(top() - top_before) < 30  # what was on screen stays on screen
 
 
 def test_actions_far_up_a_long_chat_work(qtbot, window):

@@ -29,7 +29,8 @@ class ConversationView(QScrollArea):
         self.column = QVBoxLayout(inner)
         self.column.setSpacing(8)
         self.first_shown = 0  # the path's position of the earliest turn drawn
-        self._anchor: int | None = None  # distance from the bottom kept while turns are prepended
+        # While earlier turns are put above: the turn that was first, and its offset on screen.
+        self._anchor: tuple[MessageWidget, int] | None = None
         self.earlier = self._centred_button("Show earlier messages")  # a long chat opens at its newest page
         self.earlier.clicked.connect(self.earlier_requested)
         self.hint = _empty_hint()
@@ -67,6 +68,7 @@ class ConversationView(QScrollArea):
 
     def jump_to_latest(self) -> None:
         bar = self.verticalScrollBar()
+        self._anchor = None
         bar.setValue(bar.maximum())
         self._stick = True
 
@@ -85,6 +87,7 @@ class ConversationView(QScrollArea):
         self.latest.move(port.right() - size.width() - 16, port.bottom() - size.height() - 12)
 
     def clear(self) -> None:
+        self._anchor = None
         for turn in self.turns:
             turn.deleteLater()
         self.turns = []
@@ -115,13 +118,11 @@ class ConversationView(QScrollArea):
             self.greeting.setVisible(position == 0)
 
     def keep_place(self) -> None:
-        """Turns are about to be put above the visible ones: what is on screen stays put."""
-        bar = self.verticalScrollBar()
-        self._anchor = bar.maximum() - bar.value()
-        QTimer.singleShot(250, self._drop_anchor)  # the new turns' heights settle over a few layouts
-
-    def _drop_anchor(self) -> None:
-        self._anchor = None
+        """Turns are about to be put above the visible ones: the turn that is first now keeps its
+        place on screen through every layout that follows, until the person scrolls again."""
+        if self.turns:
+            first = self.turns[0]
+            self._anchor = (first, first.y() - self.verticalScrollBar().value())
 
     def add_turn(self, role: str, position: int, speaker: str) -> MessageWidget:
         """A turn in position order: after the others as a chat grows, above them for an earlier page."""
@@ -132,7 +133,8 @@ class ConversationView(QScrollArea):
         at = self.column.indexOf(self.turns[index]) if index < len(self.turns) else self.column.count() - 1
         self.column.insertWidget(at, turn)
         self.turns.insert(index, turn)
-        self._stick = self._stick or index == len(self.turns) - 1
+        if index == len(self.turns) - 1:  # a new turn at the end: follow it again
+            self._stick, self._anchor = True, None
         return turn
 
     def add_box(self, widget: QWidget) -> None:
@@ -141,6 +143,7 @@ class ConversationView(QScrollArea):
         self._stick = True
 
     def remove_from(self, position: int) -> None:
+        self._anchor = None
         keep = [t for t in self.turns if t.position < position]
         for turn in self.turns[len(keep) :]:
             turn.deleteLater()
@@ -150,6 +153,7 @@ class ConversationView(QScrollArea):
     def _scrolled(self, _action: int) -> None:
         """Scrolling to the top of a chat opened at its newest page fetches the page before it."""
         bar = self.verticalScrollBar()
+        self._anchor = None  # the person moves the view now
         if self.first_shown > 0 and bar.sliderPosition() <= bar.minimum():
             QTimer.singleShot(0, self.earlier_requested.emit)
 
@@ -158,7 +162,8 @@ class ConversationView(QScrollArea):
         place when a page of earlier turns was put above."""
         bar = self.verticalScrollBar()
         if self._anchor is not None:
-            bar.setValue(high - self._anchor)
+            turn, offset = self._anchor
+            bar.setValue(turn.y() - offset)
             return
         if self._stick or bar.value() >= bar.maximum() - 80:
             QTimer.singleShot(0, lambda: bar.setValue(bar.maximum()))
