@@ -267,12 +267,13 @@ def loops(tokens: tuple[int, ...] | list[int], finish_reason: str = "stop") -> b
 
 
 def across_seeds(summaries: list[dict]) -> dict:
-    """One summary of runs with different seeds: each figure's mean, with its min and max."""
+    """One summary of runs with different seeds: each figure's mean, with its min and max (a
+    figure no seed moved, such as the number of questions, keeps its own value and type)."""
     merged = dict(summaries[0])
     for key, value in summaries[0].items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values = [s[key] for s in summaries]
-            merged[key] = round(sum(values) / len(values), 4)
+            merged[key] = value if len(set(values)) == 1 else round(sum(values) / len(values), 4)
             merged[f"{key}_min"], merged[f"{key}_max"] = min(values), max(values)
     return merged
 

@@ -31,7 +31,8 @@ def memory_probe(path: str, n_tokens: int) -> None:
     from app.scaffold import DEFAULT_TEMPLATE, load_template
 
     short = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": 48})
-    with closing(open_backend(Path(path), state_dir=Path(tempfile.mkdtemp()))) as engine:
+    states = tempfile.TemporaryDirectory(prefix="basechat-memory-")  # the states go with the probe
+    with states, closing(open_backend(Path(path), state_dir=Path(states.name))) as engine:
         for chat in range(3):
             session = ChatSession(engine, load_template(DEFAULT_TEMPLATE), short)
             for turn in range(4):
