@@ -257,3 +257,16 @@ def test_code_is_coloured_again_when_the_palette_turns_dark(qtbot, unloaded_wind
         qtbot.waitUntil(lambda: code_colours() != before, timeout=5000)
     finally:
         QApplication.setPalette(light)
+
+
+def test_a_burst_of_wheel_steps_at_the_top_draws_one_page_not_one_per_step(qtbot, unloaded_window):
+    window = unloaded_window
+    window.chats.open(imported(window.store, 200))
+    bar = window.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.value() > 0)
+    bar.setValue(0)
+    for _ in range(5):  # a flick of the wheel: several steps before the event loop runs
+        bar.triggerAction(QAbstractSlider.SliderAction.SliderSingleStepSub)
+    qtbot.waitUntil(lambda: window.view.first_shown < 200 - PAGE)
+    QApplication.processEvents()
+    assert window.view.first_shown == 200 - 2 * PAGE and len(window.view.turns) == 2 * PAGE

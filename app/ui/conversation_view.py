@@ -45,6 +45,7 @@ class ConversationView(QScrollArea):
         bar.actionTriggered.connect(self._scrolled)
         bar.valueChanged.connect(self._offer_latest)
         self._stick = True
+        self._fetching = False  # a page of earlier turns is asked for and not drawn yet
         self.latest = self._latest_button()
 
     def _centred_button(self, name: str) -> QPushButton:
@@ -151,11 +152,17 @@ class ConversationView(QScrollArea):
         self.hint.setVisible(not keep and self.greeting is None)
 
     def _scrolled(self, _action: int) -> None:
-        """Scrolling to the top of a chat opened at its newest page fetches the page before it."""
+        """Scrolling to the top of a chat opened at its newest page fetches the page before it:
+        one page however many wheel steps arrive before it is drawn."""
         bar = self.verticalScrollBar()
         self._anchor = None  # the person moves the view now
-        if self.first_shown > 0 and bar.sliderPosition() <= bar.minimum():
-            QTimer.singleShot(0, self.earlier_requested.emit)
+        if self.first_shown > 0 and bar.sliderPosition() <= bar.minimum() and not self._fetching:
+            self._fetching = True
+            QTimer.singleShot(0, self._fetch_earlier)
+
+    def _fetch_earlier(self) -> None:
+        self._fetching = False
+        self.earlier_requested.emit()
 
     def _follow(self, _low: int, high: int) -> None:
         """Keep the newest text in view while it streams, unless the user scrolled up; keep the
