@@ -9,10 +9,12 @@ import pytest
 from app.chat import ChatSession
 from app.engine.base import SamplingParams
 from app.engine.llama import LlamaEngine
+from app.engine.remote import RemoteEngine, ServerConfig
 from app.scaffold import load_template
 from app.scaffold.fit import fit_pieces
 from app.scaffold.transcript import Piece
 from tests.conftest import ROOT
+from tests.servers import BIN, start_llama_server
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, repeat_penalty=1.0)
 
@@ -80,6 +82,24 @@ def test_an_engine_that_cannot_shift_drops_in_chunks_and_still_reuses_most_promp
         _session, after = _chat_past_the_context(engine, frame, 12)
         cold = [u for u in after if u.cached_tokens < u.prompt_tokens / 2]
         assert len(cold) <= 4 and engine.decoding.shifted_tokens == 0
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not (BIN / "llama-server").exists(), reason="run 'make servers' first")
+def test_llama_server_which_cannot_shift_gets_chunked_drops_and_still_reuses_most_prompts(
+    model_path, frame, tmp_path
+):
+    """The real engine that cannot shift: llama.cpp's own server, its prompt cache reused across
+    turns only while the prompt's start holds."""
+    server = start_llama_server(model_path, tmp_path / "server.log")
+    try:
+        with RemoteEngine(ServerConfig(server.url, n_ctx=1024)) as engine:
+            assert not engine.can_shift_context
+            _session, after = _chat_past_the_context(engine, frame, 12)
+    finally:
+        server.stop()
+    cold = [u for u in after if u.cached_tokens < u.prompt_tokens / 2]
+    assert len(cold) <= 4
 
 
 @pytest.mark.model
