@@ -57,9 +57,27 @@ def open_engine(args: argparse.Namespace, **settings):
     }
     if server is not None:
         engine = open_backend(server=server, n_ctx=settings.get("n_ctx"))
-        return engine.describe().name, engine
+        return engine.describe().name, with_draft(engine, args)
     model_id, path = resolve_model(getattr(args, "model", None))
-    return model_id, open_backend(path, **settings)
+    return model_id, with_draft(open_backend(path, **settings), args)
+
+
+def with_draft(engine, args: argparse.Namespace):
+    """The engine drafting as ``--draft`` says (default: from the text); a caveat the engine
+    gives for a choice made on the command line goes to stderr. A refused draft model closes
+    the engine and ends the command with its one-line reason."""
+    from app.models.drafts import DEFAULT_DRAFT
+    from app.service import apply_draft
+
+    choice = getattr(args, "draft", None)
+    try:
+        note = apply_draft(engine, choice or DEFAULT_DRAFT)
+    except BaseException:
+        engine.close()
+        raise
+    if note and choice:
+        print(note, file=sys.stderr)
+    return engine
 
 
 def server_config(args: argparse.Namespace):

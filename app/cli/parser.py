@@ -26,6 +26,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     parser.add_argument("--gpu-layers", type=int, help="layers to offload (default: all on Metal)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--draft", metavar="lookup|MODEL|off",
+                        help="speed up replies: drafts from the text (lookup, the default), "
+                             "a draft model of the same vocabulary, or off")  # fmt: skip
     server_options(parser)
 
 

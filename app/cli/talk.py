@@ -131,6 +131,8 @@ def _ask_json(reply, model_id: str, template: str) -> dict:
         **{k: usage[k] for k in ("prompt_tokens", "cached_tokens", "completion_tokens")},
         "ttft_s": round(usage["ttft_s"], 4),
         "tokens_per_s": round(usage["tokens_per_s"], 2),
+        "drafted_tokens": usage["drafted_tokens"],
+        "accepted_tokens": usage["accepted_tokens"],
         "model": model_id,
         "template": template,
         "dropped_turns": reply.dropped_turns,

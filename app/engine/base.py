@@ -87,6 +87,13 @@ class Usage:
     tokens_per_s: float
     prompt_eval_s: float
     total_s: float
+    drafted_tokens: int = 0  # speculative decoding: tokens proposed, and kept by the model
+    accepted_tokens: int = 0
+
+    @property
+    def acceptance(self) -> float | None:
+        """The share of drafted tokens the model kept (None when nothing was drafted)."""
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,17 @@ class Backend(Protocol):
         ...
 
     def describe(self) -> EngineInfo: ...
+
+    def use_draft(self, choice: str, always: bool = False) -> str:
+        """Speculative decoding: "off", "lookup" (drafts from the text itself) or a draft model's
+        path. Returns a one-line caveat where the engine cannot follow ("" when it does);
+        raises ModelLoadError for a draft model it cannot use."""
+        ...
+
+    @property
+    def draft_mode(self) -> str:
+        """ "off", "lookup", "model", or "server" (a remote server drafts as it was started)."""
+        ...
 
     def save_state(self) -> None:
         """Keep the KV state of what is cached, so the conversation resumes warm later."""

@@ -30,6 +30,7 @@ class Decoding:
         self._one = (lc.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
         self._candidates: CandidateSampler | None = None
+        self._batch: lc.llama_batch | None = None  # for drafts: made on first use, freed with the context
         self.shifted_tokens = 0  # cells removed by context shifts, for the bench and the tests
 
     @property
@@ -82,6 +83,31 @@ class Decoding:
         self._one[0] = token
         self.check(lc.llama_decode(self.ctx, lc.llama_batch_get_one(self._one, 1)))
         self.cached.append(token)
+
+    def decode_all_logits(self, tokens: list[int]) -> None:
+        """Evaluate ``tokens`` (fewer than a batch) with logits kept at every position, so a
+        draft can be checked token by token (``sample(sampler, i)`` reads position i)."""
+        batch = self._batch = self._batch or lc.llama_batch_init(self.n_batch, 0, 1)
+        start = len(self.cached)
+        batch.n_tokens = len(tokens)
+        for row, token in enumerate(tokens):
+            batch.token[row], batch.pos[row], batch.n_seq_id[row] = token, start + row, 1
+            batch.seq_id[row][0], batch.logits[row] = 0, 1
+        self.check(lc.llama_decode(self.ctx, batch))
+        self.cached.extend(tokens)
+
+    def forget_after(self, keep: int) -> None:
+        """Remove the cells after the first ``keep`` tokens (a draft's rejected tail)."""
+        if keep < len(self.cached):
+            if not lc.llama_memory_seq_rm(self.memory, 0, keep, -1):
+                self.clear()
+                raise ModelLoadError("llama.cpp could not remove a rejected draft from the cache.")
+            del self.cached[keep:]
+
+    def free(self) -> None:
+        if self._batch is not None:
+            lc.llama_batch_free(self._batch)
+            self._batch = None
 
     def check(self, rc: int) -> None:
         if rc != 0:

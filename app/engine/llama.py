@@ -9,7 +9,6 @@ this loop close to llama.cpp's own).
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import ctypes
 import logging
@@ -21,7 +20,7 @@ from pathlib import Path
 import llama_cpp as lc
 import psutil
 
-from app.engine import parallel
+from app.engine import drafting, parallel
 from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams, one_at_a_time
 from app.engine.decoding import Decoding, shared_length
 from app.engine.device import default_threads
@@ -104,6 +103,11 @@ class LlamaEngine:
         self._lock = threading.Lock()
         self._n_swa = lc.llama_model_n_swa(self._model)
         self._states = self._open_states(state_dir, kv_disk_cap, flash_attn)
+        self._draft_mode = "off"
+        self._draft_model: LlamaEngine | None = None
+        self._model_drafter: drafting.ModelDrafter | None = None
+        self._draft_policy = drafting.DraftPolicy()
+        self._policies: dict[tuple[str, bool], drafting.DraftPolicy] = {}  # learned, per choice
 
     # -- loading -------------------------------------------------------------
 
@@ -179,6 +183,8 @@ class LlamaEngine:
         if self._states is not None:
             self._states.close()
         with self._lock:
+            self._close_draft()
+            self.decoding.free()
             if self._ctx:
                 lc.llama_free(self._ctx)
                 self._ctx = None
@@ -361,7 +367,9 @@ class LlamaEngine:
             sampler = self.decoding.sampler(params)
             self.decoding.remember_prompt(sampler, prompt, params)
             try:
-                yield from self._sample_loop(gen, params, state, sampler)
+                drafter = self._drafter()
+                policy, n_ctx = self._draft_policy, self.n_ctx
+                yield from drafting.run(self.decoding, gen, params, state, sampler, drafter, policy, n_ctx)
             finally:
                 lc.llama_sampler_free(sampler)
         else:
@@ -371,26 +379,45 @@ class LlamaEngine:
             yield tail
         gen.result = state.completion(len(prompt), reused, self.tokenize)
 
-    def _sample_loop(self, gen: Generation, params, state: ReplyState, sampler) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for _ in range(params.max_tokens):
-            if gen.cancelled:
-                state.finish = "cancelled"
-                return
-            token, candidates = self.decoding.sample(sampler, -1, params.n_probs)
-            if self.decoding.is_end(token) and not params.ignore_eos:
-                state.first_token_at = state.first_token_at or time.perf_counter()
-                state.finish = "stop"
-                return
-            text = decoder.decode(self.decoding.piece(token))
-            shown = state.add((token,), text, clean=not decoder.getstate()[0], candidates=candidates)
-            if shown:
-                yield shown
-            if state.scanner.stopped:
-                state.finish = "stop"
-                return
-            self.decoding.decode_one(token)
-        state.finish = "length"
+    # -- drafting (speculative decoding) -----------------------------------------
+
+    def use_draft(self, choice: str, always: bool = False) -> str:
+        """Draft "off", by "lookup" in the text, or with the model file at path ``choice`` (loaded
+        beside this one, refused in one line when its vocabulary differs). Returns a caveat to
+        show ("" here: this engine does all three). ``always``: draft whatever is proposed, even
+        where it does not pay (the tests and the acceptance ceiling in the bench)."""
+        with self._lock:
+            self._close_draft()
+            self._draft_policy = self._policies.setdefault((choice, always), drafting.DraftPolicy(always))
+            if choice in ("off", "lookup"):
+                self._draft_mode = choice
+                return ""
+            draft = LlamaEngine(
+                choice, n_ctx=self.n_ctx, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers
+            )
+            why = drafting.vocabulary_mismatch(self.decoding, draft.decoding)
+            if why:
+                draft.close()
+                raise ModelLoadError(f"{draft.info.name} cannot draft for {self.info.name}: {why}.")
+            self._draft_model, self._draft_mode = draft, "model"
+            self._model_drafter = drafting.ModelDrafter(draft.decoding)
+            return ""
+
+    @property
+    def draft_mode(self) -> str:
+        return self._draft_mode
+
+    def _drafter(self) -> drafting.Drafter | None:
+        if self._draft_mode == "lookup":
+            return drafting.LookupDrafter()
+        return self._model_drafter if self._draft_mode == "model" else None
+
+    def _close_draft(self) -> None:
+        if self._model_drafter is not None:
+            self._model_drafter.close()
+        if self._draft_model is not None:
+            self._draft_model.close()
+        self._draft_model, self._model_drafter, self._draft_mode = None, None, "off"
 
     # -- alternatives ----------------------------------------------------------
 

@@ -239,6 +239,30 @@ class RemoteEngine:
     def close(self) -> None:
         self._client.close()
 
+    # -- drafting --------------------------------------------------------------
+
+    draft_mode = "server"
+
+    def use_draft(self, choice: str, always: bool = False) -> str:
+        """A server drafts as it was started, whatever a client asks (llama-server turned its
+        per-request ``speculative.*`` fields off). Returns the one line that says so."""
+        if self.kind != "llama":
+            return "An OpenAI-compatible server decides on drafting itself; Basechat cannot ask it to."
+        if self._server_drafts():
+            return "This llama-server drafts as it was started; Basechat cannot change that from here."
+        if choice == "off":
+            return ""
+        return ("This llama-server does not draft: start it with --spec-type ngram-simple (from the text) "
+                "or --model-draft FILE (a draft model); a client cannot ask for it.")  # fmt: skip
+
+    def _server_drafts(self) -> bool:
+        """Whether the server's slots say they can speculate (False when /slots is turned off)."""
+        try:
+            slots = self._get_json("/slots", missing_ok=True)
+        except RemoteError:
+            return False
+        return isinstance(slots, list) and any(isinstance(s, dict) and s.get("speculative") for s in slots)
+
     def __enter__(self) -> RemoteEngine:
         return self
 
@@ -321,6 +345,7 @@ class RemoteEngine:
             if final is not None:
                 state.finish, cached[0] = final.get("finish", state.finish), final.get("cached", 0)
                 self.last_timings = final.get("timings", {})
+                state.drafted, state.accepted = _draft_counts(self.last_timings)
                 return
             if state.scanner.stopped or state.generated > max_tokens:  # one more than asked: it ignores it
                 state.finish = "stop" if state.scanner.stopped else "length"
@@ -334,6 +359,14 @@ class RemoteEngine:
         if self.kind == "llama":
             return _native_event(data)
         return _openai_event(data)
+
+
+def _draft_counts(timings: dict) -> tuple[int, int]:
+    """llama-server's drafted and accepted tokens for one reply, when it drafted (else 0, 0)."""
+    drafted, accepted = timings.get("draft_n"), timings.get("draft_n_accepted")
+    if isinstance(drafted, int) and isinstance(accepted, int) and 0 <= accepted <= drafted:
+        return drafted, accepted
+    return 0, 0
 
 
 def _sampling(params: SamplingParams) -> dict:

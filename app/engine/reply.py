@@ -26,6 +26,8 @@ class ReplyState:
         self.ends: list[int] = []
         self.clean: list[bool] = []
         self.generated = 0
+        self.drafted = 0  # tokens proposed by a drafter, and how many of them the model kept
+        self.accepted = 0
         self._unplaced: list[int] = []  # tokens whose text has not arrived yet
         self.candidates: list[tuple[float, tuple[TokenChoice, ...]]] = []  # per token, with n_probs
         self.length = 0
@@ -78,6 +80,8 @@ class ReplyState:
             tokens_per_s=n / gen_time if n and gen_time > 0 else 0.0,
             prompt_eval_s=prompt_done - self.started,
             total_s=ended - self.started,
+            drafted_tokens=self.drafted,
+            accepted_tokens=self.accepted,
         )
         text = "".join(self.shown)
         tokens = tuple(self._reply_tokens(text, tokenize))

@@ -40,6 +40,7 @@ class CatalogEntry:
     source: str = ""  # where the entry was checked (a stored Hub page), if it was
     checked: str = ""  # what that page confirmed
     local_file: str | None = None  # set for files added from disk
+    vocabulary: str = ""  # the tokenizer family: models that share one can draft for each other
 
     @property
     def local_path(self) -> Path:

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from app.errors import BasechatError
 from app.models.default import DEFAULT_MODEL_ID
+from app.models.drafts import draft_partners
 from app.scaffold import Template
 from app.scaffold.template import save_user_template, template_slug
 from app.ui.messages import copy_to_clipboard
@@ -108,8 +109,9 @@ class FrameActions(QObject):
     def open_settings(self) -> None:
         w = self.w
         ram = (w.model_info or {}).get("state_ram_mb")
+        partners = tuple(e.id for e in draft_partners(str((w.model_info or {}).get("id", ""))))
         dialog = SettingsDialog(
-            w.replies.params(), load_engine(w.settings), w, w.loom.alternatives_per_reply(), ram
+            w.replies.params(), load_engine(w.settings), w, w.loom.alternatives_per_reply(), ram, partners
         )
         if not dialog.exec():
             return

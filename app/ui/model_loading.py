@@ -90,6 +90,8 @@ class ModelLoading(QObject):
         w.busy.hide()
         self.show_usage(0, "")
         w.frame.engine_note.setText(info["note"])
+        if info.get("draft_note"):
+            w.statusBar().showMessage(info["draft_note"], 15000)
         self._recommend_a_model()
         w.composer.button.setEnabled(True)
         self.fill_picker()

@@ -324,6 +324,8 @@ class ReplyController(QObject):
     def _show_outcome(self, outcome: ReplyOutcome) -> None:
         usage, w = outcome.usage, self.w
         speed = f"{usage.tokens_per_s:.0f} tok/s" if usage.completion_tokens >= MIN_TOKENS_FOR_SPEED else ""
+        if speed and usage.acceptance is not None:
+            speed += f" · {usage.acceptance:.0%} of drafted tokens accepted"
         w.models.show_usage(usage.prompt_tokens + usage.completion_tokens, speed)
         w.models.calibrate_from(usage.completion_tokens, usage.tokens_per_s)
         if outcome.dropped_turns:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.base import SamplingParams, ServerConfig
+from app.models.drafts import DEFAULT_DRAFT, DRAFT_LOOKUP, DRAFT_OFF, draft_label
 from app.ui import secrets
 from app.ui.worker import DEFAULT_KV_CAP_MB, EngineSettings
 
@@ -80,7 +81,7 @@ def load_engine(settings: QSettings) -> EngineSettings:
     return EngineSettings(
         n_ctx=get("n_ctx", 0), n_threads=get("n_threads", 0), n_gpu_layers=get("n_gpu_layers", -1),
         kv_cap_mb=int(str(settings.value("engine/kv_cap_mb", DEFAULT_KV_CAP_MB))),
-        server=load_server(settings),
+        server=load_server(settings), draft=str(settings.value("engine/draft", DEFAULT_DRAFT)),
     )  # fmt: skip
 
 
@@ -120,7 +121,7 @@ class SettingsDialog(QDialog):
 
     def __init__(
         self, params: SamplingParams, engine: EngineSettings, parent=None, alternatives: int = 1,
-        state_ram_mb: int | None = None,
+        state_ram_mb: int | None = None, draft_models: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -131,6 +132,8 @@ class SettingsDialog(QDialog):
         self.state_ram = QLabel(_state_ram_text(state_ram_mb))
         self.state_ram.setAccessibleName("Saved chat state in RAM")
         form.addRow("Saved chat state in RAM", self.state_ram)
+        self.draft = _draft_box(engine.draft, draft_models)
+        form.addRow("Speed up replies", self.draft)
         self.server = ServerFields(engine.server, form)
         form.addRow(_heading("Loom — applies to every chat"))
         self.alternatives = QSpinBox()
@@ -172,6 +175,7 @@ class SettingsDialog(QDialog):
         for name, box in self.fields.items():
             box.setValue(defaults[name])
         self.alternatives.setValue(DEFAULT_ALTERNATIVES)
+        self.draft.setCurrentIndex(self.draft.findData(DEFAULT_DRAFT))
 
     def sampling(self) -> SamplingParams:
         values = {name: _cast(name, self.fields[name].value()) for name in _SAMPLING_RANGES}
@@ -182,7 +186,28 @@ class SettingsDialog(QDialog):
         """Store the engine fields; returns a notice for the status bar (or "")."""
         for name in _ENGINE_RANGES:
             settings.setValue(f"engine/{name}", self.fields[name].value())
+        settings.setValue("engine/draft", self.draft.currentData())
         return self.server.save(settings)
+
+
+_DRAFT_TIP = (
+    "Guess a few tokens ahead and let the model check them all in one step: the reply is the same, "
+    "sooner when it repeats earlier text. From the text: guesses come from the chat itself (costs "
+    "nothing when they miss). A draft model: a small model of the same vocabulary guesses."
+)
+
+
+def _draft_box(current: str, models: tuple[str, ...]) -> QComboBox:
+    """Off, from the text, or one of the installed models that can draft for the loaded one."""
+    box = QComboBox()
+    for choice in (DRAFT_OFF, DRAFT_LOOKUP, *models):
+        box.addItem(draft_label(choice), choice)
+    if box.findData(current) < 0:  # a draft model since removed: shown, so OK keeps it visibly
+        box.addItem(draft_label(current), current)
+    box.setCurrentIndex(box.findData(current))
+    box.setAccessibleName("Speed up replies")
+    box.setToolTip(_DRAFT_TIP)
+    return box
 
 
 def _shown_values(params: SamplingParams, engine: EngineSettings) -> dict:

@@ -39,8 +39,9 @@ from app.chat import (
 from app.engine.base import Backend, SamplingParams, ServerConfig, Usage
 from app.engine.factory import open_backend
 from app.errors import BasechatError, ContextOverflow
+from app.models.drafts import DEFAULT_DRAFT
 from app.scaffold import Message, Template
-from app.service import ConversationService
+from app.service import ConversationService, apply_draft
 
 log = logging.getLogger(__name__)
 DEFAULT_KV_CAP_MB = 2048
@@ -54,6 +55,7 @@ class EngineSettings:
     n_gpu_layers: int | None = None
     server: ServerConfig | None = None  # set: the model lives on this inference server
     kv_cap_mb: int = 2048  # disk for saved KV states (instant resume); 0 turns them off
+    draft: str = DEFAULT_DRAFT  # speculative decoding: "off", "lookup" or a draft model's id
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,17 @@ class EngineWorker(QObject):
         if self.engine is not None:
             self.engine.close()
         self.engine, self.model_id = engine, model_id
-        self.model_ready.emit({"id": model_id, **asdict(engine.describe())})
+        draft_note = self._draft(engine, settings.draft)
+        self.model_ready.emit({"id": model_id, **asdict(engine.describe()), "draft_note": draft_note})
+
+    @staticmethod
+    def _draft(engine: Backend, choice: str) -> str:
+        """Drafting as Settings say; a draft model that cannot be used leaves drafting off, and
+        the reason (one line) is what the window shows."""
+        try:
+            return apply_draft(engine, choice)
+        except BasechatError as exc:
+            return f"{exc} Replies are not drafted."
 
     def release_model(self) -> None:
         """Free the model; called once the worker's thread has finished."""

@@ -1,0 +1,308 @@
+"""The local engine's token loop, with speculative decoding: more than one token per step of the
+model when a cheap guess of what comes next is right.
+
+A drafter proposes the next few tokens — from the text itself (prompt lookup: the last tokens
+also occur earlier, so propose what followed them there) or from a small model of the same
+vocabulary. The model then evaluates the pending token and the whole draft in one batch, with
+logits at every position, and its own sampler chain (the same chain, the same random stream)
+picks a token at each position in turn. A drafted token is kept while it is the one picked; the
+first one that is not is replaced by the token the sampler picked instead, and the cells after
+it are removed. So the reply is the one the model would have written without a draft: token
+for token when greedy, and from the same distribution when sampling. Drafting pays when the
+batch costs less than the tokens it saves; the draft length adapts to how often drafts hold.
+This is llama.cpp's own scheme (``common/speculative.cpp``, ``examples/lookup``), in Python
+around the same C calls.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+import llama_cpp as lc
+
+from app.engine.base import Generation, SamplingParams
+from app.engine.decoding import Decoding, shared_length
+from app.engine.reply import ReplyState
+
+MAX_DRAFT = 16  # tokens per draft at most: longer batches cost more than a miss saves on a CPU
+
+
+class Drafter(Protocol):
+    def propose(self, history: list[int], limit: int) -> list[int]:
+        """Up to ``limit`` tokens likely to follow ``history`` (nothing when there is no guess)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DraftPolicy:
+    """How many tokens to draft: the length expected to give the most tokens per second, or none
+    when drafting is not expected to beat one token per step. On a CPU a batch of n tokens costs
+    nearly n steps for small n (here, 2 tokens 1.9 steps, 5 tokens 2.4, 17 tokens 6), so drafts
+    are short or absent unless they keep being taken. What a batch costs is learned from the
+    decodes themselves (the prior is this machine's CPU curve, scaled by what was seen); the
+    chance that each next drafted token is taken is learned from the drafts, and drifts back to
+    a hopeful prior while nothing is drafted, so a reply that turns to copying is noticed."""
+
+    PRIOR_HITS, PRIOR_TRIALS = 4.0, 5.0  # a drafted token is taken 4 times in 5, until seen
+    FORGET = 0.9  # weight of the past per draft (and, slowly, per plain step)
+
+    def __init__(self, always: bool = False) -> None:
+        self.always = always  # draft whatever is proposed (tests and the acceptance ceiling)
+        self.hits, self.trials = self.PRIOR_HITS, self.PRIOR_TRIALS
+        self.step_s: float | None = None  # one token decoded alone
+        self.batch_s: dict[int, float] = {}  # a batch of n tokens with logits at each
+        self.draft_token_s = 0.0  # the drafter's own time per drafted token (a draft model)
+
+    def length(self, room: int) -> int:
+        if self.always or room <= 0:
+            return max(0, min(room, MAX_DRAFT))
+        if self.step_s is None:
+            return 0
+        chance, reach, expected = self.hits / self.trials, 1.0, 0.0
+        best, best_rate = 0, 1.0 / self.step_s
+        for k in range(1, min(room, MAX_DRAFT) + 1):
+            reach *= chance
+            expected += reach
+            rate = (1 + expected) / (self.cost(k + 1) + k * self.draft_token_s)
+            if rate > best_rate:
+                best, best_rate = k, rate
+        return best
+
+    def cost(self, n: int) -> float:
+        """Seconds to decode a batch of ``n``: seen, else the prior curve scaled to what was seen."""
+        step = self.step_s or 0.0
+        if n in self.batch_s:
+            return self.batch_s[n]
+        scale = [seen / _prior(size, step) for size, seen in self.batch_s.items()] or [1.0]
+        return _prior(n, step) * sum(scale) / len(scale)
+
+    def plain_step(self, seconds: float) -> None:
+        self.step_s = seconds if self.step_s is None else 0.8 * self.step_s + 0.2 * seconds
+        self.hits += (self.PRIOR_HITS - self.hits) * 0.01
+        self.trials += (self.PRIOR_TRIALS - self.trials) * 0.01
+
+    def proposed(self, drafted: int, seconds: float) -> None:
+        """The drafter's own cost (a draft model decodes each token it drafts)."""
+        if drafted:
+            per_token = seconds / drafted
+            self.draft_token_s = (
+                0.8 * self.draft_token_s + 0.2 * per_token if self.draft_token_s else per_token
+            )
+
+    def checked(self, drafted: int, accepted: int, seconds: float) -> None:
+        """A draft of ``drafted`` was verified in ``seconds``, and ``accepted`` of it taken."""
+        n = drafted + 1
+        self.batch_s[n] = seconds if n not in self.batch_s else 0.7 * self.batch_s[n] + 0.3 * seconds
+        self.hits = self.hits * self.FORGET + accepted
+        self.trials = self.trials * self.FORGET + accepted + (accepted < drafted)
+
+
+def _prior(n: int, step: float) -> float:
+    """A CPU's batch cost in steps (measured here: 0.9 + 0.32 n, within 20 % from 2 to 16)."""
+    return step * (1.0 if n == 1 else 0.9 + 0.32 * n)
+
+
+class Tally:
+    """Drafted and accepted tokens of one reply: the share the status line shows."""
+
+    def __init__(self) -> None:
+        self.drafted = 0
+        self.accepted = 0
+
+
+def run(
+    decoding: Decoding, gen: Generation, params: SamplingParams, state: ReplyState, sampler,
+    drafter: Drafter | None, policy: DraftPolicy, n_ctx: int,
+) -> Iterator[str]:  # fmt: skip
+    """Sample the reply after the prompt (already evaluated), drafting when ``drafter`` is given
+    and ``policy`` expects a draft to pay."""
+    loop = _Loop(decoding, gen, params, state, sampler, policy)
+    yield from loop.run(drafter, n_ctx)
+    state.drafted, state.accepted = loop.tally.drafted, loop.tally.accepted
+
+
+class _Loop:
+    def __init__(
+        self, decoding: Decoding, gen: Generation, params: SamplingParams, state: ReplyState, sampler,
+        policy: DraftPolicy,
+    ) -> None:  # fmt: skip
+        self.decoding, self.gen, self.params, self.state, self.sampler = decoding, gen, params, state, sampler
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.produced = 0
+        self.tally = Tally()
+        self.policy = policy
+
+    def run(self, drafter: Drafter | None, n_ctx: int) -> Iterator[str]:
+        pending = self.decoding.sample(self.sampler, -1, self.params.n_probs)
+        while True:
+            if self.gen.cancelled:
+                self.state.finish = "cancelled"
+                return
+            shown, done = self.emit(*pending)
+            if shown:
+                yield shown
+            if done:
+                return
+            draft = self.draft(drafter, pending[0], n_ctx)
+            if not draft:
+                pending = self.step(pending[0], timed=drafter is not None)
+                continue
+            taken = self.verify(pending[0], draft)
+            for token, candidates in taken[:-1]:
+                shown, done = self.emit(token, candidates)
+                if shown:
+                    yield shown
+                if done:
+                    return
+            pending = taken[-1]
+
+    def draft(self, drafter: Drafter | None, pending: int, n_ctx: int) -> list[int]:
+        """A draft that fits both the reply's token limit and the context (every drafted token
+        plus the one picked after them must still be allowed)."""
+        room = min(self.params.max_tokens - self.produced, n_ctx - len(self.decoding.cached) - 1) - 1
+        length = self.policy.length(room) if drafter is not None else 0
+        if drafter is None or not length:
+            return []
+        started = time.perf_counter()
+        draft = drafter.propose([*self.decoding.cached, pending], length)
+        self.policy.proposed(len(draft), time.perf_counter() - started)
+        return draft
+
+    def step(self, token: int, timed: bool) -> tuple[int, list]:
+        """One token the plain way: decode it alone, sample the next (timed for the policy)."""
+        started = time.perf_counter()
+        self.decoding.decode_one(token)
+        sampled = self.decoding.sample(self.sampler, -1, self.params.n_probs)
+        if timed:
+            self.policy.plain_step(time.perf_counter() - started)
+        return sampled
+
+    def emit(self, token: int, candidates: list) -> tuple[str, bool]:
+        """Show one sampled token; True when the reply ends with it (end of text, a stop, the limit)."""
+        state, params = self.state, self.params
+        if self.decoding.is_end(token) and not params.ignore_eos:
+            state.first_token_at = state.first_token_at or state.prompt_done
+            state.finish = "stop"
+            return "", True
+        text = self.decoder.decode(self.decoding.piece(token))
+        shown = state.add((token,), text, clean=not self.decoder.getstate()[0], candidates=candidates)
+        self.produced += 1
+        if state.scanner.stopped:
+            state.finish = "stop"
+            return shown, True
+        if self.produced >= params.max_tokens:
+            state.finish = "length"
+            return shown, True
+        return shown, False
+
+    def verify(self, pending: int, draft: list[int]) -> list[tuple[int, list]]:
+        """Evaluate ``pending`` and ``draft`` in one batch; the drafted tokens the sampler picks too,
+        then the token it picks where the draft first differs (or after the whole draft)."""
+        start, started = len(self.decoding.cached), time.perf_counter()
+        self.decoding.decode_all_logits([pending, *draft])
+        taken: list[tuple[int, list]] = []
+        for index in range(len(draft) + 1):
+            taken.append(self.decoding.sample(self.sampler, index, self.params.n_probs))
+            if index == len(draft) or taken[-1][0] != draft[index]:
+                break
+        accepted = len(taken) - 1
+        self.decoding.forget_after(start + 1 + accepted)
+        self.tally.drafted += len(draft)
+        self.tally.accepted += accepted
+        self.policy.checked(len(draft), accepted, time.perf_counter() - started)
+        return taken
+
+
+class LookupDrafter:
+    """Prompt lookup: when the last ``n`` tokens (4, else 3) occurred before, propose
+    the tokens that followed their latest occurrence. The index of n-grams is built on the first
+    proposal (after the first token is shown) and grows with the reply."""
+
+    SIZES = (4, 3)
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, ...], int] = {}
+        self._indexed = 0  # history positions whose n-grams are in the index
+
+    def propose(self, history: list[int], limit: int) -> list[int]:
+        """``history`` only grows between calls: one drafter serves one reply."""
+        self._index(history)
+        for size in self.SIZES:
+            follows = self._seen.get(tuple(history[-size:]))
+            if follows is not None:
+                return history[follows : follows + limit]
+        return []
+
+    def _index(self, history: list[int]) -> None:
+        """Every n-gram that has a token after it, mapped to where that token is (latest wins)."""
+        for end in range(max(self._indexed, 1), len(history)):
+            for size in self.SIZES:
+                if end >= size:
+                    self._seen[tuple(history[end - size : end])] = end
+        self._indexed = max(self._indexed, len(history))
+
+    def close(self) -> None:
+        self._seen = {}
+
+
+class ModelDrafter:
+    """A small model of the same vocabulary drafts greedily in its own context, which keeps the
+    history it has seen so each proposal evaluates only what is new (and forgets its rejected
+    guesses)."""
+
+    def __init__(self, decoding: Decoding) -> None:
+        self.decoding = decoding
+        self._greedy = lc.llama_sampler_init_greedy()
+        self._never = threading.Event()
+
+    def propose(self, history: list[int], limit: int) -> list[int]:
+        own = self.decoding
+        keep = min(shared_length(own.cached, history), len(history) - 1)
+        own.forget_after(keep)
+        own.decode(history[keep:], self._never)
+        draft: list[int] = []
+        while True:
+            draft.append(lc.llama_sampler_sample(self._greedy, own.ctx, -1))
+            if len(draft) >= limit or own.is_end(draft[-1]):
+                return draft
+            own.decode_one(draft[-1])
+
+    def close(self) -> None:
+        if self._greedy:
+            lc.llama_sampler_free(self._greedy)
+            self._greedy = None
+
+
+VOCAB_SIZE_SLACK = 128  # llama.cpp's own allowance: padding rows some conversions add
+
+
+def vocabulary_mismatch(target: Decoding, draft: Decoding) -> str:
+    """Why ``draft`` cannot draft for ``target`` ("" when it can): drafted token ids are checked
+    as the target's own, so both must mean the same text by the same id. The same checks as
+    llama.cpp's ``common_speculative_are_compatible``: the kind, the size (within the padding
+    some conversions add), and the text of tokens across the whole shared range."""
+    ours, theirs = describe_vocabulary(draft), describe_vocabulary(target)
+    sizes = lc.llama_vocab_n_tokens(draft.vocab), lc.llama_vocab_n_tokens(target.vocab)
+    same_kind = lc.llama_vocab_type(draft.vocab) == lc.llama_vocab_type(target.vocab)
+    if not same_kind or abs(sizes[0] - sizes[1]) > VOCAB_SIZE_SLACK:
+        return f"its vocabulary ({ours}) is not the target's ({theirs})"
+    shared = min(sizes)
+    for token in range(0, shared, max(1, shared // 997)):
+        mine, yours = draft.piece(token), target.piece(token)
+        if mine != yours:
+            return f"its vocabulary ({ours}) differs from the target's: token {token} is {mine!r}"
+    return ""
+
+
+_VOCAB_KINDS = {1: "SentencePiece", 2: "BPE", 3: "WordPiece", 4: "Unigram", 5: "RWKV"}
+
+
+def describe_vocabulary(decoding: Decoding) -> str:
+    """ "BPE, 49,152 tokens": what a person can compare between two models."""
+    kind = _VOCAB_KINDS.get(lc.llama_vocab_type(decoding.vocab), "unknown kind")
+    return f"{kind}, {lc.llama_vocab_n_tokens(decoding.vocab):,} tokens"

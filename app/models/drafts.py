@@ -1,0 +1,39 @@
+"""Speculative decoding as a person chooses it: off, from the text itself, or with a draft model.
+
+A draft model must share the target's vocabulary (the catalog names each entry's tokenizer
+family); the engine checks the files themselves before it drafts, so a local file of another
+family is still refused in one line.
+"""
+
+from __future__ import annotations
+
+from app.models.catalog import CatalogEntry, find_entry, load_catalog, resolve_model
+
+DRAFT_OFF, DRAFT_LOOKUP = "off", "lookup"
+DEFAULT_DRAFT = DRAFT_LOOKUP  # prompt lookup never cost more than 2 % on chat questions (docs/speed.md)
+
+
+def draft_partners(target_id: str) -> list[CatalogEntry]:
+    """Installed models that can draft for ``target_id``: the same vocabulary, smallest first
+    (an unknown family: every installed model, and the engine checks)."""
+    target = find_entry(target_id)
+    family = target.vocabulary if target else ""
+    fits = [e for e in load_catalog() if e.installed and (not family or e.vocabulary in ("", family))]
+    return sorted(fits, key=lambda e: e.size)
+
+
+def draft_target(choice: str) -> str:
+    """What the engine is given: "off", "lookup", or the draft model file's path."""
+    if choice in (DRAFT_OFF, DRAFT_LOOKUP):
+        return choice
+    return str(resolve_model(choice)[1])
+
+
+def draft_label(choice: str) -> str:
+    """How Settings and the status line name a choice."""
+    if choice == DRAFT_OFF:
+        return "Off"
+    if choice == DRAFT_LOOKUP:
+        return "From the text (prompt lookup)"
+    entry = find_entry(choice)
+    return f"Draft model: {entry.name if entry else choice}"
