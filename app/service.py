@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 
 from app.chat import AlternativesStream, ReplyStream
-from app.engine.base import Backend, SamplingParams
+from app.engine.base import SamplingParams
 from app.scaffold import Message, Template
 from app.scaffold.template import template_to_dict
 from app.store.chats import ChatStore, Conversation, StoredMessage
@@ -224,12 +224,3 @@ class ConversationService:
 
     def delete_branch(self, message_id: int) -> None:
         self.store.delete_branch(message_id)
-
-
-def apply_draft(engine: Backend, choice: str) -> str:
-    """Set how ``engine`` drafts ("off", "lookup" or a model id or path): a caveat to show where
-    it cannot follow (a remote server), else "". A draft model that cannot be used raises a
-    BasechatError in one line (the engine keeps drafting off)."""
-    from app.models.drafts import draft_target
-
-    return engine.use_draft(draft_target(choice))

@@ -23,7 +23,8 @@ def test_ask_json_has_every_field(model_path):
     data = json.loads(result.stdout)
     assert set(data) == {
         "reply", "finish_reason", "prompt_tokens", "cached_tokens", "completion_tokens",
-        "ttft_s", "tokens_per_s", "model", "template", "dropped_turns", "engine", "sampling",
+        "ttft_s", "tokens_per_s", "drafted_tokens", "accepted_tokens", "model", "template",
+        "dropped_turns", "engine", "sampling",
     }  # fmt: skip
     assert data["sampling"]["temperature"] == 0.0 and data["sampling"]["max_tokens"] == 256
     assert "Paris" in data["reply"] and data["finish_reason"] == "stop" and data["engine"] == "local"

@@ -11,6 +11,7 @@ bug (a wrong position, a wrong logits row, a stale cell) picks tokens far from t
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import replace
@@ -31,7 +32,7 @@ PARAGRAPH = (
     "climbed the narrow stairs, trimmed the wick and watched the lamp turn over the dark water."
 )
 COPY = f"Original:\n{PARAGRAPH}\n\nThe same paragraph, copied exactly:\n"
-LIST = "Schedule\nDay 1: water the plants and feed the cat.\nDay 2: water the plants and feed the cat.\nDay 3:"
+LIST = "Schedule\n" + "".join(f"Day {n}: water the plants and feed the cat.\n" for n in (1, 2)) + "Day 3:"
 
 
 def prompt_of(engine, text: str) -> list[int]:
@@ -182,3 +183,18 @@ def test_the_policy_drafts_only_while_drafts_pay():
     for _ in range(6):
         policy.checked(drafted=8, accepted=8, seconds=0.035)
     assert policy.length(16) == 16
+
+
+def test_the_command_line_drafts_by_default_and_refuses_a_foreign_draft_in_one_line(smollm2_path):
+    from tests.helpers import assert_one_line_error, basechat
+
+    refused = basechat("ask", "--draft", str(smollm2_path), "Hello")
+    assert_one_line_error(refused, "cannot draft for")
+    text = "Copy exactly: red, green, blue, red, green, blue, red, green, blue, red, green, blue"
+    done = basechat("ask", "--raw", "--json", "--temperature", "0", "--max-tokens", "40", text)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["drafted_tokens"] > 0  # the default: lookup
+    off = basechat(
+        "ask", "--raw", "--json", "--temperature", "0", "--max-tokens", "40", "--draft", "off", text
+    )
+    assert json.loads(off.stdout)["drafted_tokens"] == 0

@@ -344,3 +344,26 @@ def test_estimated_tokens_spell_their_own_text_in_any_thread_and_any_process():
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert fresh.stdout.strip() == repr(texts)
     assert _estimated_text([-5, 2**31 - 1 & ~(2**30)]) == "\ufffd\ufffd"
+
+
+def test_a_server_that_does_not_draft_says_how_to_start_one_that_does(remote):
+    note = remote.use_draft("lookup")
+    assert "\n" not in note and "--spec-type ngram-simple" in note and "--model-draft" in note
+    assert remote.use_draft("off") == ""
+
+
+def test_a_drafting_llama_server_reports_its_acceptance(model_path, tmp_path):
+    """llama-server started with prompt lookup (ngram-simple) drafts on its own; Basechat says it
+    cannot change that, and shows the server's drafted and accepted counts as its own."""
+    server = start_llama_server(model_path, tmp_path / "server.log", "--spec-type", "ngram-simple",
+                                "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8")  # fmt: skip
+    try:
+        with RemoteEngine(ServerConfig(server.url)) as engine:
+            assert "drafts as it was started" in engine.use_draft("lookup")
+            text = "Day 1: water the plants.\nDay 2: water the plants.\nDay 3: water the plants.\nDay 4:"
+            prompt = engine.start_tokens() + engine.tokenize(text)
+            result = engine.generate(prompt, replace(GREEDY, max_tokens=60, repeat_penalty=1.0), []).run()
+            assert result.usage.drafted_tokens > 0
+            assert 0 < result.usage.accepted_tokens <= result.usage.drafted_tokens
+    finally:
+        server.stop()

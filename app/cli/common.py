@@ -66,8 +66,7 @@ def with_draft(engine, args: argparse.Namespace):
     """The engine drafting as ``--draft`` says (default: from the text); a caveat the engine
     gives for a choice made on the command line goes to stderr. A refused draft model closes
     the engine and ends the command with its one-line reason."""
-    from app.models.drafts import DEFAULT_DRAFT
-    from app.service import apply_draft
+    from app.models.drafts import DEFAULT_DRAFT, apply_draft
 
     choice = getattr(args, "draft", None)
     try:

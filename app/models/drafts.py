@@ -7,6 +7,7 @@ family is still refused in one line.
 
 from __future__ import annotations
 
+from app.engine.base import Backend
 from app.models.catalog import CatalogEntry, find_entry, load_catalog, resolve_model
 
 DRAFT_OFF, DRAFT_LOOKUP = "off", "lookup"
@@ -37,3 +38,10 @@ def draft_label(choice: str) -> str:
         return "From the text (prompt lookup)"
     entry = find_entry(choice)
     return f"Draft model: {entry.name if entry else choice}"
+
+
+def apply_draft(engine: Backend, choice: str) -> str:
+    """Set how ``engine`` drafts ("off", "lookup" or a model id or path): a caveat to show where
+    it cannot follow (a remote server), else "". A draft model that cannot be used raises a
+    BasechatError in one line (the engine keeps drafting off)."""
+    return engine.use_draft(draft_target(choice))

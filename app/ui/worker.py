@@ -39,9 +39,9 @@ from app.chat import (
 from app.engine.base import Backend, SamplingParams, ServerConfig, Usage
 from app.engine.factory import open_backend
 from app.errors import BasechatError, ContextOverflow
-from app.models.drafts import DEFAULT_DRAFT
+from app.models.drafts import DEFAULT_DRAFT, apply_draft
 from app.scaffold import Message, Template
-from app.service import ConversationService, apply_draft
+from app.service import ConversationService
 
 log = logging.getLogger(__name__)
 DEFAULT_KV_CAP_MB = 2048
