@@ -355,8 +355,15 @@ def test_a_server_that_does_not_draft_says_how_to_start_one_that_does(remote):
 def test_a_drafting_llama_server_reports_its_acceptance(model_path, tmp_path):
     """llama-server started with prompt lookup (ngram-simple) drafts on its own; Basechat says it
     cannot change that, and shows the server's drafted and accepted counts as its own."""
-    server = start_llama_server(model_path, tmp_path / "server.log", "--spec-type", "ngram-simple",
-                                "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8")  # fmt: skip
+    lookup = (
+        "--spec-type",
+        "ngram-simple",
+        "--spec-ngram-simple-size-n",
+        "3",
+        "--spec-ngram-simple-size-m",
+        "8",
+    )
+    server = start_llama_server(model_path, tmp_path / "server.log", *lookup)
     try:
         with RemoteEngine(ServerConfig(server.url)) as engine:
             assert "drafts as it was started" in engine.use_draft("lookup")
