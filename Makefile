@@ -75,7 +75,7 @@ package-test:
 		echo "package-test: passed in $$tmp"
 
 # llama.cpp's own llama-bench, built from the very source the pinned llama-cpp-python vendors.
-bench-native: $(NATIVE)/bin/llama-bench
+bench-native: $(NATIVE)/bin/llama-bench $(NATIVE)/bin/llama-batched-bench
 
 LLAMA_SRC := $(NATIVE)/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp
 
@@ -91,6 +91,11 @@ $(NATIVE)/bin/llama-bench: $(LLAMA_SRC)/CMakeLists.txt
 		-DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF > $(NATIVE)/cmake.log
 	cmake --build $(NATIVE)/build --target llama-bench -j $$(nproc) > $(NATIVE)/build.log
 	mkdir -p $(NATIVE)/bin && cp $(NATIVE)/build/bin/llama-bench $(NATIVE)/bin/
+
+# llama.cpp's own batched decoding figure, beside the loom's (alternatives_vs_llama).
+$(NATIVE)/bin/llama-batched-bench: $(NATIVE)/bin/llama-bench
+	cmake --build $(NATIVE)/build --target llama-batched-bench -j $$(nproc) >> $(NATIVE)/build.log
+	cp $(NATIVE)/build/bin/llama-batched-bench $(NATIVE)/bin/
 
 # llama.cpp's llama-server and RPC server from the same source: the remote engine's tests talk to them.
 # The web UI is left out (its prebuilt copy would be downloaded, which fails offline).

@@ -18,6 +18,8 @@ KEYS = {
     "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens", "kv_save_ms",
     "alternatives_4_over_1", "logprobs_overhead", "gui_alternatives_max_stall_ms",
     "overflow_ttft_over_warm", "overflow_full_reeval_share", "overflow_shifted_identical",
+    "lookup_speedup_copy", "lookup_acceptance_copy", "lookup_identical_copy", "lookup_speedup_chat",
+    "alternatives_vs_llama", "draft_self_acceptance",
 }  # fmt: skip
 
 

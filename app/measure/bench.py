@@ -25,15 +25,37 @@ from app.engine.device import default_threads
 from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
 from app.measure.overflow import overflow_figures, remote_overflow_figures
+from app.measure.speculation import lookup_figures, self_draft_figures
 
 GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True)
 COUNTING = "Counting from one upwards: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
 ROOT = Path(__file__).resolve().parents[2]
 LLAMA_BENCH = ROOT / ".bench" / "bin" / "llama-bench"
+LLAMA_BATCHED = ROOT / ".bench" / "bin" / "llama-batched-bench"
 
 
 def _median(measure: Callable[[], float], repeats: int) -> float:
     return statistics.median(measure() for _ in range(repeats))
+
+
+def paired(
+    ours: Callable[[], float], theirs: Callable[[], float], repeats: int
+) -> tuple[float, float, float]:
+    """Medians of both and the median of their ratio, taken in pairs whose order alternates, so a
+    machine that speeds up or slows down during the run moves both sides of every ratio alike
+    (two runs here moved a ratio by 14 % when all of one side came before all of the other)."""
+    pairs = []
+    for index in range(repeats):
+        if index % 2:
+            b = theirs()
+            a = ours()
+        else:
+            a = ours()
+            b = theirs()
+        pairs.append((a, b))
+    a_values, b_values = [a for a, _ in pairs], [b for _, b in pairs]
+    ratio = statistics.median(a / b for a, b in pairs if b)
+    return statistics.median(a_values), statistics.median(b_values), ratio
 
 
 def _prompt(engine: Backend, text: str) -> list[int]:
@@ -56,18 +78,31 @@ def generation_speed(engine: Backend, n_tokens: int, repeats: int) -> dict:
         assert generation.result is not None
         return generation.result.usage.tokens_per_s
 
-    gen = _median(ours, repeats)
-    bare = _median(lambda: bare_generation_tps(engine, prompt, n_tokens), repeats)
+    gen, bare, ratio = paired(ours, lambda: bare_generation_tps(engine, prompt, n_tokens), repeats)
     return {
         "gen_tps": round(gen, 2),
         "lowlevel_gen_tps": round(bare, 2),
-        "gen_ratio_lowlevel": round(gen / bare, 3),
+        "gen_ratio_lowlevel": round(ratio, 3),
     }
 
 
 def loom_figures(engine: Backend, n_tokens: int, repeats: int) -> dict:
-    """Four alternatives decoded together over one alone (same prompt, cached, same length), and
-    generation speed with each token's top-5 candidates recorded over without."""
+    """Four alternatives decoded together over one alone, and generation speed with each
+    token's top-5 candidates recorded over without."""
+    prompt = _prompt(engine, COUNTING)
+
+    def speed(n_probs: int) -> float:
+        result = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens, n_probs=n_probs), []).run()
+        return result.usage.tokens_per_s
+
+    on, _off, overhead = paired(lambda: speed(5), lambda: speed(0), repeats)
+    return alternatives_figures(engine, n_tokens, repeats) | {
+        "logprobs_gen_tps": round(on, 2), "logprobs_overhead": round(overhead, 3),
+    }  # fmt: skip
+
+
+def alternatives_figures(engine: Backend, n_tokens: int, repeats: int) -> dict:
+    """Four alternatives over one: the same prompt (cached), the same length, sampled."""
     prompt = _prompt(engine, COUNTING)
     sampled = replace(GREEDY, temperature=0.8, seed=1, max_tokens=n_tokens)
 
@@ -76,17 +111,9 @@ def loom_figures(engine: Backend, n_tokens: int, repeats: int) -> dict:
         engine.generate_many(prompt, sampled, [], n).run()
         return time.perf_counter() - started
 
-    def speed(n_probs: int) -> float:
-        result = engine.generate(prompt, replace(GREEDY, max_tokens=n_tokens, n_probs=n_probs), []).run()
-        return result.usage.tokens_per_s
-
-    one, four = _median(lambda: alternatives(1), repeats), _median(lambda: alternatives(4), repeats)
-    off, on = _median(lambda: speed(0), repeats), _median(lambda: speed(5), repeats)
-    return {
-        "alternatives_1_s": round(one, 3), "alternatives_4_s": round(four, 3),
-        "alternatives_4_over_1": round(four / one, 3),
-        "logprobs_gen_tps": round(on, 2), "logprobs_overhead": round(on / off, 3),
-    }  # fmt: skip
+    four, one, ratio = paired(lambda: alternatives(4), lambda: alternatives(1), repeats)
+    return {"alternatives_1_s": round(one, 3), "alternatives_4_s": round(four, 3),
+            "alternatives_4_over_1": round(ratio, 3)}  # fmt: skip
 
 
 def prompt_speed(engine: Backend, repeats: int) -> dict:
@@ -99,10 +126,9 @@ def prompt_speed(engine: Backend, repeats: int) -> dict:
         result = engine.generate(prompt, replace(GREEDY, max_tokens=1), []).run()
         return len(prompt) / result.usage.prompt_eval_s
 
-    ours_tps = _median(ours, repeats)
-    bare = _median(lambda: bare_prompt_tps(engine, prompt), repeats)
+    ours_tps, bare, ratio = paired(ours, lambda: bare_prompt_tps(engine, prompt), repeats)
     return {"prompt_tps": round(ours_tps, 1), "lowlevel_prompt_tps": round(bare, 1),
-            "prompt_ratio_lowlevel": round(ours_tps / bare, 3)}  # fmt: skip
+            "prompt_ratio_lowlevel": round(ratio, 3)}  # fmt: skip
 
 
 def follow_up_latency(engine: Backend, turns: int, repeats: int) -> dict:
@@ -282,6 +308,38 @@ def versus_llama_bench(engine: Backend, path: Path, repeats: int) -> dict:
             "prompt_ratio_llama_bench": round(our_prompt / prompt, 3)}  # fmt: skip
 
 
+def llama_batched(path: Path, threads: int, n_ctx: int, n_prompt: int, n_gen: int) -> float:
+    """llama.cpp's own time for 4 sequences over 1 (``llama-batched-bench``: the prompt shared,
+    one unified cache, as the loom decodes them): the generation part, which is what differs."""
+    command = [str(LLAMA_BATCHED), "-m", str(path), "-t", str(threads), "-c", str(n_ctx), "-b", "512",
+               "-ub", "512", "-npp", str(n_prompt), "-ntg", str(n_gen), "-npl", "1,4", "-pps", "--kv-unified",
+               "--output-format", "jsonl"]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = {
+        row["pl"]: row
+        for row in map(json.loads, (line for line in output.splitlines() if line.startswith("{")))
+    }
+    return rows[4]["t_tg"] / rows[1]["t_tg"]
+
+
+def alternatives_versus_llama(engine: Backend, path: Path, n_gen: int, repeats: int) -> dict:
+    """Basechat's four-alternatives-over-one time ratio over llama-batched-bench's for the same
+    prompt length and reply length, the two taken in turns: the machine's own batching gain
+    cancels, what is left is Basechat's cost per alternative. Null without ``make bench-native``."""
+    if not LLAMA_BATCHED.is_file():
+        return {"alternatives_vs_llama": None, "llama_batched_4_over_1": None}
+    threads, prompt = engine.describe().threads or 1, _prompt(engine, COUNTING)
+
+    def ours() -> float:
+        return alternatives_figures(engine, n_gen, 1)["alternatives_4_over_1"]
+
+    def theirs() -> float:
+        return llama_batched(path, threads, engine.n_ctx, len(prompt), n_gen)
+
+    _ours, their_ratio, ratio = paired(ours, theirs, repeats)
+    return {"alternatives_vs_llama": round(ratio, 3), "llama_batched_4_over_1": round(their_ratio, 3)}
+
+
 def _child(code: str) -> dict:
     """Run a probe in a fresh process (start-up and memory need one) and read its JSON."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
@@ -312,6 +370,7 @@ def long_chat(path: Path, n_messages: int, n_tokens: int) -> dict:
 
 
 # (repeats, generated tokens, chat turns, long-reply tokens, its window, thread-test tokens)
+PAIRED_REPEATS = 7  # ratios to the bare loop: three full runs here stayed within ±1.5 % with 7 pairs
 SIZES = {"full": (5, 128, 12, 2048, 64, 128), "quick": (2, 64, 6, 400, 32, 32), "smoke": (1, 8, 3, 40, 4, 8)}
 
 
@@ -327,7 +386,9 @@ def run_bench(
     with closing(open_backend(path)) as engine:
         out["n_ctx"], out["threads"] = engine.n_ctx, engine.describe().threads
         progress("generation speed")
-        out |= generation_speed(engine, n_gen, repeats)  # llama-bench: -n 128
+        out |= generation_speed(
+            engine, n_gen, PAIRED_REPEATS if not quick else repeats
+        )  # llama-bench: -n 128
         progress("follow-up latency")
         out |= follow_up_latency(engine, turns, repeats)
         progress("resume from saved KV state")
@@ -336,11 +397,15 @@ def run_bench(
         out |= per_token_cost(engine, n_long, window)
         progress("alternatives and token probabilities")
         out |= loom_figures(engine, n_gen, repeats)
+        out |= lookup_figures(engine, 1 if quick else 3, progress, smoke)
         if not quick:
             progress("prompt speed")
-            out |= prompt_speed(engine, repeats)
+            out |= prompt_speed(engine, PAIRED_REPEATS)
             progress("llama-bench, in turns with Basechat")
             out |= versus_llama_bench(engine, path, 3)
+            progress("alternatives, in turns with llama-batched-bench")
+            out |= alternatives_versus_llama(engine, path, n_gen, 3)
+            out |= self_draft_figures(engine, path, progress)
     progress("a chat past its context")
     out |= overflow_figures(path, 2048 if not smoke else 1024, 10 if not smoke else 2)
     progress("thread choice")
@@ -367,7 +432,9 @@ def _quick_nulls() -> dict:
             "llama_bench_prompt_tps", "prompt_tps", "startup_window_s", "startup_model_s",
             "rss_overhead_mb", "gui_max_stall_ms", "gui_token_cost_ratio",
             "gui_alternatives_max_stall_ms", "long_chat_open_s", "long_chat_switch_s",
-            "long_chat_stream_max_stall_ms", "long_chat_rss_mb"]  # fmt: skip
+            "long_chat_stream_max_stall_ms", "long_chat_rss_mb", "alternatives_vs_llama",
+            "llama_batched_4_over_1", "draft_self_acceptance", "draft_self_speedup",
+            "draft_self_identical"]  # fmt: skip
     return dict.fromkeys(keys)
 
 

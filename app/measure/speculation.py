@@ -100,14 +100,18 @@ def acceptance(tally: Tally) -> float | None:
     return round(tally.accepted / tally.drafted, 3) if tally.drafted else None
 
 
-def lookup_figures(engine: Backend, repeats: int, progress: Callable[[str], None]) -> dict:
-    """``lookup_speedup_copy`` / ``_chat``: prompt lookup over no drafting, with acceptance."""
+def lookup_figures(
+    engine: Backend, repeats: int, progress: Callable[[str], None], smoke: bool = False
+) -> dict:
+    """``lookup_speedup_copy`` / ``_chat``: prompt lookup over no drafting, with acceptance.
+    ``smoke``: two items of each set, short replies (the figures then mean nothing)."""
+    params = replace(GREEDY_CHAT, max_tokens=16) if smoke else GREEDY_CHAT
     progress("prompt lookup: copy-heavy set")
-    copy = copy_prompts()
-    copy_runs = compare(engine, copy, ["off", "lookup"], repeats)
+    copy = copy_prompts()[: 2 if smoke else None]
+    copy_runs = compare(engine, copy, ["off", "lookup"], repeats, params)
     progress("prompt lookup: chat questions")
-    chat = chat_prompts()
-    chat_runs = compare(engine, chat, ["off", "lookup"], repeats) if chat else []
+    chat = chat_prompts(2 if smoke else 33)
+    chat_runs = compare(engine, chat, ["off", "lookup"], repeats, params) if chat else []
     return {
         "lookup_speedup_copy": round(speedup(copy_runs), 3),
         "lookup_acceptance_copy": acceptance(copy_runs[0][1]),
