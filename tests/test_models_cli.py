@@ -96,4 +96,28 @@ def test_catalog_shape_unique_ids_plausible_sizes_and_sources():
         count = float(e.parameters[:-1]) * (1e9 if e.parameters.endswith("B") else 1e6)
         assert 0.3 <= e.size / count <= 2.2, f"{e.id}: {e.size / count:.2f} bytes a parameter"
         assert not e.checked or e.source.startswith("https://huggingface.co/"), e.id
+        assert e.vocabulary, f"{e.id} names no vocabulary family (draft pairs need one)"
     assert next(e for e in entries if e.id == "llama-3-8b").repo != "QuantFactory/Meta-Llama-3-8B-GGUF"
+
+
+def test_draft_partners_share_the_targets_vocabulary(tmp_path, monkeypatch, model_path):
+    """The embedded Gemma 3 270M drafts for the Gemma 3 4B base; nothing of another family does."""
+    from app.models.drafts import draft_partners
+
+    monkeypatch.setenv("BASECHAT_DATA_DIR", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / model_path.name).symlink_to(model_path)
+    assert [e.id for e in draft_partners("gemma3-4b")] == ["gemma3-270m"]
+    assert draft_partners("qwen2.5-7b") == []  # none of its family is installed here
+    assert "gemma3-270m" not in [e.id for e in draft_partners("llama-3.1-8b")]
+
+
+def test_the_catalog_names_a_much_smaller_draft_for_a_large_model_of_its_vocabulary():
+    from app.models.drafts import suggested_draft
+
+    catalog = load_catalog()
+    by_id = {e.id: e for e in catalog}
+    assert suggested_draft(by_id["gemma3-4b"], catalog).id == "gemma3-270m"
+    assert suggested_draft(by_id["qwen2.5-7b"], catalog).id == "qwen2.5-0.5b"
+    assert suggested_draft(by_id["gemma3-270m"], catalog) is None  # nothing smaller drafts for it
+    assert suggested_draft(by_id["mistral-nemo-12b"], catalog) is None  # no other Tekken model

@@ -23,6 +23,14 @@ def draft_partners(target_id: str) -> list[CatalogEntry]:
     return sorted(fits, key=lambda e: e.size)
 
 
+def suggested_draft(target: CatalogEntry, catalog: list[CatalogEntry]) -> CatalogEntry | None:
+    """The catalog's best draft for ``target``: the smallest model of its vocabulary, if it is at
+    most a quarter of the target's size (a draft costs a step of its own for every token)."""
+    family = [e for e in catalog if e.vocabulary and e.vocabulary == target.vocabulary and e.id != target.id]
+    smallest = min(family, key=lambda e: e.size, default=None)
+    return smallest if smallest is not None and smallest.size * 4 <= target.size else None
+
+
 def draft_target(choice: str) -> str:
     """What the engine is given: "off", "lookup", or the draft model file's path."""
     if choice in (DRAFT_OFF, DRAFT_LOOKUP):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models.catalog import CatalogEntry, forget_local_model, load_catalog
+from app.models.drafts import suggested_draft
 from app.ui.background import run_in_background
 
 COLUMNS = ["Model", "Parameters", "Quant", "Size", "RAM", "On this computer", "Status", ""]
@@ -83,7 +84,9 @@ class ModelsDialog(QDialog):
             cells = [entry.name, entry.parameters, entry.quantisation, f"{entry.size / 1e9:.2f} GB",
                      f"{entry.min_ram_gb:g} GB", "…", state]  # fmt: skip
             for column, text in enumerate(cells):
-                self.table.setItem(row, column, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                item.setToolTip(_draft_tip(entry, entries) if column == 0 else "")
+                self.table.setItem(row, column, item)
             self.table.setCellWidget(row, len(COLUMNS) - 1, self._action(entry, row))
         if self.fits:
             self._show_fits(self.fits)
@@ -261,3 +264,12 @@ class ModelsDialog(QDialog):
             self.models_changed.emit()
 
         run_in_background(lambda _report: add_local_model(path), added, self.message.setText)
+
+
+def _draft_tip(entry: CatalogEntry, entries: list[CatalogEntry]) -> str:
+    """Which small model of the same vocabulary speeds this one up (Settings → Speed up replies)."""
+    draft = suggested_draft(entry, entries)
+    if draft is None:
+        return ""
+    state = "installed" if draft.installed else "not downloaded yet"
+    return f"Faster replies: {draft.name} ({state}) can draft for it — Settings → Speed up replies."
