@@ -150,8 +150,9 @@ class Notebook(QObject):
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertText(chunk)
 
-    def _done(self, request_id: int, _outcome) -> None:
+    def _done(self, request_id: int, outcome) -> None:
         if request_id == self.request_id:
+            self.w.replies.show_speed(outcome.usage)
             self._end("")
 
     def _failed(self, request_id: int, message: str) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QPixmap
 
+from app.engine.base import Usage
 from app.scaffold import Message
 from app.scaffold.template import avatars_dir
 from app.service import PathTail, as_messages, sampling_overrides
@@ -321,13 +322,18 @@ class ReplyController(QObject):
         w.frames.inspect_prompt()
         self.send_waiting()
 
-    def _show_outcome(self, outcome: ReplyOutcome) -> None:
-        usage, w = outcome.usage, self.w
+    def show_speed(self, usage: Usage) -> None:
+        """The status line's tokens used and the speed of the last generation (a chat reply or a
+        notebook's continuation), with the share of drafted tokens kept, as LM Studio shows it."""
         speed = f"{usage.tokens_per_s:.0f} tok/s" if usage.completion_tokens >= MIN_TOKENS_FOR_SPEED else ""
         if speed and usage.acceptance is not None:
             speed += f" · {usage.acceptance:.0%} of drafted tokens accepted"
-        w.models.show_usage(usage.prompt_tokens + usage.completion_tokens, speed)
-        w.models.calibrate_from(usage.completion_tokens, usage.tokens_per_s)
+        self.w.models.show_usage(usage.prompt_tokens + usage.completion_tokens, speed)
+        self.w.models.calibrate_from(usage.completion_tokens, usage.tokens_per_s)
+
+    def _show_outcome(self, outcome: ReplyOutcome) -> None:
+        w = self.w
+        self.show_speed(outcome.usage)
         if outcome.dropped_turns:
             w.statusBar().showMessage(f"{outcome.dropped_turns} old turns were left out to fit.", 8000)
         if outcome.error:
