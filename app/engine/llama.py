@@ -385,23 +385,25 @@ class LlamaEngine:
         """Draft "off", by "lookup" in the text, or with the model file at path ``choice`` (loaded
         beside this one, refused in one line when its vocabulary differs). Returns a caveat to
         show ("" here: this engine does all three). ``always``: draft whatever is proposed, even
-        where it does not pay (the tests and the acceptance ceiling in the bench)."""
+        where it does not pay (the tests and the acceptance ceiling in the bench). A draft model
+        stays loaded, with its cache, until another one is chosen or the engine closes."""
         with self._lock:
-            self._close_draft()
+            if choice not in ("off", "lookup"):
+                self._load_draft(choice)
+            self._draft_mode = choice if choice in ("off", "lookup") else "model"
             self._draft_policy = self._policies.setdefault((choice, always), drafting.DraftPolicy(always))
-            if choice in ("off", "lookup"):
-                self._draft_mode = choice
-                return ""
-            draft = LlamaEngine(
-                choice, n_ctx=self.n_ctx, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers
-            )
-            why = drafting.vocabulary_mismatch(self.decoding, draft.decoding)
-            if why:
-                draft.close()
-                raise ModelLoadError(f"{draft.info.name} cannot draft for {self.info.name}: {why}.")
-            self._draft_model, self._draft_mode = draft, "model"
-            self._model_drafter = drafting.ModelDrafter(draft.decoding)
             return ""
+
+    def _load_draft(self, path: str) -> None:
+        if self._draft_model is not None and self._draft_model.path == Path(path):
+            return
+        self._close_draft()
+        draft = LlamaEngine(path, n_ctx=self.n_ctx, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers)
+        why = drafting.vocabulary_mismatch(self.decoding, draft.decoding)
+        if why:
+            draft.close()
+            raise ModelLoadError(f"{draft.info.name} cannot draft for {self.info.name}: {why}.")
+        self._draft_model, self._model_drafter = draft, drafting.ModelDrafter(draft.decoding)
 
     @property
     def draft_mode(self) -> str:
