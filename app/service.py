@@ -63,17 +63,18 @@ def conversation_params(settings: dict, base: SamplingParams) -> SamplingParams:
     return replace(base, **chosen)
 
 
-_INTEGERS = {"top_k", "repeat_last_n", "max_tokens", "seed", "n_probs"}
+_KINDS = {f.name: str(f.type).split(" |")[0] for f in fields(SamplingParams)}  # "float", "int", "bool"
 
 
 def sampling_value(name: str, value) -> bool | int | float | None:
     """A stored sampling setting as its field's type: INI files give strings, old JSON any number;
     a seed of -1 (or none) means a new one each time."""
-    if name == "ignore_eos":
+    kind = _KINDS[name]
+    if kind == "bool":
         return str(value).lower() in ("1", "true")
     if name == "seed" and value in (None, -1, "-1", ""):
         return None
-    return int(value) if name in _INTEGERS else float(value)
+    return int(value) if kind == "int" else float(value)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.engine.base import SamplingParams
+from app.engine.presets import preset_params
 from app.errors import InputError
 
 log = logging.getLogger("basechat")
@@ -39,7 +40,11 @@ def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
     template = load_template(args.template or DEFAULT_TEMPLATE)
     history = read_history(args.history) if args.history else []
     model_id, engine = open_engine(args, keep_states=args.command in ("ask", "chat"))
-    return model_id, ChatSession(engine, template, sampling_from(args, base), history)
+    params = sampling_from(args, base)
+    caveat = engine.sampling_caveat(params)
+    if caveat:
+        print(caveat, file=sys.stderr)
+    return model_id, ChatSession(engine, template, params, history)
 
 
 _ENGINE_FLAGS = {"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}
@@ -100,20 +105,30 @@ def server_config(args: argparse.Namespace):
 
 def sampling_from(args: argparse.Namespace, base: SamplingParams | None = None) -> SamplingParams:
     """The sampling flags given, on top of ``base`` (the defaults, or a resumed conversation's)."""
-    given = {
-        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-        "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
-        "max_tokens": args.max_tokens, "ignore_eos": getattr(args, "ignore_eos", False) or None,
-    }  # fmt: skip
+    given = {name: getattr(args, name, None) for name in _SAMPLING_FLAGS}
+    given["ignore_eos"] = getattr(args, "ignore_eos", False) or None
+    scope = getattr(args, "penalty_scope", None)
+    given["penalize_prompt"] = None if scope is None else scope == "prompt"
     base = replace(base or SamplingParams(), n_probs=getattr(args, "logprobs", 0))
+    preset = getattr(args, "preset", None)
+    if preset:
+        base = preset_params(preset, base)
     return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+_SAMPLING_FLAGS = (
+    "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "max_tokens",
+    "dry_multiplier", "dry_base", "dry_allowed_length", "dry_last_n", "xtc_probability", "xtc_threshold",
+)  # fmt: skip
 
 
 def check_finite(args: argparse.Namespace) -> None:
     """nan and inf parse as floats; no setting means either."""
     import math
 
-    for name in ("temperature", "top_p", "min_p", "repeat_penalty", "server_timeout"):
+    floats = ("temperature", "top_p", "min_p", "repeat_penalty", "server_timeout", "dry_multiplier",
+              "dry_base", "xtc_probability", "xtc_threshold")  # fmt: skip
+    for name in floats:
         value = getattr(args, name, None)
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"--{name.replace('_', '-')} must be a number, not {value}.")

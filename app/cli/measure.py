@@ -8,7 +8,7 @@ import sys
 from contextlib import closing
 from dataclasses import replace
 
-from app.cli.common import open_engine, progress, server_config
+from app.cli.common import open_engine, progress, sampling_from, server_config
 from app.errors import InputError
 
 
@@ -66,11 +66,7 @@ def eval_sampling(args: argparse.Namespace):
     from app.measure.evaluate import GREEDY
 
     base = SamplingParams() if args.sampling == "app" else GREEDY
-    given = {
-        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-        "min_p": args.min_p, "repeat_penalty": args.repeat_penalty, "seed": args.seed,
-    }  # fmt: skip
-    return replace(base, **{k: v for k, v in given.items() if v is not None})
+    return sampling_from(args, base)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

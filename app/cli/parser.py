@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from app.engine.presets import PRESETS
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line, not a usage block."""
@@ -42,6 +44,21 @@ def sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeat-penalty", type=float, help="penalise repeated tokens (default 1.1; 1 = off)"
     )
+    parser.add_argument("--repeat-last-n", type=int, help="tokens the repeat penalty looks back over (64)")
+    parser.add_argument(
+        "--penalty-scope",
+        choices=["prompt", "reply"],
+        help="the repeat penalty looks back over the prompt too, or the reply only",
+    )
+    parser.add_argument("--dry-multiplier", type=float, help="DRY repetition penalty strength (0 = off)")
+    parser.add_argument("--dry-base", type=float, help="DRY: how fast the penalty grows with a repeat")
+    parser.add_argument("--dry-allowed-length", type=int, help="DRY: repeats this long are free (2)")
+    parser.add_argument("--dry-last-n", type=int, help="DRY: tokens looked back over (2048; -1 = all)")
+    parser.add_argument(
+        "--xtc-probability", type=float, help="XTC: chance of excluding top choices (0 = off)"
+    )
+    parser.add_argument("--xtc-threshold", type=float, help="XTC: the probability a top choice needs (0.1)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a sampling preset the flags go on top of")
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--ignore-eos", action="store_true",
                         help="keep writing past the model's end of text (benchmarks, tests)")  # fmt: skip

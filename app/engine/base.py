@@ -27,6 +27,13 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.1
     repeat_last_n: int = 64
+    penalize_prompt: bool = True  # the repetition penalty also looks back over the prompt
+    dry_multiplier: float = 0.0  # DRY, "don't repeat yourself" (0: off)
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_last_n: int = 2048
+    xtc_probability: float = 0.0  # XTC, "exclude top choices" (0: off)
+    xtc_threshold: float = 0.1
     max_tokens: int = 256
     seed: int | None = None
     ignore_eos: bool = False  # keep going past end-of-text (benchmarks of long replies)
@@ -274,6 +281,10 @@ class Backend(Protocol):
         """Speculative decoding: "off", "lookup" (drafts from the text itself) or a draft model's
         path. Returns a one-line caveat where the engine cannot follow ("" when it does);
         raises ModelLoadError for a draft model it cannot use."""
+        ...
+
+    def sampling_caveat(self, params: SamplingParams) -> str:
+        """Where this engine samples differently from what ``params`` ask, in one line ("")."""
         ...
 
     @property

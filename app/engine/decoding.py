@@ -14,6 +14,7 @@ import threading
 import llama_cpp as lc
 
 from app.engine.base import SamplingParams
+from app.engine.sampling import build_chain, free_made
 from app.engine.tokenprobs import CandidateSampler
 from app.errors import ModelLoadError
 
@@ -30,6 +31,7 @@ class Decoding:
         self._one = (lc.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
         self._candidates: CandidateSampler | None = None
+        self._made: dict = {}  # samplers set up once for this vocabulary (DRY), cloned per reply
         self._batch: lc.llama_batch | None = None  # for drafts: made on first use, freed with the context
         self.shifted_tokens = 0  # cells removed by context shifts, for the bench and the tests
 
@@ -105,6 +107,7 @@ class Decoding:
             del self.cached[keep:]
 
     def free(self) -> None:
+        free_made(self._made)
         if self._batch is not None:
             lc.llama_batch_free(self._batch)
             self._batch = None
@@ -114,40 +117,9 @@ class Decoding:
             self.clear()
             raise ModelLoadError(f"llama.cpp failed to evaluate the prompt (code {rc}).")
 
-    def sampler(self, params: SamplingParams):
-        """Native sampler chain. Top-k runs first so the repetition penalty never
-        scans the whole 262k-token vocabulary (llama.h warns about exactly that)."""
-        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        add = lambda s: lc.llama_sampler_chain_add(chain, s)  # noqa: E731
-        if params.ignore_eos:
-            add(self._end_of_text_ban())
-        if params.top_k > 0:  # 0 means every token, as in llama.cpp (slower penalties)
-            add(lc.llama_sampler_init_top_k(params.top_k))
-        if params.repeat_penalty != 1.0:
-            n_vocab = lc.llama_vocab_n_tokens(self.vocab)
-            penalty = lc.llama_sampler_init_penalties
-            add(penalty(n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0))
-        if params.temperature <= 0:
-            add(lc.llama_sampler_init_greedy())
-            return chain
-        add(lc.llama_sampler_init_top_p(params.top_p, 1))
-        add(lc.llama_sampler_init_min_p(params.min_p, 1))
-        add(lc.llama_sampler_init_temp(params.temperature))
-        seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
-        add(lc.llama_sampler_init_dist(seed))
-        return chain
-
-    def remember_prompt(self, sampler, prompt: list[int], params: SamplingParams) -> None:
-        """The repetition penalty looks back over the prompt too, as llama.cpp's own tools
-        (llama-cli, llama-server) do, so a local and a remote engine sample alike."""
-        if params.repeat_penalty != 1.0:
-            for token in prompt[-params.repeat_last_n :]:
-                lc.llama_sampler_accept(sampler, token)
-
-    def _end_of_text_ban(self):
-        ends = {lc.llama_vocab_eos(self.vocab), lc.llama_vocab_eot(self.vocab)} - {-1}
-        biases = (lc.llama_logit_bias * len(ends))(*[lc.llama_logit_bias(t, float("-inf")) for t in ends])
-        return lc.llama_sampler_init_logit_bias(lc.llama_vocab_n_tokens(self.vocab), len(ends), biases)
+    def sampler(self, params: SamplingParams, history: list[int]):
+        """The native sampler chain for ``params``, having seen ``history`` (the prompt)."""
+        return build_chain(self.vocab, params, history, self._made)
 
     def sample(self, sampler, index: int, n_probs: int) -> tuple[int, list]:
         """The next token from the logits at batch ``index``; with ``n_probs``, its candidates too."""

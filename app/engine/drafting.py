@@ -138,28 +138,24 @@ class _Loop:
         self.policy = policy
 
     def run(self, drafter: Drafter | None, n_ctx: int) -> Iterator[str]:
-        pending = self.decoding.sample(self.sampler, -1, self.params.n_probs)
+        taken = [self.decoding.sample(self.sampler, -1, self.params.n_probs)]
         while True:
-            if self.gen.cancelled:
-                self.state.finish = "cancelled"
-                return
-            shown, done = self.emit(*pending)
-            if shown:
-                yield shown
-            if done:
-                return
-            draft = self.draft(drafter, pending[0], n_ctx)
-            if not draft:
-                pending = self.step(pending[0], timed=drafter is not None)
-                continue
-            taken = self.verify(pending[0], draft)
-            for token, candidates in taken[:-1]:
+            for token, candidates in taken:
+                if self.gen.cancelled:
+                    self.state.finish = "cancelled"
+                    return
                 shown, done = self.emit(token, candidates)
                 if shown:
                     yield shown
                 if done:
                     return
-            pending = taken[-1]
+            taken = self.next_tokens(drafter, taken[-1][0], n_ctx)
+
+    def next_tokens(self, drafter: Drafter | None, last: int, n_ctx: int) -> list[tuple[int, list]]:
+        """The tokens after ``last`` (shown, not yet evaluated): the drafted ones the model keeps and
+        the one it picks after them, or one token the plain way."""
+        draft = self.draft(drafter, last, n_ctx)
+        return self.verify(last, draft) if draft else [self.step(last, timed=drafter is not None)]
 
     def draft(self, drafter: Drafter | None, pending: int, n_ctx: int) -> list[int]:
         """A draft that fits both the reply's token limit and the context (every drafted token

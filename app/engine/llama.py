@@ -364,8 +364,7 @@ class LlamaEngine:
         reused = self._reuse_prefix(prompt)
         if self.decoding.decode(prompt[reused:], gen.cancel_event):
             state.prompt_done = time.perf_counter()
-            sampler = self.decoding.sampler(params)
-            self.decoding.remember_prompt(sampler, prompt, params)
+            sampler = self.decoding.sampler(params, prompt)
             try:
                 drafter = self._drafter()
                 policy, n_ctx = self._draft_policy, self.n_ctx
@@ -404,6 +403,10 @@ class LlamaEngine:
             draft.close()
             raise ModelLoadError(f"{draft.info.name} cannot draft for {self.info.name}: {why}.")
         self._draft_model, self._model_drafter = draft, drafting.ModelDrafter(draft.decoding)
+
+    def sampling_caveat(self, _params: SamplingParams) -> str:
+        """Every sampler runs here as asked."""
+        return ""
 
     @property
     def draft_mode(self) -> str:

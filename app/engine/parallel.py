@@ -59,9 +59,7 @@ def _grow(
     n_ctx: int,
 ) -> Iterator[tuple[int, str]]:  # fmt: skip
     seed = params.seed if params.seed is not None else random.getrandbits(31)
-    samplers = [engine.sampler(replace(params, seed=seed + i)) for i in range(alts.n)]
-    for sampler in samplers:
-        engine.remember_prompt(sampler, engine.cached, params)
+    samplers = [engine.sampler(replace(params, seed=seed + i), engine.cached) for i in range(alts.n)]
     for sequence in range(1, alts.n):
         lc.llama_memory_seq_cp(engine.memory, 0, sequence, -1, -1)
     batch = lc.llama_batch_init(alts.n, 0, 1)

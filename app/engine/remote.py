@@ -52,6 +52,7 @@ from app.engine.http_stream import (
     transport_message,
 )
 from app.engine.reply import ReplyState
+from app.engine.sampling import DRY_BREAKERS
 from app.errors import RemoteError
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,9 @@ class RemoteEngine:
 
     draft_mode = "server"
 
+    def sampling_caveat(self, params: SamplingParams) -> str:
+        return _sampling_caveat(params, self.kind)
+
     def use_draft(self, choice: str, always: bool = False) -> str:
         """A server drafts as it was started, whatever a client asks (llama-server turned its
         per-request ``speculative.*`` fields off). Returns the one line that says so."""
@@ -371,14 +375,31 @@ def _draft_counts(timings: dict) -> tuple[int, int]:
 
 def _sampling(params: SamplingParams) -> dict:
     """Every setting is sent: servers' defaults differ (vLLM: temperature 1.0, top_k off)."""
-    out = {
+    out: dict[str, object] = {
         "temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p,
         "min_p": params.min_p, "repeat_penalty": params.repeat_penalty,
         "repeat_last_n": params.repeat_last_n,
     }  # fmt: skip
     if params.seed is not None:
         out["seed"] = params.seed
+    if params.dry_multiplier > 0:  # llama-server's own DRY and XTC (OpenAI-style servers ignore them)
+        out |= {"dry_multiplier": params.dry_multiplier, "dry_base": params.dry_base,
+                "dry_allowed_length": params.dry_allowed_length, "dry_penalty_last_n": params.dry_last_n,
+                "dry_sequence_breakers": list(DRY_BREAKERS)}  # fmt: skip
+    if params.xtc_probability > 0:
+        out |= {"xtc_probability": params.xtc_probability, "xtc_threshold": params.xtc_threshold}
     return out
+
+
+def _sampling_caveat(params: SamplingParams, kind: str) -> str:
+    """Where a server samples differently from the local engine, in one line ("" where it does
+    not): its repetition penalty always looks back over the prompt, and an OpenAI-compatible
+    server has no DRY or XTC."""
+    if kind != "llama" and (params.dry_multiplier > 0 or params.xtc_probability > 0):
+        return "This server has no DRY or XTC sampling; replies are sampled without them."
+    if params.repeat_penalty != 1.0 and not params.penalize_prompt:
+        return "This server's repetition penalty also looks back over the prompt (Basechat's does not)."
+    return ""
 
 
 _TOKENIZE_PATHS = {"llama": "/tokenize", "vllm": "/tokenize", "extras": "/extras/tokenize"}

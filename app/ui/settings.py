@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -18,7 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.base import SamplingParams, ServerConfig
+from app.engine.presets import PRESETS, preset_of
 from app.models.drafts import DEFAULT_DRAFT, DRAFT_LOOKUP, DRAFT_OFF, draft_label
+from app.service import sampling_value
 from app.ui import secrets
 from app.ui.worker import DEFAULT_KV_CAP_MB, EngineSettings
 
@@ -29,6 +32,8 @@ _SAMPLING_RANGES = {
     "repeat_penalty": (0.5, 2.0, 0.01),
     "top_k": (0, 1000, 1),
     "repeat_last_n": (0, 4096, 1),
+    "dry_multiplier": (0.0, 5.0, 0.05),
+    "xtc_probability": (0.0, 1.0, 0.05),
     "max_tokens": (1, 8192, 1),
     "seed": (-1, 2**31 - 1, 1),
     "n_probs": (0, 20, 1),
@@ -43,6 +48,7 @@ _LABELS = {
     "temperature": "Temperature", "top_p": "Top-p", "min_p": "Min-p", "top_k": "Top-k",
     "repeat_penalty": "Repeat penalty", "repeat_last_n": "Penalty window", "max_tokens": "Max reply tokens",
     "seed": "Seed (-1 random)", "n_probs": "Token probabilities (top K, 0 off)",
+    "dry_multiplier": "DRY (0 off)", "xtc_probability": "XTC chance (0 off)",
     "n_ctx": "Context size (0 auto)", "n_threads": "Threads (0 auto)",
     "n_gpu_layers": "GPU layers (-1 auto)", "kv_cap_mb": "Saved chat state on disk, MB (0 off)",
 }  # fmt: skip
@@ -62,10 +68,8 @@ def load_sampling(settings: QSettings, overrides: dict | None = None) -> Samplin
 
 
 def _cast(name: str, value):
-    if name == "ignore_eos":  # QSettings' INI files give back "true"/"false" strings
-        return str(value).lower() in ("1", "true")
-    kind = int if name in ("top_k", "repeat_last_n", "max_tokens", "seed", "n_probs") else float
-    return kind(value)
+    """QSettings' INI files give back strings ("true", "0.7"); the seed's -1 stays -1 here."""
+    return -1 if name == "seed" and value in (-1, "-1") else sampling_value(name, value)
 
 
 def save_sampling(settings: QSettings, params: SamplingParams) -> None:
@@ -99,7 +103,11 @@ _TIPS = {
     "min_p": "Drop tokens less likely than this fraction of the likeliest one.",
     "top_k": "Sample only from the K likeliest tokens (0: all of them, slower).",
     "repeat_penalty": "Make tokens used in the last window less likely (1: off).",
-    "repeat_last_n": "How many recent tokens the repeat penalty looks back over (prompt included).",
+    "repeat_last_n": "How many recent tokens the repeat penalty looks back over.",
+    "dry_multiplier": "Don't repeat yourself: the longer a reply copies earlier text, the less likely "
+    "it goes on copying (a newline or a colon ends a copy). Stops loops without touching names.",
+    "xtc_probability": "Exclude top choices: how often the likeliest words are set aside for a less "
+    "obvious one that is still likely (stories; 0 for facts).",
     "max_tokens": "The longest a reply may be, in tokens (at most half the context).",
     "seed": "The same seed and settings give the same reply again; -1 picks a new one each time.",
     "n_probs": "Keep each token's K likeliest alternatives, to see them and branch from any token.",
@@ -128,7 +136,9 @@ class SettingsDialog(QDialog):
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
         form = QFormLayout(self)
         form.addRow(_heading("Sampling — applies to this chat and to new chats"))
+        self._params = params
         self._number_fields(form, _shown_values(params, engine))
+        self.presets = PresetFields(params, self.fields, form)
         self.state_ram = QLabel(_state_ram_text(state_ram_mb))
         self.state_ram.setAccessibleName("Saved chat state in RAM")
         form.addRow("Saved chat state in RAM", self.state_ram)
@@ -176,11 +186,18 @@ class SettingsDialog(QDialog):
             box.setValue(defaults[name])
         self.alternatives.setValue(DEFAULT_ALTERNATIVES)
         self.draft.setCurrentIndex(self.draft.findData(DEFAULT_DRAFT))
+        self.presets.scope.setChecked(SamplingParams().penalize_prompt)
+        self._params = SamplingParams()
 
     def sampling(self) -> SamplingParams:
         values = {name: _cast(name, self.fields[name].value()) for name in _SAMPLING_RANGES}
         seed = int(values.pop("seed"))
-        return SamplingParams(**values, seed=None if seed < 0 else seed)
+        chosen = {
+            **values,
+            "seed": None if seed < 0 else seed,
+            "penalize_prompt": self.presets.scope.isChecked(),
+        }
+        return replace(self._params, **chosen)
 
     def save_engine(self, settings: QSettings) -> str:
         """Store the engine fields; returns a notice for the status bar (or "")."""
@@ -188,6 +205,34 @@ class SettingsDialog(QDialog):
             settings.setValue(f"engine/{name}", self.fields[name].value())
         settings.setValue("engine/draft", self.draft.currentData())
         return self.server.save(settings)
+
+
+class PresetFields:
+    """A preset (Precise / Balanced / Creative, as KoboldCpp and SillyTavern users expect) fills the
+    sampling numbers, which stay editable; and whether the repeat penalty sees the prompt."""
+
+    def __init__(self, params: SamplingParams, fields: dict, form: QFormLayout) -> None:
+        self.fields = fields
+        self.box = QComboBox()
+        self.box.addItem("Custom", "")
+        for name in PRESETS:
+            self.box.addItem(name.capitalize(), name)
+        self.box.setCurrentIndex(max(0, self.box.findData(preset_of(params))))
+        self.box.setAccessibleName("Preset")
+        self.box.setToolTip("Fills the sampling numbers above; change any of them afterwards.")
+        self.box.activated.connect(lambda _index: self.apply())
+        form.insertRow(1, "Preset", self.box)
+        self.scope = QCheckBox("The repeat penalty also looks back over the prompt")
+        self.scope.setChecked(params.penalize_prompt)
+        self.scope.setToolTip(
+            "Off: only the reply's own tokens are penalised, so the names you gave stay likely."
+        )
+        form.insertRow(2, self.scope)
+
+    def apply(self) -> None:
+        for key, value in PRESETS.get(self.box.currentData(), {}).items():
+            if key in self.fields:
+                self.fields[key].setValue(value)
 
 
 _DRAFT_TIP = (
