@@ -323,3 +323,24 @@ def test_speed_up_replies_is_a_setting_and_the_share_of_drafts_kept_is_shown(qtb
     qtbot.waitUntil(lambda: window.notebook.request_id == 0, timeout=LONG)
     assert "tok/s · " in window.status_line.text()
     assert window.status_line.text().endswith("of drafted tokens accepted")
+
+
+def test_a_preset_fills_the_sampling_numbers_and_the_penalty_can_leave_the_prompt_alone(qtbot, window):
+    from app.engine.presets import PRESETS
+    from app.ui.settings import SettingsDialog, load_engine, load_sampling, save_sampling
+
+    dialog = SettingsDialog(load_sampling(window.settings), load_engine(window.settings), window)
+    qtbot.addWidget(dialog)
+    box = dialog.presets.box
+    assert [box.itemText(i) for i in range(box.count())] == ["Custom", "Precise", "Balanced", "Creative"]
+    box.setCurrentIndex(box.findData("creative"))
+    box.activated.emit(box.currentIndex())
+    assert dialog.fields["temperature"].value() == pytest.approx(PRESETS["creative"]["temperature"])
+    assert dialog.fields["xtc_probability"].value() == pytest.approx(PRESETS["creative"]["xtc_probability"])
+    dialog.presets.scope.setChecked(False)
+    save_sampling(window.settings, dialog.sampling())
+    again = load_sampling(window.settings)
+    assert again.penalize_prompt is False and again.dry_multiplier == PRESETS["creative"]["dry_multiplier"]
+    reopened = SettingsDialog(again, load_engine(window.settings), window)
+    qtbot.addWidget(reopened)
+    assert reopened.presets.box.currentData() == "creative" and not reopened.presets.scope.isChecked()

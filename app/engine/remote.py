@@ -301,7 +301,7 @@ class RemoteEngine:
         body = {
             "prompt": prompt, "stream": True, "cache_prompt": self.cache_prompt, "return_tokens": True,
             "n_predict": params.max_tokens, "stop": stop, "ignore_eos": bool(params.ignore_eos),
-            "samplers": ["top_k", "penalties", "top_p", "min_p", "temperature"],  # the local chain's order
+            "samplers": _chain_order(params),
         }  # fmt: skip
         if params.n_probs:  # sampled: what the chain kept; greedy: the softmax of the logits
             body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
@@ -363,6 +363,13 @@ class RemoteEngine:
         if self.kind == "llama":
             return _native_event(data)
         return _openai_event(data)
+
+
+def _chain_order(params: SamplingParams) -> list[str]:
+    """llama-server's sampler names in the local chain's order (``engine/sampling.py``)."""
+    dry = ["dry"] if params.dry_multiplier > 0 else []
+    xtc = ["xtc"] if params.xtc_probability > 0 else []
+    return ["top_k", "penalties", *dry, "top_p", "min_p", *xtc, "temperature"]
 
 
 def _draft_counts(timings: dict) -> tuple[int, int]:
