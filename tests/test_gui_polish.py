@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMessageBox, QToolButton
 
+from app.engine.base import SamplingParams
 from app.scaffold import load_template
 from app.store import ChatStore
 from app.ui.main_window import MainWindow
@@ -233,7 +234,8 @@ def test_settings_say_what_they_change_and_restore_defaults(qtbot, window):
     dialog.fields["temperature"].setValue(1.7)
     dialog.fields["top_k"].setValue(3)
     dialog.restore_defaults()
-    assert dialog.fields["temperature"].value() == pytest.approx(0.7) and dialog.fields["top_k"].value() == 40
+    assert dialog.fields["temperature"].value() == pytest.approx(SamplingParams().temperature)
+    assert dialog.fields["top_k"].value() == 40
 
 
 def test_an_edited_frame_is_marked_and_can_be_reset(qtbot, window):

@@ -32,7 +32,8 @@ pytestmark = [
     pytest.mark.skipif(not (BIN / "llama-server").exists(), reason="run 'make servers' first"),
 ]
 QUESTION = "What is the capital of France?"
-GREEDY = SamplingParams(temperature=0.0, max_tokens=64)
+# The penalties look back over the prompt, as llama-server's always do, so both engines sample alike.
+GREEDY = SamplingParams(temperature=0.0, max_tokens=64, penalize_prompt=True)
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +390,5 @@ def test_llama_server_samples_with_dry_and_says_where_it_cannot_follow(remote):
         "This server's repetition"
     )
     assert remote.sampling_caveat(GREEDY) == ""
+    dry_reply_only = replace(GREEDY, repeat_penalty=1.0, dry_multiplier=0.8, penalize_prompt=False)
+    assert "over the prompt" in remote.sampling_caveat(dry_reply_only)

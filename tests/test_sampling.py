@@ -31,8 +31,10 @@ def test_dry_breaks_a_reply_that_copies_itself(engine):
     line = "water the plants and feed the cat."
     plain = run(engine, LIST, GREEDY)
     assert loops(plain.tokens, plain.finish_reason) and plain.text.count(line) >= 5
-    dry = run(engine, LIST, replace(GREEDY, dry_multiplier=0.8))
+    dry = run(engine, LIST, replace(GREEDY, dry_multiplier=0.8, penalize_prompt=True))
     assert dry.text.count(line) == 0, dry.text
+    own = run(engine, LIST, replace(GREEDY, dry_multiplier=0.8, penalize_prompt=False))
+    assert own.text.count(line) <= 1, own.text  # over the reply only: it may copy the prompt once
 
 
 def test_a_penalty_over_the_reply_only_leaves_the_users_name_alone(engine):

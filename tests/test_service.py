@@ -113,4 +113,4 @@ def test_one_shape_for_both_surfaces_and_bad_values_are_skipped():
     assert "n_probs" not in shape["sampling"] and "ignore_eos" not in shape["sampling"]
     hand_edited = {"sampling": {"temperature": "warm", "top_k": "12", "seed": -1}}
     params = conversation_params(hand_edited, SamplingParams())
-    assert (params.temperature, params.top_k, params.seed) == (0.7, 12, None)
+    assert (params.temperature, params.top_k, params.seed) == (SamplingParams().temperature, 12, None)

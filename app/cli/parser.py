@@ -35,11 +35,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def sampling_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.7)")
+    parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.3)")
     parser.add_argument("--top-k", type=int, help="keep the K likeliest tokens (default 40; 0 = all)")
-    parser.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95)")
+    parser.add_argument("--top-p", type=float, help="nucleus sampling (default 0.9)")
     parser.add_argument(
-        "--min-p", type=float, help="drop tokens below this share of the top one (default 0.05)"
+        "--min-p", type=float, help="drop tokens below this share of the top one (default 0.1)"
     )
     parser.add_argument(
         "--repeat-penalty", type=float, help="penalise repeated tokens (default 1.1; 1 = off)"
@@ -48,7 +48,7 @@ def sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--penalty-scope",
         choices=["prompt", "reply"],
-        help="the repeat penalty looks back over the prompt too, or the reply only",
+        help="the repeat penalty and DRY look back over the prompt too, or the reply only",
     )
     parser.add_argument("--dry-multiplier", type=float, help="DRY repetition penalty strength (0 = off)")
     parser.add_argument("--dry-base", type=float, help="DRY: how fast the penalty grows with a repeat")

@@ -21,14 +21,17 @@ FinishReason = Literal["stop", "length", "cancelled", "interrupted"]
 class SamplingParams:
     """Sampling settings; temperature 0 means greedy, so runs repeat exactly."""
 
-    temperature: float = 0.7
+    # The defaults are the "precise" preset (engine/presets.py), chosen by measurement on the tune
+    # half for a small base model (docs/eval.md): cooler sampling keeps the names the user gave,
+    # penalties over the reply only never push the model off them, DRY stops loops.
+    temperature: float = 0.3
     top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
+    top_p: float = 0.9
+    min_p: float = 0.1
     repeat_penalty: float = 1.1
     repeat_last_n: int = 64
-    penalize_prompt: bool = True  # the repetition penalty also looks back over the prompt
-    dry_multiplier: float = 0.0  # DRY, "don't repeat yourself" (0: off)
+    penalize_prompt: bool = False  # the repetition penalty and DRY also look back over the prompt
+    dry_multiplier: float = 0.8  # DRY, "don't repeat yourself" (0: off)
     dry_base: float = 1.75
     dry_allowed_length: int = 2
     dry_last_n: int = 2048

@@ -9,15 +9,17 @@ from dataclasses import replace
 from app.engine.base import SamplingParams
 
 PRESETS: dict[str, dict] = {
-    # Close to greedy: facts and short answers; DRY still ends a reply that starts to loop.
-    "precise": {"temperature": 0.3, "top_k": 40, "top_p": 0.9, "min_p": 0.1, "repeat_penalty": 1.0,
-                "dry_multiplier": 0.8, "xtc_probability": 0.0},
-    # The everyday chat: no penalty on the names the user gave, DRY against loops.
-    "balanced": {"temperature": 0.7, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0,
-                 "dry_multiplier": 0.8, "xtc_probability": 0.0},
+    # The default: cool enough that a small model keeps what it was told (memory recall 0.67 on the
+    # tune half against 0.28 at temperature 0.7), penalties over the reply only, DRY against loops.
+    "precise": {"temperature": 0.3, "top_k": 40, "top_p": 0.9, "min_p": 0.1, "repeat_penalty": 1.1,
+                "penalize_prompt": False, "dry_multiplier": 0.8, "xtc_probability": 0.0},
+    # Livelier chat at the usual temperature, the same guards.
+    "balanced": {"temperature": 0.7, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1,
+                 "penalize_prompt": False, "dry_multiplier": 0.8, "xtc_probability": 0.0},
     # Stories: hotter, and XTC now and then sets the most obvious choices aside.
-    "creative": {"temperature": 1.0, "top_k": 100, "top_p": 1.0, "min_p": 0.05, "repeat_penalty": 1.0,
-                 "dry_multiplier": 0.8, "xtc_probability": 0.5, "xtc_threshold": 0.1},
+    "creative": {"temperature": 1.0, "top_k": 100, "top_p": 1.0, "min_p": 0.05, "repeat_penalty": 1.1,
+                 "penalize_prompt": False, "dry_multiplier": 0.8, "xtc_probability": 0.5,
+                 "xtc_threshold": 0.1},
 }  # fmt: skip
 
 

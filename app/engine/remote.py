@@ -400,12 +400,12 @@ def _sampling(params: SamplingParams) -> dict:
 
 def _sampling_caveat(params: SamplingParams, kind: str) -> str:
     """Where a server samples differently from the local engine, in one line ("" where it does
-    not): its repetition penalty always looks back over the prompt, and an OpenAI-compatible
+    not): its repetition penalty and DRY always look back over the prompt, and an OpenAI-compatible
     server has no DRY or XTC."""
     if kind != "llama" and (params.dry_multiplier > 0 or params.xtc_probability > 0):
         return "This server has no DRY or XTC sampling; replies are sampled without them."
-    if params.repeat_penalty != 1.0 and not params.penalize_prompt:
-        return "This server's repetition penalty also looks back over the prompt (Basechat's does not)."
+    if (params.repeat_penalty != 1.0 or params.dry_multiplier > 0) and not params.penalize_prompt:
+        return "This server's repetition penalties also look back over the prompt (Basechat's do not)."
     return ""
 
 

@@ -222,7 +222,7 @@ class PresetFields:
         self.box.setToolTip("Fills the sampling numbers above; change any of them afterwards.")
         self.box.activated.connect(lambda _index: self.apply())
         form.insertRow(1, "Preset", self.box)
-        self.scope = QCheckBox("The repeat penalty also looks back over the prompt")
+        self.scope = QCheckBox("Repeat penalty and DRY also look back over the prompt")
         self.scope.setChecked(params.penalize_prompt)
         self.scope.setToolTip(
             "Off: only the reply's own tokens are penalised, so the names you gave stay likely."
