@@ -26,7 +26,7 @@ from app.errors import ModelLoadError
 pytestmark = pytest.mark.model
 
 TIE = 2.5  # log-probability: well above the rounding differences measured, far below a wrong pick
-GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=90)
+GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=90)
 PARAGRAPH = (
     "The old lighthouse stood at the edge of the cliff for two hundred years. Every night its keeper "
     "climbed the narrow stairs, trimmed the wick and watched the lamp turn over the dark water."

@@ -147,7 +147,7 @@ def test_top_k_zero_means_every_token_not_forty(engine):
     import llama_cpp as lc
 
     def sampler_names(params) -> list[str]:
-        chain = engine.decoding.sampler(params)
+        chain = engine.decoding.sampler(params, [])
         try:
             n = lc.llama_sampler_chain_n(chain)
             return [lc.llama_sampler_name(lc.llama_sampler_chain_get(chain, i)).decode() for i in range(n)]

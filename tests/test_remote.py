@@ -383,7 +383,7 @@ def test_llama_server_samples_with_dry_and_says_where_it_cannot_follow(remote):
     line = "water the plants and feed the cat."
     text = "Schedule\n" + "".join(f"Day {n}: {line}\n" for n in (1, 2, 3)) + "Day 4:"
     prompt = remote.start_tokens() + remote.tokenize(text)
-    greedy = replace(GREEDY, max_tokens=80, repeat_penalty=1.0, ignore_eos=True)
+    greedy = replace(GREEDY, max_tokens=80, repeat_penalty=1.0, dry_multiplier=0.0, ignore_eos=True)
     assert remote.generate(prompt, greedy, []).run().text.count(line) >= 3
     assert remote.generate(prompt, replace(greedy, dry_multiplier=0.8), []).run().text.count(line) == 0
     assert remote.sampling_caveat(replace(GREEDY, penalize_prompt=False)).startswith(

@@ -17,7 +17,9 @@ from tests.helpers import basechat
 pytestmark = pytest.mark.model
 
 LIST = "Schedule\n" + "".join(f"Day {n}: water the plants and feed the cat.\n" for n in (1, 2, 3)) + "Day 4:"
-GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=120, ignore_eos=True)
+GREEDY = SamplingParams(
+    temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=120, ignore_eos=True
+)
 
 
 def run(engine, text: str, params: SamplingParams):
@@ -56,7 +58,9 @@ def test_a_penalty_over_the_reply_only_leaves_the_users_name_alone(engine):
 
 
 def test_presets_are_starting_points_the_flags_go_on_top_of():
-    assert preset_of(preset_params("creative")) == "creative" and preset_of(SamplingParams()) == ""
+    assert preset_of(preset_params("creative")) == "creative"
+    assert preset_of(SamplingParams()) == "precise"  # new chats start from it
+    assert preset_of(SamplingParams(temperature=0.9)) == ""
     for name in PRESETS:
         assert preset_params(name).dry_multiplier > 0  # every preset guards against loops
     result = basechat("ask", "--json", "--preset", "precise", "--top-k", "7", "--max-tokens", "4", "Hi")
