@@ -215,11 +215,11 @@ class _Loop:
 
 
 class LookupDrafter:
-    """Prompt lookup: when the last ``n`` tokens (4, else 3) occurred before, propose
+    """Prompt lookup: when the last 4 tokens occurred before, propose
     the tokens that followed their latest occurrence. The index of n-grams is built on the first
     proposal (after the first token is shown) and grows with the reply."""
 
-    SIZES = (4, 3)
+    SIZES = (4,)  # 3-grams matched chat text often and wrongly: chat 0.958x with them, 1.029x without
 
     def __init__(self) -> None:
         self._seen: dict[tuple[int, ...], int] = {}

@@ -20,7 +20,7 @@ from app.engine.base import Backend, SamplingParams
 from app.errors import InputError
 from app.scaffold import Template
 
-GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=64)
+GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=64)
 
 
 @dataclass(frozen=True)

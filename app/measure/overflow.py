@@ -15,7 +15,7 @@ from app.engine.factory import open_backend
 from app.scaffold import load_template
 
 # Short replies, as a chat's; the reply length does not matter, only that turns keep coming.
-CHAT = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=32)
+CHAT = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=32)
 
 
 def overflow_figures(path: Path, n_ctx: int = 2048, turns: int = 10) -> dict:

@@ -25,7 +25,7 @@ QUESTIONS = [
 
 def per_turn(engine: Backend, cached: bool) -> list[tuple[float, float, int]]:
     """(ttft seconds, tokens/s, prompt tokens) for each turn."""
-    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=48)
+    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=48)
     session = ChatSession(engine, load_template("chat"), params)
     reference.clear_cache(engine)
     rows = []

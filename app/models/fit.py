@@ -133,7 +133,9 @@ def measure_generation(model: Path, n_tokens: int = 32, runs: int = 3) -> float:
     engine = open_backend(model, n_ctx=512)
     try:
         prompt = engine.start_tokens() + engine.tokenize("Counting from one upwards: 1, 2, 3, 4, 5,")
-        greedy = SamplingParams(temperature=0.0, repeat_penalty=1.0, ignore_eos=True, max_tokens=4)
+        greedy = SamplingParams(
+            temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, ignore_eos=True, max_tokens=4
+        )
         engine.generate(prompt, greedy, []).run()
         timed = replace(greedy, max_tokens=n_tokens)
         return max(engine.generate(prompt, timed, []).run().usage.tokens_per_s for _ in range(runs))

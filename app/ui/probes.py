@@ -137,7 +137,9 @@ def _engine_settings():
 def _long_reply_params(n_tokens: int):
     from app.engine.base import SamplingParams
 
-    return SamplingParams(temperature=0.0, repeat_penalty=1.0, max_tokens=n_tokens, ignore_eos=True)
+    return SamplingParams(
+        temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=n_tokens, ignore_eos=True
+    )
 
 
 def _endless_book():
