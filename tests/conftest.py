@@ -56,8 +56,18 @@ def endless_book(tmp_path) -> Path:
 
 ENDLESS_USER = "Reader asking the endless book for its next chapter"
 ENDLESS_WRITER = "The endless book writing chapter after chapter"
-LONG_REPLY_ARGS = ["--max-tokens", "2000", "--temperature", "1.0", "--ignore-eos"]
-ENDLESS_SETTINGS = {"temperature": 1.0, "ignore_eos": True, "max_tokens": 2000}
+# The penalties look back over the prompt too, so the book's many-word speaker labels (its only
+# stops) are never copied from it: with them over the reply only, a reply wrote a label and ended.
+LONG_REPLY_ARGS = [
+    "--max-tokens",
+    "2000",
+    "--temperature",
+    "1.0",
+    "--ignore-eos",
+    "--penalty-scope",
+    "prompt",
+]
+ENDLESS_SETTINGS = {"temperature": 1.0, "ignore_eos": True, "max_tokens": 2000, "penalize_prompt": True}
 
 
 @pytest.fixture(scope="session")
