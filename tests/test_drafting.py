@@ -164,9 +164,10 @@ def test_cancel_stops_a_drafted_reply(engine):
 def test_lookup_proposes_what_followed_the_latest_earlier_occurrence():
     drafter = LookupDrafter()
     history = [5, 6, 7, 8, 1, 2, 3, 9, 9, 5, 6, 7, 8, 4, 4, 5, 6, 7, 8]
-    assert drafter.propose(history, 3) == [4, 4, 5]  # the latest 5 6 7 8 before the end
-    assert drafter.propose([*history, 4, 4, 5], 2) == [6, 7]  # the index grew with the history
-    assert LookupDrafter().propose([1, 2, 3, 4, 5], 4) == []  # nothing seen twice
+    assert drafter.propose(history[:-1], history[-1], 3) == [4, 4, 5]  # the latest 5 6 7 8 before the end
+    longer = [*history, 4, 4, 5]
+    assert drafter.propose(longer[:-1], longer[-1], 2) == [6, 7]  # the index grew with the history
+    assert LookupDrafter().propose([1, 2, 3, 4], 5, 4) == []  # nothing seen twice
 
 
 def test_the_policy_drafts_only_while_drafts_pay():

@@ -32,8 +32,14 @@ MAX_DRAFT = 16  # tokens per draft at most: longer batches cost more than a miss
 
 
 class Drafter(Protocol):
-    def propose(self, history: list[int], limit: int) -> list[int]:
-        """Up to ``limit`` tokens likely to follow ``history`` (nothing when there is no guess)."""
+    def begin(self) -> None:
+        """A new reply: its history need not continue the last one's."""
+        ...
+
+    def propose(self, cached: list[int], pending: int, limit: int) -> list[int]:
+        """Up to ``limit`` tokens likely to follow ``cached`` and then ``pending`` (nothing when
+        there is no guess). ``cached`` is the engine's own list, read and never copied, so the
+        work per token does not grow with the conversation; within a reply it only grows."""
         ...
 
     def close(self) -> None: ...
@@ -122,6 +128,8 @@ def run(
     """Sample the reply after the prompt (already evaluated), drafting when ``drafter`` is given
     and ``policy`` expects a draft to pay."""
     loop = _Loop(decoding, gen, params, state, sampler, policy)
+    if drafter is not None:
+        drafter.begin()
     yield from loop.run(drafter, n_ctx)
     state.drafted, state.accepted = loop.tally.drafted, loop.tally.accepted
 
@@ -165,7 +173,7 @@ class _Loop:
         if drafter is None or not length:
             return []
         started = time.perf_counter()
-        draft = drafter.propose([*self.decoding.cached, pending], length)
+        draft = drafter.propose(self.decoding.cached, pending, length)
         self.policy.proposed(len(draft), time.perf_counter() - started)
         return draft
 
@@ -215,32 +223,35 @@ class _Loop:
 
 
 class LookupDrafter:
-    """Prompt lookup: when the last 4 tokens occurred before, propose
-    the tokens that followed their latest occurrence. The index of n-grams is built on the first
-    proposal (after the first token is shown) and grows with the reply."""
+    """Prompt lookup: when the last 4 tokens occurred before, propose the tokens that followed
+    their latest occurrence. The index of 4-grams is built on the first proposal (after the first
+    token is shown) and grows with the reply: each new token adds one entry."""
 
-    SIZES = (4,)  # 3-grams matched chat text often and wrongly: chat 0.958x with them, 1.029x without
+    SIZE = 4  # 3-grams matched chat text often and wrongly: chat 0.958x with them, 1.029x without
 
     def __init__(self) -> None:
         self._seen: dict[tuple[int, ...], int] = {}
         self._indexed = 0  # history positions whose n-grams are in the index
 
-    def propose(self, history: list[int], limit: int) -> list[int]:
-        """``history`` only grows between calls: one drafter serves one reply."""
-        self._index(history)
-        for size in self.SIZES:
-            follows = self._seen.get(tuple(history[-size:]))
-            if follows is not None:
-                return history[follows : follows + limit]
-        return []
+    def begin(self) -> None:
+        self._seen, self._indexed = {}, 0
 
-    def _index(self, history: list[int]) -> None:
-        """Every n-gram that has a token after it, mapped to where that token is (latest wins)."""
-        for end in range(max(self._indexed, 1), len(history)):
-            for size in self.SIZES:
-                if end >= size:
-                    self._seen[tuple(history[end - size : end])] = end
-        self._indexed = max(self._indexed, len(history))
+    def propose(self, cached: list[int], pending: int, limit: int) -> list[int]:
+        self._index(cached)
+        follows = self._seen.get((*cached[1 - self.SIZE :], pending))
+        if follows is None:
+            return []
+        draft = cached[follows : follows + limit]
+        if len(draft) < limit and follows + len(draft) == len(cached):  # it runs into the pending one
+            draft.append(pending)
+        return draft
+
+    def _index(self, cached: list[int]) -> None:
+        """Every 4-gram of ``cached`` mapped to where the token after it is (latest wins); the one
+        that ends ``cached`` is followed by the pending token, at ``len(cached)``."""
+        for end in range(max(self._indexed, self.SIZE), len(cached) + 1):
+            self._seen[tuple(cached[end - self.SIZE : end])] = end
+        self._indexed = len(cached) + 1
 
     def close(self) -> None:
         self._seen = {}
@@ -249,18 +260,25 @@ class LookupDrafter:
 class ModelDrafter:
     """A small model of the same vocabulary drafts greedily in its own context, which keeps the
     history it has seen so each proposal evaluates only what is new (and forgets its rejected
-    guesses)."""
+    guesses). Within a reply the two histories agree up to where they last met, so only the tail
+    after it is compared."""
 
     def __init__(self, decoding: Decoding) -> None:
         self.decoding = decoding
         self._greedy = lc.llama_sampler_init_greedy()
         self._never = threading.Event()
+        self._agreed = 0  # tokens known to be the same in both histories
 
-    def propose(self, history: list[int], limit: int) -> list[int]:
+    def begin(self) -> None:
+        self._agreed = 0
+
+    def propose(self, cached: list[int], pending: int, limit: int) -> list[int]:
         own = self.decoding
-        keep = min(shared_length(own.cached, history), len(history) - 1)
+        start = min(self._agreed, len(own.cached), len(cached))
+        keep = start + shared_length(own.cached[start:], cached[start:])
         own.forget_after(keep)
-        own.decode(history[keep:], self._never)
+        own.decode([*cached[keep:], pending], self._never)
+        self._agreed = len(cached) + 1
         draft: list[int] = []
         while True:
             draft.append(lc.llama_sampler_sample(self._greedy, own.ctx, -1))
