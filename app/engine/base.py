@@ -43,6 +43,9 @@ class SamplingParams:
     n_probs: int = 0  # record each token's top-N candidates with their probabilities (0: off)
 
 
+# What every measurement means by greedy: the likeliest token, no penalty, no DRY (runs repeat).
+PLAIN_GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0)
+
 ServerKind = Literal["auto", "llama", "openai"]
 DEFAULT_READ_TIMEOUT_S = 60.0
 

@@ -20,7 +20,7 @@ from app.engine.base import SamplingParams
 DRY_BREAKERS = ("\n", ":", '"', "*")
 
 
-def build_chain(vocab, params: SamplingParams, history: list[int], made: dict | None = None):
+def build_chain(vocab, params: SamplingParams, history: list[int], made: dict):
     """A chain the caller frees with ``llama_sampler_free``; ``history``: the prompt's tokens;
     ``made``: samplers kept between replies for this vocabulary (see ``_dry``)."""
     chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
@@ -33,7 +33,7 @@ def build_chain(vocab, params: SamplingParams, history: list[int], made: dict | 
     if params.repeat_penalty != 1.0:
         add(_fed(_penalties(vocab, params), _tail(seen, params.repeat_last_n)))
     if params.dry_multiplier > 0:
-        add(_fed(_dry(vocab, params, made if made is not None else {}), _tail(seen, params.dry_last_n)))
+        add(_fed(_dry(vocab, params, made), _tail(seen, params.dry_last_n)))
     if params.temperature <= 0:
         add(lc.llama_sampler_init_greedy())
         return chain

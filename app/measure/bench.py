@@ -20,14 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.engine import reference
-from app.engine.base import Backend, SamplingParams
+from app.engine.base import PLAIN_GREEDY, Backend
 from app.engine.device import default_threads
 from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
 from app.measure.overflow import overflow_figures, remote_overflow_figures
 from app.measure.speculation import lookup_figures, self_draft_figures
 
-GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, ignore_eos=True)
+GREEDY = replace(PLAIN_GREEDY, ignore_eos=True)
 COUNTING = "Counting from one upwards: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
 ROOT = Path(__file__).resolve().parents[2]
 LLAMA_BENCH = ROOT / ".bench" / "bin" / "llama-bench"

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.chat import ChatSession, raw_generation
-from app.engine.base import Backend, SamplingParams
+from app.engine.base import PLAIN_GREEDY, Backend, SamplingParams
 from app.errors import InputError
 from app.scaffold import Template
 
-GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=64)
+GREEDY = replace(PLAIN_GREEDY, max_tokens=64)
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import statistics
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from app.chat import ChatSession
 from app.engine import reference
-from app.engine.base import Backend, SamplingParams
+from app.engine.base import PLAIN_GREEDY, Backend
 from app.engine.factory import open_backend
 from app.scaffold import load_template
 
 # Short replies, as a chat's; the reply length does not matter, only that turns keep coming.
-CHAT = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=32)
+CHAT = replace(PLAIN_GREEDY, max_tokens=32)
 
 
 def overflow_figures(path: Path, n_ctx: int = 2048, turns: int = 10) -> dict:

@@ -7,11 +7,12 @@ runs) and once with the cache cleared before every turn.
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from app.chat import ChatSession
 from app.engine import reference
-from app.engine.base import Backend, SamplingParams
+from app.engine.base import PLAIN_GREEDY, Backend
 from app.engine.factory import open_backend
 from app.scaffold import load_template
 
@@ -25,7 +26,7 @@ QUESTIONS = [
 
 def per_turn(engine: Backend, cached: bool) -> list[tuple[float, float, int]]:
     """(ttft seconds, tokens/s, prompt tokens) for each turn."""
-    params = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=48)
+    params = replace(PLAIN_GREEDY, max_tokens=48)
     session = ChatSession(engine, load_template("chat"), params)
     reference.clear_cache(engine)
     rows = []

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.chat import ChatSession, raw_generation
-from app.engine.base import Backend, Completion, SamplingParams
+from app.engine.base import PLAIN_GREEDY, Backend, Completion, SamplingParams
 from app.paths import resources_dir
 from app.scaffold import load_template
 
-GREEDY_CHAT = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=160)
+GREEDY_CHAT = replace(PLAIN_GREEDY, max_tokens=160)
 QA_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "qa.jsonl"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -125,17 +125,14 @@ def calibrated_bandwidth(model: Path, folder: Path, measure=None) -> float:
 def measure_generation(model: Path, n_tokens: int = 32, runs: int = 3) -> float:
     """Greedy tokens a second on the default threads, after a short warm-up: the best of a few
     runs, so a moment of load from another program does not stick in the calibration."""
-    from dataclasses import replace
 
-    from app.engine.base import SamplingParams
+    from app.engine.base import PLAIN_GREEDY
     from app.engine.factory import open_backend
 
     engine = open_backend(model, n_ctx=512)
     try:
         prompt = engine.start_tokens() + engine.tokenize("Counting from one upwards: 1, 2, 3, 4, 5,")
-        greedy = SamplingParams(
-            temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, ignore_eos=True, max_tokens=4
-        )
+        greedy = replace(PLAIN_GREEDY, ignore_eos=True, max_tokens=4)
         engine.generate(prompt, greedy, []).run()
         timed = replace(greedy, max_tokens=n_tokens)
         return max(engine.generate(prompt, timed, []).run().usage.tokens_per_s for _ in range(runs))

@@ -135,11 +135,11 @@ def _engine_settings():
 
 
 def _long_reply_params(n_tokens: int):
-    from app.engine.base import SamplingParams
+    from dataclasses import replace
 
-    return SamplingParams(
-        temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=n_tokens, ignore_eos=True
-    )
+    from app.engine.base import PLAIN_GREEDY
+
+    return replace(PLAIN_GREEDY, max_tokens=n_tokens, ignore_eos=True)
 
 
 def _endless_book():
