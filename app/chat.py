@@ -23,7 +23,7 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
-from app.scaffold.transcript import cue_text
+from app.scaffold.transcript import Moment, cue_text
 
 _TOKEN_CACHE_LIMIT = 1024
 # An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
@@ -158,6 +158,9 @@ class ChatSession:
         self.params = params or SamplingParams()
         self.history: list[Message] = list(history or [])
         self._token_cache: dict[str, tuple[int, ...]] = {}
+        # Fixed while the chat is open, so a frame's date macros keep its prompt prefix cached;
+        # the lorebook's budget counts the model's own tokens.
+        self.moment = Moment(count=lambda text: len(self._tokens(text)))
 
     def reset(self) -> None:
         self.history.clear()
@@ -168,7 +171,7 @@ class ChatSession:
         """Render, tokenise and fit the prompt that ``user_text`` would send."""
         if not user_text.strip():
             raise InputError("The message is empty.")
-        pieces = render_pieces(self.template, self.history, user_text)
+        pieces = render_pieces(self.template, self.history, user_text, self.moment)
         sizes = [len(self._piece_tokens(p)) for p in pieces]
         divisor = SHIFT_CHUNK_DIVISOR if self.engine.can_shift_context else DROP_CHUNK_DIVISOR
         chunk = self.engine.n_ctx // divisor
@@ -263,7 +266,7 @@ class ChatSession:
         last = self.history[-1]
         raw = last.continuation
         before = last.tokens if last.tokens is not None else self._tokens(raw)
-        pieces = render_pieces(self.template, self.history[:-2], self.history[-2].text)
+        pieces = render_pieces(self.template, self.history[:-2], self.history[-2].text, self.moment)
         tokens = self._prompt_tokens(pieces) + list(before)
         if len(tokens) + self._reply_budget() > self.engine.n_ctx:
             raise InputError("The conversation is too long to continue this reply; start a new one.")
@@ -279,7 +282,7 @@ class ChatSession:
     def _stream(self, tokens: list[int], finish: Callable[[Completion], Reply]) -> ReplyStream:
         params = replace(self.params, max_tokens=self._reply_budget())
         if not self.history:  # a new chat: its frame is what every chat in it starts with
-            self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "")[:1]))
+            self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "", self.moment)[:1]))
 
         def finish_and_keep(completion: Completion) -> Reply:
             reply = finish(completion)

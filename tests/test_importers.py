@@ -4,6 +4,7 @@ prompt files, text-generation-webui characters, Kobold Lite scenarios; exporting
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from app.errors import TemplateError
 from app.scaffold import handlebars, load_template
 from app.scaffold.importers import import_bytes, import_file, save_imported, template_to_card
 from app.scaffold.template import template_from_dict, template_to_dict, template_to_toml
-from app.scaffold.transcript import header_text
+from app.scaffold.transcript import Moment, header_text
 from tests import frames
 from tests.conftest import ROOT
 
@@ -30,7 +31,8 @@ def own_templates(tmp_path, monkeypatch):
 def test_card_v2_json_becomes_a_character_template():
     imported = import_bytes(json.dumps(frames.card_v2()).encode(), "mira.json")
     t = imported.template
-    assert imported.kind == "Character Card V2" and imported.notes == ()
+    assert imported.kind == "Character Card V2"
+    assert imported.notes == ("kept for export, not used: tags, creator, character_version",)
     assert (t.name, t.user_name, t.assistant_name) == ("captain-mira", "User", "Captain Mira")
     assert t.preamble == (
         "Captain Mira is the captain of the airship Kestrel. She speaks to User plainly.\n"
@@ -67,7 +69,7 @@ def test_v1_card_and_unused_fields_are_named():
     book = frames.card_v2(character_book={"entries": [{"keys": ["x"], "content": "y"}]},
                           post_history_instructions="Stay in character.")  # fmt: skip
     notes = import_bytes(json.dumps(book).encode(), "m.json").notes
-    assert notes == ("not used: post_history_instructions, character_book",)
+    assert notes == ("kept for export, not used: post_history_instructions, tags, creator, character_version",)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +149,10 @@ def test_llama_cpp_prompt_files():
     assert '("User") and an artificial intelligence assistant ("Assistant")' in vicuna.preamble
     chat = import_file(PROMPTS / "chat.txt")
     assert len(chat.template.examples) == 8 and "argv[3]" in chat.template.examples[5].assistant
-    assert chat.notes and "[[DATE_YEAR]]" in chat.notes[0] and "[[DATE" not in template_to_toml(chat.template)
+    assert chat.notes == () and "[[DATE" not in template_to_toml(chat.template)
+    assert "{{year}}" in template_to_toml(chat.template)  # filled when a chat opens, not frozen at import
+    when = Moment(now=datetime(2031, 5, 6, 7, 8))
+    assert "2031" in header_text(chat.template, moment=when) and "{{" not in header_text(chat.template, moment=when)
 
 
 def test_textgen_yaml_and_kobold_scenario():
@@ -167,7 +172,7 @@ def test_textgen_yaml_and_kobold_scenario():
         "Keeper",
         "Come in out of the rain, friend!",
     )
-    assert kobold.notes == ("not used: authorsnote",)
+    assert kobold.notes == () and t.authors_note
 
 
 def test_card_round_trip_import_export_import(tmp_path):

@@ -30,23 +30,29 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int, chunk: int = 
     """Drop the oldest history turns until the prompt fits in ``budget`` tokens. ``chunk`` > 0
     (an engine that cannot shift its cache): drop on a grid of that many tokens counted from the
     start of the history, so the first kept turn stays the same for many turns and the prompt's
-    prefix stays cached, instead of changing at every turn."""
-    fixed = sizes[0] + sum(sizes[-2:])
+    prefix stays cached, instead of changing at every turn. The header, what is inserted among
+    the turns (lore, the author's note), the newest message and the cue always stay."""
+    history = [i for i, p in enumerate(pieces) if p.kind in ("user", "assistant")][:-1]
+    fixed = sum(sizes) - sum(sizes[i] for i in history)
     if fixed > budget:
         raise ContextOverflow(
             f"This message is too long: the prompt needs {fixed} tokens and only "
             f"{budget} fit with room for the reply. Shorten it or raise the context size.",
             needed=fixed,
         )
-    history = list(range(1, len(pieces) - 2))
     removed, dropped = 0, 0
     while sum(sizes) - removed > budget and history:
         removed, dropped = _drop_oldest(pieces, sizes, history, removed, dropped)
     target = -(-removed // chunk) * chunk if chunk and removed else 0
     while removed < target and history:
         removed, dropped = _drop_oldest(pieces, sizes, history, removed, dropped)
-    keep = [0, *history, len(pieces) - 2, len(pieces) - 1]
+    gone = {i for i, p in enumerate(pieces) if p.kind in ("user", "assistant")}.difference(history)
+    keep = [i for i in range(len(pieces)) if i not in gone or i == _newest_turn(pieces)]
     return Fitted([pieces[i] for i in keep], [sizes[i] for i in keep], dropped)
+
+
+def _newest_turn(pieces: list[Piece]) -> int:
+    return max(i for i, p in enumerate(pieces) if p.kind in ("user", "assistant"))
 
 
 def _drop_oldest(

@@ -17,12 +17,20 @@ import binascii
 import json
 import re
 import struct
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.errors import TemplateError
 from app.scaffold import handlebars
+from app.scaffold.lore_import import (
+    book_from_card,
+    book_from_kobold,
+    book_from_world_info,
+    book_to_card,
+    table,
+)
+from app.scaffold.lorebook import Lorebook
+from app.scaffold.macros import clean_imported, markup_in
 from app.scaffold.template import Exchange, Template, template_from_dict
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a card's PNG can be a large picture
@@ -53,9 +61,10 @@ def import_file(path: Path) -> Imported:
 
 
 def import_bytes(data: bytes, filename: str) -> Imported:
-    """Whatever the parsers meet in hostile data ends in one TemplateError naming the file."""
+    """Whatever the parsers meet in hostile data ends in one TemplateError naming the file. Every
+    format's result passes one last check: no chat markup, and no macro left for the model."""
     try:
-        return _import_bytes(data, filename)
+        return checked(_import_bytes(data, filename), filename)
     except RecursionError:
         raise TemplateError(f"{filename} is nested too deeply to be a frame file.") from None
     except (OverflowError, StopIteration, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
@@ -66,6 +75,8 @@ def import_bytes(data: bytes, filename: str) -> Imported:
 
 def _import_bytes(data: bytes, filename: str) -> Imported:
     stem = Path(filename).stem
+    if not data.strip():
+        raise TemplateError(f"{filename} is empty.")
     if data.startswith(_PNG_SIGNATURE):
         return replace(card_to_template(_card_from_png(data, filename), stem, "PNG "), image=data)
     if len(data) > MAX_TEXT_BYTES:
@@ -105,8 +116,15 @@ def _from_json(data: dict, stem: str) -> Imported:
         return context_preset_to_template(data, stem)
     if {"input_sequence", "output_sequence"} & data.keys():
         return instruct_preset_to_template(data, stem)
-    if "chatopponent" in data or ("memory" in data and "prompt" in data):
+    if "chatopponent" in data or ("memory" in data and "prompt" in data) or "savedsettings" in data:
         return kobold_to_template(data, stem)
+    if "content" in data and isinstance(data.get("content"), str) and set(data) <= _SYSTEM_PROMPT_FIELDS:
+        return system_prompt_to_template(data, stem)
+    if isinstance(data.get("entries"), dict | list):
+        raise TemplateError(
+            "This is a lorebook (World Info), not a frame: add it to a frame in the Frame panel's "
+            "Lorebook tab, or with 'basechat templates lore TEMPLATE FILE'."
+        )
     raise TemplateError(
         "This JSON is not a character card, a SillyTavern preset or a Kobold scenario "
         "(none of their fields are there)."
@@ -159,31 +177,99 @@ def _png_text_chunks(data: bytes) -> dict[str, bytes]:
     return found
 
 
+_CARD_USED = {"name", "nickname", "description", "personality", "scenario", "first_mes", "mes_example",
+              "alternate_greetings", "system_prompt", "creator_notes", "character_book", "char_name",
+              "char_persona", "world_scenario", "char_greeting", "example_dialogue"}  # fmt: skip
+CARD_CHAT_START = "***"  # SillyTavern's line between the example chats and the real one
+
+
 def card_to_template(card: dict, stem: str, container: str = "") -> Imported:
-    """Character Card V1/V2/V3 → a template: the character speaks as the assistant."""
+    """Character Card V1/V2/V3 → a template: the character speaks as the assistant (by its V3
+    ``nickname`` when it has one). The card itself is kept in ``origin`` for exporting."""
     version, data = _card_version(card)
     notes: list[str] = []
-    name = _speaker(_field(data, "name") or _field(data, "char_name") or stem, "Character")
+    name = _speaker(_field(data, "nickname") or _field(data, "name") or _field(data, "char_name") or stem,
+                    "Character")  # fmt: skip
     user = "User" if name.casefold() != "user" else "You"
-    fill = _macro_filler(name, user)
-    preamble = _card_preamble(data, name, fill)
+    fill = _card_filler(data, name, user, notes)
     examples, dropped = _example_blocks(
-        fill(_field(data, "mes_example") or _field(data, "example_dialogue")), user, name
+        _field(data, "mes_example") or _field(data, "example_dialogue"), user, name, fill
     )
     if dropped:
         notes.append(f"{dropped} example line(s) without a partner were left out")
     greetings = [fill(g) for g in [_field(data, "first_mes") or _field(data, "char_greeting"),
                                    *_list_field(data, "alternate_greetings")] if g.strip()]  # fmt: skip
-    unused = [k for k in ("post_history_instructions", "character_book", "group_only_greetings", "assets")
-              if data.get(k)]  # fmt: skip
-    if unused:
-        notes.append("not used: " + ", ".join(unused))
+    note, depth = _depth_prompt(data, fill)
     template = Template(
-        name=_slug(name), preamble=preamble, user_name=user, assistant_name=name, examples=tuple(examples),
-        title=name, description=_plain(_field(data, "creator_notes"))[:300],
+        name=_slug(name), preamble=_card_preamble(data, name, fill), user_name=user, assistant_name=name,
+        examples=tuple(examples), title=_field(data, "name") or name,
+        description=_plain(_field(data, "creator_notes"))[:300],
         greeting=greetings[0] if greetings else "", alternate_greetings=tuple(greetings[1:]),
+        example_separator=CARD_CHAT_START if len({e.block for e in examples}) > 1 else "",
+        chat_start=CARD_CHAT_START if examples and greetings else "",
+        lorebook=book_from_card(data.get("character_book"), notes), authors_note=note,
+        authors_note_depth=depth, origin=json.dumps(card, ensure_ascii=False),
     )  # fmt: skip
-    return Imported(template, f"{container}Character Card {version}", tuple(notes))
+    return Imported(
+        template, f"{container}Character Card {version}", tuple(notes + _card_leftovers(card, data))
+    )
+
+
+def _card_filler(data: dict, name: str, user: str, notes: list[str]):
+    """The card's macros filled from its own fields; any other is left out and named."""
+    values = {"char": name, "user": user, "persona": "", "original": "",
+              **{k: _field(data, k) for k in ("description", "personality", "scenario")},
+              "mesexamples": _field(data, "mes_example"), "charversion": _field(data, "character_version"),
+              "char_version": _field(data, "character_version")}  # fmt: skip
+    return _filler(values, notes)
+
+
+def _filler(values: dict[str, str], notes: list[str]):
+    """A function that cleans one text's macros, naming every one it leaves out in ``notes``."""
+    dropped: list[str] = []
+
+    def fill(text: str) -> str:
+        cleaned = clean_imported(text, values, dropped)
+        _note_dropped(dropped, notes)
+        return cleaned
+
+    return fill
+
+
+_LEFT_OUT = "left out (not understood here): "
+
+
+def _note_dropped(dropped: list[str], notes: list[str]) -> None:
+    """One note names every macro left out, however many passes found them."""
+    before = next((n for n in notes if n.startswith(_LEFT_OUT)), "")
+    items = list(dict.fromkeys([*filter(None, before[len(_LEFT_OUT) :].split(", ")), *dropped]))
+    notes[:] = [n for n in notes if n != before]
+    if items:
+        notes.append(_LEFT_OUT + ", ".join(items))
+
+
+def _depth_prompt(data: dict, fill) -> tuple[str, int]:
+    """SillyTavern's character's note (``extensions.depth_prompt``): the chat's author's note."""
+    extensions = data.get("extensions")
+    prompt = extensions.get("depth_prompt") if isinstance(extensions, dict) else None
+    if not isinstance(prompt, dict) or not isinstance(prompt.get("prompt"), str):
+        return "", 4
+    depth = prompt.get("depth", 4)
+    depth = int(depth) if isinstance(depth, int | float) and not isinstance(depth, bool) else 4
+    return " ".join(fill(_field(prompt, "prompt")).split()), max(0, min(depth, 1000))
+
+
+def _card_leftovers(card: dict, data: dict) -> list[str]:
+    """What the card holds that Basechat does not use: named, and kept for exporting it again."""
+    kept = [k for k, v in data.items() if k not in _CARD_USED and v not in (None, "", [], {}, False)]
+    kept += [k for k in card if k not in ("spec", "spec_version", "data") and card is not data]
+    notes = ["kept for export, not used: " + ", ".join(kept)] if kept else []
+    extensions = data.get("extensions")
+    world = extensions.get("world") if isinstance(extensions, dict) else None
+    if isinstance(world, str) and world.strip():
+        notes.append(f"the card names a lorebook '{world.strip()[:60]}' that is not inside it; "
+                     "import that World Info file in the Frame panel's Lorebook tab")  # fmt: skip
+    return notes
 
 
 def _card_version(card: dict) -> tuple[str, dict]:
@@ -204,27 +290,16 @@ def _card_version(card: dict) -> tuple[str, dict]:
 
 def _card_preamble(data: dict, name: str, fill) -> str:
     """The card's own words, in the order SillyTavern's default story string puts them."""
-    system = fill(_field(data, "system_prompt").replace("{{original}}", ""))
+    system = fill(_field(data, "system_prompt"))
+    scenario = _field(data, "scenario") or _field(data, "world_scenario")
     parts = [
         system,
-        fill(_field(data, "description")),
+        fill(_field(data, "description") or _field(data, "char_persona")),
         f"{name}'s personality: {fill(_field(data, 'personality'))}" if _field(data, "personality") else "",
-        f"Scenario: {fill(_field(data, 'scenario'))}" if _field(data, "scenario") else "",
+        f"Scenario: {fill(scenario)}" if scenario else "",
     ]
     text = "\n".join(p.strip() for p in parts if p.strip())
     return text or f"A conversation between User and {name}."
-
-
-def _macro_filler(name: str, user: str):
-    """Expand {{char}} / {{user}} (any case) and the old <BOT> / <USER>."""
-    pattern = re.compile(r"\{\{\s*(char|user)\s*\}\}|<(BOT|USER)>", re.IGNORECASE)
-
-    def fill(text: str) -> str:
-        return pattern.sub(
-            lambda m: name if (m.group(1) or m.group(2)).lower() in ("char", "bot") else user, text
-        )
-
-    return fill
 
 
 def parse_examples(text: str, user: str, assistant: str) -> tuple[Exchange, ...]:
@@ -232,12 +307,13 @@ def parse_examples(text: str, user: str, assistant: str) -> tuple[Exchange, ...]
     return tuple(_example_blocks(text, user, assistant)[0])
 
 
-def _example_blocks(text: str, user: str, name: str) -> tuple[list[Exchange], int]:
-    """``<START>``-separated example chats → exchanges, and how many lines had no partner."""
+def _example_blocks(text: str, user: str, name: str, fill=None) -> tuple[list[Exchange], int]:
+    """``<START>``-separated example chats → exchanges, and how many lines had no partner. ``fill``
+    cleans each chat's macros once it is split off."""
     exchanges: list[Exchange] = []
     dropped = 0
     for block, chunk in enumerate(re.split(r"<START>", text, flags=re.IGNORECASE)):
-        turns = _speaker_turns(chunk, user, name)
+        turns = _speaker_turns(fill(chunk) if fill else chunk, user, name)
         pairs, left = _pair_turns(turns)
         exchanges += [Exchange(u, a, block) for u, a in pairs]
         dropped += left
@@ -303,29 +379,65 @@ def context_preset_to_template(data: dict, stem: str) -> Imported:
 
 
 def instruct_preset_to_template(data: dict, stem: str) -> Imported:
-    """Instruct sequences become speaker labels where they are labels ("### Instruction:");
-    sequences that are not (chat-markup tokens) cannot be, and the import says so."""
-    user = _sequence_label(_field(data, "input_sequence"), "input_sequence")
-    assistant = _sequence_label(_field(data, "output_sequence"), "output_sequence")
+    """Instruct sequences become speaker labels where they are labels ("### Instruction:"). Story-
+    and Adventure-style presets, whose sequences are empty or punctuation, use the speakers' names
+    as labels; sequences of chat markup cannot be labels, and the import says so."""
     notes = _unused_settings(data, _INSTRUCT_USED)
+    user = _sequence_label(_field(data, "input_sequence"), "input_sequence", "User", notes)
+    assistant = _sequence_label(_field(data, "output_sequence"), "output_sequence", "Assistant", notes)
     stop = _field(data, "stop_sequence").strip()
     name = _field(data, "name") or stem
     preamble = _field(data, "system_prompt").strip() or f"A conversation between {user} and {assistant}."
     template = Template(
         name=_slug(name), preamble=preamble, user_name=user, assistant_name=assistant,
-        extra_stops=(stop,) if stop else (), title=name,
+        extra_stops=(stop,) if stop and not markup_in(stop) else (), title=name,
     )  # fmt: skip
     return Imported(template, "SillyTavern instruct preset", tuple(notes))
 
 
-def _sequence_label(sequence: str, field_name: str) -> str:
-    label = sequence.strip().removesuffix(":").strip()
-    if not label or "\n" in label or ":" in label or "<|" in label or "[INST" in label.upper():
+def _sequence_label(sequence: str, field_name: str, name: str, notes: list[str]) -> str:
+    found = markup_in(sequence) or ("[INST" if "[INST" in sequence.upper() else "")
+    if found:
         raise TemplateError(
-            f"{field_name} {sequence.strip()[:40]!r} is not a speaker label; Basechat's transcript needs "
-            "'Name:' turns, so this instruct preset cannot be used."
+            f"{field_name} {sequence.strip()[:40]!r} is chat markup ('{found}'), not a speaker label; "
+            "Basechat's transcript needs 'Name:' turns, so this instruct preset cannot be used."
         )
-    return label
+    label = (
+        clean_imported(sequence, {"user": "User", "char": "Assistant"}, []).strip().removesuffix(":").strip()
+    )
+    if label and "\n" not in label and ":" not in label and re.search(r"\w", label) and len(label) <= 40:
+        return label
+    notes.append(f"{field_name} {sequence[:20]!r} is not a speaker label, so the name '{name}' is used")
+    return name
+
+
+_SYSTEM_PROMPT_FIELDS = {"name", "content", "post_history"}
+
+
+def system_prompt_to_template(data: dict, stem: str) -> Imported:
+    """SillyTavern's system-prompt preset (``name``, ``content``): a preamble, alone or put into
+    an instruct or context preset imported with it (``combine``)."""
+    content = _field(data, "content").strip()
+    if not content:
+        raise TemplateError(f"The system prompt '{_field(data, 'name') or stem}' is empty.")
+    name = _field(data, "name") or stem
+    notes = _unused_settings(data, {"name", "content"})
+    template = Template(name=_slug(name), preamble=content, title=name)
+    return Imported(template, "SillyTavern system prompt", tuple(notes))
+
+
+def combine(imports: list[Imported]) -> Imported:
+    """Several files imported together: a system-prompt preset gives its text as the other's
+    preamble (SillyTavern keeps the two apart since its instruct presets lost their prompt)."""
+    if len(imports) == 1:
+        return imports[0]
+    systems = [i for i in imports if i.kind == "SillyTavern system prompt"]
+    others = [i for i in imports if i.kind != "SillyTavern system prompt"]
+    if len(imports) != 2 or len(systems) != 1:
+        raise TemplateError("Import one file at a time, or a preset together with one system-prompt preset.")
+    base, system = others[0], systems[0]
+    template = replace(base.template, preamble=system.template.preamble)
+    return Imported(template, f"{base.kind} with {system.kind}", base.notes + system.notes, base.image)
 
 
 def _unused_settings(data: dict, used: set[str]) -> list[str]:
@@ -340,13 +452,9 @@ def _unused_settings(data: dict, used: set[str]) -> list[str]:
 def prompt_file_to_template(text: str, stem: str) -> Imported:
     """A plain transcript: the speakers are found from its last lines, the text before the
     first turn is the preamble, and the turns become example exchanges."""
-    notes = []
+    notes: list[str] = []
     text = text.replace("[[USER_NAME]]", "User").replace("[[AI_NAME]]", "Assistant")
-    if "[[DATE_" in text:
-        text = text.replace("[[DATE_YEAR]]", time.strftime("%Y")).replace(
-            "[[DATE_TIME]]", time.strftime("%H:%M")
-        )
-        notes.append("[[DATE_YEAR]] and [[DATE_TIME]] were filled in with today's date and time")
+    text = text.replace("[[DATE_YEAR]]", "{{year}}").replace("[[DATE_TIME]]", "{{time}}")  # when a chat opens
     user, assistant = _speakers_from_end(text)
     lines = text.rstrip().splitlines()
     labels = re.compile(rf"^({re.escape(user)}|{re.escape(assistant)}):")
@@ -385,15 +493,21 @@ def _from_textgen_yaml(text: str, stem: str) -> Imported:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise TemplateError(f"{stem}: not valid YAML ({str(exc).splitlines()[0]}).") from None
+    if isinstance(data, dict) and {"instruction_template", "turn_template"} & data.keys():
+        raise TemplateError(
+            f"{stem} is a text-generation-webui instruction template (an instruct model's chat markup); "
+            "Basechat reads its characters, which have a 'name'."
+        )
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise TemplateError(f"{stem}: a text-generation-webui character needs a 'name'.")
     name = _speaker(data["name"], "Character")
-    fill = _macro_filler(name, "User")
+    notes: list[str] = []
+    fill = _filler({"char": name, "user": "User"}, notes)
     context = fill(_field(data, "context"))
     label = re.search(rf"^\s*(User|{re.escape(name)})\s*:", context, flags=re.MULTILINE | re.IGNORECASE)
     preamble = context[: label.start()].strip() if label else context.strip()
     examples, dropped = _example_blocks(context[label.start() :] if label else "", "User", name)
-    notes = [f"{dropped} example line(s) without a partner were left out"] if dropped else []
+    notes += [f"{dropped} example line(s) without a partner were left out"] if dropped else []
     notes += _unused_settings(data, {"name", "greeting", "context"})
     greeting = fill(_field(data, "greeting")).strip()
     template = Template(
@@ -403,24 +517,58 @@ def _from_textgen_yaml(text: str, stem: str) -> Imported:
     return Imported(template, "text-generation-webui character", tuple(notes))
 
 
+_KOBOLD_USED = {"memory", "prompt", "chatname", "chatopponent", "opmode", "gamestarted", "scenarioname",
+                "savedsettings", "authorsnote", "worldinfo", "wisearchdepth"}  # fmt: skip
+
+
 def kobold_to_template(data: dict, stem: str) -> Imported:
-    """Kobold Lite: ``memory`` is the preamble, ``chatname``/``chatopponent`` the speakers
-    (the first of several opponents), ``prompt`` the opening of the chat."""
-    user = _speaker(_field(data, "chatname") or "User", "User")
-    opponents = (_field(data, "chatopponent") or "Assistant").split("||$||")
+    """Kobold Lite: ``memory`` is the preamble (any turns in it become examples),
+    ``chatname``/``chatopponent`` the speakers (also from a save file's ``savedsettings``; the first
+    of several opponents), ``prompt`` the opening of the chat, ``authorsnote`` the author's note
+    and ``worldinfo`` the lorebook. Its instruct tags (``{{[INPUT]}}``…) open the speakers' turns."""
+    settings = table(data, "savedsettings")
+    user = _speaker(_field(data, "chatname") or _field(settings, "chatname") or "User", "User")
+    opponents = (_field(data, "chatopponent") or _field(settings, "chatopponent") or "Assistant").split(
+        "||$||"
+    )
     assistant = _speaker(opponents[0], "Assistant")
     notes = [f"only the first of {len(opponents)} chat opponents is used"] if len(opponents) > 1 else []
-    used = {"memory", "prompt", "chatname", "chatopponent", "opmode", "gamestarted", "scenarioname"}
-    notes += _unused_settings(data, used)
-    opening = _field(data, "prompt").strip()
-    turns = _speaker_turns(opening, user, assistant)
-    greeting = turns[0][1] if len(turns) == 1 and turns[0][0] == "assistant" else opening
+    notes += _unused_settings(data, _KOBOLD_USED)
+    fill = _kobold_filler(user, assistant, notes)
+    preamble, examples, dropped = _split_transcript(fill(_field(data, "memory")), user, assistant)
+    if dropped:
+        notes.append(f"{dropped} turn(s) without a partner were left out")
+    depth = data.get("wisearchdepth", settings.get("wisearchdepth"))
     template = Template(
         name=_slug(_field(data, "scenarioname") or stem), title=_field(data, "scenarioname") or stem,
-        preamble=_field(data, "memory").strip() or f"A conversation between {user} and {assistant}.",
-        user_name=user, assistant_name=assistant, greeting=greeting,
+        preamble=preamble or f"A conversation between {user} and {assistant}.", user_name=user,
+        assistant_name=assistant, greeting=_kobold_greeting(fill(_field(data, "prompt")), user, assistant),
+        examples=tuple(examples), authors_note=" ".join(fill(_field(data, "authorsnote")).split()),
+        lorebook=book_from_kobold(data.get("worldinfo"), depth, notes),
     )  # fmt: skip
     return Imported(template, "Kobold Lite scenario", tuple(notes))
+
+
+def _kobold_filler(user: str, assistant: str, notes: list[str]):
+    turn = {"[input]": f"\n{user}: ", "[output]": f"\n{assistant}: ", "[system]": "\n",
+            "[input_end]": "\n", "[output_end]": "\n", "[system_end]": "\n"}  # fmt: skip
+    return _filler({"user": user, "char": assistant, **turn}, notes)
+
+
+def _split_transcript(text: str, user: str, assistant: str) -> tuple[str, list[Exchange], int]:
+    """Text before the first "Name:" line, then its turns as example exchanges."""
+    label = re.search(
+        rf"^\s*({re.escape(user)}|{re.escape(assistant)})\s*:", text, re.MULTILINE | re.IGNORECASE
+    )
+    if label is None:
+        return text.strip(), [], 0
+    examples, dropped = _example_blocks(text[label.start() :], user, assistant)
+    return text[: label.start()].strip(), examples, dropped
+
+
+def _kobold_greeting(opening: str, user: str, assistant: str) -> str:
+    turns = _speaker_turns(opening, user, assistant)
+    return turns[0][1] if len(turns) == 1 and turns[0][0] == "assistant" else opening.strip()
 
 
 # -- field hygiene ----------------------------------------------------------------------
@@ -467,29 +615,182 @@ def _slug(name: str) -> str:
 
 
 def template_to_card(template: Template) -> dict:
-    """A Character Card V2 of the template: what other apps import (and Basechat again)."""
-    fill = _names_to_macros(template)
+    """The template as a character card. One imported from a card gives that card back with only
+    what was edited here changed (V3 stays V3, unknown fields and ``extensions`` untouched); any
+    other becomes a Character Card V2. Names stay words: nothing is turned into a macro."""
+    origin = _origin_card(template)
+    if origin is None:
+        return {"spec": "chara_card_v2", "spec_version": "2.0", "data": _new_card_data(template)}
+    imported = card_to_template(json.loads(template.origin), template.name).template
+    data = origin["data"] if "spec" in origin else origin
+    for edit in _CARD_EDITS:
+        edit(data, imported, template)
+    return origin
+
+
+def _origin_card(template: Template) -> dict | None:
+    try:
+        card = json.loads(template.origin) if template.origin else None
+    except json.JSONDecodeError:
+        return None
+    return card if isinstance(card, dict) and isinstance(card.get("data", card), dict) else None
+
+
+def _new_card_data(template: Template) -> dict:
+    data = {
+        "name": template.assistant_name, "description": template.preamble, "personality": "",
+        "scenario": "", "first_mes": template.greeting, "mes_example": _mes_example(template),
+        "creator_notes": template.description, "system_prompt": "", "post_history_instructions": "",
+        "alternate_greetings": list(template.alternate_greetings), "tags": [],
+        "creator": "", "character_version": "", "extensions": {},
+    }  # fmt: skip
+    for edit in (_edit_lorebook, _edit_note):
+        edit(data, replace(template, lorebook=None, authors_note=""), template)
+    return data
+
+
+def _mes_example(template: Template) -> str:
     blocks: dict[int, list[str]] = {}
     for ex in template.examples:
         blocks.setdefault(ex.block, []).append(
-            f"{{{{user}}}}: {fill(ex.user)}\n{{{{char}}}}: {fill(ex.assistant)}"
+            f"{template.user_name}: {ex.user}\n{template.assistant_name}: {ex.assistant}"
         )
-    data = {
-        "name": template.assistant_name, "description": fill(template.preamble), "personality": "",
-        "scenario": "", "first_mes": fill(template.greeting), "mes_example": "".join(
-            "<START>\n" + "\n".join(lines) + "\n" for lines in blocks.values()),
-        "creator_notes": template.description, "system_prompt": "", "post_history_instructions": "",
-        "alternate_greetings": [fill(g) for g in template.alternate_greetings], "tags": [],
-        "creator": "", "character_version": "", "extensions": {},
-    }  # fmt: skip
-    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
+    return "".join("<START>\n" + "\n".join(lines) + "\n" for lines in blocks.values())
 
 
-def _names_to_macros(template: Template):
-    pattern = re.compile(rf"\b({re.escape(template.assistant_name)}|{re.escape(template.user_name)})\b")
-    return lambda text: pattern.sub(
-        lambda m: "{{char}}" if m.group(1) == template.assistant_name else "{{user}}", text
-    )
+def _edit_name(data: dict, imported: Template, template: Template) -> None:
+    if template.assistant_name != imported.assistant_name:
+        data["nickname" if data.get("nickname") else "name"] = template.assistant_name
+
+
+def _edit_preamble(data: dict, imported: Template, template: Template) -> None:
+    """An edited preamble is the description; the parts it was made of are in it now."""
+    if template.preamble != imported.preamble:
+        data.update(description=template.preamble, personality="", scenario="", system_prompt="")
+
+
+def _edit_greetings(data: dict, imported: Template, template: Template) -> None:
+    def greetings(t: Template) -> set[str]:
+        return {t.greeting, *t.alternate_greetings} - {""}
+
+    if greetings(template) != greetings(imported):
+        data.update(first_mes=template.greeting, alternate_greetings=list(template.alternate_greetings))
+
+
+def _edit_examples(data: dict, imported: Template, template: Template) -> None:
+    if template.examples != imported.examples:
+        data["mes_example"] = _mes_example(template)
+
+
+def _edit_lorebook(data: dict, imported: Template, template: Template) -> None:
+    if template.lorebook != imported.lorebook:
+        if template.lorebook is None or not template.lorebook.entries:
+            data.pop("character_book", None)
+        else:
+            data["character_book"] = book_to_card(template.lorebook)
+
+
+def _edit_note(data: dict, imported: Template, template: Template) -> None:
+    """The author's note travels as SillyTavern's character's note (``extensions.depth_prompt``)."""
+    note = (template.authors_note, template.authors_note_depth)
+    if note != (imported.authors_note, imported.authors_note_depth) and template.authors_note:
+        extensions = table(data, "extensions")
+        prompt = {"prompt": template.authors_note, "depth": template.authors_note_depth, "role": "system"}
+        data["extensions"] = extensions | {"depth_prompt": prompt}
+
+
+def _edit_creator_notes(data: dict, imported: Template, template: Template) -> None:
+    if template.description != imported.description:
+        data["creator_notes"] = template.description
+
+
+_CARD_EDITS = (_edit_name, _edit_preamble, _edit_greetings, _edit_examples, _edit_lorebook, _edit_note,
+               _edit_creator_notes)  # fmt: skip
+
+
+# -- the last check every import passes ---------------------------------------------------------
+
+
+def checked(imported: Imported, filename: str) -> Imported:
+    """No chat markup anywhere (refused, naming the field), and no macro the prompt would not fill
+    (left out and named): what reaches the model is the file's words, never its machinery."""
+    notes = list(imported.notes)
+    clean = _field_cleaner(_filler({}, notes), filename)
+    t = imported.template
+    for label, name in (("user name", t.user_name), ("assistant name", t.assistant_name)):
+        clean(label, name)
+    examples = [
+        Exchange(clean("examples", e.user), clean("examples", e.assistant), e.block) for e in t.examples
+    ]
+    fallback = f"A conversation between {t.user_name} and {t.assistant_name}."
+    template = replace(
+        t, preamble=clean("preamble", t.preamble) or fallback,
+        examples=tuple(e for e in examples if e.user and e.assistant), greeting=clean("greeting", t.greeting),
+        alternate_greetings=tuple(g for g in (clean("greeting", a) for a in t.alternate_greetings) if g),
+        example_separator=clean("example separator", t.example_separator),
+        chat_start=clean("chat start", t.chat_start), authors_note=clean("author's note", t.authors_note),
+        persona=clean("persona", t.persona), lorebook=_checked_book(t.lorebook, clean),
+    )  # fmt: skip
+    return replace(imported, template=template, notes=tuple(notes))
+
+
+def _field_cleaner(fill, filename: str):
+    def clean(label: str, text: str) -> str:
+        found = markup_in(text)
+        if found:
+            raise TemplateError(
+                f"{filename}: its {label} holds chat markup ('{found}'); Basechat's transcript is plain "
+                "'Name:' turns, so this file cannot be used."
+            )
+        return fill(text).strip()
+
+    return clean
+
+
+def _checked_book(book, clean):
+    if book is None:
+        return None
+    entries = [replace(e, content=clean("lorebook", e.content)) for e in book.entries]
+    return replace(book, entries=tuple(e for e in entries if e.content))
+
+
+def import_lorebook(data: bytes, filename: str) -> tuple[Lorebook, tuple[str, ...]]:
+    """A lorebook from a SillyTavern World Info file, a card's ``character_book``, or Kobold Lite's
+    world info (a save file, or its list of entries), checked like any import."""
+    try:
+        book, notes = _lorebook_from(data, filename)
+    except RecursionError:
+        raise TemplateError(f"{filename} is nested too deeply to be a lorebook.") from None
+    except (OverflowError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        raise TemplateError(f"{filename} could not be read as a lorebook ({type(exc).__name__}).") from None
+    holder = Imported(Template("lore", "lore", lorebook=book), "lorebook", tuple(notes))
+    cleaned = checked(holder, filename)
+    assert cleaned.template.lorebook is not None
+    return cleaned.template.lorebook, cleaned.notes
+
+
+def _lorebook_from(data: bytes, filename: str) -> tuple[Lorebook, list[str]]:
+    if len(data) > MAX_TEXT_BYTES:
+        raise TemplateError(f"{filename} is larger than 1 MB; that is not a lorebook.")
+    text = _decode(data, filename)
+    parsed = json.loads(text) if text.strip() else None
+    notes: list[str] = []
+    if isinstance(parsed, list):
+        book = book_from_kobold(parsed, None, notes)
+    elif isinstance(parsed, dict) and isinstance(parsed.get("entries"), dict | list):
+        book = book_from_world_info(parsed, notes)
+    elif isinstance(parsed, dict):
+        inner = table(parsed, "data") or parsed
+        book = book_from_card(inner.get("character_book"), notes) or book_from_kobold(
+            parsed.get("worldinfo"), parsed.get("wisearchdepth"), notes
+        )
+    else:
+        book = None
+    if book is None or not book.entries:
+        raise TemplateError(
+            f"{filename} holds no lorebook entries (World Info, a card's book, Kobold world info)."
+        )
+    return book, notes
 
 
 def save_imported(imported: Imported) -> tuple[Template, Path]:

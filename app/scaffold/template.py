@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import TemplateError
+from app.scaffold.lorebook import Lorebook, lorebook_from_dict, lorebook_to_dict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,6 +60,14 @@ class Template:
     # A character card's picture: a file name in the data folder's ``avatars/`` (the card's own
     # PNG, named by its hash). Only such a name is kept, so a template cannot point elsewhere.
     avatar: str = ""
+    lorebook: Lorebook | None = None
+    # Per chat (a chat keeps its own copy of the frame): KoboldCpp's and SillyTavern's author's note,
+    # put ``authors_note_depth`` messages from the end, and the user's persona, put in the frame.
+    authors_note: str = ""
+    authors_note_depth: int = 4
+    persona: str = ""
+    # The card a template was imported from, as JSON, so exporting it gives back every field it had.
+    origin: str = ""
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -139,6 +148,11 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             chat_start=_optional(data, "chat_start"),
             notes=tuple(_note(n) for n in data.get("notes", [])),
             avatar=_avatar_name(data.get("avatar", "")),
+            lorebook=lorebook_from_dict(data["lorebook"]) if "lorebook" in data else None,
+            authors_note=_optional(data, "authors_note"),
+            authors_note_depth=_depth(data.get("authors_note_depth", 4)),
+            persona=_optional(data, "persona"),
+            origin=data.get("origin", "") if isinstance(data.get("origin", ""), str) else "",
             source=source,
         )
     except (TypeError, AttributeError, ValueError) as exc:
@@ -146,6 +160,12 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
     if template.user_name.casefold() == template.assistant_name.casefold():
         raise TemplateError(f"Template '{template.name}' uses one name for both speakers.")
     return template
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("'authors_note_depth' must be a number")
+    return max(0, min(1000, int(value)))
 
 
 def _exchange(data: dict) -> Exchange:
@@ -200,14 +220,20 @@ def template_to_dict(template: Template) -> dict:
         "assistant_name": template.assistant_name, "preamble": template.preamble,
         "stop": list(template.extra_stops),
     }  # fmt: skip
-    for key in ("greeting", "example_separator", "chat_start", "avatar"):
+    for key in ("greeting", "example_separator", "chat_start", "avatar", "persona", "authors_note"):
         if getattr(template, key):
             data[key] = getattr(template, key)
+    if template.authors_note:
+        data["authors_note_depth"] = template.authors_note_depth
     if template.alternate_greetings:
         data["alternate_greetings"] = list(template.alternate_greetings)
     if template.notes:
         data["notes"] = [{"when": n.when, "note": n.note} for n in template.notes]
     data["examples"] = [_exchange_dict(e) for e in template.examples]
+    if template.lorebook is not None:
+        data["lorebook"] = lorebook_to_dict(template.lorebook)
+    if template.origin:
+        data["origin"] = template.origin
     return data
 
 

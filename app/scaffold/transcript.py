@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
+from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
+from app.scaffold.macros import expand
 from app.scaffold.template import Template
 
 Role = Literal["user", "assistant"]
-PieceKind = Literal["header", "user", "assistant", "cue"]
+PieceKind = Literal["header", "user", "assistant", "insert", "cue"]
 
 
 @dataclass(frozen=True)
@@ -103,28 +107,99 @@ def _matches(pattern: str, text: str) -> bool:
         return False
 
 
-def header_text(template: Template) -> str:
-    """Preamble, example conversations, and the opening of this one (a card's greeting)."""
-    parts = [f"{template.preamble}\n\n"]
+_STARTED = datetime.now()
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What a render depends on besides the conversation: the time its date macros show (when the
+    app started, not at each turn, so a prompt stays the same turn after turn and stays cached)
+    and how the lorebook's budget counts tokens (the engine's tokenizer when there is one)."""
+
+    now: datetime = _STARTED
+    count: Callable[[str], int] = estimate_tokens
+
+
+def frame_text(template: Template, text: str, moment: Moment) -> str:
+    """A frame field with its macros filled: the speakers' names and the chat's date."""
+    return expand(text, template.user_name, template.assistant_name, moment.now)
+
+
+def lore_scan(template: Template, messages: list[str], moment: Moment | None = None) -> LoreScan:
+    """The lorebook entries these messages (oldest first, the one being sent last) fire."""
+    return scan(template.lorebook, messages, (moment or Moment()).count)
+
+
+def header_text(template: Template, lore: LoreScan | None = None, moment: Moment | None = None) -> str:
+    """Lore placed before the description, the preamble, lore placed after it, the persona, example
+    conversations, and the opening of this one (a card's greeting)."""
+    moment = moment or Moment()
+    lore = lore if lore is not None else lore_scan(template, [], moment)
+    parts = [_lore_text(template, f, moment) for f in lore.placed("before_char")]
+    parts.append(f"{frame_text(template, template.preamble, moment)}\n")
+    parts += [_lore_text(template, f, moment) for f in lore.placed("after_char")]
+    if template.persona:
+        parts.append(f"{frame_text(template, template.persona, moment)}\n")
+    parts.append("\n")
     block = None
     for ex in template.examples:
         if template.example_separator and ex.block != block:
             parts.append(f"{template.example_separator}\n")
         block = ex.block
         parts += [
-            turn_text(template, Message("user", ex.user)),
-            turn_text(template, Message("assistant", ex.assistant)),
+            turn_text(template, Message("user", frame_text(template, ex.user, moment))),
+            turn_text(template, Message("assistant", frame_text(template, ex.assistant, moment))),
         ]
     if template.chat_start:
         parts.append(f"{template.chat_start}\n")
     if template.greeting:
-        parts.append(turn_text(template, Message("assistant", template.greeting)))
+        greeting = frame_text(template, template.greeting, moment)
+        parts.append(turn_text(template, Message("assistant", greeting)))
     return "".join(parts)
 
 
-def transcript_text(template: Template, history: list[Message]) -> str:
-    """What the model reads before the next message: the frame and every turn so far."""
-    return header_text(template) + "".join(turn_text(template, m) for m in history)
+def _lore_text(template: Template, fired, moment: Moment) -> str:
+    return f"{neutralise(frame_text(template, fired.entry.content, moment), template)}\n"
+
+
+def transcript_text(template: Template, history: list[Message], moment: Moment | None = None) -> str:
+    """What the model reads before the next message: the frame and every turn so far, with the
+    lore and the author's note the last of them calls for."""
+    moment = moment or Moment()
+    lore = lore_scan(template, [m.text for m in history], moment)
+    pieces = [
+        Piece("header", header_text(template, lore, moment)),
+        *_turn_pieces(template, history, lore, moment),
+    ]
+    return "".join(p.text for p in pieces)
+
+
+def _turn_pieces(template: Template, turns: list[Message], lore: LoreScan, moment: Moment) -> list[Piece]:
+    """The turns, with the lore placed at a depth and the author's note among them: depth N goes
+    before the N-th turn from the end (0: after the last one, just before the reply)."""
+    pieces = [Piece(m.role, turn_text(template, m), i) for i, m in enumerate(turns)]
+    for depth, text in sorted(_insertions(template, lore, moment), key=lambda pair: -pair[0]):
+        where = max(len(pieces) - _turn_index_from_end(pieces, depth), 0)
+        pieces.insert(where, Piece("insert", text))
+    return pieces
+
+
+def _insertions(template: Template, lore: LoreScan, moment: Moment) -> list[tuple[int, str]]:
+    inserts = [(f.depth, _lore_text(template, f, moment)) for f in lore.placed("at_depth")]
+    if template.authors_note:
+        note = " ".join(frame_text(template, template.authors_note, moment).split())
+        inserts.append((template.authors_note_depth, f"[Author's note: {neutralise(note, template)}]\n"))
+    return inserts
+
+
+def _turn_index_from_end(pieces: list[Piece], depth: int) -> int:
+    """How many pieces from the end the place ``depth`` turns up is (inserts already there count)."""
+    seen = 0
+    for offset, piece in enumerate(reversed(pieces)):
+        if seen == depth:
+            return offset
+        seen += piece.kind != "insert"
+    return len(pieces)
 
 
 def cue_text(template: Template) -> str:
@@ -133,17 +208,22 @@ def cue_text(template: Template) -> str:
     return f"{template.assistant_name}:"
 
 
-def render_pieces(template: Template, history: list[Message], user_text: str) -> list[Piece]:
-    pieces = [Piece("header", header_text(template))]
-    for index, message in enumerate(history):
-        pieces.append(Piece(message.role, turn_text(template, message), index))
-    pieces.append(Piece("user", turn_text(template, Message("user", user_text)), len(history)))
-    pieces.append(Piece("cue", cue_text(template)))
-    return pieces
+def render_pieces(
+    template: Template, history: list[Message], user_text: str, moment: Moment | None = None
+) -> list[Piece]:
+    """The prompt for ``user_text`` as pieces: the header, each turn (the new message's index is
+    ``len(history)``), what is inserted among them, and the cue."""
+    moment = moment or Moment()
+    turns = [*history, Message("user", user_text)]
+    lore = lore_scan(template, [m.text for m in turns], moment)
+    header = Piece("header", header_text(template, lore, moment))
+    return [header, *_turn_pieces(template, turns, lore, moment), Piece("cue", cue_text(template))]
 
 
-def render_prompt(template: Template, history: list[Message], user_text: str) -> str:
-    return "".join(p.text for p in render_pieces(template, history, user_text))
+def render_prompt(
+    template: Template, history: list[Message], user_text: str, moment: Moment | None = None
+) -> str:
+    return "".join(p.text for p in render_pieces(template, history, user_text, moment))
 
 
 def cut_reply(text: str, template: Template) -> str:
