@@ -23,7 +23,7 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
-from app.scaffold.transcript import Moment, cue_text
+from app.scaffold.transcript import Moment, cue_text, lore_scan
 
 _TOKEN_CACHE_LIMIT = 1024
 # An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
@@ -179,6 +179,13 @@ class ChatSession:
         text = "".join(p.text for p in fitted.pieces)
         tokens = self._prompt_tokens(fitted.pieces)
         return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, self._reply_budget())
+
+    def lore_fired(self, user_text: str) -> list[dict]:
+        """The lorebook entries ``user_text`` would put in the prompt, and why (inspector, CLI)."""
+        messages = [m.text for m in self.history] + [user_text]
+        lore = lore_scan(self.template, messages, self.moment)
+        return [{"name": f.entry.name or ", ".join(f.entry.keys) or f.entry.content[:40], "why": f.reason,
+                 "position": f.position, "depth": f.depth} for f in lore.fired]  # fmt: skip
 
     def _prompt_tokens(self, pieces: list[Piece]) -> list[int]:
         tokens = list(self.engine.start_tokens())

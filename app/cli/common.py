@@ -37,7 +37,7 @@ def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
     from app.scaffold import DEFAULT_TEMPLATE, load_template
 
     check_numbers(args)
-    template = load_template(args.template or DEFAULT_TEMPLATE)
+    template = frame_from(args, load_template(args.template or DEFAULT_TEMPLATE))
     history = read_history(args.history) if args.history else []
     model_id, engine = open_engine(args, keep_states=args.command in ("ask", "chat"))
     params = sampling_from(args, base)
@@ -45,6 +45,19 @@ def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
     if caveat:
         print(caveat, file=sys.stderr)
     return model_id, ChatSession(engine, template, params, history)
+
+
+def frame_from(args: argparse.Namespace, template):
+    """The template with this run's persona, speaker name, author's note and lorebook choice."""
+    from app.scaffold.template import template_from_dict, template_to_dict
+
+    flags = {"persona": "persona", "user_name": "user_name", "authors_note": "authors_note",
+             "authors_note_depth": "note_depth"}  # fmt: skip
+    changes = {key: getattr(args, flag, None) for key, flag in flags.items()}
+    data = template_to_dict(template) | {k: v for k, v in changes.items() if v is not None}
+    if getattr(args, "no_lorebook", False):
+        data.pop("lorebook", None)
+    return template_from_dict(data, template.name, template.source)
 
 
 _ENGINE_FLAGS = {"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}

@@ -23,6 +23,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=Path, help='JSON list of {"role", "text"} turns')
     parser.add_argument("--raw", action="store_true", help="send the text with no transcript")
     parser.add_argument("--max-tokens", type=int, help="reply length limit (default 256)")
+    frame_options(parser)
     sampling_options(parser)
     parser.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
@@ -32,6 +33,20 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                         help="speed up replies: drafts from the text (lookup, the default), "
                              "a draft model of the same vocabulary, or off")  # fmt: skip
     server_options(parser)
+
+
+def frame_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--persona", metavar="TEXT", help="who you are, put in the frame ({{user}} is your name)"
+    )
+    parser.add_argument("--user-name", metavar="NAME", help="your speaker name (default: the template's)")
+    parser.add_argument(
+        "--authors-note", metavar="TEXT", help="a note put --note-depth messages from the end"
+    )
+    parser.add_argument(
+        "--note-depth", type=int, help="messages from the end the author's note goes (default 4)"
+    )
+    parser.add_argument("--no-lorebook", action="store_true", help="leave the template's lorebook out")
 
 
 def sampling_options(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +170,11 @@ def _templates_options(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("list", help="shipped and your own templates").add_argument("--json", action="store_true")
     sub.add_parser("show", help="a template as TOML").add_argument("name")
     importing = sub.add_parser("import", help="a character card (JSON/PNG), preset, prompt file, YAML, TOML")
-    importing.add_argument("file", type=Path)
+    importing.add_argument("file", type=Path, nargs="+",
+                           help="one file, or a preset and a system-prompt preset to combine")  # fmt: skip
+    lore = sub.add_parser("lore", help="add a lorebook (World Info, a card's book, Kobold world info)")
+    lore.add_argument("name", help="one of your templates (a shipped one is copied under its name)")
+    lore.add_argument("file", type=Path)
     export = sub.add_parser("export", help="a template as TOML or as a Character Card V2")
     export.add_argument("name")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")

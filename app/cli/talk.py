@@ -10,7 +10,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from app.cli.common import cancel_on_interrupt, echo, load_session, note, open_store, terminal_safe
+from app.cli.common import (
+    cancel_on_interrupt,
+    echo,
+    frame_from,
+    load_session,
+    note,
+    open_store,
+    terminal_safe,
+)
 from app.engine.base import SamplingParams
 from app.errors import BasechatError, InputError
 from app.service import ConversationService
@@ -24,11 +32,14 @@ def cmd_prompt(args: argparse.Namespace) -> int:
     else:
         plan = session.plan(args.message)
         text, tokens, dropped = plan.text, plan.tokens, plan.dropped_turns
+    fired = [] if args.raw else session.lore_fired(args.message)
     if args.json:
-        out = {"prompt": text, "tokens": len(tokens), "n_ctx": session.engine.n_ctx}
+        out = {"prompt": text, "tokens": len(tokens), "n_ctx": session.engine.n_ctx, "lore": fired}
         print(json.dumps({**out, "dropped_turns": dropped}, ensure_ascii=False))
     else:
         print(terminal_safe(text))
+        for line in fired:
+            note(f"lorebook: {line['name']} ({line['why']})")
     return 0
 
 
@@ -74,7 +85,7 @@ def _conversation(args: argparse.Namespace):
     model_id, session = load_session(args, opened.params(SamplingParams()))
     session.history = opened.history
     if not args.template:
-        session.template = opened.template
+        session.template = frame_from(args, opened.template)
     return model_id, session, _Record(service, session, model_id, args.resume)
 
 

@@ -20,6 +20,8 @@ def cmd_templates(args: argparse.Namespace) -> int:
         sys.stdout.write(templates.template_to_toml(templates.load_template(args.name)))
     elif action == "import":
         _import_template(args.file)
+    elif action == "lore":
+        _add_lorebook(args.name, args.file)
     elif action == "export":
         _export_template(args)
     elif action == "delete":
@@ -47,16 +49,38 @@ def _list_templates(as_json: bool) -> None:
         print(f"{row['name']:<20} {mark:<8} {' / '.join(row['speakers']):<24} {row['description'][:60]}")
 
 
-def _import_template(path: Path) -> None:
-    from app.scaffold.importers import import_file, save_imported
+def _import_template(paths: list[Path]) -> None:
+    from app.scaffold.importers import combine, import_file, save_imported
 
-    imported = import_file(path)
+    imported = combine([import_file(path) for path in paths])
     template, saved = save_imported(imported)
     renamed = (
         f" (renamed: '{imported.template.name}' was taken)" if template.name != imported.template.name else ""
     )
     print(f"Imported {imported.kind} as template '{template.name}'{renamed}: {saved}")
     for line in imported.notes:
+        note(f"note: {line}.")
+
+
+def _add_lorebook(name: str, path: Path) -> None:
+    """The file's lorebook becomes the template's (saved among the person's own templates)."""
+    from dataclasses import replace
+
+    from app.errors import TemplateError
+    from app.scaffold.importers import import_lorebook
+    from app.scaffold.lorebook import entry_summary
+    from app.scaffold.template import load_template, save_user_template
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TemplateError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    book, notes = import_lorebook(data, path.name)
+    saved = save_user_template(replace(load_template(name), lorebook=book))
+    print(f"Added a lorebook of {len(book.entries)} entries to '{name}': {saved}")
+    for entry in book.entries:
+        print(f"  {entry_summary(entry)}")
+    for line in notes:
         note(f"note: {line}.")
 
 
