@@ -36,7 +36,7 @@ def card_v2(**overrides) -> dict:
 
 def card_v3(**overrides) -> dict:
     card = card_v2(**overrides)
-    card["data"] |= {"nickname": "", "group_only_greetings": [], "assets": []}
+    card["data"] = {"nickname": "", "group_only_greetings": [], "assets": []} | card["data"]
     return {"spec": "chara_card_v3", "spec_version": "3.0", "data": card["data"]}
 
 

@@ -718,7 +718,8 @@ def checked(imported: Imported, filename: str) -> Imported:
     clean = _field_cleaner(_filler({}, notes), filename)
     t = imported.template
     for label, name in (("user name", t.user_name), ("assistant name", t.assistant_name)):
-        clean(label, name)
+        if clean(label, name) != name.strip():
+            raise TemplateError(f"{filename}: the {label} {name[:40]!r} is a macro, not a name.")
     examples = [
         Exchange(clean("examples", e.user), clean("examples", e.assistant), e.block) for e in t.examples
     ]
