@@ -242,3 +242,17 @@ def test_a_card_exported_after_import_is_the_card_it_was(shape, tmp_path):
     assert {k: v for k, v in inner.items() if k not in ("first_mes", "alternate_greetings")} == {
         k: v for k, v in card.get("data", card).items() if k not in ("first_mes", "alternate_greetings")
     }
+
+
+def test_an_edited_name_or_preamble_is_what_the_exported_card_says():
+    card = SHAPES["v2 with everything"]
+    template = import_bytes(json.dumps(card).encode(), "c.json").template
+    out = template_to_card(replace(template, assistant_name="Mira", preamble="A new description."))["data"]
+    assert (out["name"], out["description"], out["personality"], out["system_prompt"]) == (
+        "Mira", "A new description.", "", "",
+    )  # fmt: skip
+    assert (
+        out["extensions"] == card["data"]["extensions"] and out["mes_example"] == card["data"]["mes_example"]
+    )
+    v3 = import_bytes(json.dumps(SHAPES["v3 with nickname and assets"]).encode(), "c.json").template
+    assert template_to_card(replace(v3, assistant_name="Captain"))["data"]["nickname"] == "Captain"
