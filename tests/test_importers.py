@@ -69,7 +69,9 @@ def test_v1_card_and_unused_fields_are_named():
     book = frames.card_v2(character_book={"entries": [{"keys": ["x"], "content": "y"}]},
                           post_history_instructions="Stay in character.")  # fmt: skip
     notes = import_bytes(json.dumps(book).encode(), "m.json").notes
-    assert notes == ("kept for export, not used: post_history_instructions, tags, creator, character_version",)
+    assert notes == (
+        "kept for export, not used: post_history_instructions, tags, creator, character_version",
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,7 +154,9 @@ def test_llama_cpp_prompt_files():
     assert chat.notes == () and "[[DATE" not in template_to_toml(chat.template)
     assert "{{year}}" in template_to_toml(chat.template)  # filled when a chat opens, not frozen at import
     when = Moment(now=datetime(2031, 5, 6, 7, 8))
-    assert "2031" in header_text(chat.template, moment=when) and "{{" not in header_text(chat.template, moment=when)
+    assert "2031" in header_text(chat.template, moment=when) and "{{" not in header_text(
+        chat.template, moment=when
+    )
 
 
 def test_textgen_yaml_and_kobold_scenario():

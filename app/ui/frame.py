@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -27,6 +29,8 @@ from PySide6.QtWidgets import (
 from app.errors import TemplateError
 from app.scaffold import Template, available_templates, load_template
 from app.scaffold.importers import parse_examples
+from app.scaffold.lorebook import Fired
+from app.ui.lorebook_panel import LorebookPanel
 
 
 class FramePanel(QWidget):
@@ -67,6 +71,21 @@ class FramePanel(QWidget):
         self.greeting.setToolTip("The character's opening message; cards may offer several.")
         self.edited_note = QLabel("")
         self.edited_note.setAccessibleName("Frame edited")
+        self.persona = QPlainTextEdit()
+        self.persona.setAccessibleName("Persona")
+        self.persona.setPlaceholderText("Who you are in this chat ({{user}} is your name); put in the frame")
+        self.persona.setMaximumHeight(60)
+        self.authors_note = QLineEdit()
+        self.authors_note.setAccessibleName("Author's note")
+        self.authors_note.setPlaceholderText("A note the model reads near the end, e.g. 'Keep it light.'")
+        self.note_depth = QSpinBox()
+        self.note_depth.setRange(0, 1000)
+        self.note_depth.setAccessibleName("Author's note depth")
+        self.note_depth.setToolTip("Messages from the end the note goes: 0 is just before the reply")
+        self.lorebook = LorebookPanel()
+        self.lore_note = QLabel("")
+        self.lore_note.setWordWrap(True)
+        self.lore_note.setAccessibleName("Lorebook entries in the prompt")
 
     def _buttons(self) -> None:
         self.apply_button = QPushButton("Apply to this chat")
@@ -103,12 +122,23 @@ class FramePanel(QWidget):
         form.addRow("Assistant name", self.assistant_name)
         form.addRow("Examples", self.examples)
         form.addRow("Greeting", self.greeting)
+        form.addRow("Persona", self.persona)
+        note_row = QHBoxLayout()
+        note_row.addWidget(self.authors_note, 1)
+        note_row.addWidget(QLabel("depth"))
+        note_row.addWidget(self.note_depth)
+        form.addRow("Author's note", note_row)
+        frame_tab = QWidget()
+        frame_tab.setLayout(form)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(frame_tab, "Frame")
+        self.tabs.addTab(self.lorebook, "Lorebook")
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.import_button)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.tabs, 2)
         layout.addLayout(buttons)
         layout.addWidget(self.error)
         prompt_row = QHBoxLayout()
@@ -117,6 +147,7 @@ class FramePanel(QWidget):
         prompt_row.addWidget(self.copy_prompt_button)
         layout.addLayout(prompt_row)
         layout.addWidget(self.inspector, 1)
+        layout.addWidget(self.lore_note)
         layout.addWidget(self.usage)
         self.engine_note = QLabel("")  # e.g. a server whose token counts are only estimated
         self.engine_note.setWordWrap(True)
@@ -134,6 +165,10 @@ class FramePanel(QWidget):
         self.assistant_name.setText(template.assistant_name)
         self.examples.setPlainText(examples_text(template))
         self._show_greetings(template)
+        self.persona.setPlainText(template.persona)
+        self.authors_note.setText(template.authors_note)
+        self.note_depth.setValue(template.authors_note_depth)
+        self.lorebook.show_book(template.lorebook)
         self._mark_edits(template)
         self.error.setText("")
 
@@ -190,6 +225,12 @@ class FramePanel(QWidget):
         self.usage.style().unpolish(self.usage)
         self.usage.style().polish(self.usage)
 
+    def show_lore(self, fired: list[Fired]) -> None:
+        """Which lorebook entries the next message puts in the prompt, and why."""
+        lines = [f"{f.entry.name or ', '.join(f.entry.keys)} ({f.reason})" for f in fired]
+        self.lore_note.setText("Lorebook: " + "; ".join(lines) if lines else "")
+        self.lore_note.setVisible(bool(lines))
+
     def _pick(self, name: str) -> None:
         try:
             template = load_template(name)
@@ -210,6 +251,9 @@ class FramePanel(QWidget):
         return replace(
             base, preamble=self.preamble.toPlainText().strip(), user_name=user, assistant_name=assistant,
             examples=parse_examples(self.examples.toPlainText(), user, assistant), source=None,
+            persona=self.persona.toPlainText().strip(),
+            authors_note=" ".join(self.authors_note.text().split()),
+            authors_note_depth=self.note_depth.value(), lorebook=self.lorebook.book(),
         )  # fmt: skip
 
     def _apply(self) -> None:

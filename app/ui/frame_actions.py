@@ -30,6 +30,7 @@ class FrameActions(QObject):
         frame.save_requested.connect(self.save_template)
         frame.import_requested.connect(self.import_frame)
         frame.copy_prompt_requested.connect(self.copy_prompt)
+        frame.lorebook.import_requested.connect(self.import_lorebook)
         self.inspect_timer = QTimer(self, singleShot=True, interval=400)
         self.inspect_timer.timeout.connect(self.inspect_prompt)
         window.composer.editor.textChanged.connect(self.inspect_timer.start)
@@ -64,6 +65,24 @@ class FrameActions(QObject):
             return
         notes = "".join(f" · {note}" for note in imported.notes)
         self.w.statusBar().showMessage(f"Imported {imported.kind} as '{template.name}'{notes}", 15000)
+        self.w.frame.show_template(template)
+        self.set_template(template)
+
+    def import_lorebook(self, path: str) -> None:
+        """A World Info file (or a card's book, or Kobold world info) becomes this chat's lorebook."""
+        from dataclasses import replace
+        from pathlib import Path
+
+        from app.scaffold.importers import import_lorebook
+
+        try:
+            book, notes = import_lorebook(Path(path).read_bytes(), Path(path).name)
+        except (BasechatError, OSError) as exc:
+            self.w.statusBar().showMessage(getattr(exc, "strerror", None) or str(exc), 15000)
+            return
+        template = replace(self.w.template, lorebook=book)
+        extra = "".join(f" · {note}" for note in notes)
+        self.w.statusBar().showMessage(f"Lorebook of {len(book.entries)} entries added{extra}", 15000)
         self.w.frame.show_template(template)
         self.set_template(template)
 
@@ -104,7 +123,12 @@ class FrameActions(QObject):
             )
 
     def on_inspected(self, _request_id: int, text: str, tokens: int, room: int, n_ctx: int) -> None:
-        self.w.frame.show_prompt(text, tokens, room, n_ctx)
+        from app.scaffold.transcript import lore_scan
+
+        w = self.w
+        w.frame.show_prompt(text, tokens, room, n_ctx)
+        messages = [m.text for m in w.replies.history()] + [w.composer.editor.toPlainText()]
+        w.frame.show_lore(list(lore_scan(w.template, messages).fired))
 
     def open_settings(self) -> None:
         w = self.w

@@ -1,0 +1,77 @@
+"""The Frame panel's Lorebook tab, persona and author's note in the real window (offscreen, the
+real model): edits applied to a chat reach the prompt the inspector shows and the reply is made from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.helpers import LONG, send
+from tests.test_lorebook import WORLD_INFO
+
+pytestmark = pytest.mark.model
+
+
+def inspect(qtbot, window, text: str, expected: str) -> None:
+    window.composer.editor.setPlainText(text)
+    window.frames.inspect_prompt()
+    qtbot.waitUntil(lambda: expected in window.frame.inspector.toPlainText(), timeout=LONG)
+
+
+def test_an_entry_made_in_the_lorebook_tab_fires_in_the_prompt(qtbot, window):
+    window.frame_dock.show()
+    frame, lore = window.frame, window.frame.lorebook
+    frame.tabs.setCurrentWidget(lore)
+    qtbot.mouseClick(lore.add_button, Qt.MouseButton.LeftButton)
+    lore.keys.setText("dragon, wyrm")
+    lore.content.setPlainText("Vex is a red dragon under Mount Cinder.")
+    lore.position.setCurrentIndex(2)  # at a depth
+    lore.entry_depth.setValue(0)
+    lore.test_message.setText("Any WYRM here?")
+    assert lore.test_result.text() == "Fires: Entry 1: key 'wyrm'"
+    qtbot.mouseClick(frame.apply_button, Qt.MouseButton.LeftButton)
+    assert window.template.lorebook is not None and len(window.template.lorebook.entries) == 1
+    inspect(qtbot, window, "Tell me about the dragon.", "Vex is a red dragon")
+    assert window.frame.inspector.toPlainText().endswith(
+        "User: Tell me about the dragon.\nVex is a red dragon under Mount Cinder.\nAssistant:"
+    )
+    assert "Entry 1 (key 'dragon')" in window.frame.lore_note.text()
+    inspect(qtbot, window, "What is for dinner?", "dinner")
+    assert "Vex" not in window.frame.inspector.toPlainText() and window.frame.lore_note.text() == ""
+    lore.entry_list.item(0).setCheckState(Qt.CheckState.Unchecked)  # switched off
+    qtbot.mouseClick(frame.apply_button, Qt.MouseButton.LeftButton)
+    inspect(qtbot, window, "The dragon again.", "again")
+    assert "Vex" not in window.frame.inspector.toPlainText()
+
+
+def test_persona_and_authors_note_reach_the_prompt_and_stay_with_the_chat(qtbot, window):
+    send(qtbot, window, "Hello.")
+    window.frame_dock.show()
+    frame = window.frame
+    frame.user_name.setText("Ann")
+    frame.persona.setPlainText("{{user}} is a lighthouse keeper.")
+    frame.authors_note.setText("Answer in one sentence.")
+    frame.note_depth.setValue(1)
+    qtbot.mouseClick(frame.apply_button, Qt.MouseButton.LeftButton)
+    inspect(qtbot, window, "How are you?", "How are you?")
+    prompt = frame.inspector.toPlainText()
+    assert "Ann is a lighthouse keeper.\n" in prompt
+    assert prompt.endswith("[Author's note: Answer in one sentence.]\nAnn: How are you?\nAssistant:")
+    stored = window.store.settings(window.conversation_id)["frame"]
+    assert (stored["persona"], stored["authors_note"], stored["authors_note_depth"]) == (
+        "{{user}} is a lighthouse keeper.", "Answer in one sentence.", 1,
+    )  # fmt: skip
+
+
+def test_a_world_info_file_imported_in_the_tab_becomes_the_chats_lorebook(qtbot, window, tmp_path):
+    path = tmp_path / "saltmere.json"
+    path.write_text(json.dumps(WORLD_INFO))
+    window.frame_dock.show()
+    window.frames.import_lorebook(str(path))
+    assert "Lorebook of 3 entries added" in window.statusBar().currentMessage()
+    assert window.frame.lorebook.entry_list.count() == 3
+    inspect(qtbot, window, "Is Saltmere far?", "Saltmere is a fishing town.")
+    window.frames.import_lorebook(str(tmp_path / "missing.json"))
+    assert window.statusBar().currentMessage().startswith("No such file")
