@@ -4,8 +4,8 @@ prompt files, text-generation-webui characters, Kobold Lite scenarios; exporting
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
