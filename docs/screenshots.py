@@ -71,7 +71,21 @@ def main() -> int:
 
     def card_done() -> None:
         window.frames.inspect_prompt()
-        QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), loom()))
+        QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "card.png")), lorebook()))
+
+    def lorebook() -> None:
+        """The card's lorebook in the Frame panel: its entries, and what a message would fire."""
+        frame = window.frame
+        frame.tabs.setCurrentWidget(frame.lorebook)
+        frame.lorebook.test_message.setText("Will the wind let us fly north today?")
+        window.composer.editor.setPlainText("Will the wind let us fly north today?")
+        window.frames.inspect_prompt()
+        QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "lorebook.png")), lorebook_done()))
+
+    def lorebook_done() -> None:
+        window.composer.editor.clear()
+        window.frame.tabs.setCurrentIndex(0)
+        loom()
 
     def loom() -> None:
         """Three alternatives written at once, the tree panel, and a reply's token view."""
@@ -126,7 +140,7 @@ def main() -> int:
 
     QTimer.singleShot(100, step)
     app.exec()
-    print(f"saved screenshot, models, card, loom, notebook, long-chat and dark .png in {DOCS}")
+    print(f"saved screenshot, models, card, lorebook, loom, notebook, long-chat and dark .png in {DOCS}")
     return 0
 
 

@@ -24,6 +24,7 @@ from app.engine.base import PLAIN_GREEDY, Backend
 from app.engine.device import default_threads
 from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
+from app.measure.lore import lorebook_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
 from app.measure.speculation import lookup_figures, self_draft_figures
 
@@ -398,6 +399,8 @@ def run_bench(
         progress("alternatives and token probabilities")
         out |= loom_figures(engine, n_gen, repeats)
         out |= lookup_figures(engine, 1 if quick else 3, progress, smoke)
+        progress("a lorebook firing three entries")
+        out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         if not quick:
             progress("prompt speed")
             out |= prompt_speed(engine, PAIRED_REPEATS)

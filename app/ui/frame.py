@@ -138,7 +138,7 @@ class FramePanel(QWidget):
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.import_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.tabs, 2)
+        layout.addWidget(self.tabs, 3)
         layout.addLayout(buttons)
         layout.addWidget(self.error)
         prompt_row = QHBoxLayout()
@@ -146,7 +146,7 @@ class FramePanel(QWidget):
         prompt_row.addStretch()
         prompt_row.addWidget(self.copy_prompt_button)
         layout.addLayout(prompt_row)
-        layout.addWidget(self.inspector, 1)
+        layout.addWidget(self.inspector, 2)
         layout.addWidget(self.lore_note)
         layout.addWidget(self.usage)
         self.engine_note = QLabel("")  # e.g. a server whose token counts are only estimated
