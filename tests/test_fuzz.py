@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -77,6 +78,50 @@ def test_json_shaped_imports_give_a_template_or_a_refusal(value, name):
 
     with contextlib.suppress(BasechatError):
         import_bytes(json.dumps(value).encode(), name)
+
+
+_LORE_FIELDS = ["key", "keysecondary", "secondary_keys", "keyanti", "constant", "selective", "selectiveLogic",
+                "position", "depth", "order", "insertion_order", "enabled", "disable", "extensions",
+                "case_sensitive", "caseSensitive", "matchWholeWords", "priority", "comment",
+                "name"]  # fmt: skip
+LORE_ENTRY = st.fixed_dictionaries(
+    {"content": st.text(max_size=30) | JSON, "keys": st.lists(st.text(max_size=8), max_size=3) | JSON},
+    optional={
+        n: JSON | st.text(max_size=8) | st.integers(-5, 10)
+        for n in _LORE_FIELDS
+        if n not in ("content", "keys")
+    },
+)
+
+
+def _lore_file(shape: str, entries: list, extra: object) -> dict | list:
+    if shape == "card":
+        book = {"entries": entries, "scan_depth": extra, "token_budget": extra, "extensions": extra}
+        return {"spec": "chara_card_v2", "spec_version": "2.0", "data": {"name": "N", "character_book": book}}
+    if shape == "world":
+        return {"entries": {str(i): e for i, e in enumerate(entries)}, "name": extra}
+    return {"memory": "m", "prompt": "p", "worldinfo": entries, "wisearchdepth": extra}
+
+
+@given(
+    st.lists(LORE_ENTRY, max_size=5), st.sampled_from(["card", "world", "kobold"]), JSON, st.text(max_size=20)
+)
+def test_any_lorebook_imports_renders_and_exports_or_is_refused_in_one_line(entries, shape, extra, message):
+    from app.scaffold import load_template
+    from app.scaffold.importers import import_bytes, import_lorebook, template_to_card
+    from app.scaffold.transcript import render_prompt
+
+    data = json.dumps(_lore_file(shape, entries, extra)).encode()
+    try:
+        book, _notes = import_lorebook(data, "lore.json")
+    except BasechatError as exc:
+        assert "\n" not in str(exc)
+        return
+    render_prompt(replace(load_template("chat"), lorebook=book), [], message or "hi")
+    with contextlib.suppress(BasechatError):
+        imported = import_bytes(data, "lore.json").template
+        render_prompt(imported, [], message or "hi")
+        json.dumps(template_to_card(imported))
 
 
 @given(st.dictionaries(st.text(max_size=10), JSON, max_size=8))

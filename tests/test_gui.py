@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sys
 
 import pytest
@@ -67,11 +69,14 @@ def test_a_message_sent_while_a_reply_streams_waits_its_turn_and_is_never_glued(
     qtbot.keyClicks(window.composer.editor, "a third")
     qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     assert window.replies.waiting == ["a second message", "a third"]
-    window.settings.setValue("sampling/max_tokens", 4)  # the queued ones get short replies
+    # The queued ones get short replies: the chat keeps its own sampling, so it is set there too.
+    window.settings.setValue("sampling/max_tokens", 4)
+    window.service.keep_sampling(window.conversation_id, replace(window.replies.params(), max_tokens=4))
     with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not window.replies.waiting and not window.replies.busy, timeout=LONG)
     stored = window.store.get(window.conversation_id).messages
+    assert all(m.completion_tokens <= 4 for m in stored[3:] if m.role == "assistant")
     users = [m.text for m in stored if m.role == "user"]
     assert users == ["Tell me a very long story about a dragon.", "a second message", "a third"]
     assert stored[1].finish_reason == "cancelled" and len(stored) == 6
