@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import sys
+from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import Qt
