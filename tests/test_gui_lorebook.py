@@ -75,3 +75,22 @@ def test_a_world_info_file_imported_in_the_tab_becomes_the_chats_lorebook(qtbot,
     inspect(qtbot, window, "Is Saltmere far?", "Saltmere is a fishing town.")
     window.frames.import_lorebook(str(tmp_path / "missing.json"))
     assert window.statusBar().currentMessage().startswith("No such file")
+
+
+def test_a_preset_and_a_system_prompt_chosen_together_become_one_frame(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from tests import frames
+    from tests.test_fidelity import SYSTEM_PROMPT
+
+    instruct = frames.write(tmp_path / "alpaca.json", frames.INSTRUCT_PRESET | {"system_prompt": ""})
+    system = frames.write(tmp_path / "neutral.json", SYSTEM_PROMPT)
+    chosen = ([str(instruct), str(system)], "")
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: chosen)
+    window.frame.choose_file_to_import()
+    assert "SillyTavern instruct preset with SillyTavern system prompt" in window.statusBar().currentMessage()
+    assert window.template.speaker_names == ("### Instruction", "### Response")
+    assert window.template.preamble == SYSTEM_PROMPT["content"]
+    chosen = ([str(instruct), str(instruct)], "")
+    window.frame.choose_file_to_import()
+    assert "one file at a time" in window.statusBar().currentMessage()

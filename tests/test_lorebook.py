@@ -302,3 +302,16 @@ def test_the_cli_adds_a_lorebook_and_prompt_shows_what_fired(data_dir, tmp_path)
         basechat("--data-dir", str(data_dir), "prompt", "--json", "--no-lorebook", "Saltmere?").stdout
     )
     assert plain["lore"] == [] and "Saltmere is" not in plain["prompt"]
+
+
+@pytest.mark.model
+def test_the_cli_imports_a_preset_with_a_system_prompt(data_dir, tmp_path):
+    from tests.helpers import basechat
+    from tests.test_fidelity import SYSTEM_PROMPT
+
+    instruct = frames.write(tmp_path / "alpaca.json", frames.INSTRUCT_PRESET | {"system_prompt": ""})
+    system = frames.write(tmp_path / "neutral.json", SYSTEM_PROMPT)
+    done = basechat("--data-dir", str(data_dir), "templates", "import", str(instruct), str(system))
+    assert done.returncode == 0 and "with SillyTavern system prompt" in done.stdout, done.stderr
+    shown = basechat("--data-dir", str(data_dir), "templates", "show", "alpaca-like").stdout
+    assert "Write {{char}}'s next reply" in shown

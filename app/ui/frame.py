@@ -1,7 +1,7 @@
 """The conversation frame panel: template, preamble, speakers, examples, and the prompt inspector.
 
 Signals: frame_changed(object Template), save_requested(object Template),
-import_requested(str path), copy_prompt_requested().
+import_requested(str path), import_together_requested(list paths), copy_prompt_requested().
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class FramePanel(QWidget):
     frame_changed = Signal(object)
     save_requested = Signal(object)
     import_requested = Signal(str)
+    import_together_requested = Signal(list)  # a preset and a system-prompt preset
     copy_prompt_requested = Signal()
 
     def __init__(self) -> None:
@@ -203,11 +204,13 @@ class FramePanel(QWidget):
         self.frame_changed.emit(template)
 
     def choose_file_to_import(self) -> None:
-        path, _filter = QFileDialog.getOpenFileName(
+        paths, _filter = QFileDialog.getOpenFileNames(
             self, "Import a frame", "", "Frames (*.json *.png *.txt *.yaml *.yml *.toml);;All files (*)"
         )
-        if path:
-            self.import_requested.emit(path)
+        if len(paths) == 1:
+            self.import_requested.emit(paths[0])
+        elif paths:
+            self.import_together_requested.emit(paths)
 
     def show_prompt(self, text: str, tokens: int, room: int, n_ctx: int) -> None:
         """The prompt, and the context it takes with the room kept for the reply."""

@@ -29,6 +29,7 @@ class FrameActions(QObject):
         frame.frame_changed.connect(self.set_template)
         frame.save_requested.connect(self.save_template)
         frame.import_requested.connect(self.import_frame)
+        frame.import_together_requested.connect(self.import_frame)
         frame.copy_prompt_requested.connect(self.copy_prompt)
         frame.lorebook.import_requested.connect(self.import_lorebook)
         self.inspect_timer = QTimer(self, singleShot=True, interval=400)
@@ -51,14 +52,15 @@ class FrameActions(QObject):
             w.chats.show_greeting()
         self.inspect_prompt()
 
-    def import_frame(self, path: str) -> None:
-        """A card, preset or prompt file becomes a template of the person's own, used at once."""
+    def import_frame(self, path: str | list[str]) -> None:
+        """A card, preset or prompt file becomes a template of the person's own, used at once; a
+        preset chosen together with a system-prompt preset becomes one template."""
         from pathlib import Path
 
-        from app.scaffold.importers import import_file, save_imported
+        from app.scaffold.importers import combine, import_file, save_imported
 
         try:
-            imported = import_file(Path(path))
+            imported = combine([import_file(Path(p)) for p in ([path] if isinstance(path, str) else path)])
             template, _saved = save_imported(imported)
         except BasechatError as exc:
             self.w.statusBar().showMessage(str(exc), 15000)
