@@ -72,6 +72,10 @@ class FramePanel(QWidget):
         self.greeting.setToolTip("The character's opening message; cards may offer several.")
         self.edited_note = QLabel("")
         self.edited_note.setAccessibleName("Frame edited")
+        self._chat_fields()
+
+    def _chat_fields(self) -> None:
+        """Per chat: the persona, the author's note, the lorebook and what of it fires."""
         self.persona = QPlainTextEdit()
         self.persona.setAccessibleName("Persona")
         self.persona.setPlaceholderText("Who you are in this chat ({{user}} is your name); put in the frame")
@@ -112,27 +116,8 @@ class FramePanel(QWidget):
         self.reset_button.clicked.connect(lambda: self._pick(self.template.name if self.template else "chat"))
 
     def _build(self) -> None:
-        form = QFormLayout()
-        form.addRow("Template", self.picker)
-        marker = QHBoxLayout()
-        marker.addWidget(self.edited_note, 1)
-        marker.addWidget(self.reset_button)
-        form.addRow(marker)
-        form.addRow("Preamble", self.preamble)
-        form.addRow("User name", self.user_name)
-        form.addRow("Assistant name", self.assistant_name)
-        form.addRow("Examples", self.examples)
-        form.addRow("Greeting", self.greeting)
-        form.addRow("Persona", self.persona)
-        note_row = QHBoxLayout()
-        note_row.addWidget(self.authors_note, 1)
-        note_row.addWidget(QLabel("depth"))
-        note_row.addWidget(self.note_depth)
-        form.addRow("Author's note", note_row)
-        frame_tab = QWidget()
-        frame_tab.setLayout(form)
         self.tabs = QTabWidget()
-        self.tabs.addTab(frame_tab, "Frame")
+        self.tabs.addTab(self._frame_tab(), "Frame")
         self.tabs.addTab(self.lorebook, "Lorebook")
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)
@@ -154,6 +139,28 @@ class FramePanel(QWidget):
         self.engine_note.setWordWrap(True)
         self.engine_note.setAccessibleName("Engine note")
         layout.addWidget(self.engine_note)
+
+    def _frame_tab(self) -> QWidget:
+        form = QFormLayout()
+        form.addRow("Template", self.picker)
+        marker = QHBoxLayout()
+        marker.addWidget(self.edited_note, 1)
+        marker.addWidget(self.reset_button)
+        form.addRow(marker)
+        form.addRow("Preamble", self.preamble)
+        form.addRow("User name", self.user_name)
+        form.addRow("Assistant name", self.assistant_name)
+        form.addRow("Examples", self.examples)
+        form.addRow("Greeting", self.greeting)
+        form.addRow("Persona", self.persona)
+        note_row = QHBoxLayout()
+        note_row.addWidget(self.authors_note, 1)
+        note_row.addWidget(QLabel("depth"))
+        note_row.addWidget(self.note_depth)
+        form.addRow("Author's note", note_row)
+        frame_tab = QWidget()
+        frame_tab.setLayout(form)
+        return frame_tab
 
     def show_template(self, template: Template) -> None:
         self.template = template
