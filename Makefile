@@ -118,7 +118,9 @@ SMOLLM2 = $$($(BIN)/python -c "from importlib.resources import files; print(file
 
 eval-tables: $(TEST_STAMP)
 	for model in gemma3-270m "$(SMOLLM2)"; do for half in tune held; do \
-		echo; echo "**$$(basename $$model .gguf), $$half half**"; echo; \
+		echo; echo "**$$(basename $$model .gguf), $$half half, the app's defaults (3 seeds: mean, range)**"; echo; \
+		$(BIN)/basechat eval $(EVAL_SETS) --all-templates --half $$half --model "$$model" --sampling app --seeds 3; \
+		echo; echo "**$$(basename $$model .gguf), $$half half, greedy**"; echo; \
 		$(BIN)/basechat eval $(EVAL_SETS) --all-templates --half $$half --model "$$model"; \
 	done; done | tee docs/eval-tables.md
 

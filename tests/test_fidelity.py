@@ -222,6 +222,7 @@ SHAPES = {
     "v3 with nickname and assets": frames.card_v3(nickname="Mira", assets=[{"type": "icon", "uri": "ccdefault:",
                                                                              "name": "main", "ext": "png"}],
                                                   extensions={"risuai": {"x": 1}}),
+    "v2 with a macro left out": frames.card_v2(description="{{char}} is {{random:calm,stern}} today."),
     "v1": {"name": "Bob", "description": "A baker who talks to User.", "personality": "warm",
            "scenario": "A bakery.", "first_mes": "Fresh bread, User!", "mes_example": ""},
 }  # fmt: skip

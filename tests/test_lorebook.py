@@ -188,6 +188,12 @@ def test_an_exported_card_gives_its_lorebook_back_and_edits_go_into_it():
     assert again is not None and [e.content for e in again.entries][2] == "New."
 
 
+def test_a_png_cards_lorebook_can_be_added_to_any_frame():
+    png = frames.png_with_text({"chara": frames.card_v2(character_book=CHARACTER_BOOK)})
+    book, _notes = import_lorebook(png, "mira.png")
+    assert [e.name for e in book.entries] == ["ship", ""]
+
+
 WORLD_INFO = {
     "entries": {
         "0": {"uid": 0, "key": ["Saltmere"], "keysecondary": [], "comment": "town",

@@ -621,7 +621,7 @@ def template_to_card(template: Template) -> dict:
     origin = _origin_card(template)
     if origin is None:
         return {"spec": "chara_card_v2", "spec_version": "2.0", "data": _new_card_data(template)}
-    imported = card_to_template(json.loads(template.origin), template.name).template
+    imported = checked(card_to_template(json.loads(template.origin), template.name), template.name).template
     data = origin["data"] if "spec" in origin else origin
     for edit in _CARD_EDITS:
         edit(data, imported, template)
@@ -771,10 +771,13 @@ def import_lorebook(data: bytes, filename: str) -> tuple[Lorebook, tuple[str, ..
 
 
 def _lorebook_from(data: bytes, filename: str) -> tuple[Lorebook, list[str]]:
-    if len(data) > MAX_TEXT_BYTES:
+    if data.startswith(_PNG_SIGNATURE):
+        parsed: object = _card_from_png(data, filename)
+    elif len(data) > MAX_TEXT_BYTES:
         raise TemplateError(f"{filename} is larger than 1 MB; that is not a lorebook.")
-    text = _decode(data, filename)
-    parsed = json.loads(text) if text.strip() else None
+    else:
+        text = _decode(data, filename)
+        parsed = json.loads(text) if text.strip() else None
     notes: list[str] = []
     if isinstance(parsed, list):
         book = book_from_kobold(parsed, None, notes)
