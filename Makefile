@@ -40,7 +40,7 @@ test-fast: $(TEST_STAMP)
 # The property-based fuzzing of every parser of outside data, 3,000 examples a property (minutes);
 # `make test` runs the same properties with 60 examples each.
 fuzz: $(TEST_STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_fuzz.py tests/test_fidelity.py
 
 screenshots: $(RUN_STAMP)
 	if command -v xvfb-run >/dev/null; then xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/screenshots.py; \

@@ -9,12 +9,13 @@ import json
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from app.errors import TemplateError
 from app.scaffold import Message
-from app.scaffold.importers import combine, import_bytes, template_to_card
+from app.scaffold.card_export import template_to_card
+from app.scaffold.importers import combine, import_bytes
 from app.scaffold.transcript import render_prompt
 from tests import frames
 
@@ -198,7 +199,6 @@ FRAGMENTS = ["{{", "}}", "[[", "]]", "<|", "|>", "<START>", "{{[", "]}}", "char"
              ":", "User:", "/", "#"]  # fmt: skip
 
 
-@settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join), st.integers(0, 7))
 def test_fuzzed_fields_are_refused_or_reach_the_prompt_clean(text, which):
     filename, data = every_format(text + " Hello")[which]

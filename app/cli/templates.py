@@ -85,7 +85,7 @@ def _add_lorebook(name: str, path: Path) -> None:
 
 
 def _export_template(args: argparse.Namespace) -> None:
-    from app.scaffold.importers import template_to_card
+    from app.scaffold.card_export import template_to_card
     from app.scaffold.template import load_template, template_to_toml
 
     template = load_template(args.name)

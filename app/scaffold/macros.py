@@ -54,7 +54,9 @@ def clean_imported(text: str, values: dict[str, str], dropped: list[str]) -> str
             break
         text = replaced
     text = re.sub(r"\s*\x00trim\x00\s*", "", text)
-    return _restore_kept(LEFTOVERS.sub(lambda m: _drop(m.group(0), dropped), text))
+    while LEFTOVERS.search(text):  # removing "{{" from "[{{[" makes a new "[["; each pass shortens
+        text = LEFTOVERS.sub(lambda m: _drop(m.group(0), dropped), text)
+    return _restore_kept(text)
 
 
 def _resolve(macro: str, values: dict[str, str], dropped: list[str]) -> str:
