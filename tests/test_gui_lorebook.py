@@ -70,8 +70,10 @@ def test_a_world_info_file_imported_in_the_tab_becomes_the_chats_lorebook(qtbot,
     path.write_text(json.dumps(WORLD_INFO))
     window.frame_dock.show()
     window.frames.import_lorebook(str(path))
-    assert "Lorebook of 3 entries added" in window.statusBar().currentMessage()
+    assert "3 lorebook entries added" in window.statusBar().currentMessage()
     assert window.frame.lorebook.entry_list.count() == 3
+    window.frames.import_lorebook(str(path))  # a second file adds to the first
+    assert window.frame.lorebook.entry_list.count() == 6
     inspect(qtbot, window, "Is Saltmere far?", "Saltmere is a fishing town.")
     window.frames.import_lorebook(str(tmp_path / "missing.json"))
     assert window.statusBar().currentMessage().startswith("No such file")

@@ -291,7 +291,7 @@ def test_the_cli_adds_a_lorebook_and_prompt_shows_what_fired(data_dir, tmp_path)
 
     world = frames.write(tmp_path / "saltmere.json", WORLD_INFO)
     added = basechat("--data-dir", str(data_dir), "templates", "lore", "chat", str(world))
-    assert added.returncode == 0 and "3 entries" in added.stdout, added.stderr
+    assert added.returncode == 0 and "Added 3 lorebook entries" in added.stdout, added.stderr
     assert "town — keys: Saltmere — depth 2" in added.stdout
     shown = basechat("--data-dir", str(data_dir), "templates", "show", "chat").stdout
     assert "Saltmere is a fishing town." in shown

@@ -68,7 +68,7 @@ def _add_lorebook(name: str, path: Path) -> None:
 
     from app.errors import TemplateError
     from app.scaffold.importers import import_lorebook
-    from app.scaffold.lorebook import entry_summary
+    from app.scaffold.lorebook import add_entries, entry_summary
     from app.scaffold.template import load_template, save_user_template
 
     try:
@@ -76,8 +76,9 @@ def _add_lorebook(name: str, path: Path) -> None:
     except OSError as exc:
         raise TemplateError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     book, notes = import_lorebook(data, path.name)
-    saved = save_user_template(replace(load_template(name), lorebook=book))
-    print(f"Added a lorebook of {len(book.entries)} entries to '{name}': {saved}")
+    template = load_template(name)
+    saved = save_user_template(replace(template, lorebook=add_entries(template.lorebook, book)))
+    print(f"Added {len(book.entries)} lorebook entries to '{name}': {saved}")
     for entry in book.entries:
         print(f"  {entry_summary(entry)}")
     for line in notes:

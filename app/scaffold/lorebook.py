@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,14 @@ class LoreScan:
 
     def placed(self, position: Position) -> list[Fired]:
         return [f for f in self.fired if f.position == position]
+
+
+def add_entries(book: Lorebook | None, added: Lorebook) -> Lorebook:
+    """``added``'s entries after ``book``'s (a second World Info file adds to the first); the
+    first book's settings stay."""
+    if book is None:
+        return added
+    return replace(book, entries=(*book.entries, *added.entries)[:MAX_ENTRIES])
 
 
 def estimate_tokens(text: str) -> int:

@@ -76,15 +76,16 @@ class FrameActions(QObject):
         from pathlib import Path
 
         from app.scaffold.importers import import_lorebook
+        from app.scaffold.lorebook import add_entries
 
         try:
             book, notes = import_lorebook(Path(path).read_bytes(), Path(path).name)
         except (BasechatError, OSError) as exc:
             self.w.statusBar().showMessage(getattr(exc, "strerror", None) or str(exc), 15000)
             return
-        template = replace(self.w.template, lorebook=book)
+        template = replace(self.w.template, lorebook=add_entries(self.w.template.lorebook, book))
         extra = "".join(f" · {note}" for note in notes)
-        self.w.statusBar().showMessage(f"Lorebook of {len(book.entries)} entries added{extra}", 15000)
+        self.w.statusBar().showMessage(f"{len(book.entries)} lorebook entries added{extra}", 15000)
         self.w.frame.show_template(template)
         self.set_template(template)
 
