@@ -76,13 +76,15 @@ def main() -> int:
     def lorebook() -> None:
         """The card's lorebook in the Frame panel: its entries, and what a message would fire."""
         frame = window.frame
-        frame.tabs.setCurrentWidget(frame.lorebook)
+        window.resize(1300, 880)  # the tab's editor and the inspector both in view
+        frame.show_lorebook_tab()
         frame.lorebook.test_message.setText("Will the wind let us fly north today?")
         window.composer.editor.setPlainText("Will the wind let us fly north today?")
         window.frames.inspect_prompt()
         QTimer.singleShot(1500, lambda: (window.grab().save(str(DOCS / "lorebook.png")), lorebook_done()))
 
     def lorebook_done() -> None:
+        window.resize(1200, 760)
         window.composer.editor.clear()
         window.frame.tabs.setCurrentIndex(0)
         loom()

@@ -23,7 +23,8 @@ def inspect(qtbot, window, text: str, expected: str) -> None:
 def test_an_entry_made_in_the_lorebook_tab_fires_in_the_prompt(qtbot, window):
     window.frame_dock.show()
     frame, lore = window.frame, window.frame.lorebook
-    frame.tabs.setCurrentWidget(lore)
+    frame.show_lorebook_tab()
+    assert lore.isVisible()
     qtbot.mouseClick(lore.add_button, Qt.MouseButton.LeftButton)
     lore.keys.setText("dragon, wyrm")
     lore.content.setPlainText("Vex is a red dragon under Mount Cinder.")

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -48,6 +49,7 @@ class FramePanel(QWidget):
         self.inspector = QPlainTextEdit()
         self.inspector.setReadOnly(True)
         self.inspector.setAccessibleName("Prompt inspector")
+        self.inspector.setMinimumHeight(150)  # the tabs above would otherwise squeeze it to 4 lines
         self.usage = QProgressBar()
         self.usage.setAccessibleName("Context used")
         self.usage.setTextVisible(True)
@@ -117,8 +119,8 @@ class FramePanel(QWidget):
 
     def _build(self) -> None:
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._frame_tab(), "Frame")
-        self.tabs.addTab(self.lorebook, "Lorebook")
+        self.tabs.addTab(_scrolling(self._frame_tab()), "Frame")
+        self.tabs.addTab(_scrolling(self.lorebook), "Lorebook")
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.save_button)
@@ -132,7 +134,7 @@ class FramePanel(QWidget):
         prompt_row.addStretch()
         prompt_row.addWidget(self.copy_prompt_button)
         layout.addLayout(prompt_row)
-        layout.addWidget(self.inspector, 2)
+        layout.addWidget(self.inspector, 1)
         layout.addWidget(self.lore_note)
         layout.addWidget(self.usage)
         self.engine_note = QLabel("")  # e.g. a server whose token counts are only estimated
@@ -235,6 +237,9 @@ class FramePanel(QWidget):
         self.usage.style().unpolish(self.usage)
         self.usage.style().polish(self.usage)
 
+    def show_lorebook_tab(self) -> None:
+        self.tabs.setCurrentIndex(1)
+
     def show_lore(self, fired: list[Fired]) -> None:
         """Which lorebook entries the next message puts in the prompt, and why."""
         lines = [f"{f.entry.name or ', '.join(f.entry.keys)} ({f.reason})" for f in fired]
@@ -287,6 +292,15 @@ class FramePanel(QWidget):
             self.error.setText(str(exc))
             return
         self.save_requested.emit(template)
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    """A tab whose fields scroll, so the panel fits a small screen and leaves the inspector room."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 def _comparable(template: Template) -> Template:

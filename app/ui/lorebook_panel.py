@@ -51,6 +51,7 @@ class LorebookPanel(QWidget):
     def _book_fields(self) -> None:
         self.entry_list = QListWidget()
         self.entry_list.setAccessibleName("Lorebook entries")
+        self.entry_list.setMaximumHeight(110)
         self.add_button, self.remove_button = QPushButton("Add entry"), QPushButton("Remove")
         self.import_button = QPushButton("Import World Info…")
         self.import_button.setToolTip(
@@ -58,9 +59,10 @@ class LorebookPanel(QWidget):
         )
         self.scan_depth = _spin(0, 100, "Messages searched for keys (the newest ones)")
         self.budget = _spin(0, 100_000, "Tokens the fired entries may take together")
-        self.keep_cache = QCheckBox("Fired entries go under the newest message (keeps replies fast)")
+        self.keep_cache = QCheckBox("Fired entries go under the newest message")
         self.keep_cache.setToolTip(
-            "An entry placed in the frame changes the prompt's start, so the whole chat is read again "
+            "Keeps replies fast. An entry placed in the frame changes the prompt's start, so the whole "
+            "chat is read again "
             "on every turn it fires. Constant entries always stay where they are written."
         )
 
@@ -72,6 +74,7 @@ class LorebookPanel(QWidget):
         self.logic = _combo(_LOGIC_NAMES)
         self.content = QPlainTextEdit()
         self.content.setAccessibleName("Entry text")
+        self.content.setMaximumHeight(90)
         self.constant = QCheckBox("Always in (constant)")
         self.case_sensitive, self.whole_words = QCheckBox("Match case"), QCheckBox("Whole words")
         self.position = _combo(_PLACE_NAMES)
@@ -95,9 +98,9 @@ class LorebookPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.add_button, self.remove_button, self.import_button):
             buttons.addWidget(button)
-        layout.addWidget(self.entry_list, 1)
+        layout.addWidget(self.entry_list)
         layout.addLayout(buttons)
-        layout.addLayout(self._entry_form(), 2)
+        layout.addLayout(self._entry_form())
         layout.addWidget(self.test_message)
         layout.addWidget(self.test_result)
 
