@@ -346,3 +346,34 @@ def test_a_preset_fills_the_sampling_numbers_and_the_penalty_can_leave_the_promp
     reopened = SettingsDialog(again, load_engine(window.settings), window)
     qtbot.addWidget(reopened)
     assert reopened.presets.box.currentData() == "creative" and not reopened.presets.scope.isChecked()
+
+
+def test_a_background_answer_for_a_closed_widget_is_dropped(qtbot):
+    """A model recommendation computed while its window closed used to land on deleted widgets
+    (a traceback in the event loop); an answer for a destroyed owner is now dropped."""
+    import threading
+
+    import shiboken6
+    from PySide6.QtWidgets import QLabel
+
+    from app.ui.background import run_in_background
+
+    def later(label: QLabel, gate: threading.Event, got: list) -> None:
+        run_in_background(lambda _r: gate.wait(10) and "late", lambda r: (got.append(r), label.setText(r)),
+                          got.append, owner=label)  # fmt: skip
+
+    kept, gone, kept_gate, gone_gate, got_kept, got_gone = (
+        QLabel(),
+        QLabel(),
+        *[threading.Event()] * 2,
+        [],
+        [],
+    )
+    later(kept, kept_gate, got_kept)
+    later(gone, gone_gate, got_gone)
+    gone.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(gone))
+    kept_gate.set()
+    qtbot.waitUntil(lambda: got_kept == ["late"])
+    qtbot.wait(200)
+    assert got_gone == [] and kept.text() == "late"

@@ -24,23 +24,32 @@ class _Relay(QObject):
     failed = Signal(str)
     progress = Signal(object)
 
-    def __init__(self, on_done, on_error, on_progress) -> None:
+    def __init__(self, on_done, on_error, on_progress, owner: QObject | None) -> None:
         super().__init__()
         self.on_done, self.on_error, self.on_progress = on_done, on_error, on_progress
+        self.owner_gone = False
+        if owner is not None:
+            owner.destroyed.connect(self._owner_destroyed)
         self.done.connect(self._done)
         self.failed.connect(self._failed)
         self.progress.connect(self._progress)
 
+    def _owner_destroyed(self) -> None:
+        """The widget the answer was for is gone (a window closed mid-task): drop the answer."""
+        self.owner_gone = True
+
     def _done(self, result) -> None:
         _running.discard(self)
-        self.on_done(result)
+        if not self.owner_gone:
+            self.on_done(result)
 
     def _failed(self, message: str) -> None:
         _running.discard(self)
-        self.on_error(message)
+        if not self.owner_gone:
+            self.on_error(message)
 
     def _progress(self, value) -> None:
-        if self.on_progress:
+        if self.on_progress and not self.owner_gone:
             self.on_progress(value)
 
 
@@ -69,8 +78,10 @@ def run_in_background(
     on_done: Callable[[object], None],
     on_error: Callable[[str], None],
     on_progress: Callable[[object], None] | None = None,
+    owner: QObject | None = None,
 ) -> None:
-    """``op(report)`` runs on a pool thread; ``report(value)`` sends progress to the GUI thread."""
-    relay = _Relay(on_done, on_error, on_progress)
+    """``op(report)`` runs on a pool thread; ``report(value)`` sends progress to the GUI thread.
+    ``owner``: the widget the callbacks touch; once it is destroyed they are not called."""
+    relay = _Relay(on_done, on_error, on_progress, owner)
     _running.add(relay)
     QThreadPool.globalInstance().start(_Task(op, relay))

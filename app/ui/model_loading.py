@@ -147,7 +147,12 @@ class ModelLoading(QObject):
 
         entries = load_catalog()
         if not any(e.installed and not e.embedded for e in entries):
-            run_in_background(lambda _report: _best_fit(entries), self._show_recommendation, lambda _m: None)
+            run_in_background(
+                lambda _report: _best_fit(entries),
+                self._show_recommendation,
+                lambda _m: None,
+                owner=self.w.view,
+            )
 
     def _show_recommendation(self, choice) -> None:
         if choice is None:

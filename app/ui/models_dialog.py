@@ -100,7 +100,9 @@ class ModelsDialog(QDialog):
         from app.models.fit import fits_here
         from app.ui.background import run_in_background
 
-        run_in_background(lambda _report: fits_here(entries), self._show_fits, lambda _message: None)
+        run_in_background(
+            lambda _report: fits_here(entries), self._show_fits, lambda _message: None, owner=self
+        )
 
     def _show_fits(self, fits: object) -> None:
         if not isinstance(fits, dict) or not shiboken6.isValid(self.table):
@@ -132,7 +134,9 @@ class ModelsDialog(QDialog):
         """GGUF files LM Studio, GPT4All, Ollama or the Hugging Face cache already hold."""
         from app.models.found import find_local_models
 
-        run_in_background(lambda _report: find_local_models(), self._list_found, self.message.setText)
+        run_in_background(
+            lambda _report: find_local_models(), self._list_found, self.message.setText, owner=self
+        )
 
     def _list_found(self, found: object) -> None:
         if not isinstance(found, list) or not shiboken6.isValid(self.more):
@@ -150,7 +154,9 @@ class ModelsDialog(QDialog):
         query = self.search.text().strip()
         if query:
             self.message.setText(f"Searching the Hub for '{query}'…")
-            run_in_background(lambda _report: search_hub(query), self._list_results, self.message.setText)
+            run_in_background(
+                lambda _report: search_hub(query), self._list_results, self.message.setText, owner=self
+            )
 
     def _list_results(self, results: object) -> None:
         if not isinstance(results, list) or not shiboken6.isValid(self.more):
