@@ -362,18 +362,14 @@ def test_a_background_answer_for_a_closed_widget_is_dropped(qtbot):
         run_in_background(lambda _r: gate.wait(10) and "late", lambda r: (got.append(r), label.setText(r)),
                           got.append, owner=label)  # fmt: skip
 
-    kept, gone, kept_gate, gone_gate, got_kept, got_gone = (
-        QLabel(),
-        QLabel(),
-        *[threading.Event()] * 2,
-        [],
-        [],
-    )
-    later(kept, kept_gate, got_kept)
-    later(gone, gone_gate, got_gone)
+    kept, gone, gate = QLabel(), QLabel(), threading.Event()
+    got_kept: list = []
+    got_gone: list = []
+    later(kept, gate, got_kept)
+    later(gone, gate, got_gone)
     gone.deleteLater()
     qtbot.waitUntil(lambda: not shiboken6.isValid(gone))
-    kept_gate.set()
+    gate.set()  # both answers arrive now
     qtbot.waitUntil(lambda: got_kept == ["late"])
     qtbot.wait(200)
     assert got_gone == [] and kept.text() == "late"
