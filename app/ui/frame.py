@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
 from app.errors import TemplateError
 from app.scaffold import Template, available_templates, load_template
 from app.scaffold.importers import parse_examples
-from app.scaffold.lorebook import Fired
 from app.ui.lorebook_panel import LorebookPanel
 
 
@@ -240,9 +239,10 @@ class FramePanel(QWidget):
     def show_lorebook_tab(self) -> None:
         self.tabs.setCurrentIndex(1)
 
-    def show_lore(self, fired: list[Fired]) -> None:
-        """Which lorebook entries the next message puts in the prompt, and why."""
-        lines = [f"{f.entry.name or ', '.join(f.entry.keys)} ({f.reason})" for f in fired]
+    def show_lore(self, fired: list[dict]) -> None:
+        """Which lorebook entries the next message puts in the prompt, and why (``ChatSession.lore_fired``,
+        worked out with the prompt on the engine's thread)."""
+        lines = [f"{f['name']} ({f['why']})" for f in fired]
         self.lore_note.setText("Lorebook: " + "; ".join(lines) if lines else "")
         self.lore_note.setVisible(bool(lines))
 

@@ -37,6 +37,7 @@ class FrameActions(QObject):
         window.composer.editor.textChanged.connect(self.inspect_timer.start)
         window.frame_dock.visibilityChanged.connect(self._frame_shown)
         window.worker.inspected.connect(self.on_inspected)
+        window.worker.lore_inspected.connect(self.on_lore_inspected)
 
     def _frame_shown(self, shown: bool) -> None:
         if shown:
@@ -126,12 +127,11 @@ class FrameActions(QObject):
             )
 
     def on_inspected(self, _request_id: int, text: str, tokens: int, room: int, n_ctx: int) -> None:
-        from app.scaffold.transcript import lore_scan
+        self.w.frame.show_prompt(text, tokens, room, n_ctx)
 
-        w = self.w
-        w.frame.show_prompt(text, tokens, room, n_ctx)
-        messages = [m.text for m in w.replies.history()] + [w.composer.editor.toPlainText()]
-        w.frame.show_lore(list(lore_scan(w.template, messages).fired))
+    def on_lore_inspected(self, _request_id: int, fired: list) -> None:
+        """A method, not a lambda: Qt then queues it onto the GUI thread from the worker's."""
+        self.w.frame.show_lore(fired)
 
     def open_settings(self) -> None:
         w = self.w

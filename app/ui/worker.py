@@ -16,6 +16,7 @@ Signals:
     reply_failed(int, str): request id and a one-line reason.
     inspected(int, str, int, int, int): request id, prompt text (or why it does not fit), its
         tokens, the room kept for the reply, context size — from the same ``plan`` a send uses.
+    lore_inspected(int, object): request id and the lorebook entries that prompt fires, and why.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class EngineWorker(QObject):
     reply_done = Signal(int, object)
     reply_failed = Signal(int, str)
     inspected = Signal(int, str, int, int, int)
+    lore_inspected = Signal(int, object)  # request id, the lorebook entries that prompt fires
 
     def __init__(self, service: ConversationService) -> None:
         super().__init__()
@@ -233,6 +235,7 @@ class EngineWorker(QObject):
             self.inspected.emit(request_id, str(exc), 0, room, self.engine.n_ctx)
             return
         self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.reply_room, plan.n_ctx)
+        self.lore_inspected.emit(request_id, session.lore_fired(user_text or "…"))
 
 
 def _already_written(request: ReplyRequest) -> str:
