@@ -32,7 +32,8 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int, chunk: int = 
     start of the history, so the first kept turn stays the same for many turns and the prompt's
     prefix stays cached, instead of changing at every turn. The header, what is inserted among
     the turns (lore, the author's note), the newest message and the cue always stay."""
-    history = [i for i, p in enumerate(pieces) if p.kind in ("user", "assistant")][:-1]
+    turns = [i for i, p in enumerate(pieces) if p.kind in ("user", "assistant")]
+    history = turns[:-1]  # the newest message always stays
     fixed = sum(sizes) - sum(sizes[i] for i in history)
     if fixed > budget:
         raise ContextOverflow(
@@ -46,13 +47,9 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int, chunk: int = 
     target = -(-removed // chunk) * chunk if chunk and removed else 0
     while removed < target and history:
         removed, dropped = _drop_oldest(pieces, sizes, history, removed, dropped)
-    gone = {i for i, p in enumerate(pieces) if p.kind in ("user", "assistant")}.difference(history)
-    keep = [i for i in range(len(pieces)) if i not in gone or i == _newest_turn(pieces)]
+    gone = set(turns[:-1]).difference(history)
+    keep = [i for i in range(len(pieces)) if i not in gone]
     return Fitted([pieces[i] for i in keep], [sizes[i] for i in keep], dropped)
-
-
-def _newest_turn(pieces: list[Piece]) -> int:
-    return max(i for i, p in enumerate(pieces) if p.kind in ("user", "assistant"))
 
 
 def _drop_oldest(
