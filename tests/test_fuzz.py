@@ -109,7 +109,8 @@ def _lore_file(shape: str, entries: list, extra: object) -> dict | list:
 def test_any_lorebook_imports_renders_and_exports_or_is_refused_in_one_line(entries, shape, extra, message):
     from app.scaffold import load_template
     from app.scaffold.card_export import template_to_card
-    from app.scaffold.importers import import_bytes, import_lorebook
+    from app.scaffold.import_check import import_lorebook
+    from app.scaffold.importers import import_bytes
     from app.scaffold.transcript import render_prompt
 
     data = json.dumps(_lore_file(shape, entries, extra)).encode()

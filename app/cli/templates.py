@@ -50,7 +50,8 @@ def _list_templates(as_json: bool) -> None:
 
 
 def _import_template(paths: list[Path]) -> None:
-    from app.scaffold.importers import combine, import_file, save_imported
+    from app.scaffold.importers import import_file, save_imported
+    from app.scaffold.preset_import import combine
 
     imported = combine([import_file(path) for path in paths])
     template, saved = save_imported(imported)
@@ -67,7 +68,7 @@ def _add_lorebook(name: str, path: Path) -> None:
     from dataclasses import replace
 
     from app.errors import TemplateError
-    from app.scaffold.importers import import_lorebook
+    from app.scaffold.import_check import import_lorebook
     from app.scaffold.lorebook import add_entries, entry_summary
     from app.scaffold.template import load_template, save_user_template
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from app.scaffold.importers import card_to_template, checked
+from app.scaffold.import_check import checked
+from app.scaffold.importers import card_to_template
 from app.scaffold.lore_import import book_to_card, table
 from app.scaffold.template import Template
 

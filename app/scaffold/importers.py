@@ -21,21 +21,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.errors import TemplateError
-from app.scaffold import handlebars
 from app.scaffold.lore_import import (
     book_from_card,
     book_from_kobold,
-    book_from_world_info,
     table,
 )
-from app.scaffold.lorebook import Lorebook
-from app.scaffold.macros import clean_imported, markup_in
+from app.scaffold.macros import clean_imported
 from app.scaffold.template import Exchange, Template, template_from_dict
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a card's PNG can be a large picture
 MAX_TEXT_BYTES = 1024 * 1024  # the card or preset itself
 MAX_FIELD_CHARS = 32_000
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SUPPORTED_CARD_MAJOR = 3
 
 
@@ -63,6 +60,8 @@ def import_bytes(data: bytes, filename: str) -> Imported:
     """Whatever the parsers meet in hostile data ends in one TemplateError naming the file. Every
     format's result passes one last check: no chat markup, and no macro left for the model."""
     try:
+        from app.scaffold.import_check import checked  # it builds on this module's readers
+
         return checked(_import_bytes(data, filename), filename)
     except RecursionError:
         raise TemplateError(f"{filename} is nested too deeply to be a frame file.") from None
@@ -76,11 +75,11 @@ def _import_bytes(data: bytes, filename: str) -> Imported:
     stem = Path(filename).stem
     if not data.strip():
         raise TemplateError(f"{filename} is empty.")
-    if data.startswith(_PNG_SIGNATURE):
-        return replace(card_to_template(_card_from_png(data, filename), stem, "PNG "), image=data)
+    if data.startswith(PNG_SIGNATURE):
+        return replace(card_to_template(card_from_png(data, filename), stem, "PNG "), image=data)
     if len(data) > MAX_TEXT_BYTES:
         raise TemplateError(f"{filename} is larger than 1 MB of text; that is not a frame file.")
-    text = _decode(data, filename)
+    text = decode_text(data, filename)
     suffix = Path(filename).suffix.lower()
     if suffix == ".toml":
         return _from_toml(text, stem)
@@ -91,7 +90,7 @@ def _import_bytes(data: bytes, filename: str) -> Imported:
     return prompt_file_to_template(text, stem)
 
 
-def _decode(data: bytes, filename: str) -> str:
+def decode_text(data: bytes, filename: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -109,6 +108,13 @@ def _json_object(text: str, filename: str) -> dict:
 
 
 def _from_json(data: dict, stem: str) -> Imported:
+    from app.scaffold.preset_import import (  # it builds on this module's field helpers
+        SYSTEM_PROMPT_FIELDS,
+        context_preset_to_template,
+        instruct_preset_to_template,
+        system_prompt_to_template,
+    )
+
     if "spec" in data or {"first_mes", "mes_example"} & data.keys() or "char_name" in data:
         return card_to_template(data, stem)
     if "story_string" in data:
@@ -117,7 +123,7 @@ def _from_json(data: dict, stem: str) -> Imported:
         return instruct_preset_to_template(data, stem)
     if "chatopponent" in data or ("memory" in data and "prompt" in data) or "savedsettings" in data:
         return kobold_to_template(data, stem)
-    if "content" in data and isinstance(data.get("content"), str) and set(data) <= _SYSTEM_PROMPT_FIELDS:
+    if "content" in data and isinstance(data.get("content"), str) and set(data) <= SYSTEM_PROMPT_FIELDS:
         return system_prompt_to_template(data, stem)
     if isinstance(data.get("entries"), dict | list):
         raise TemplateError(
@@ -143,7 +149,7 @@ def _from_toml(text: str, stem: str) -> Imported:
 # -- character cards ---------------------------------------------------------------------
 
 
-def _card_from_png(data: bytes, filename: str) -> dict:
+def card_from_png(data: bytes, filename: str) -> dict:
     """The card JSON from a PNG's ``ccv3`` (preferred) or ``chara`` tEXt chunk."""
     chunks = _png_text_chunks(data)
     encoded = chunks.get("ccv3") or chunks.get("chara")
@@ -161,7 +167,7 @@ def _card_from_png(data: bytes, filename: str) -> dict:
 def _png_text_chunks(data: bytes) -> dict[str, bytes]:
     """Keyword → text of every tEXt chunk, reading lengths and types only (no image decoding)."""
     found: dict[str, bytes] = {}
-    offset = len(_PNG_SIGNATURE)
+    offset = len(PNG_SIGNATURE)
     while offset + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         body = data[offset + 8 : offset + 8 + length]
@@ -187,22 +193,22 @@ def card_to_template(card: dict, stem: str, container: str = "") -> Imported:
     ``nickname`` when it has one). The card itself is kept in ``origin`` for exporting."""
     version, data = _card_version(card)
     notes: list[str] = []
-    name = _speaker(_field(data, "nickname") or _field(data, "name") or _field(data, "char_name") or stem,
+    name = _speaker(text_of(data, "nickname") or text_of(data, "name") or text_of(data, "char_name") or stem,
                     "Character")  # fmt: skip
     user = "User" if name.casefold() != "user" else "You"
     fill = _card_filler(data, name, user, notes)
     examples, dropped = _example_blocks(
-        _field(data, "mes_example") or _field(data, "example_dialogue"), user, name, fill
+        text_of(data, "mes_example") or text_of(data, "example_dialogue"), user, name, fill
     )
     if dropped:
         notes.append(f"{dropped} example line(s) without a partner were left out")
-    greetings = [fill(g) for g in [_field(data, "first_mes") or _field(data, "char_greeting"),
+    greetings = [fill(g) for g in [text_of(data, "first_mes") or text_of(data, "char_greeting"),
                                    *_list_field(data, "alternate_greetings")] if g.strip()]  # fmt: skip
     note, depth = _depth_prompt(data, fill)
     template = Template(
-        name=_slug(name), preamble=_card_preamble(data, name, fill), user_name=user, assistant_name=name,
-        examples=tuple(examples), title=_field(data, "name") or name,
-        description=_plain(_field(data, "creator_notes"))[:300],
+        name=name_slug(name), preamble=_card_preamble(data, name, fill), user_name=user, assistant_name=name,
+        examples=tuple(examples), title=text_of(data, "name") or name,
+        description=_plain(text_of(data, "creator_notes"))[:300],
         greeting=greetings[0] if greetings else "", alternate_greetings=tuple(greetings[1:]),
         example_separator=CARD_CHAT_START if len({e.block for e in examples}) > 1 else "",
         chat_start=CARD_CHAT_START if examples and greetings else "",
@@ -217,13 +223,13 @@ def card_to_template(card: dict, stem: str, container: str = "") -> Imported:
 def _card_filler(data: dict, name: str, user: str, notes: list[str]):
     """The card's macros filled from its own fields; any other is left out and named."""
     values = {"char": name, "user": user, "persona": "", "original": "",
-              **{k: _field(data, k) for k in ("description", "personality", "scenario")},
-              "mesexamples": _field(data, "mes_example"), "charversion": _field(data, "character_version"),
-              "char_version": _field(data, "character_version")}  # fmt: skip
-    return _filler(values, notes)
+              **{k: text_of(data, k) for k in ("description", "personality", "scenario")},
+              "mesexamples": text_of(data, "mes_example"), "charversion": text_of(data, "character_version"),
+              "char_version": text_of(data, "character_version")}  # fmt: skip
+    return macro_filler(values, notes)
 
 
-def _filler(values: dict[str, str], notes: list[str]):
+def macro_filler(values: dict[str, str], notes: list[str]):
     """A function that cleans one text's macros, naming every one it leaves out in ``notes``."""
     dropped: list[str] = []
 
@@ -255,7 +261,7 @@ def _depth_prompt(data: dict, fill) -> tuple[str, int]:
         return "", 4
     depth = prompt.get("depth", 4)
     depth = int(depth) if isinstance(depth, int | float) and not isinstance(depth, bool) else 4
-    return " ".join(fill(_field(prompt, "prompt")).split()), max(0, min(depth, 1000))
+    return " ".join(fill(text_of(prompt, "prompt")).split()), max(0, min(depth, 1000))
 
 
 def _card_leftovers(card: dict, data: dict) -> list[str]:
@@ -289,12 +295,12 @@ def _card_version(card: dict) -> tuple[str, dict]:
 
 def _card_preamble(data: dict, name: str, fill) -> str:
     """The card's own words, in the order SillyTavern's default story string puts them."""
-    system = fill(_field(data, "system_prompt"))
-    scenario = _field(data, "scenario") or _field(data, "world_scenario")
+    system = fill(text_of(data, "system_prompt"))
+    scenario = text_of(data, "scenario") or text_of(data, "world_scenario")
     parts = [
         system,
-        fill(_field(data, "description") or _field(data, "char_persona")),
-        f"{name}'s personality: {fill(_field(data, 'personality'))}" if _field(data, "personality") else "",
+        fill(text_of(data, "description") or text_of(data, "char_persona")),
+        f"{name}'s personality: {fill(text_of(data, 'personality'))}" if text_of(data, "personality") else "",
         f"Scenario: {fill(scenario)}" if scenario else "",
     ]
     text = "\n".join(p.strip() for p in parts if p.strip())
@@ -351,95 +357,7 @@ def _pair_turns(turns: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], in
     return pairs, left
 
 
-# -- SillyTavern presets --------------------------------------------------------------
-
-_CONTEXT_USED = {"story_string", "example_separator", "chat_start", "name"}
-_INSTRUCT_USED = {"input_sequence", "output_sequence", "stop_sequence", "system_prompt", "name"}
-
-
-def context_preset_to_template(data: dict, stem: str) -> Imported:
-    """A context preset is a recipe for a card; alone it gives the frame's shape: its story string
-    with neutral values, and the separators between example chats and the real one."""
-    story = _field(data, "story_string")
-    values = {"char": "Assistant", "user": "User", "system": "", "description": "", "personality": "",
-              "scenario": "", "persona": "", "wiexamples": "", "wibefore": "", "wiafter": ""}  # fmt: skip
-    rendered = handlebars.render(story, values)
-    notes = _unused_settings(data, _CONTEXT_USED)
-    if rendered.unsupported:
-        notes.append("template tags left out: " + ", ".join(rendered.unsupported))
-    name = _field(data, "name") or stem
-    preamble = rendered.text.strip() or "A conversation between User and Assistant."
-    template = Template(
-        name=_slug(name), preamble=preamble, title=name,
-        example_separator=_one_line(_field(data, "example_separator")),
-        chat_start=_one_line(_field(data, "chat_start")),
-    )  # fmt: skip
-    return Imported(template, "SillyTavern context preset", tuple(notes))
-
-
-def instruct_preset_to_template(data: dict, stem: str) -> Imported:
-    """Instruct sequences become speaker labels where they are labels ("### Instruction:"). Story-
-    and Adventure-style presets, whose sequences are empty or punctuation, use the speakers' names
-    as labels; sequences of chat markup cannot be labels, and the import says so."""
-    notes = _unused_settings(data, _INSTRUCT_USED)
-    user = _sequence_label(_field(data, "input_sequence"), "input_sequence", "User", notes)
-    assistant = _sequence_label(_field(data, "output_sequence"), "output_sequence", "Assistant", notes)
-    stop = _field(data, "stop_sequence").strip()
-    name = _field(data, "name") or stem
-    preamble = _field(data, "system_prompt").strip() or f"A conversation between {user} and {assistant}."
-    template = Template(
-        name=_slug(name), preamble=preamble, user_name=user, assistant_name=assistant,
-        extra_stops=(stop,) if stop and not markup_in(stop) else (), title=name,
-    )  # fmt: skip
-    return Imported(template, "SillyTavern instruct preset", tuple(notes))
-
-
-def _sequence_label(sequence: str, field_name: str, name: str, notes: list[str]) -> str:
-    found = markup_in(sequence) or ("[INST" if "[INST" in sequence.upper() else "")
-    if found:
-        raise TemplateError(
-            f"{field_name} {sequence.strip()[:40]!r} is chat markup ('{found}'), not a speaker label; "
-            "Basechat's transcript needs 'Name:' turns, so this instruct preset cannot be used."
-        )
-    label = (
-        clean_imported(sequence, {"user": "User", "char": "Assistant"}, []).strip().removesuffix(":").strip()
-    )
-    if label and "\n" not in label and ":" not in label and re.search(r"\w", label) and len(label) <= 40:
-        return label
-    notes.append(f"{field_name} {sequence[:20]!r} is not a speaker label, so the name '{name}' is used")
-    return name
-
-
-_SYSTEM_PROMPT_FIELDS = {"name", "content", "post_history"}
-
-
-def system_prompt_to_template(data: dict, stem: str) -> Imported:
-    """SillyTavern's system-prompt preset (``name``, ``content``): a preamble, alone or put into
-    an instruct or context preset imported with it (``combine``)."""
-    content = _field(data, "content").strip()
-    if not content:
-        raise TemplateError(f"The system prompt '{_field(data, 'name') or stem}' is empty.")
-    name = _field(data, "name") or stem
-    notes = _unused_settings(data, {"name", "content"})
-    template = Template(name=_slug(name), preamble=content, title=name)
-    return Imported(template, "SillyTavern system prompt", tuple(notes))
-
-
-def combine(imports: list[Imported]) -> Imported:
-    """Several files imported together: a system-prompt preset gives its text as the other's
-    preamble (SillyTavern keeps the two apart since its instruct presets lost their prompt)."""
-    if len(imports) == 1:
-        return imports[0]
-    systems = [i for i in imports if i.kind == "SillyTavern system prompt"]
-    others = [i for i in imports if i.kind != "SillyTavern system prompt"]
-    if len(imports) != 2 or len(systems) != 1:
-        raise TemplateError("Import one file at a time, or a preset together with one system-prompt preset.")
-    base, system = others[0], systems[0]
-    template = replace(base.template, preamble=system.template.preamble)
-    return Imported(template, f"{base.kind} with {system.kind}", base.notes + system.notes, base.image)
-
-
-def _unused_settings(data: dict, used: set[str]) -> list[str]:
+def unused_settings(data: dict, used: set[str]) -> list[str]:
     """Settings with a value that Basechat has no use for, named so nothing vanishes unseen."""
     unused = sorted(k for k, v in data.items() if k not in used and v not in (None, "", False, [], {}))
     return ["not used: " + ", ".join(unused)] if unused else []
@@ -466,7 +384,7 @@ def prompt_file_to_template(text: str, stem: str) -> Imported:
     if dropped:
         notes.append(f"{dropped} turn(s) without a partner were left out")
     template = Template(
-        name=_slug(stem), preamble=preamble or f"A conversation between {user} and {assistant}.",
+        name=name_slug(stem), preamble=preamble or f"A conversation between {user} and {assistant}.",
         user_name=user, assistant_name=assistant, title=stem,
         examples=tuple(Exchange(u, a) for u, a in pairs),
     )  # fmt: skip
@@ -501,16 +419,16 @@ def _from_textgen_yaml(text: str, stem: str) -> Imported:
         raise TemplateError(f"{stem}: a text-generation-webui character needs a 'name'.")
     name = _speaker(data["name"], "Character")
     notes: list[str] = []
-    fill = _filler({"char": name, "user": "User"}, notes)
-    context = fill(_field(data, "context"))
+    fill = macro_filler({"char": name, "user": "User"}, notes)
+    context = fill(text_of(data, "context"))
     label = re.search(rf"^\s*(User|{re.escape(name)})\s*:", context, flags=re.MULTILINE | re.IGNORECASE)
     preamble = context[: label.start()].strip() if label else context.strip()
     examples, dropped = _example_blocks(context[label.start() :] if label else "", "User", name)
     notes += [f"{dropped} example line(s) without a partner were left out"] if dropped else []
-    notes += _unused_settings(data, {"name", "greeting", "context"})
-    greeting = fill(_field(data, "greeting")).strip()
+    notes += unused_settings(data, {"name", "greeting", "context"})
+    greeting = fill(text_of(data, "greeting")).strip()
     template = Template(
-        name=_slug(name), preamble=preamble or f"A conversation between User and {name}.",
+        name=name_slug(name), preamble=preamble or f"A conversation between User and {name}.",
         assistant_name=name, examples=tuple(examples), title=name, greeting=greeting,
     )  # fmt: skip
     return Imported(template, "text-generation-webui character", tuple(notes))
@@ -526,23 +444,23 @@ def kobold_to_template(data: dict, stem: str) -> Imported:
     of several opponents), ``prompt`` the opening of the chat, ``authorsnote`` the author's note
     and ``worldinfo`` the lorebook. Its instruct tags (``{{[INPUT]}}``…) open the speakers' turns."""
     settings = table(data, "savedsettings")
-    user = _speaker(_field(data, "chatname") or _field(settings, "chatname") or "User", "User")
-    opponents = (_field(data, "chatopponent") or _field(settings, "chatopponent") or "Assistant").split(
+    user = _speaker(text_of(data, "chatname") or text_of(settings, "chatname") or "User", "User")
+    opponents = (text_of(data, "chatopponent") or text_of(settings, "chatopponent") or "Assistant").split(
         "||$||"
     )
     assistant = _speaker(opponents[0], "Assistant")
     notes = [f"only the first of {len(opponents)} chat opponents is used"] if len(opponents) > 1 else []
-    notes += _unused_settings(data, _KOBOLD_USED)
+    notes += unused_settings(data, _KOBOLD_USED)
     fill = _kobold_filler(user, assistant, notes)
-    preamble, examples, dropped = _split_transcript(fill(_field(data, "memory")), user, assistant)
+    preamble, examples, dropped = _split_transcript(fill(text_of(data, "memory")), user, assistant)
     if dropped:
         notes.append(f"{dropped} turn(s) without a partner were left out")
     depth = data.get("wisearchdepth", settings.get("wisearchdepth"))
     template = Template(
-        name=_slug(_field(data, "scenarioname") or stem), title=_field(data, "scenarioname") or stem,
+        name=name_slug(text_of(data, "scenarioname") or stem), title=text_of(data, "scenarioname") or stem,
         preamble=preamble or f"A conversation between {user} and {assistant}.", user_name=user,
-        assistant_name=assistant, greeting=_kobold_greeting(fill(_field(data, "prompt")), user, assistant),
-        examples=tuple(examples), authors_note=" ".join(fill(_field(data, "authorsnote")).split()),
+        assistant_name=assistant, greeting=_kobold_greeting(fill(text_of(data, "prompt")), user, assistant),
+        examples=tuple(examples), authors_note=" ".join(fill(text_of(data, "authorsnote")).split()),
         lorebook=book_from_kobold(data.get("worldinfo"), depth, notes),
     )  # fmt: skip
     return Imported(template, "Kobold Lite scenario", tuple(notes))
@@ -551,7 +469,7 @@ def kobold_to_template(data: dict, stem: str) -> Imported:
 def _kobold_filler(user: str, assistant: str, notes: list[str]):
     turn = {"[input]": f"\n{user}: ", "[output]": f"\n{assistant}: ", "[system]": "\n",
             "[input_end]": "\n", "[output_end]": "\n", "[system_end]": "\n"}  # fmt: skip
-    return _filler({"user": user, "char": assistant, **turn}, notes)
+    return macro_filler({"user": user, "char": assistant, **turn}, notes)
 
 
 def _split_transcript(text: str, user: str, assistant: str) -> tuple[str, list[Exchange], int]:
@@ -573,7 +491,7 @@ def _kobold_greeting(opening: str, user: str, assistant: str) -> str:
 # -- field hygiene ----------------------------------------------------------------------
 
 
-def _field(data: dict, key: str) -> str:
+def text_of(data: dict, key: str) -> str:
     """A text field, checked for type and size: too long is refused, never cut silently."""
     value = data.get(key)
     if value is None:
@@ -591,7 +509,7 @@ def _list_field(data: dict, key: str) -> list[str]:
     values = data.get(key) or []
     if not isinstance(values, list):
         raise TemplateError(f"The field '{key}' should be a list of texts.")
-    return [_field({key: v}, key) for v in values[:64] if isinstance(v, str)]
+    return [text_of({key: v}, key) for v in values[:64] if isinstance(v, str)]
 
 
 def _speaker(name: str, fallback: str) -> str:
@@ -600,7 +518,7 @@ def _speaker(name: str, fallback: str) -> str:
     return cleaned or fallback
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
@@ -608,98 +526,9 @@ def _plain(text: str) -> str:
     return re.sub(r"<[^>]{0,200}>", "", text).strip()
 
 
-def _slug(name: str) -> str:
+def name_slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:40] or "imported"
-
-
-# -- the last check every import passes ---------------------------------------------------------
-
-
-def checked(imported: Imported, filename: str) -> Imported:
-    """No chat markup anywhere (refused, naming the field), and no macro the prompt would not fill
-    (left out and named): what reaches the model is the file's words, never its machinery."""
-    notes = list(imported.notes)
-    clean = _field_cleaner(_filler({}, notes), filename)
-    t = imported.template
-    for label, name in (("user name", t.user_name), ("assistant name", t.assistant_name)):
-        if clean(label, name) != name.strip():
-            raise TemplateError(f"{filename}: the {label} {name[:40]!r} is a macro, not a name.")
-    examples = [
-        Exchange(clean("examples", e.user), clean("examples", e.assistant), e.block) for e in t.examples
-    ]
-    fallback = f"A conversation between {t.user_name} and {t.assistant_name}."
-    template = replace(
-        t, preamble=clean("preamble", t.preamble) or fallback,
-        examples=tuple(e for e in examples if e.user and e.assistant), greeting=clean("greeting", t.greeting),
-        alternate_greetings=tuple(g for g in (clean("greeting", a) for a in t.alternate_greetings) if g),
-        example_separator=clean("example separator", t.example_separator),
-        chat_start=clean("chat start", t.chat_start), authors_note=clean("author's note", t.authors_note),
-        persona=clean("persona", t.persona), lorebook=_checked_book(t.lorebook, clean),
-    )  # fmt: skip
-    return replace(imported, template=template, notes=tuple(notes))
-
-
-def _field_cleaner(fill, filename: str):
-    def clean(label: str, text: str) -> str:
-        found = markup_in(text)
-        if found:
-            raise TemplateError(
-                f"{filename}: its {label} holds chat markup ('{found}'); Basechat's transcript is plain "
-                "'Name:' turns, so this file cannot be used."
-            )
-        return fill(text).strip()
-
-    return clean
-
-
-def _checked_book(book, clean):
-    if book is None:
-        return None
-    entries = [replace(e, content=clean("lorebook", e.content)) for e in book.entries]
-    return replace(book, entries=tuple(e for e in entries if e.content))
-
-
-def import_lorebook(data: bytes, filename: str) -> tuple[Lorebook, tuple[str, ...]]:
-    """A lorebook from a SillyTavern World Info file, a card's ``character_book``, or Kobold Lite's
-    world info (a save file, or its list of entries), checked like any import."""
-    try:
-        book, notes = _lorebook_from(data, filename)
-    except RecursionError:
-        raise TemplateError(f"{filename} is nested too deeply to be a lorebook.") from None
-    except (OverflowError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        raise TemplateError(f"{filename} could not be read as a lorebook ({type(exc).__name__}).") from None
-    holder = Imported(Template("lore", "lore", lorebook=book), "lorebook", tuple(notes))
-    cleaned = checked(holder, filename)
-    assert cleaned.template.lorebook is not None
-    return cleaned.template.lorebook, cleaned.notes
-
-
-def _lorebook_from(data: bytes, filename: str) -> tuple[Lorebook, list[str]]:
-    if data.startswith(_PNG_SIGNATURE):
-        parsed: object = _card_from_png(data, filename)
-    elif len(data) > MAX_TEXT_BYTES:
-        raise TemplateError(f"{filename} is larger than 1 MB; that is not a lorebook.")
-    else:
-        text = _decode(data, filename)
-        parsed = json.loads(text) if text.strip() else None
-    notes: list[str] = []
-    if isinstance(parsed, list):
-        book = book_from_kobold(parsed, None, notes)
-    elif isinstance(parsed, dict) and isinstance(parsed.get("entries"), dict | list):
-        book = book_from_world_info(parsed, notes)
-    elif isinstance(parsed, dict):
-        inner = table(parsed, "data") or parsed
-        book = book_from_card(inner.get("character_book"), notes) or book_from_kobold(
-            parsed.get("worldinfo"), parsed.get("wisearchdepth"), notes
-        )
-    else:
-        book = None
-    if book is None or not book.entries:
-        raise TemplateError(
-            f"{filename} holds no lorebook entries (World Info, a card's book, Kobold world info)."
-        )
-    return book, notes
 
 
 def save_imported(imported: Imported) -> tuple[Template, Path]:

@@ -58,7 +58,8 @@ class FrameActions(QObject):
         preset chosen together with a system-prompt preset becomes one template."""
         from pathlib import Path
 
-        from app.scaffold.importers import combine, import_file, save_imported
+        from app.scaffold.importers import import_file, save_imported
+        from app.scaffold.preset_import import combine
 
         try:
             imported = combine([import_file(Path(p)) for p in ([path] if isinstance(path, str) else path)])
@@ -76,7 +77,7 @@ class FrameActions(QObject):
         from dataclasses import replace
         from pathlib import Path
 
-        from app.scaffold.importers import import_lorebook
+        from app.scaffold.import_check import import_lorebook
         from app.scaffold.lorebook import add_entries
 
         try:
