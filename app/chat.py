@@ -23,7 +23,7 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
-from app.scaffold.transcript import Moment, cue_text, lore_scan
+from app.scaffold.transcript import Moment, cue_text, lore_scan, request_min_tokens
 
 _TOKEN_CACHE_LIMIT = 1024
 # An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
@@ -48,6 +48,7 @@ class PromptPlan:
     dropped_turns: int
     n_ctx: int
     reply_room: int  # tokens kept free for the reply: what the send and the inspector both show
+    min_tokens: int = 0  # the reply's minimum length, from the request note (a story, a list…)
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,9 @@ class ChatSession:
         fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget(), chunk)
         text = "".join(p.text for p in fitted.pieces)
         tokens = self._prompt_tokens(fitted.pieces)
-        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, self._reply_budget())
+        room = self._reply_budget()
+        least = min(request_min_tokens(self.template, user_text), room)
+        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, room, least)
 
     def lore_fired(self, user_text: str) -> list[dict]:
         """The lorebook entries ``user_text`` would put in the prompt, and why (inspector, CLI)."""
@@ -225,7 +228,7 @@ class ChatSession:
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
-        return self._stream(plan.tokens, finish)
+        return self._stream(plan.tokens, finish, plan.min_tokens)
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
@@ -245,7 +248,7 @@ class ChatSession:
                 self.history += [user, replies[0].message]
             return replies
 
-        params = replace(self.params, max_tokens=self._reply_budget())
+        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=plan.min_tokens)
         alternatives = self.engine.generate_many(plan.tokens, params, self.template.stop_strings(), n)
         return AlternativesStream(alternatives, finish)
 
@@ -264,7 +267,7 @@ class ChatSession:
             self.history += [user, _assistant(joined, ids)]
             return Reply(self.history[-1], replace(completion, text=joined, tokens=ids, probs=probs), 0)
 
-        return self._stream(tokens, finish)
+        return self._stream(tokens, finish, max(plan.min_tokens - len(start.tokens), 0))
 
     def continue_last(self) -> ReplyStream:
         """Extend the last assistant reply (one that hit the length limit) where it stopped."""
@@ -286,8 +289,10 @@ class ChatSession:
 
         return self._stream(tokens, finish)
 
-    def _stream(self, tokens: list[int], finish: Callable[[Completion], Reply]) -> ReplyStream:
-        params = replace(self.params, max_tokens=self._reply_budget())
+    def _stream(
+        self, tokens: list[int], finish: Callable[[Completion], Reply], min_tokens: int = 0
+    ) -> ReplyStream:
+        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens)
         if not self.history:  # a new chat: its frame is what every chat in it starts with
             self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "", self.moment)[:1]))
 

@@ -41,6 +41,9 @@ class SamplingParams:
     seed: int | None = None
     ignore_eos: bool = False  # keep going past end-of-text (benchmarks of long replies)
     n_probs: int = 0  # record each token's top-N candidates with their probabilities (0: off)
+    # The reply does not end before this many tokens (vLLM's min_tokens): set per turn by a request
+    # note that asks for a long answer (engine/minlength.py), not a setting of its own.
+    min_tokens: int = 0
 
 
 # What every measurement means by greedy: the likeliest token, no penalty, no DRY (runs repeat).

@@ -26,6 +26,7 @@ import llama_cpp as lc
 
 from app.engine.base import Generation, SamplingParams
 from app.engine.decoding import Decoding, shared_length
+from app.engine.minlength import EndGuard
 from app.engine.reply import ReplyState
 
 MAX_DRAFT = 16  # tokens per draft at most: longer batches cost more than a miss saves on a CPU
@@ -123,11 +124,11 @@ class Tally:
 
 def run(
     decoding: Decoding, gen: Generation, params: SamplingParams, state: ReplyState, sampler,
-    drafter: Drafter | None, policy: DraftPolicy, n_ctx: int,
+    drafter: Drafter | None, policy: DraftPolicy, n_ctx: int, guard: EndGuard,
 ) -> Iterator[str]:  # fmt: skip
     """Sample the reply after the prompt (already evaluated), drafting when ``drafter`` is given
-    and ``policy`` expects a draft to pay."""
-    loop = _Loop(decoding, gen, params, state, sampler, policy)
+    and ``policy`` expects a draft to pay; ``guard`` holds it to its minimum length."""
+    loop = _Loop(decoding, gen, params, state, sampler, policy, guard)
     if drafter is not None:
         drafter.begin()
     yield from loop.run(drafter, n_ctx)
@@ -137,16 +138,17 @@ def run(
 class _Loop:
     def __init__(
         self, decoding: Decoding, gen: Generation, params: SamplingParams, state: ReplyState, sampler,
-        policy: DraftPolicy,
+        policy: DraftPolicy, guard: EndGuard,
     ) -> None:  # fmt: skip
         self.decoding, self.gen, self.params, self.state, self.sampler = decoding, gen, params, state, sampler
+        self.guard = guard
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.produced = 0
         self.tally = Tally()
         self.policy = policy
 
     def run(self, drafter: Drafter | None, n_ctx: int) -> Iterator[str]:
-        taken = [self.decoding.sample(self.sampler, -1, self.params.n_probs)]
+        taken = [self.sample(-1, self.decoding.cached[-1])]
         while True:
             for token, candidates in taken:
                 if self.gen.cancelled:
@@ -181,10 +183,16 @@ class _Loop:
         """One token the plain way: decode it alone, sample the next (timed for the policy)."""
         started = time.perf_counter()
         self.decoding.decode_one(token)
-        sampled = self.decoding.sample(self.sampler, -1, self.params.n_probs)
+        sampled = self.sample(-1, token)
         if timed:
             self.policy.plain_step(time.perf_counter() - started)
         return sampled
+
+    def sample(self, index: int, previous: int) -> tuple[int, list]:
+        """The token at batch ``index``, which follows ``previous`` (the reply's latest token so far,
+        or the prompt's last): the guard's nudge counts the tokens produced before it."""
+        nudge = self.guard.nudge(self.produced + max(index, 0), previous)
+        return self.decoding.sample(self.sampler, index, self.params.n_probs, nudge)
 
     def emit(self, token: int, candidates: list) -> tuple[str, bool]:
         """Show one sampled token; True when the reply ends with it (end of text, a stop, the limit)."""
@@ -211,7 +219,7 @@ class _Loop:
         self.decoding.decode_all_logits([pending, *draft])
         taken: list[tuple[int, list]] = []
         for index in range(len(draft) + 1):
-            taken.append(self.decoding.sample(self.sampler, index, self.params.n_probs))
+            taken.append(self.sample(index, draft[index - 1] if index else pending))
             if index == len(draft) or taken[-1][0] != draft[index]:
                 break
         accepted = len(taken) - 1

@@ -33,6 +33,7 @@ from app.engine.kvstate import (
     ram_cap_for,
     token_digest,
 )
+from app.engine.minlength import EndGuard
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
 from app.errors import ModelLoadError
@@ -368,7 +369,10 @@ class LlamaEngine:
             try:
                 drafter = self._drafter()
                 policy, n_ctx = self._draft_policy, self.n_ctx
-                yield from drafting.run(self.decoding, gen, params, state, sampler, drafter, policy, n_ctx)
+                guard = self._end_guard(stop, params.min_tokens)
+                yield from drafting.run(
+                    self.decoding, gen, params, state, sampler, drafter, policy, n_ctx, guard
+                )
             finally:
                 lc.llama_sampler_free(sampler)
         else:
@@ -377,6 +381,9 @@ class LlamaEngine:
         if tail:
             yield tail
         gen.result = state.completion(len(prompt), reused, self.tokenize)
+
+    def _end_guard(self, stop: list[str], min_tokens: int) -> EndGuard:
+        return EndGuard(self.decoding.vocab, self.decoding.piece, self.tokenize, stop, min_tokens)
 
     # -- drafting (speculative decoding) -----------------------------------------
 
@@ -441,4 +448,7 @@ class LlamaEngine:
         self, alts: Alternatives, prompt: list[int], params: SamplingParams, stop: list[str]
     ) -> Iterator[tuple[int, str]]:
         reused = self._reuse_prefix(prompt)
-        yield from parallel.run(self.decoding, alts, prompt, reused, params, stop, self.tokenize, self.n_ctx)
+        guard = self._end_guard(stop, params.min_tokens)
+        yield from parallel.run(
+            self.decoding, alts, prompt, reused, params, stop, self.tokenize, self.n_ctx, guard
+        )

@@ -22,18 +22,20 @@ import llama_cpp as lc
 
 from app.engine.base import Alternatives, SamplingParams
 from app.engine.decoding import Decoding
+from app.engine.minlength import EndGuard, Nudge
 from app.engine.reply import ReplyState
 
 
 def run(
     engine: Decoding, alts: Alternatives, prompt: list[int], reused: int, params: SamplingParams,
-    stop: list[str], tokenize: Callable[[str], list[int]], n_ctx: int,
+    stop: list[str], tokenize: Callable[[str], list[int]], n_ctx: int, guard: EndGuard,
 ) -> Iterator[tuple[int, str]]:  # fmt: skip
-    """``reused``: how much of ``prompt`` is already cached (the engine kept the shared prefix)."""
+    """``reused``: how much of ``prompt`` is already cached (the engine kept the shared prefix);
+    ``guard`` holds each alternative to the reply's minimum length."""
     states = [ReplyState(stop) for _ in range(alts.n)]
     if engine.decode(prompt[reused:], alts.cancel_event):
         try:
-            yield from _grow(engine, alts, states, len(prompt), params, n_ctx)
+            yield from _grow(engine, alts, states, len(prompt), params, n_ctx, guard)
         finally:
             _keep_only_the_prompt(engine, alts.n, len(prompt))
     else:
@@ -56,7 +58,7 @@ def budget(n_ctx: int, n_prompt: int, n: int, max_tokens: int) -> int:
 
 def _grow(
     engine: Decoding, alts: Alternatives, states: list[ReplyState], n_prompt: int, params: SamplingParams,
-    n_ctx: int,
+    n_ctx: int, guard: EndGuard,
 ) -> Iterator[tuple[int, str]]:  # fmt: skip
     seed = params.seed if params.seed is not None else random.getrandbits(31)
     samplers = [engine.sampler(replace(params, seed=seed + i), engine.cached) for i in range(alts.n)]
@@ -68,17 +70,19 @@ def _grow(
         state.prompt_done = now
     try:
         steps = budget(n_ctx, n_prompt, alts.n, params.max_tokens)
-        yield from _steps(engine, alts, states, samplers, batch, n_prompt, steps, params)
+        yield from _steps(engine, alts, states, samplers, batch, n_prompt, steps, (params, guard))
     finally:
         lc.llama_batch_free(batch)
         for sampler in samplers:
             lc.llama_sampler_free(sampler)
 
 
-def _steps(engine, alts, states, samplers, batch, n_prompt, steps, params) -> Iterator[tuple[int, str]]:
-    """One token of every running alternative per decode call, until each has stopped."""
+def _steps(engine, alts, states, samplers, batch, n_prompt, steps, rules) -> Iterator[tuple[int, str]]:
+    """One token of every running alternative per decode call, until each has stopped.
+    ``rules``: the sampling parameters and the minimum-length guard."""
     decoders = [codecs.getincrementaldecoder("utf-8")(errors="replace") for _ in states]
     at = dict.fromkeys(range(alts.n), -1)  # where each alternative's logits are in the last batch
+    last = dict.fromkeys(range(alts.n), engine.cached[-1])  # each one's latest token
     for step in range(steps):
         if alts.cancelled:
             for index in at:
@@ -86,11 +90,15 @@ def _steps(engine, alts, states, samplers, batch, n_prompt, steps, params) -> It
             return
         running = []
         for index, logits_at in at.items():
-            token, shown = _next(engine, samplers[index], logits_at, states[index], decoders[index], params)
+            state, nudge = states[index], rules[1].nudge(states[index].generated, last[index])
+            token, shown = _next(
+                engine, samplers[index], (logits_at, nudge), state, decoders[index], rules[0]
+            )
             if shown:
                 yield index, shown
             if token is not None:
                 running.append((index, token))
+                last[index] = token
         if not running:
             return
         _fill(batch, running, n_prompt + step)
@@ -98,9 +106,12 @@ def _steps(engine, alts, states, samplers, batch, n_prompt, steps, params) -> It
         at = {index: row for row, (index, _token) in enumerate(running)}
 
 
-def _next(engine, sampler, logits_at: int, state: ReplyState, decoder, params) -> tuple[int | None, str]:
-    """Sample one alternative's next token: (the token to decode, or None if it ended; text shown)."""
-    token, candidates = engine.sample(sampler, logits_at, params.n_probs)
+def _next(
+    engine, sampler, where: tuple[int, Nudge], state: ReplyState, decoder, params
+) -> tuple[int | None, str]:
+    """Sample one alternative's next token: (the token to decode, or None if it ended; text shown).
+    ``where``: where its logits are in the last batch, and the guard's nudge to them."""
+    token, candidates = engine.sample(sampler, where[0], params.n_probs, where[1])
     if engine.is_end(token) and not params.ignore_eos:
         state.first_token_at = state.first_token_at or state.prompt_done
         state.finish = "stop"

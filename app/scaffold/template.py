@@ -33,10 +33,13 @@ class Exchange:
 
 @dataclass(frozen=True)
 class RequestNote:
-    """``note`` goes under a user message that matches ``when`` (a regular expression, any case)."""
+    """``note`` goes under a user message that matches ``when`` (a regular expression, any case).
+    ``min_tokens``: the reply to such a message does not end before it has this many tokens (a
+    small base model asked for a story otherwise often stops after one sentence)."""
 
     when: str
     note: str
+    min_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Template:
     # author's note of KoboldCpp and SillyTavern, here only where the request calls for it —
     # a story, a list, code — so short questions keep short answers.
     notes: tuple[RequestNote, ...] = ()
+    # A line put under a question the user asks about themselves, quoting what they said about it
+    # earlier (``{said}`` is replaced by the quotes; scaffold/recall.py). Empty: no recall.
+    recall_note: str = ""
     # A character card's picture: a file name in the data folder's ``avatars/`` (the card's own
     # PNG, named by its hash). Only such a name is kept, so a template cannot point elsewhere.
     avatar: str = ""
@@ -79,7 +85,18 @@ class Template:
         another example conversation (the model may start one after its answer)."""
         stops = [f"\n{name}:" for name in self.speaker_names]
         frame = [f"\n{line}" for line in (self.example_separator, self.chat_start) if line]
-        return stops + [s for s in [*self.extra_stops, *frame] if s not in stops]
+        notes = [
+            f"\n{opening}" for opening in dict.fromkeys(note_opening(n.note) for n in self.notes) if opening
+        ]
+        more = [*self.extra_stops, *frame, *notes]
+        return stops + [s for s in dict.fromkeys(more) if s not in stops]
+
+
+def note_opening(note: str) -> str:
+    """A request note's first two words ("(The Assistant"): a reply line that starts like a note
+    is the model writing the transcript's notes, not its answer, so it ends the reply there."""
+    words = note.split()
+    return " ".join(words[:2]) if len(words) >= 2 else ""
 
 
 def templates_dir() -> Path:
@@ -147,6 +164,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             example_separator=_optional(data, "example_separator"),
             chat_start=_optional(data, "chat_start"),
             notes=tuple(_note(n) for n in data.get("notes", [])),
+            recall_note=_recall_note(data.get("recall_note", "")),
             avatar=_avatar_name(data.get("avatar", "")),
             lorebook=lorebook_from_dict(data["lorebook"]) if "lorebook" in data else None,
             authors_note=_optional(data, "authors_note"),
@@ -196,7 +214,25 @@ def _note(data: dict) -> RequestNote:
         raise ValueError(f"note pattern {when[:40]!r} is not valid ({exc})") from None
     if "\n" in note:
         raise ValueError("a note must be one line")
-    return RequestNote(when, note)
+    return RequestNote(when, note, _min_tokens(data.get("min_tokens", 0)))
+
+
+def _recall_note(value: object) -> str:
+    """One line with ``{said}`` in it once, where the user's earlier words go."""
+    text = str(value).strip()
+    if text and ("\n" in text or text.count("{said}") != 1):
+        raise ValueError("recall_note must be one line with {said} in it once")
+    return text
+
+
+MAX_MIN_TOKENS = 2048
+
+
+def _min_tokens(value: object) -> int:
+    """A note's minimum reply length: a whole number of tokens, 0 (none) to ``MAX_MIN_TOKENS``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MIN_TOKENS:
+        raise ValueError(f"a note's min_tokens must be a whole number from 0 to {MAX_MIN_TOKENS}")
+    return value
 
 
 def _text(mapping: dict, key: str) -> str:
@@ -220,7 +256,15 @@ def template_to_dict(template: Template) -> dict:
         "assistant_name": template.assistant_name, "preamble": template.preamble,
         "stop": list(template.extra_stops),
     }  # fmt: skip
-    for key in ("greeting", "example_separator", "chat_start", "avatar", "persona", "authors_note"):
+    for key in (
+        "greeting",
+        "example_separator",
+        "chat_start",
+        "avatar",
+        "persona",
+        "authors_note",
+        "recall_note",
+    ):
         if getattr(template, key):
             data[key] = getattr(template, key)
     if template.authors_note:
@@ -228,12 +272,19 @@ def template_to_dict(template: Template) -> dict:
     if template.alternate_greetings:
         data["alternate_greetings"] = list(template.alternate_greetings)
     if template.notes:
-        data["notes"] = [{"when": n.when, "note": n.note} for n in template.notes]
+        data["notes"] = [_note_dict(n) for n in template.notes]
     data["examples"] = [_exchange_dict(e) for e in template.examples]
     if template.lorebook is not None:
         data["lorebook"] = lorebook_to_dict(template.lorebook)
     if template.origin:
         data["origin"] = template.origin
+    return data
+
+
+def _note_dict(note: RequestNote) -> dict:
+    data: dict = {"when": note.when, "note": note.note}
+    if note.min_tokens:
+        data["min_tokens"] = note.min_tokens
     return data
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
 from app.scaffold.macros import expand
+from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes
 from app.scaffold.template import Template
 
 Role = Literal["user", "assistant"]
@@ -70,10 +71,13 @@ def _label_pattern(template: Template) -> re.Pattern[str]:
     return re.compile(rf"^\s*(?:{names})\s*:", re.IGNORECASE)
 
 
-def turn_text(template: Template, message: Message) -> str:
+def turn_text(template: Template, message: Message, earlier: list[str] | None = None) -> str:
+    """One turn as the transcript shows it; a user turn gets the notes its request calls for.
+    ``earlier``: what the user said before it in this conversation (for the recall note)."""
     if message.role == "user":
         body = neutralise(message.text.strip(), template)
-        return f"{template.user_name}: {body}\n{request_note(template, message.text)}"
+        notes = request_note(template, message.text) + recall_note(template, message.text, earlier or [])
+        return f"{template.user_name}: {body}\n{notes}"
     body = message.continuation
     return f"{template.assistant_name}:{neutralise(body, template)}\n"
 
@@ -85,6 +89,27 @@ def request_note(template: Template, request: str) -> str:
         if _matches(note.when, request):
             return f"{note.note}\n"
     return ""
+
+
+def recall_note(template: Template, question: str, earlier: list[str]) -> str:
+    """The template's recall line quoting what the user said before about what ``question`` asks
+    (scaffold/recall.py), else ""."""
+    if not template.recall_note:
+        return ""
+    quotes = recall_quotes(question, earlier)
+    if not quotes:
+        return ""
+    said = '" and "'.join(neutralise(as_told(q), template) for q in quotes)
+    return template.recall_note.replace("{said}", said) + "\n"
+
+
+def request_min_tokens(template: Template, request: str) -> int:
+    """How long the reply to ``request`` must be at least: the matching note's ``min_tokens``
+    (the note that ``request_note`` puts under it), else 0."""
+    for note in template.notes:
+        if _matches(note.when, request):
+            return note.min_tokens
+    return 0
 
 
 NOTE_MATCH_SECONDS = 0.05
@@ -141,21 +166,33 @@ def header_text(template: Template, lore: LoreScan | None = None, moment: Moment
     if template.persona:
         parts.append(f"{frame_text(template, template.persona, moment)}\n")
     parts.append("\n")
-    block = None
-    for ex in template.examples:
-        if template.example_separator and ex.block != block:
-            parts.append(f"{template.example_separator}\n")
-        block = ex.block
-        parts += [
-            turn_text(template, Message("user", frame_text(template, ex.user, moment))),
-            turn_text(template, Message("assistant", frame_text(template, ex.assistant, moment))),
-        ]
+    parts += _example_parts(template, moment)
     if template.chat_start:
         parts.append(f"{template.chat_start}\n")
     if template.greeting:
         greeting = frame_text(template, template.greeting, moment)
         parts.append(turn_text(template, Message("assistant", greeting)))
     return "".join(parts)
+
+
+def _example_parts(template: Template, moment: Moment) -> list[str]:
+    """The example conversations, each opened by the separator line when the template has one."""
+    parts: list[str] = []
+    block: int | None = None
+    said: list[str] = []
+    for ex in template.examples:
+        if ex.block != block:
+            said = []
+            if template.example_separator:
+                parts.append(f"{template.example_separator}\n")
+        block = ex.block
+        user = frame_text(template, ex.user, moment)
+        parts += [
+            turn_text(template, Message("user", user), said),
+            turn_text(template, Message("assistant", frame_text(template, ex.assistant, moment))),
+        ]
+        said = [*said, user]
+    return parts
 
 
 def _lore_text(template: Template, fired, moment: Moment) -> str:
@@ -177,11 +214,23 @@ def transcript_text(template: Template, history: list[Message], moment: Moment |
 def _turn_pieces(template: Template, turns: list[Message], lore: LoreScan, moment: Moment) -> list[Piece]:
     """The turns, with the lore placed at a depth and the author's note among them: depth N goes
     before the N-th turn from the end (0: after the last one, just before the reply)."""
-    pieces = [Piece(m.role, turn_text(template, m), i) for i, m in enumerate(turns)]
+    pieces = [Piece(m.role, turn_text(template, m, _said_before(turns, i)), i) for i, m in enumerate(turns)]
     for depth, text in sorted(_insertions(template, lore, moment), key=lambda pair: -pair[0]):
         where = max(len(pieces) - _turn_index_from_end(pieces, depth), 0)
         pieces.insert(where, Piece("insert", text))
     return pieces
+
+
+def _said_before(turns: list[Message], index: int) -> list[str]:
+    """The user's messages before turn ``index`` that the recall note may quote (the last
+    ``RECALL_LOOKBACK`` of them, found without walking the whole chat)."""
+    if turns[index].role != "user":
+        return []
+    said: list[str] = []
+    for message in reversed(turns[max(0, index - 2 * RECALL_LOOKBACK) : index]):
+        if message.role == "user":
+            said.append(message.text)
+    return said[::-1]
 
 
 def _insertions(template: Template, lore: LoreScan, moment: Moment) -> list[tuple[int, str]]:

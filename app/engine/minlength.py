@@ -1,0 +1,75 @@
+"""A minimum reply length: a reply that was asked to be long does not end after one line.
+
+A base model asked for a story in a transcript often writes one sentence, a new line and the
+next speaker's label: the turn ends there, however the request was worded. vLLM's
+``min_tokens`` and text-generation-webui's ``min_length`` answer this by banning end-of-text
+until a reply has that many tokens. In a transcript the turn also ends at a stop string (the next
+speaker's label on a new line), so until the minimum is reached the tokens that open one are
+banned too, where a line starts. Past the minimum the same tokens are made likelier at each new
+line, the longer the reply, so it ends at a paragraph break instead of the token limit. What the
+model may write is otherwise unchanged: only those few logits move, before the sampler chain
+runs; the chain and its random stream stay the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import llama_cpp as lc
+
+
+class EndGuard:
+    """How a long reply's ending is steered: until ``min_tokens`` have been produced, end-of-text
+    cannot be picked and, right after a new line, neither can the first token of a stop that
+    starts a line; after that, at each new line, those tokens gain ``END_RAMP`` nats per token
+    beyond the minimum (the exponential length penalty of Hugging Face's ``generate``, in logit
+    space), so the reply ends at a paragraph break rather than running to the token limit."""
+
+    END_RAMP = 0.1
+
+    def __init__(
+        self, vocab, piece: Callable[[int], bytes], tokenize: Callable[[str], list[int]], stop: list[str],
+        min_tokens: int,
+    ) -> None:  # fmt: skip
+        self.min_tokens = min_tokens
+        self._piece = piece
+        self._enders = end_tokens(vocab) if min_tokens > 0 else ()
+        self._openers = opener_tokens(stop, tokenize) if min_tokens > 0 else ()
+
+    def nudge(self, produced: int, previous: int) -> Nudge:
+        """What to add to which logits for the token after ``previous``, with ``produced`` reply
+        tokens before it: minus infinity (banned) before the minimum, a growing boost after it."""
+        if not self.min_tokens:
+            return NO_NUDGE
+        at_line_start = self._piece(previous).endswith(b"\n")
+        if produced < self.min_tokens:
+            return (self._enders + self._openers if at_line_start else self._enders), -math.inf
+        if at_line_start:
+            return self._enders + self._openers, self.END_RAMP * (produced - self.min_tokens)
+        return NO_NUDGE
+
+
+Nudge = tuple[tuple[int, ...], float]
+NO_NUDGE: Nudge = ((), 0.0)
+
+
+def end_tokens(vocab) -> tuple[int, ...]:
+    """The vocabulary's end-of-text and end-of-turn tokens (those it names)."""
+    named = (lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab))
+    return tuple(sorted({token for token in named if token >= 0}))
+
+
+def opener_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
+    """The first token of each stop that starts a line ("\\nUser:" → "User"): the token that,
+    written after a new line, begins the next speaker's turn."""
+    openers = set()
+    for text in stop:
+        label = text.lstrip("\n")
+        if label == text or not label.strip():
+            continue
+        for spelling in {label, label.lower(), label.upper()}:  # "user:" would not stop, and leak
+            tokens = tokenize(spelling)
+            if tokens:
+                openers.add(tokens[0])
+    return tuple(sorted(openers))
