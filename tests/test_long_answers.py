@@ -38,7 +38,7 @@ def test_a_minimum_holds_a_reply_open_past_its_natural_end(engine, template):
     assert natural.finish_reason == "stop" and natural.usage.completion_tokens < 20, natural.text
     assert held.usage.completion_tokens >= 40, held.text
     assert held.text.startswith(natural.text.rstrip())  # the same reply, only longer
-    assert "\nuser:" not in held.text.lower() and "\nassistant:" not in held.text.lower()
+    assert "user:" not in held.text.lower() and "assistant:" not in held.text.lower()
 
 
 @pytest.mark.model
@@ -76,7 +76,9 @@ def test_the_guard_bans_the_turns_end_then_makes_it_likelier(engine, template):
     assert ends and piece(newline).endswith(b"\n")
     banned, delta = guard.nudge(3, newline)
     assert {user, note, *ends} <= set(banned) and delta == -math.inf
-    assert guard.nudge(3, word) == (ends, -math.inf)  # mid-line only end-of-text is banned
+    named = {engine.tokenize(" User")[0], engine.tokenize(" Assistant")[0]}
+    banned, _ = guard.nudge(3, word)  # mid-line: end-of-text and the speakers' names ("The User:")
+    assert set(banned) == {*ends, *named, user, engine.tokenize("Assistant")[0]}
     assert guard.nudge(12, word) == NO_NUDGE
     boosted, delta = guard.nudge(30, newline)
     assert user in boosted and delta == pytest.approx(EndGuard.END_RAMP * 20)

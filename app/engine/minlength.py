@@ -21,8 +21,9 @@ import llama_cpp as lc
 
 class EndGuard:
     """How a long reply's ending is steered: until ``min_tokens`` have been produced, end-of-text
-    cannot be picked and, right after a new line, neither can the first token of a stop that
-    starts a line; after that, at each new line, those tokens gain ``END_RAMP`` nats per token
+    cannot be picked, nor a speaker's name (a model kept from writing "User:" on a new line
+    writes "The User:" instead), and right after a new line neither can the first token of a
+    stop that starts a line; after that, at each new line, those tokens gain ``END_RAMP`` nats per token
     beyond the minimum (the exponential length penalty of Hugging Face's ``generate``, in logit
     space), so the reply ends at a paragraph break rather than running to the token limit."""
 
@@ -36,6 +37,9 @@ class EndGuard:
         self._piece = piece
         self._enders = end_tokens(vocab) if min_tokens > 0 else ()
         self._openers = opener_tokens(stop, tokenize) if min_tokens > 0 else ()
+        self._anywhere = (
+            tuple(sorted({*self._enders, *speaker_tokens(stop, tokenize)})) if min_tokens > 0 else ()
+        )
 
     def nudge(self, produced: int, previous: int) -> Nudge:
         """What to add to which logits for the token after ``previous``, with ``produced`` reply
@@ -44,7 +48,7 @@ class EndGuard:
             return NO_NUDGE
         at_line_start = self._piece(previous).endswith(b"\n")
         if produced < self.min_tokens:
-            return (self._enders + self._openers if at_line_start else self._enders), -math.inf
+            return (self._anywhere + self._openers if at_line_start else self._anywhere), -math.inf
         if at_line_start:
             return self._enders + self._openers, self.END_RAMP * (produced - self.min_tokens)
         return NO_NUDGE
@@ -58,6 +62,16 @@ def end_tokens(vocab) -> tuple[int, ...]:
     """The vocabulary's end-of-text and end-of-turn tokens (those it names)."""
     named = (lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab))
     return tuple(sorted({token for token in named if token >= 0}))
+
+
+def speaker_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
+    """The first token of each speaker's name, as a word in running text (" User") and at the
+    start of a line ("User"), for every stop that is a new line, a name and a colon."""
+    names = {text.strip("\n")[:-1].strip() for text in stop if text.startswith("\n") and text.endswith(":")}
+    found = {
+        tokens[0] for name in names if name for tokens in (tokenize(name), tokenize(" " + name)) if tokens
+    }
+    return tuple(sorted(found))
 
 
 def opener_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
