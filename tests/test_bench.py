@@ -19,7 +19,8 @@ KEYS = {
     "alternatives_4_over_1", "logprobs_overhead", "gui_alternatives_max_stall_ms",
     "overflow_ttft_over_warm", "overflow_full_reeval_share", "overflow_shifted_identical",
     "lookup_speedup_copy", "lookup_acceptance_copy", "lookup_identical_copy", "lookup_speedup_chat",
-    "alternatives_vs_llama", "draft_self_acceptance",
+    "alternatives_vs_llama", "draft_self_acceptance", "render_2000_messages_ms",
+    "render_2000_messages_no_recall_ms",
 }  # fmt: skip
 
 

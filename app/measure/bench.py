@@ -26,6 +26,7 @@ from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
 from app.measure.lore import lorebook_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
+from app.measure.recall_cost import MESSAGES, recall_figures
 from app.measure.speculation import lookup_figures, self_draft_figures
 
 GREEDY = replace(PLAIN_GREEDY, ignore_eos=True)
@@ -399,6 +400,8 @@ def run_bench(
         progress("alternatives and token probabilities")
         out |= loom_figures(engine, n_gen, repeats)
         out |= lookup_figures(engine, 1 if quick else 3, progress, smoke)
+        progress("rendering a 2,000-message chat")
+        out |= recall_figures(repeats if quick else 5, 100 if smoke else MESSAGES)
         progress("a lorebook firing three entries")
         out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         if not quick:

@@ -12,6 +12,7 @@ before the message only: a turn renders the same every time and the cache stays 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 RECALL_LOOKBACK = 50  # earlier user messages searched: rendering a turn stays bounded in a long chat
 RECALL_QUOTES = 2  # statements quoted at most, the most recent first
@@ -40,23 +41,35 @@ _SAME = {
 }
 
 
+def asks_about_user(question: str) -> bool:
+    """A question with "my", "I", "me" in it: the only kind the recall note is for (a cheap test
+    made before the user's earlier messages are gathered)."""
+    return bool(_FIRST_PERSON.search(question) and _QUESTION.search(question))
+
+
 def recall_quotes(question: str, earlier: list[str]) -> list[str]:
     """The user's earlier statements about themselves (``earlier``: their messages, oldest first)
     that share the most words with ``question``, the more recent first of equals; none when it is
     not a question about the user."""
-    if not (_FIRST_PERSON.search(question) and _QUESTION.search(question)):
+    if not asks_about_user(question):
         return []
+    return list(_quotes(question, tuple(earlier[-RECALL_LOOKBACK:])))
+
+
+@lru_cache(maxsize=4096)
+def _quotes(question: str, earlier: tuple[str, ...]) -> tuple[str, ...]:
+    """Remembered: every render of a long chat asks again for each earlier turn's quotes."""
     asked, wanted = _topics(question), _topics(question, expand=True)
     if not wanted:
-        return []
+        return ()
     scored = []
-    for age, text in enumerate(reversed(earlier[-RECALL_LOOKBACK:])):
+    for age, text in enumerate(reversed(earlier)):
         if _FIRST_PERSON.search(text) and not _QUESTION.search(text):
             said = _topics(text)
             shared = len(asked & said) + len(wanted & said)  # a word of the question's own counts twice
             if shared:
                 scored.append((-shared, age, text))
-    return [_quoted(text) for _, _, text in sorted(scored)[:RECALL_QUOTES]]
+    return tuple(_quoted(text) for _, _, text in sorted(scored)[:RECALL_QUOTES])
 
 
 def _topics(text: str, expand: bool = False) -> set[str]:

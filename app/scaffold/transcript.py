@@ -17,7 +17,7 @@ from typing import Literal
 
 from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
 from app.scaffold.macros import expand
-from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes
+from app.scaffold.recall import RECALL_LOOKBACK, as_told, asks_about_user, recall_quotes
 from app.scaffold.template import Template
 
 Role = Literal["user", "assistant"]
@@ -224,7 +224,7 @@ def _turn_pieces(template: Template, turns: list[Message], lore: LoreScan, momen
 def _said_before(turns: list[Message], index: int) -> list[str]:
     """The user's messages before turn ``index`` that the recall note may quote (the last
     ``RECALL_LOOKBACK`` of them, found without walking the whole chat)."""
-    if turns[index].role != "user":
+    if turns[index].role != "user" or not asks_about_user(turns[index].text):
         return []
     said: list[str] = []
     for message in reversed(turns[max(0, index - 2 * RECALL_LOOKBACK) : index]):
