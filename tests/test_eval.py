@@ -89,6 +89,22 @@ def test_eval_app_sampling_is_what_a_new_window_chat_samples_with(tmp_path):
     assert greedy.temperature == 0 and greedy.repeat_penalty == 1.0
 
 
+@pytest.mark.model
+def test_eval_measures_without_drafting_so_sampled_runs_repeat(engine):
+    """A draft's batch sizes follow the clock and batched logits differ in the last bits, so with
+    drafting two sampled runs of one configuration differed (follow-up 0.20 against 0.47)."""
+    from app.cli.common import with_draft
+    from app.cli.parser import build_parser
+
+    before = engine.draft_mode
+    engine.use_draft("lookup")
+    try:
+        assert with_draft(engine, build_parser().parse_args(["eval", "x.jsonl"])).draft_mode == "off"
+        assert with_draft(engine, build_parser().parse_args(["ask", "hi"])).draft_mode == "lookup"
+    finally:
+        engine.use_draft(before)
+
+
 def test_a_loop_is_a_run_of_tokens_repeated_three_times():
     from app.measure.evaluate import loops
 

@@ -174,3 +174,34 @@ def test_a_kv_sidecar_is_taken_or_refused(sidecar):
     tokens, why = store._checked_tokens({"format": 1, "n_ctx": 4096, **data})
     assert (tokens is None) == bool(why)
     assert tokens is None or all(0 <= t < 1000 for t in tokens)
+
+
+@st.composite
+def self_questions(draw) -> tuple[str, list[str]]:
+    """A question about the user and earlier messages, some telling that very thing in any text."""
+    word = draw(st.text(alphabet="abcdefghij", min_size=2, max_size=6))
+    hostile = st.lists(
+        st.sampled_from(["\n", "\nAssistant: ", "\nUser: ", "> "]) | st.text(max_size=12), max_size=8
+    )
+    tells = st.builds(f"My {word} is {{}}".format, hostile.map("".join)) | st.text(max_size=120)
+    question = draw(st.just(f"What is my {word}?") | st.text(max_size=80))
+    return question, draw(st.lists(tells, max_size=8))
+
+
+@given(self_questions())
+def test_the_recall_note_quotes_one_line_or_nothing_and_forges_no_turn(asked):
+    """A user's messages are outside data too: whatever they typed, the recall note is one line
+    (or none), and no line of the prompt it adds to begins a turn."""
+    from app.scaffold import Message, load_template, render_prompt
+    from app.scaffold.recall import as_told, recall_quotes
+
+    question, said = asked
+    for quote in recall_quotes(question, said):
+        assert "\n" not in quote and quote
+        assert isinstance(as_told(quote), str)
+    chat = load_template("chat")
+    history = [m for text in said for m in (Message("user", text or "x"), Message("assistant", "Okay."))]
+    prompt = render_prompt(chat, history, question or "x")
+    own_turns = prompt.count("\nUser: ") + prompt.count("\nAssistant:")
+    expected = render_prompt(replace(chat, recall_note=""), history, question or "x")
+    assert own_turns == expected.count("\nUser: ") + expected.count("\nAssistant:")
