@@ -74,6 +74,15 @@ def speaker_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tup
     return tuple(sorted(found))
 
 
+def remote_bans(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
+    """What a server is told it may not pick while a reply is below its minimum. A server's bias
+    holds for the whole request, not only at the start of a line, so of the stops' openers only
+    those that open a word are banned ("User", not "###" or "("), with the speakers' names;
+    end-of-text is banned by ``ignore_eos``."""
+    worded = [text for text in stop if text.lstrip("\n")[:1].isalpha()]
+    return tuple(sorted({*speaker_tokens(stop, tokenize), *opener_tokens(worded, tokenize)}))
+
+
 def opener_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
     """The first token of each stop that starts a line ("\\nUser:" → "User"): the token that,
     written after a new line, begins the next speaker's turn."""

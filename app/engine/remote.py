@@ -26,7 +26,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -51,6 +52,7 @@ from app.engine.http_stream import (
     raise_for_status,
     transport_message,
 )
+from app.engine.minlength import remote_bans
 from app.engine.reply import ReplyState
 from app.engine.sampling import DRY_BREAKERS
 from app.errors import RemoteError
@@ -285,6 +287,14 @@ class RemoteEngine:
         return one_at_a_time(self._lock, prompt, lambda gen, tokens: self._stream(gen, tokens, params, stop))
 
     def _stream(self, gen: Generation, prompt: list[int], params, stop: list[str]) -> Iterator[str]:
+        if self.kind == "llama" and params.min_tokens > 0:
+            first = self._native_body(prompt, replace(params, max_tokens=params.min_tokens), stop)
+            first |= {
+                "ignore_eos": True,
+                "logit_bias": [[t, False] for t in remote_bans(stop, self.tokenize)],
+            }
+            rest = lambda state: self._rest_body(prompt, params, stop, state)  # noqa: E731
+            return self._run(gen, prompt, stop, "/completion", first, params.max_tokens, rest)
         if self.kind == "llama":
             body = self._native_body(prompt, params, stop)
             return self._run(gen, prompt, stop, "/completion", body, params.max_tokens)
@@ -307,20 +317,37 @@ class RemoteEngine:
             body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
         return body | _sampling(params)
 
+    def _rest_body(
+        self, prompt: list[int], params: SamplingParams, stop: list[str], state: ReplyState
+    ) -> dict | None:
+        """A reply held to a minimum goes on in a second request from where the first (which could
+        not end) stopped at the minimum, as a plain one; None when it already ended."""
+        if state.finish != "length" or state.scanner.stopped or state.generated >= params.max_tokens:
+            return None
+        left = replace(params, max_tokens=params.max_tokens - state.generated)
+        return self._native_body(prompt + state.all_tokens, left, stop)
+
     def _openai_body(self, prompt: str, params: SamplingParams, stop: list[str]) -> dict:
         body = {"model": self.model, "prompt": prompt, "stream": True, "max_tokens": params.max_tokens}
         # OpenAI allows four stop strings; Basechat's own scanner catches the rest.
         return body | {"stop": stop[:4] or None} | _sampling(params)
 
     def _run(
-        self, gen: Generation, prompt: list[int], stop: list[str], path: str, body: dict, max_tokens: int
-    ) -> Iterator[str]:
+        self, gen: Generation, prompt: list[int], stop: list[str], path: str, body: dict, max_tokens: int,
+        then: Callable[[ReplyState], dict | None] | None = None,
+    ) -> Iterator[str]:  # fmt: skip
+        """Stream one request's reply; ``then`` gives the body of a request that goes on with it."""
         state = ReplyState(stop)
         deadlines = self._deadlines(max_tokens)
-        events = EventStream(self._client, self.url, path, body, gen, deadlines, self._hidden)
         cached: list[int] = [0]
         try:
+            events = EventStream(self._client, self.url, path, body, gen, deadlines, self._hidden)
             yield from self._follow(events, state, max_tokens, cached)
+            more, prompt_cached = then(state) if then else None, cached[0]
+            if more is not None:
+                events = EventStream(self._client, self.url, path, more, gen, deadlines, self._hidden)
+                yield from self._follow(events, state, max_tokens, cached)
+                cached[0] = prompt_cached
         except Cancelled:
             state.finish = "cancelled"
         except RemoteError as exc:  # the server went away, stalled or broke off mid-reply

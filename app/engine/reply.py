@@ -57,6 +57,11 @@ class ReplyState:
             self.clean.append(clean)
         return self.show(self.scanner.feed(text))
 
+    @property
+    def all_tokens(self) -> list[int]:
+        """Every token produced so far, with those whose text has not arrived yet."""
+        return [*self.tokens, *self._unplaced]
+
     def show(self, text: str) -> str:
         if text:
             self.shown.append(text)
