@@ -49,7 +49,8 @@ def test_ask_with_history_file(tmp_path, model_path):
     result = basechat("prompt", "--history", str(history), "What is my name?")
     assert result.returncode == 0, result.stderr
     assert "User: My name is Zoltan.\nAssistant: Nice to meet you, Zoltan!\n" in result.stdout
-    assert result.stdout.rstrip("\n").endswith("User: What is my name?\nAssistant:")
+    ending = 'User: What is my name?\n(The Assistant remembers: "Your name is Zoltan.")\nAssistant:'
+    assert result.stdout.rstrip("\n").endswith(ending)  # the recall note quotes what was said
 
 
 def test_prompt_json_counts_tokens(model_path):

@@ -49,3 +49,14 @@ def test_any_split_of_the_text_gives_the_same_shown_prefix(cut):
 def test_no_stops_passes_everything_through():
     shown, stopped = feed_all(["a\n", "b"], stops=[])
     assert not stopped and shown == ["a\n", "b", ""]
+
+
+def test_a_stop_matches_in_either_case():
+    """Held open, a small model wrote "(The assistant explains…)" and "user:" in place of the
+    labels; letters match in either case (and nothing else changes length or place)."""
+    scanner = StopScanner(["\nUser:", "\n(The Assistant"])
+    assert scanner.feed("Paris.\n(The assistant explains.)") == "Paris."
+    assert scanner.stopped
+    other = StopScanner(["\nUser:"])
+    assert other.feed("Fine.\nuSER") == "Fine." and not other.stopped
+    assert other.feed(": hi") == "" and other.stopped

@@ -75,12 +75,12 @@ def speaker_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tup
 
 
 def remote_bans(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
-    """What a server is told it may not pick while a reply is below its minimum. A server's bias
-    holds for the whole request, not only at the start of a line, so of the stops' openers only
-    those that open a word are banned ("User", not "###" or "("), with the speakers' names;
-    end-of-text is banned by ``ignore_eos``."""
-    worded = [text for text in stop if text.lstrip("\n")[:1].isalpha()]
-    return tuple(sorted({*speaker_tokens(stop, tokenize), *opener_tokens(worded, tokenize)}))
+    """What a server is told it may not pick while a reply is below its minimum: the speakers'
+    names and the stops' openers. A server's bias holds for the whole request, not only at the
+    start of a line, so "(" and "###" are banned anywhere in it (held open, the model writes the
+    frame's notes, "(The Assistant explains…)", in place of ending); end-of-text is banned by
+    ``ignore_eos``."""
+    return tuple(sorted({*speaker_tokens(stop, tokenize), *opener_tokens(stop, tokenize)}))
 
 
 def opener_tokens(stop: list[str], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:

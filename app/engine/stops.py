@@ -3,16 +3,22 @@
 Text that could be the start of a stop string is held until the next token
 says whether it is one. Nothing shown is ever taken back, and the work per
 token is bounded by the longest stop string, not by the reply's length.
+Letters A–Z match in either case: a model that writes "user:" or "(The
+assistant" on a new line is writing the transcript, not its reply.
 """
 
 from __future__ import annotations
+
+import string
+
+_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # keeps every length
 
 
 class StopScanner:
     """Feed decoded text in; get back what is safe to show, and whether a stop was hit."""
 
     def __init__(self, stops: list[str]) -> None:
-        self._stops = [s for s in stops if s]
+        self._stops = [s.translate(_FOLD) for s in stops if s]
         self._pending = ""
         self.stopped = False
 
@@ -41,15 +47,16 @@ class StopScanner:
         return self._pending
 
     def _earliest_stop(self) -> int | None:
-        found = [i for i in (self._pending.find(s) for s in self._stops) if i != -1]
+        folded = self._pending.translate(_FOLD)
+        found = [i for i in (folded.find(s) for s in self._stops) if i != -1]
         return min(found) if found else None
 
     def _held_suffix_length(self) -> int:
         """Length of the longest tail of the pending text that begins some stop string."""
-        best = 0
+        best, folded = 0, self._pending.translate(_FOLD)
         for stop in self._stops:
-            for length in range(min(len(stop) - 1, len(self._pending)), best, -1):
-                if self._pending.endswith(stop[:length]):
+            for length in range(min(len(stop) - 1, len(folded)), best, -1):
+                if folded.endswith(stop[:length]):
                     best = length
                     break
         return best
