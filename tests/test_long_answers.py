@@ -141,7 +141,7 @@ def test_the_quote_is_told_back_from_the_assistants_side():
     assert as_told("I told you my name.") == "I told you my name."  # "you" in it: left alone
 
 
-def test_the_recall_note_sits_under_the_question_and_stays_put():
+def test_the_recall_note_sits_under_the_newest_question_only():
     chat = load_template("chat")
     history = [
         Message("user", "My dog is called Rex."), Message("assistant", "Nice!"),
@@ -153,8 +153,11 @@ def test_the_recall_note_sits_under_the_question_and_stays_put():
     )
     assert "remembers" not in render_prompt(chat, history, "What is 3 plus 3?").split("Rex.")[-1]
     asked = [*history, Message("user", "What is my dog's name?"), Message("assistant", "Rex.")]
-    before = "".join(p.text for p in render_pieces(chat, history, "What is my dog's name?")[:-1])
-    assert "".join(p.text for p in render_pieces(chat, asked, "Thanks!")).startswith(before)
+    later = render_prompt(chat, asked, "Write a long story about a cat.")
+    in_examples = render_prompt(chat, [], "Hello").count("(The Assistant remembers")
+    assert later.count("(The Assistant remembers") == in_examples  # a held-open story copied older ones
+    before = "".join(p.text for p in render_pieces(chat, history, "What is my dog's name?")[:-2])
+    assert later.startswith(before)  # only the last exchange is read again
     plain = replace(chat, recall_note="")
     assert "remembers" not in render_prompt(plain, history, "What is my dog's name?").split("Rex.")[-1]
 

@@ -223,8 +223,11 @@ def _turn_pieces(template: Template, turns: list[Message], lore: LoreScan, momen
 
 def _said_before(turns: list[Message], index: int) -> list[str]:
     """The user's messages before turn ``index`` that the recall note may quote (the last
-    ``RECALL_LOOKBACK`` of them, found without walking the whole chat)."""
-    if turns[index].role != "user" or not asks_about_user(turns[index].text):
+    ``RECALL_LOOKBACK`` of them, found without walking the whole chat). Only the newest turn
+    gets a recall note: left in older turns, a held-open reply copied it into a story ("[The
+    assistant remembers: …]"). Dropping it re-reads only the last exchange."""
+    last = index == len(turns) - 1
+    if not last or turns[index].role != "user" or not asks_about_user(turns[index].text):
         return []
     said: list[str] = []
     for message in reversed(turns[max(0, index - 2 * RECALL_LOOKBACK) : index]):
