@@ -5,8 +5,9 @@ often answers as itself ("My name is Sarah.", "I'm Daniel."): the fact is in the
 but not where its attention goes. Quoting the user's own earlier words under the question, in a
 note like the request notes, puts the fact next to the reply. Only the user's statements about
 themselves ("my…", "I'm…", "I have…") that share a word with the question are quoted, so a
-question about anything else is left alone. Pure Python and a function of the conversation
-before the message only: a turn renders the same every time and the cache stays valid.
+question about anything else is left alone. Pure Python; only the newest question gets the note
+(transcript.py), so a held-open reply cannot copy old notes, and only the last exchange is read
+again when it moves on.
 """
 
 from __future__ import annotations
