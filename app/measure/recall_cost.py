@@ -1,7 +1,7 @@
 """What the recall note costs a long chat: rendering the prompt of a 2,000-message chat, every
-other user message a question about the user (its worst case: each one looks back for quotes),
-with the chat frame's recall note and without it. Pure Python, no model: the prompt is rendered
-at every send, so any cost here grows with the conversation."""
+other user message a question about the user, with the chat frame's recall note and without it
+(only the newest question looks back for quotes, so the two should be close). Pure Python, no
+model: the prompt is rendered at every send, so any cost here grows with the conversation."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def _history(n_messages: int) -> list[Message]:
 def recall_figures(repeats: int = 5, n_messages: int = MESSAGES) -> dict:
     chat = load_template("chat")
     history = _history(n_messages)
-    render_pieces(chat, history, "What is my cat called?")  # the first render fills the quote cache
 
     def median_ms(template) -> float:
         times = []

@@ -13,7 +13,6 @@ again when it moves on.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 RECALL_LOOKBACK = 50  # earlier user messages searched: rendering a turn stays bounded in a long chat
 RECALL_QUOTES = 2  # statements quoted at most, the most recent first
@@ -54,23 +53,17 @@ def recall_quotes(question: str, earlier: list[str]) -> list[str]:
     not a question about the user."""
     if not asks_about_user(question):
         return []
-    return list(_quotes(question, tuple(earlier[-RECALL_LOOKBACK:])))
-
-
-@lru_cache(maxsize=4096)
-def _quotes(question: str, earlier: tuple[str, ...]) -> tuple[str, ...]:
-    """Remembered: every render of a long chat asks again for each earlier turn's quotes."""
     asked, wanted = _topics(question), _topics(question, expand=True)
     if not wanted:
-        return ()
+        return []
     scored = []
-    for age, text in enumerate(reversed(earlier)):
+    for age, text in enumerate(reversed(earlier[-RECALL_LOOKBACK:])):
         if _FIRST_PERSON.search(text) and not _QUESTION.search(text):
             said = _topics(text)
             shared = len(asked & said) + len(wanted & said)  # a word of the question's own counts twice
             if shared:
                 scored.append((-shared, age, text))
-    return tuple(_quoted(text) for _, _, text in sorted(scored)[:RECALL_QUOTES])
+    return [_quoted(text) for _, _, text in sorted(scored)[:RECALL_QUOTES]]
 
 
 def _topics(text: str, expand: bool = False) -> set[str]:

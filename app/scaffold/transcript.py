@@ -94,7 +94,7 @@ def request_note(template: Template, request: str) -> str:
 def recall_note(template: Template, question: str, earlier: list[str]) -> str:
     """The template's recall line quoting what the user said before about what ``question`` asks
     (scaffold/recall.py), else ""."""
-    if not template.recall_note:
+    if not template.recall_note or not earlier:  # only the newest question is given its earlier turns
         return ""
     quotes = recall_quotes(question, earlier)
     if not quotes:
