@@ -114,6 +114,7 @@ class RemoteEngine:
         self.cache_prompt = True  # off only to measure a cold prompt (llama-server keeps old ones in RAM)
         self.model = ""
         self.kind, self.model, self.n_ctx, self._tokenizer = self._probe()
+        self._ban_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         # llama-cpp-python's /extras/tokenize puts BOS before every text; counted once, not per piece.
         self._added_prefix = self._tokenize_with(self._tokenizer, "") if self._tokenizer == "extras" else []
 
@@ -291,7 +292,7 @@ class RemoteEngine:
             first = self._native_body(prompt, replace(params, max_tokens=params.min_tokens), stop)
             first |= {
                 "ignore_eos": True,
-                "logit_bias": [[t, False] for t in remote_bans(stop, self.tokenize)],
+                "logit_bias": [[t, False] for t in self._bans(stop)],
             }
             rest = lambda state: self._rest_body(prompt, params, stop, state)  # noqa: E731
             return self._run(gen, prompt, stop, "/completion", first, params.max_tokens, rest)
@@ -316,6 +317,14 @@ class RemoteEngine:
         if params.n_probs:  # sampled: what the chain kept; greedy: the softmax of the logits
             body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
         return body | _sampling(params)
+
+    def _bans(self, stop: list[str]) -> tuple[int, ...]:
+        """The tokens a reply below its minimum may not take, worked out once per set of stops
+        (each is a round trip to the server's tokenizer, about twenty per set)."""
+        key = tuple(stop)
+        if key not in self._ban_cache:
+            self._ban_cache[key] = remote_bans(stop, self.tokenize)
+        return self._ban_cache[key]
 
     def _rest_body(
         self, prompt: list[int], params: SamplingParams, stop: list[str], state: ReplyState

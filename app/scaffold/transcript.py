@@ -18,7 +18,7 @@ from typing import Literal
 from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
 from app.scaffold.macros import expand
 from app.scaffold.recall import RECALL_LOOKBACK, as_told, asks_about_user, recall_quotes
-from app.scaffold.template import Template
+from app.scaffold.template import RequestNote, Template
 
 Role = Literal["user", "assistant"]
 PieceKind = Literal["header", "user", "assistant", "insert", "cue"]
@@ -85,10 +85,13 @@ def turn_text(template: Template, message: Message, earlier: list[str] | None = 
 def request_note(template: Template, request: str) -> str:
     """The template's note for this kind of request (a story, a list, code…), else "". A pure
     function of the text, so a turn renders the same every time and the cache stays valid."""
-    for note in template.notes:
-        if _matches(note.when, request):
-            return f"{note.note}\n"
-    return ""
+    note = matching_note(template, request)
+    return f"{note.note}\n" if note else ""
+
+
+def matching_note(template: Template, request: str) -> RequestNote | None:
+    """The first of the template's notes whose pattern ``request`` matches."""
+    return next((note for note in template.notes if _matches(note.when, request)), None)
 
 
 def recall_note(template: Template, question: str, earlier: list[str]) -> str:
@@ -106,10 +109,8 @@ def recall_note(template: Template, question: str, earlier: list[str]) -> str:
 def request_min_tokens(template: Template, request: str) -> int:
     """How long the reply to ``request`` must be at least: the matching note's ``min_tokens``
     (the note that ``request_note`` puts under it), else 0."""
-    for note in template.notes:
-        if _matches(note.when, request):
-            return note.min_tokens
-    return 0
+    note = matching_note(template, request)
+    return note.min_tokens if note else 0
 
 
 NOTE_MATCH_SECONDS = 0.05
