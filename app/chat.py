@@ -23,7 +23,7 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
-from app.scaffold.transcript import Moment, cue_text, lore_scan, request_min_tokens
+from app.scaffold.transcript import Moment, cue_text, lore_scan, recalled_words, request_min_tokens
 
 _TOKEN_CACHE_LIMIT = 1024
 # An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
@@ -49,6 +49,7 @@ class PromptPlan:
     n_ctx: int
     reply_room: int  # tokens kept free for the reply: what the send and the inspector both show
     min_tokens: int = 0  # the reply's minimum length, from the request note (a story, a list…)
+    favour: tuple[str, ...] = ()  # words the reply leans toward: what the recall note quotes
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ class ChatSession:
         tokens = self._prompt_tokens(fitted.pieces)
         room = self._reply_budget()
         least = min(request_min_tokens(self.template, user_text), room)
-        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, room, least)
+        favour = recalled_words(self.template, self.history, user_text)
+        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, room, least, favour)
 
     def lore_fired(self, user_text: str) -> list[dict]:
         """The lorebook entries ``user_text`` would put in the prompt, and why (inspector, CLI)."""
@@ -228,7 +230,7 @@ class ChatSession:
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
-        return self._stream(plan.tokens, finish, plan.min_tokens)
+        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour)
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
@@ -248,7 +250,9 @@ class ChatSession:
                 self.history += [user, replies[0].message]
             return replies
 
-        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=plan.min_tokens)
+        params = replace(
+            self.params, max_tokens=self._reply_budget(), min_tokens=plan.min_tokens, favour=plan.favour
+        )
         alternatives = self.engine.generate_many(plan.tokens, params, self.template.stop_strings(), n)
         return AlternativesStream(alternatives, finish)
 
@@ -267,7 +271,7 @@ class ChatSession:
             self.history += [user, _assistant(joined, ids)]
             return Reply(self.history[-1], replace(completion, text=joined, tokens=ids, probs=probs), 0)
 
-        return self._stream(tokens, finish, max(plan.min_tokens - len(start.tokens), 0))
+        return self._stream(tokens, finish, max(plan.min_tokens - len(start.tokens), 0), plan.favour)
 
     def continue_last(self) -> ReplyStream:
         """Extend the last assistant reply (one that hit the length limit) where it stopped."""
@@ -290,9 +294,13 @@ class ChatSession:
         return self._stream(tokens, finish)
 
     def _stream(
-        self, tokens: list[int], finish: Callable[[Completion], Reply], min_tokens: int = 0
+        self,
+        tokens: list[int],
+        finish: Callable[[Completion], Reply],
+        min_tokens: int = 0,
+        favour: tuple[str, ...] = (),
     ) -> ReplyStream:
-        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens)
+        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens, favour=favour)
         if not self.history:  # a new chat: its frame is what every chat in it starts with
             self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "", self.moment)[:1]))
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 
 from app.chat import AlternativesStream, ReplyStream
-from app.engine.base import SamplingParams
+from app.engine.base import SET_PER_TURN, SamplingParams
 from app.scaffold import Message, Template
 from app.scaffold.template import template_to_dict
 from app.store.chats import ChatStore, Conversation, StoredMessage
@@ -32,7 +32,7 @@ DEFAULT_CTX_GUESS = 8192  # before a model has said its context size
 TAIL_STEP = 64
 _SAMPLING_FIELDS = {f.name for f in fields(SamplingParams)}
 # Chosen per request, never a conversation's setting (a long bench reply, a token-probability count).
-_NOT_KEPT = {"ignore_eos", "n_probs"}
+_NOT_KEPT = {"ignore_eos", "n_probs", *SET_PER_TURN}
 
 
 def settings_shape(params: SamplingParams, template: Template) -> dict:

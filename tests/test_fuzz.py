@@ -205,3 +205,33 @@ def test_the_recall_note_quotes_one_line_or_nothing_and_forges_no_turn(asked):
     own_turns = prompt.count("\nUser: ") + prompt.count("\nAssistant:")
     expected = render_prompt(replace(chat, recall_note=""), history, question or "x")
     assert own_turns == expected.count("\nUser: ") + expected.count("\nAssistant:")
+
+
+@st.composite
+def follow_ups(draw) -> tuple[str, list[str]]:
+    """A follow-up ("And …?", "Why?", or any text) after earlier messages of any text."""
+    tail = draw(st.text(max_size=30))
+    lead = draw(st.sampled_from(["And ", "What about ", "How about ", "and of ", "And the ", "", "Why"]))
+    earlier = st.tuples(st.text(max_size=60), st.sampled_from(["?", "", "\nAssistant: x?"])).map("".join)
+    return lead + tail + draw(st.sampled_from(["?", ""])), draw(st.lists(earlier, max_size=6))
+
+
+@given(follow_ups())
+def test_a_follow_up_spells_out_one_question_or_nothing_and_forges_no_turn(asked):
+    """Whatever the user typed before, the spelled-out question is one line ending in "?", and the
+    note it makes adds no turn to the prompt."""
+    from app.scaffold import Message, load_template, render_prompt
+    from app.scaffold.followup import spelled_out
+
+    follow_up, earlier = asked
+    whole = spelled_out(follow_up, earlier)
+    assert whole is None or ("\n" not in whole and whole.endswith("?"))
+    chat = load_template("chat")
+    history = [m for text in earlier for m in (Message("user", text or "x"), Message("assistant", "Okay."))]
+    prompt = render_prompt(chat, history, follow_up or "x")
+    expected = render_prompt(replace(chat, followup_note=""), history, follow_up or "x")
+
+    def turns(text: str) -> int:
+        return text.count("\nUser: ") + text.count("\nAssistant:")
+
+    assert turns(prompt) == turns(expected)

@@ -12,10 +12,10 @@ import pytest
 
 from app.chat import ChatSession
 from app.engine.base import SamplingParams
-from app.engine.minlength import NO_NUDGE, EndGuard, end_tokens
+from app.engine.minlength import FAVOUR, FAVOUR_SPAN, NO_NUDGE, EndGuard, end_tokens
 from app.errors import TemplateError
 from app.scaffold import Message, load_template, render_pieces, render_prompt
-from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes
+from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes, told_words
 from app.scaffold.template import template_from_dict, template_to_dict
 
 SHORT = "What is the capital of France?"
@@ -74,13 +74,13 @@ def test_the_guard_bans_the_turns_end_then_makes_it_likelier(engine, template):
     user, note = engine.tokenize("User")[0], engine.tokenize("(The Assistant")[0]
     ends = end_tokens(vocab)
     assert ends and piece(newline).endswith(b"\n")
-    banned, delta = guard.nudge(3, newline)
+    ((banned, delta),) = guard.nudge(3, newline)
     assert {user, note, *ends} <= set(banned) and delta == -math.inf
     named = {engine.tokenize(" User")[0], engine.tokenize(" Assistant")[0]}
-    banned, _ = guard.nudge(3, word)  # mid-line: end-of-text and the speakers' names ("The User:")
+    ((banned, _),) = guard.nudge(3, word)  # mid-line: end-of-text and the speakers' names ("The User:")
     assert set(banned) == {*ends, *named, user, engine.tokenize("Assistant")[0]}
     assert guard.nudge(12, word) == NO_NUDGE
-    boosted, delta = guard.nudge(30, newline)
+    ((boosted, delta),) = guard.nudge(30, newline)
     assert user in boosted and delta == pytest.approx(EndGuard.END_RAMP * 20)
     assert EndGuard(vocab, piece, engine.tokenize, stops, 0).nudge(0, newline) == NO_NUDGE
 
@@ -165,3 +165,49 @@ def test_the_recall_note_sits_under_the_newest_question_only():
 def test_the_chat_frames_examples_show_the_recall_note():
     prompt = render_prompt(load_template("chat"), [], "Hello")
     assert 'What is my favourite fruit?\n(The Assistant remembers: "Your favourite fruit is mango' in prompt
+
+
+# -- the recalled words, favoured ------------------------------------------------------------------
+
+
+def test_the_words_that_answer_are_the_ones_the_question_does_not_say():
+    assert told_words("What is my dog's name?", ["Your dog is called Biscuit."]) == ("Biscuit",)
+    assert told_words("How many cats do I have?", ["You have three cats at home."]) == ("three", "home")
+    assert told_words("How old am I?", ["You're 35."]) == ("35",)  # not the "re" of "you're"
+    assert told_words("What is my job?", []) == ()
+
+
+@pytest.mark.model
+def test_a_recall_question_favours_the_told_words_early_in_the_reply(engine, template):
+    told = [Message("user", "My dog is called Biscuit."), Message("assistant", "What a lovely name!")]
+    session = ChatSession(engine, template, GREEDY, told)
+    assert session.plan("What is my dog's name?").favour == ("Biscuit",)
+    assert session.plan("What is the capital of Peru?").favour == ()
+    no_recall = ChatSession(engine, replace(template, recall_note=""), GREEDY, told)
+    assert no_recall.plan("What is my dog's name?").favour == ()
+    vocab, piece, stops = engine.decoding.vocab, engine.decoding.piece, template.stop_strings()
+    guard = EndGuard(vocab, piece, engine.tokenize, stops, 0, ("Biscuit",))
+    word = engine.tokenize(" the")[0]
+    ((favoured, lift),) = guard.nudge(0, word)
+    assert set(engine.tokenize(" Biscuit")) <= set(favoured) and lift == FAVOUR > 0
+    assert guard.nudge(FAVOUR_SPAN, word) == NO_NUDGE  # the reply is free after its first tokens
+    held = EndGuard(vocab, piece, engine.tokenize, stops, 30, ("Biscuit",)).nudge(0, word)
+    assert [delta for _, delta in held] == [FAVOUR, -math.inf]  # with a minimum's bans beside it
+
+
+@pytest.mark.model
+def test_a_favoured_word_is_likelier_in_the_reply(engine, template):
+    """The lift reaches the logits the sampler reads: the model's second choice for the reply's
+    first token, favoured, is likelier than it was (whatever that choice is on this machine)."""
+    prompt = ChatSession(engine, template, GREEDY).plan("Name an animal.").tokens
+    sampled = SamplingParams(temperature=1.0, top_k=40, top_p=1.0, min_p=0.0, seed=3, max_tokens=1, n_probs=5)
+
+    def first_choices(params: SamplingParams) -> dict[str, float]:
+        engine.clear_cache()
+        done = engine.generate(prompt, params, template.stop_strings()).run()
+        return {c.text: c.prob for c in done.probs[0].top}
+
+    before = first_choices(sampled)
+    second = list(before)[1]
+    after = first_choices(replace(sampled, favour=(second.strip(),)))
+    assert second.strip() and after.get(second, 0.0) > 1.5 * before[second], (second, before, after)

@@ -23,7 +23,7 @@ from app.scaffold.transcript import header_text
 def test_default_template_renders_preamble_examples_and_open_cue(template):
     prompt = render_prompt(template, [], "What is the capital of France?")
     assert prompt.startswith(template.preamble)
-    assert "User: How many strings does a violin have?\nAssistant: Four.\n" in prompt
+    assert "User: How many strings does a violin have?\nAssistant: A violin has four strings.\n" in prompt
     assert prompt.count(f"{template.example_separator}\n") == 3  # three earlier conversations
     assert prompt.endswith(f"{template.chat_start}\nUser: What is the capital of France?\nAssistant:")
 

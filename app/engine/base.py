@@ -44,7 +44,13 @@ class SamplingParams:
     # The reply does not end before this many tokens (vLLM's min_tokens): set per turn by a request
     # note that asks for a long answer (engine/minlength.py), not a setting of its own.
     min_tokens: int = 0
+    # Words the reply's first tokens lean toward (engine/minlength.py): what the user told and is
+    # now asked about, from the recall note; set per turn, like min_tokens.
+    favour: tuple[str, ...] = ()
 
+
+# Set for one reply by the conversation (chat.py), never a setting a user chooses or a chat keeps.
+SET_PER_TURN = frozenset({"min_tokens", "favour"})
 
 # What every measurement means by greedy: the likeliest token, no penalty, no DRY (runs repeat).
 PLAIN_GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0)

@@ -14,7 +14,7 @@ import threading
 import llama_cpp as lc
 
 from app.engine.base import SamplingParams
-from app.engine.minlength import NO_NUDGE, Nudge
+from app.engine.minlength import NO_NUDGE, Nudges
 from app.engine.sampling import build_chain, free_made
 from app.engine.tokenprobs import CandidateSampler
 from app.errors import ModelLoadError
@@ -122,14 +122,14 @@ class Decoding:
         """The native sampler chain for ``params``, having seen ``history`` (the prompt)."""
         return build_chain(self.vocab, params, history, self._made)
 
-    def sample(self, sampler, index: int, n_probs: int, nudge: Nudge = NO_NUDGE) -> tuple[int, list]:
+    def sample(self, sampler, index: int, n_probs: int, nudges: Nudges = NO_NUDGE) -> tuple[int, list]:
         """The next token from the logits at batch ``index``; with ``n_probs``, its candidates too.
-        ``nudge``: tokens whose logits move by an amount first (minus infinity: they cannot be picked)."""
-        tokens, delta = nudge
-        if tokens:
+        ``nudges``: tokens whose logits move by an amount first (minus infinity: they cannot be picked)."""
+        if nudges:
             logits = lc.llama_get_logits_ith(self.ctx, index)
-            for token in tokens:
-                logits[token] += delta
+            for tokens, delta in nudges:
+                for token in tokens:
+                    logits[token] += delta
         if not n_probs:
             return lc.llama_sampler_sample(sampler, self.ctx, index), []
         if self._candidates is None:

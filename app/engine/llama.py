@@ -369,7 +369,7 @@ class LlamaEngine:
             try:
                 drafter = self._drafter()
                 policy, n_ctx = self._draft_policy, self.n_ctx
-                guard = self._end_guard(stop, params.min_tokens)
+                guard = self._end_guard(stop, params)
                 yield from drafting.run(
                     self.decoding, gen, params, state, sampler, drafter, policy, n_ctx, guard
                 )
@@ -382,8 +382,10 @@ class LlamaEngine:
             yield tail
         gen.result = state.completion(len(prompt), reused, self.tokenize)
 
-    def _end_guard(self, stop: list[str], min_tokens: int) -> EndGuard:
-        return EndGuard(self.decoding.vocab, self.decoding.piece, self.tokenize, stop, min_tokens)
+    def _end_guard(self, stop: list[str], params: SamplingParams) -> EndGuard:
+        return EndGuard(
+            self.decoding.vocab, self.decoding.piece, self.tokenize, stop, params.min_tokens, params.favour
+        )
 
     # -- drafting (speculative decoding) -----------------------------------------
 
@@ -448,7 +450,7 @@ class LlamaEngine:
         self, alts: Alternatives, prompt: list[int], params: SamplingParams, stop: list[str]
     ) -> Iterator[tuple[int, str]]:
         reused = self._reuse_prefix(prompt)
-        guard = self._end_guard(stop, params.min_tokens)
+        guard = self._end_guard(stop, params)
         yield from parallel.run(
             self.decoding, alts, prompt, reused, params, stop, self.tokenize, self.n_ctx, guard
         )

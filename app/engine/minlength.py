@@ -31,9 +31,10 @@ class EndGuard:
 
     def __init__(
         self, vocab, piece: Callable[[int], bytes], tokenize: Callable[[str], list[int]], stop: list[str],
-        min_tokens: int,
+        min_tokens: int, favour: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         self.min_tokens = min_tokens
+        self._favoured = favoured_tokens(favour, tokenize)
         self._piece = piece
         self._enders = end_tokens(vocab) if min_tokens > 0 else ()
         self._openers = opener_tokens(stop, tokenize) if min_tokens > 0 else ()
@@ -41,21 +42,47 @@ class EndGuard:
             tuple(sorted({*self._enders, *speaker_tokens(stop, tokenize)})) if min_tokens > 0 else ()
         )
 
-    def nudge(self, produced: int, previous: int) -> Nudge:
+    def nudge(self, produced: int, previous: int) -> Nudges:
         """What to add to which logits for the token after ``previous``, with ``produced`` reply
-        tokens before it: minus infinity (banned) before the minimum, a growing boost after it."""
+        tokens before it: the favoured words' lift in the reply's first ``FAVOUR_SPAN`` tokens,
+        and the ending's steering (minus infinity before the minimum, a growing boost after it)."""
+        favour = ((self._favoured, FAVOUR),) if self._favoured and produced < FAVOUR_SPAN else ()
+        return favour + self._ending(produced, previous)
+
+    def _ending(self, produced: int, previous: int) -> Nudges:
         if not self.min_tokens:
             return NO_NUDGE
         at_line_start = self._piece(previous).endswith(b"\n")
         if produced < self.min_tokens:
-            return (self._anywhere + self._openers if at_line_start else self._anywhere), -math.inf
+            return (((self._anywhere + self._openers if at_line_start else self._anywhere), -math.inf),)
         if at_line_start:
-            return self._enders + self._openers, self.END_RAMP * (produced - self.min_tokens)
+            return ((self._enders + self._openers, self.END_RAMP * (produced - self.min_tokens)),)
         return NO_NUDGE
 
 
-Nudge = tuple[tuple[int, ...], float]
-NO_NUDGE: Nudge = ((), 0.0)
+Nudge = tuple[tuple[int, ...], float]  # these tokens' logits move by this much
+Nudges = tuple[Nudge, ...]
+NO_NUDGE: Nudges = ()
+
+# A word the user told and is now asked about (the recall note's quote, scaffold/recall.py) is
+# made this much likelier, in nats, in the reply's first tokens: with the quote right above the
+# reply, the 270M model still wrote "A car is blue." to "What colour is my car?" after "My car is
+# red.". A lift, not a ban: the model still chooses, and after FAVOUR_SPAN tokens it is free.
+# Memory recall with the app's sampling, 3 seeds (tune / held half): 0.67 / 0.72 without the lift,
+# 0.83 / 0.89 at 2 nats, 0.94 / 0.94 at 2.5 and at 3, 1.00 / 0.94 at 4 (docs/eval.md).
+FAVOUR = 3.0
+FAVOUR_SPAN = 16
+
+
+def favoured_tokens(words: tuple[str, ...], tokenize: Callable[[str], list[int]]) -> tuple[int, ...]:
+    """Every token of each word, as it is spelled in running text (" Biscuit") and at a line's
+    start ("Biscuit"), capitalised or not."""
+    found: set[int] = set()
+    for word in words:
+        for spelling in {word, word.lower(), word.capitalize()}:
+            found.update(tokenize(" " + spelling))
+            found.update(tokenize(spelling))
+    return tuple(sorted(found))
 
 
 def end_tokens(vocab) -> tuple[int, ...]:

@@ -22,7 +22,7 @@ import llama_cpp as lc
 
 from app.engine.base import Alternatives, SamplingParams
 from app.engine.decoding import Decoding
-from app.engine.minlength import EndGuard, Nudge
+from app.engine.minlength import EndGuard, Nudges
 from app.engine.reply import ReplyState
 
 
@@ -107,7 +107,7 @@ def _steps(engine, alts, states, samplers, batch, n_prompt, steps, rules) -> Ite
 
 
 def _next(
-    engine, sampler, where: tuple[int, Nudge], state: ReplyState, decoder, params
+    engine, sampler, where: tuple[int, Nudges], state: ReplyState, decoder, params
 ) -> tuple[int | None, str]:
     """Sample one alternative's next token: (the token to decode, or None if it ended; text shown).
     ``where``: where its logits are in the last batch, and the guard's nudge to them."""

@@ -52,7 +52,7 @@ from app.engine.http_stream import (
     raise_for_status,
     transport_message,
 )
-from app.engine.minlength import remote_bans
+from app.engine.minlength import FAVOUR, favoured_tokens, remote_bans
 from app.engine.reply import ReplyState
 from app.engine.sampling import DRY_BREAKERS
 from app.errors import RemoteError
@@ -290,10 +290,8 @@ class RemoteEngine:
     def _stream(self, gen: Generation, prompt: list[int], params, stop: list[str]) -> Iterator[str]:
         if self.kind == "llama" and params.min_tokens > 0:
             first = self._native_body(prompt, replace(params, max_tokens=params.min_tokens), stop)
-            first |= {
-                "ignore_eos": True,
-                "logit_bias": [[t, False] for t in self._bans(stop)],
-            }
+            bans = [[t, False] for t in self._bans(stop)]
+            first |= {"ignore_eos": True, "logit_bias": first.get("logit_bias", []) + bans}
             rest = lambda state: self._rest_body(prompt, params, stop, state)  # noqa: E731
             return self._run(gen, prompt, stop, "/completion", first, params.max_tokens, rest)
         if self.kind == "llama":
@@ -316,6 +314,8 @@ class RemoteEngine:
         }  # fmt: skip
         if params.n_probs:  # sampled: what the chain kept; greedy: the softmax of the logits
             body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
+        if params.favour:  # a server's bias holds for the whole reply, not its first tokens only
+            body["logit_bias"] = [[t, FAVOUR] for t in favoured_tokens(params.favour, self.tokenize)]
         return body | _sampling(params)
 
     def _bans(self, stop: list[str]) -> tuple[int, ...]:

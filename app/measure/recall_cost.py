@@ -1,6 +1,6 @@
-"""What the recall note costs a long chat: rendering the prompt of a 2,000-message chat, every
-other user message a question about the user, with the chat frame's recall note and without it
-(only the newest question looks back for quotes, so the two should be close). Pure Python, no
+"""What the recall and follow-up notes cost a long chat: rendering the prompt of a 2,000-message
+chat, every other user message a question about the user, with the chat frame's notes and without
+them (only the newest question looks back, so the two should be close). Pure Python, no
 model: the prompt is rendered at every send, so any cost here grows with the conversation."""
 
 from __future__ import annotations
@@ -38,5 +38,5 @@ def recall_figures(repeats: int = 5, n_messages: int = MESSAGES) -> dict:
 
     return {
         "render_2000_messages_ms": median_ms(chat),
-        "render_2000_messages_no_recall_ms": median_ms(replace(chat, recall_note="")),
+        "render_2000_messages_no_recall_ms": median_ms(replace(chat, recall_note="", followup_note="")),
     }

@@ -66,6 +66,21 @@ def recall_quotes(question: str, earlier: list[str]) -> list[str]:
     return [_quoted(text) for _, _, text in sorted(scored)[:RECALL_QUOTES]]
 
 
+def told_words(question: str, quotes: list[str]) -> tuple[str, ...]:
+    """The words of ``quotes`` that tell what ``question`` asks: those it does not itself say
+    ("Biscuit" of "My dog is called Biscuit.", asked "What is my dog's name?"), which the reply
+    is then nudged toward (engine/minlength.py)."""
+    asked = _topics(question, expand=True)
+    words: list[str] = []
+    for quote in quotes:
+        for word in _WORD.findall(quote):
+            low = word.lower()
+            wanted = len(word) > 2 or word.isdigit()  # not the "re" of "you're"
+            if wanted and low not in _COMMON and _singular(low) not in asked and word not in words:
+                words.append(word)
+    return tuple(words)
+
+
 def _topics(text: str, expand: bool = False) -> set[str]:
     """The words that say what ``text`` is about, singular; with ``expand`` (a question), its
     "name", "job", "old" also stand for the words a statement would use ("called", "work", "years")."""

@@ -63,6 +63,9 @@ class Template:
     # A line put under a question the user asks about themselves, quoting what they said about it
     # earlier (``{said}`` is replaced by the quotes; scaffold/recall.py). Empty: no recall.
     recall_note: str = ""
+    # A line put under a follow-up ("And of Spain?") with the whole question it stands for
+    # (``{question}``; scaffold/followup.py). Empty: follow-ups are left as written.
+    followup_note: str = ""
     # A character card's picture: a file name in the data folder's ``avatars/`` (the card's own
     # PNG, named by its hash). Only such a name is kept, so a template cannot point elsewhere.
     avatar: str = ""
@@ -164,7 +167,8 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             example_separator=_optional(data, "example_separator"),
             chat_start=_optional(data, "chat_start"),
             notes=tuple(_note(n) for n in data.get("notes", [])),
-            recall_note=_recall_note(data.get("recall_note", "")),
+            recall_note=_one_slot_line(data.get("recall_note", ""), "recall_note", "{said}"),
+            followup_note=_one_slot_line(data.get("followup_note", ""), "followup_note", "{question}"),
             avatar=_avatar_name(data.get("avatar", "")),
             lorebook=lorebook_from_dict(data["lorebook"]) if "lorebook" in data else None,
             authors_note=_optional(data, "authors_note"),
@@ -217,11 +221,12 @@ def _note(data: dict) -> RequestNote:
     return RequestNote(when, note, _min_tokens(data.get("min_tokens", 0)))
 
 
-def _recall_note(value: object) -> str:
-    """One line with ``{said}`` in it once, where the user's earlier words go."""
+def _one_slot_line(value: object, key: str, slot: str) -> str:
+    """A note line with ``slot`` in it once, where the scaffold's words go (the recall note's
+    ``{said}``, the follow-up note's ``{question}``)."""
     text = str(value).strip()
-    if text and ("\n" in text or text.count("{said}") != 1):
-        raise ValueError("recall_note must be one line with {said} in it once")
+    if text and ("\n" in text or text.count(slot) != 1):
+        raise ValueError(f"{key} must be one line with {slot} in it once")
     return text
 
 
@@ -264,6 +269,7 @@ def template_to_dict(template: Template) -> dict:
         "persona",
         "authors_note",
         "recall_note",
+        "followup_note",
     ):
         if getattr(template, key):
             data[key] = getattr(template, key)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from app.scaffold.followup import spelled_out
 from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
 from app.scaffold.macros import expand
-from app.scaffold.recall import RECALL_LOOKBACK, as_told, asks_about_user, recall_quotes
+from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes, told_words
 from app.scaffold.template import RequestNote, Template
 
 Role = Literal["user", "assistant"]
@@ -73,10 +74,15 @@ def _label_pattern(template: Template) -> re.Pattern[str]:
 
 def turn_text(template: Template, message: Message, earlier: list[str] | None = None) -> str:
     """One turn as the transcript shows it; a user turn gets the notes its request calls for.
-    ``earlier``: what the user said before it in this conversation (for the recall note)."""
+    ``earlier``: what the user said before it in this conversation (for the recall and follow-up notes)."""
     if message.role == "user":
         body = neutralise(message.text.strip(), template)
-        notes = request_note(template, message.text) + recall_note(template, message.text, earlier or [])
+        said = earlier or []
+        notes = (
+            request_note(template, message.text)
+            + recall_note(template, message.text, said)
+            + followup_note(template, message.text, said)
+        )
         return f"{template.user_name}: {body}\n{notes}"
     body = message.continuation
     return f"{template.assistant_name}:{neutralise(body, template)}\n"
@@ -104,6 +110,26 @@ def recall_note(template: Template, question: str, earlier: list[str]) -> str:
         return ""
     said = '" and "'.join(neutralise(as_told(q), template) for q in quotes)
     return template.recall_note.replace("{said}", said) + "\n"
+
+
+def followup_note(template: Template, question: str, earlier: list[str]) -> str:
+    """The template's follow-up line with the whole question an elliptical ``question`` stands for
+    (scaffold/followup.py), else ""."""
+    if not template.followup_note or not earlier:
+        return ""
+    whole = spelled_out(question, earlier)
+    if not whole:
+        return ""
+    return template.followup_note.replace("{question}", neutralise(whole, template)) + "\n"
+
+
+def recalled_words(template: Template, history: list[Message], question: str) -> tuple[str, ...]:
+    """The words of what the recall note under ``question`` quotes that answer it ("Biscuit"),
+    for the engine to favour; none when the template has no recall note or nothing is quoted."""
+    if not template.recall_note:
+        return ()
+    said = _said_before([*history, Message("user", question)], len(history))
+    return told_words(question, [as_told(q) for q in recall_quotes(question, said)])
 
 
 def request_min_tokens(template: Template, request: str) -> int:
@@ -223,12 +249,12 @@ def _turn_pieces(template: Template, turns: list[Message], lore: LoreScan, momen
 
 
 def _said_before(turns: list[Message], index: int) -> list[str]:
-    """The user's messages before turn ``index`` that the recall note may quote (the last
-    ``RECALL_LOOKBACK`` of them, found without walking the whole chat). Only the newest turn
-    gets a recall note: left in older turns, a held-open reply copied it into a story ("[The
-    assistant remembers: …]"). Dropping it re-reads only the last exchange."""
+    """The user's messages before turn ``index`` that the recall and follow-up notes may read (the
+    last ``RECALL_LOOKBACK`` of them, found without walking the whole chat). Only the newest turn
+    gets these notes: left in older turns, a held-open reply copied one into a story ("[The
+    assistant remembers: …]"). Dropping them re-reads only the last exchange."""
     last = index == len(turns) - 1
-    if not last or turns[index].role != "user" or not asks_about_user(turns[index].text):
+    if not last or turns[index].role != "user":
         return []
     said: list[str] = []
     for message in reversed(turns[max(0, index - 2 * RECALL_LOOKBACK) : index]):

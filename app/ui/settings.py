@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
-from app.engine.base import SamplingParams, ServerConfig
+from app.engine.base import SET_PER_TURN, SamplingParams, ServerConfig
 from app.engine.presets import PRESETS, preset_of
 from app.models.drafts import DEFAULT_DRAFT, DRAFT_LOOKUP, DRAFT_OFF, draft_label
 from app.service import sampling_value
@@ -57,6 +57,8 @@ _LABELS = {
 def load_sampling(settings: QSettings, overrides: dict | None = None) -> SamplingParams:
     values: dict = dict(WINDOW_DEFAULTS)
     for f in fields(SamplingParams):
+        if f.name in SET_PER_TURN:
+            continue
         stored = settings.value(f"sampling/{f.name}")
         if overrides and f.name in overrides:
             stored = overrides[f.name]
@@ -74,7 +76,8 @@ def _cast(name: str, value):
 
 def save_sampling(settings: QSettings, params: SamplingParams) -> None:
     for key, value in asdict(params).items():
-        settings.setValue(f"sampling/{key}", -1 if value is None else value)
+        if key not in SET_PER_TURN:
+            settings.setValue(f"sampling/{key}", -1 if value is None else value)
 
 
 def load_engine(settings: QSettings) -> EngineSettings:

@@ -1,0 +1,166 @@
+"""Follow-ups: an elliptical question ("And of Spain?") spelled out from the one before it.
+
+Asked "What is the capital of Germany?" and then "And of Spain?", a small base model answers
+"Spain is the capital of Spain.": the question it should answer is split over two turns and it
+reads only the last. Spelling the follow-up out ("What is the capital of Spain?") in a note under
+it, like the request and recall notes, gives the model the whole question in one place. This is
+the "condense the question" step of retrieval chat systems, done here by rewriting the earlier
+question's words rather than by asking the model, which at this size cannot do it reliably.
+
+Only short follow-ups that lean on the question before them are rewritten: "And …?", "What
+about …?", "How about …?", or a bare "Why?". Pure Python; a pure function of the two questions.
+"""
+
+from __future__ import annotations
+
+import re
+
+FOLLOW_UP_WORDS = 6  # a follow-up longer than this is a question of its own
+FOLLOW_UP_DEPTH = 3  # follow-ups of follow-ups spelled out at most this far back
+
+_LEAD = re.compile(
+    r"^\s*(?:and\s+(?:what|how)\s+about|what\s+about|how\s+about|and\s+for|and)\s+(?P<rest>.+?)[\s?.!]*$",
+    re.IGNORECASE,
+)
+_BARE_WHY = re.compile(r"^\s*(?:and\s+)?(?P<wh>why|how|when|where)(?:\s+so)?\s*\?+\s*$", re.IGNORECASE)
+_VERBS = "is are was were do does did can could will would has have had should must"
+_YES_NO = re.compile(rf"^({'|'.join(_VERBS.split())})\b", re.IGNORECASE)
+_PREPOSITION_WORDS = "of in at on for to from by with during under near inside outside before after about"
+_ARTICLE_WORDS = "the a an this that these those his her its their"
+_VERB_WORDS = frozenset(_VERBS.split())
+_PREPOSITIONS = frozenset(_PREPOSITION_WORDS.split())
+_ARTICLES = frozenset(_ARTICLE_WORDS.split())
+_WORD = re.compile(r"[\w'-]+")
+
+
+def spelled_out(follow_up: str, earlier: list[str], depth: int = FOLLOW_UP_DEPTH) -> str | None:
+    """``follow_up`` as the whole question it stands for, from the user's ``earlier`` messages
+    (oldest first), or None when it is not a follow-up or its question cannot be worked out. A
+    follow-up of a follow-up is spelled out from the last whole question, ``depth`` back at most."""
+    if not earlier or not _is_follow_up(follow_up):
+        return None
+    previous: str | None = earlier[-1].strip()
+    if previous and _is_follow_up(previous):
+        previous = spelled_out(previous, earlier[:-1], depth - 1) if depth > 0 else None
+    if not previous or not _is_question(previous):
+        return None
+    return _rewritten(follow_up, previous)
+
+
+def _is_follow_up(text: str) -> bool:
+    """ "Why?", or "And …?" / "What about …?" with a few words and no verb of its own."""
+    if _BARE_WHY.match(text):
+        return True
+    lead = _LEAD.match(text)
+    words = lead["rest"].split() if lead else []
+    return 0 < len(words) <= FOLLOW_UP_WORDS and not _VERB_WORDS & {w.lower() for w in words}
+
+
+def _is_question(text: str) -> bool:
+    return text.endswith("?") and "\n" not in text and len(text) <= 300
+
+
+def _rewritten(follow_up: str, previous: str) -> str | None:
+    """The rewrite that fits the follow-up's shape: "Why?" asks why of a yes/no question; "And of
+    Spain?" replaces a prepositional phrase, "And the smallest?" a noun phrase, "And China?" a name."""
+    why = _BARE_WHY.match(follow_up)
+    if why:
+        return _asked_why(why["wh"], previous)
+    lead = _LEAD.match(follow_up)
+    if not lead:  # never: spelled_out asks _is_follow_up first
+        return None
+    rest = lead["rest"].strip()
+    first = rest.split()[0].lower()
+    if first in _PREPOSITIONS:
+        return _with_phrase(previous, rest)
+    if first in _ARTICLES:
+        return _with_noun_phrase(previous, rest)
+    return _with_name(previous, rest)
+
+
+def _asked_why(wh: str, previous: str) -> str | None:
+    """ "Is it cold in Antarctica?" + "Why?" → "Why is it cold in Antarctica?"."""
+    if not _YES_NO.match(previous):
+        return None
+    return f"{wh.capitalize()} {previous[0].lower()}{previous[1:]}"
+
+
+def _with_phrase(previous: str, phrase: str) -> str | None:
+    """The previous question with its last prepositional phrase (the same preposition's if it has
+    one) replaced: "… the capital of Germany?" + "of Spain" → "… the capital of Spain?"."""
+    body, spans = _body_and_words(previous)
+    preposition = phrase.split()[0].lower()
+    starts = [m.start() for m in spans if m.group(0).lower() == preposition and m.start() > 0]
+    starts = starts or [m.start() for m in spans if m.group(0).lower() in _PREPOSITIONS and m.start() > 0]
+    if not starts:
+        return None
+    return f"{body[: starts[-1]]}{phrase}?"
+
+
+def _with_noun_phrase(previous: str, phrase: str) -> str | None:
+    """The previous question with a noun phrase replaced: the one with the same last word ("the
+    boiling point" → "the freezing point"), else a superlative ("the largest planet" + "the
+    smallest" → "the smallest planet"), else the last one ("a spider" → "an insect")."""
+    body, spans = _body_and_words(previous)
+    words = [m.group(0).lower() for m in spans]
+    new = phrase.split()
+    head = new[-1].lower()
+    if len(new) > 1 and head in words[1:]:
+        end = max(i for i, w in enumerate(words) if w == head)
+        start = _phrase_start(words, end)
+        return _spliced(body, spans, start, end, phrase)
+    if len(new) == 2 and _is_superlative(head):
+        found = [i for i, w in enumerate(words) if _is_superlative(w)]
+        if found:
+            return _spliced(body, spans, found[-1], found[-1], new[1])
+    articles = [i for i, w in enumerate(words) if w in _ARTICLES and i > 0]
+    if not articles:
+        return None
+    start = articles[-1]
+    end = start
+    while end + 1 < len(words) and words[end + 1] not in _VERB_WORDS | _PREPOSITIONS:
+        end += 1
+    return _spliced(body, spans, start, end, phrase)
+
+
+def _with_name(previous: str, name: str) -> str | None:
+    """The previous question's last name (capitalised words, "Romeo and Juliet" as one) replaced by
+    ``name``, when ``name`` is a name too: "… the capital of Japan?" + "China" → "… of China?"."""
+    if not name[0].isupper():
+        return None
+    body, spans = _body_and_words(previous)
+    words = [m.group(0) for m in spans]
+    capitalised = [i for i, w in enumerate(words) if i > 0 and w[0].isupper()]
+    if not capitalised:
+        return None
+    end = start = capitalised[-1]
+    while start >= 2 and words[start - 1].lower() in ("and", "of", "the") and words[start - 2][0].isupper():
+        start -= 2
+    while start >= 1 and start - 1 in capitalised:
+        start -= 1
+    if start >= 1 and words[start - 1].lower() == "the":
+        start -= 1  # "the Four Seasons" → "Carmen"
+    return _spliced(body, spans, start, end, name)
+
+
+def _phrase_start(words: list[str], end: int) -> int:
+    """Where the noun phrase ending at ``end`` begins: at its article, or at the word itself."""
+    for i in range(end, max(end - 4, 0), -1):
+        if words[i] in _ARTICLES:
+            return i
+        if words[i] in _VERB_WORDS | _PREPOSITIONS:
+            return i + 1
+    return end
+
+
+def _is_superlative(word: str) -> bool:
+    return len(word) > 4 and word.lower().endswith("est")
+
+
+def _body_and_words(question: str) -> tuple[str, list[re.Match[str]]]:
+    body = question.rstrip(" ?!.")
+    return body, list(_WORD.finditer(body))
+
+
+def _spliced(body: str, spans: list[re.Match[str]], start: int, end: int, phrase: str) -> str:
+    return f"{body[: spans[start].start()]}{phrase}{body[spans[end].end() :]}?"
