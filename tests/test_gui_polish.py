@@ -163,18 +163,20 @@ def test_export_a_chat_from_the_window(qtbot, window, tmp_path, monkeypatch):
     prompt = tmp_path / "chat.txt"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(prompt), "Prompt text (*.txt)"))
     window.chats.export()
-    assert prompt.read_text().endswith("User: What is the capital of France?\nAssistant: Paris.\n")
+    answer = window.view.turns[1].text  # the model's words, whatever this machine's build picks
+    assert prompt.read_text().endswith(f"User: What is the capital of France?\nAssistant: {answer}\n")
 
 
 def test_inline_edit_of_a_reply_makes_a_new_version(qtbot, window):
     send(qtbot, window, "What is the capital of France?")
     reply = window.view.turns[1]
+    answer = reply.text
     click(reply, "Edit")
     assert reply.editor.isVisible() and not reply.body.isVisible()
     reply.editor.setPlainText("The capital of France is Paris, on the Seine.")
     click(reply, "Save as new version")
     versions = window.store.alternatives(window.conversation_id, 1)
-    assert [v.text for v in versions] == ["Paris.", "The capital of France is Paris, on the Seine."]
+    assert [v.text for v in versions] == [answer, "The capital of France is Paris, on the Seine."]
     assert window.view.turns[1].text == versions[1].text and "2/2" in str(
         [w.text() for w in window.view.turns[1].findChildren(type(window.status_line))]
     )
