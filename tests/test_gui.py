@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit
 
 from app.store import ChatStore
@@ -104,6 +105,16 @@ def test_a_finished_reply_renders_markdown(qtbot, window):
     html = turn.body.toHtml()
     assert "<h1" in html and "<li" in html and "code()" in html
     assert any(b.text() == "Copy code 1" for b in turn.findChildren(QAbstractButton))
+    document = turn.body.document()
+    title, item = document.begin(), document.find("one")
+    assert title.blockFormat().headingLevel() == 1
+    assert _size_at(document, title.position() + 1) == _size_at(document, item.position())  # no giant H1
+
+
+def _size_at(document, position: int) -> float:
+    cursor = QTextCursor(document)
+    cursor.setPosition(position)
+    return cursor.charFormat().font().pointSizeF()
 
 
 def test_a_bad_model_file_is_reported_and_the_old_model_stays(qtbot, window, tmp_path):

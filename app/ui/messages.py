@@ -24,8 +24,10 @@ from PySide6.QtGui import (
     QPainter,
     QPalette,
     QPixmap,
+    QTextCharFormat,
     QTextCursor,
     QTextDocument,
+    QTextFormat,
 )
 from PySide6.QtWidgets import (
     QFrame,
@@ -45,6 +47,21 @@ CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
 
 
 _MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
+
+
+def calm_headings(document: QTextDocument) -> None:
+    """Headings in a reply shown bold at the text's own size. A base model writes code without a
+    fence, and Markdown reads each of its "# comment" lines as a title: a Python answer came out as
+    a page of screen-wide H1s. A real heading still stands out, by weight."""
+    plain = QTextCharFormat()
+    plain.setProperty(QTextFormat.Property.FontSizeAdjustment, 0)
+    block = document.begin()
+    while block.isValid():
+        if block.blockFormat().headingLevel():
+            cursor = QTextCursor(block)
+            cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
+            cursor.mergeCharFormat(plain)
+        block = block.next()
 
 
 class _Body(QTextBrowser):
@@ -138,6 +155,7 @@ class MessageWidget(QFrame):
                 self.highlighter = CodeHighlighter(self.body.document(), self._dark())
             # No HTML: a reply or an imported greeting that holds tags shows them as text.
             self.body.document().setMarkdown(text or "*(no reply)*", _MARKDOWN)
+            calm_headings(self.body.document())
         else:
             self.body.setPlainText(text)
         self.status.setText(note)
