@@ -77,6 +77,7 @@ def test_the_chat_frames_example_follow_up_shows_the_note():
 
 def test_the_note_is_kept_by_export_and_checked_on_import():
     chat = load_template("chat")
+    assert "\n(The User" in chat.stop_strings()  # a reply writing the note's line ends there
     data = template_to_dict(chat)
     assert template_from_dict(data).followup_note == chat.followup_note
     with pytest.raises(TemplateError, match="followup_note"):

@@ -88,16 +88,16 @@ class Template:
         another example conversation (the model may start one after its answer)."""
         stops = [f"\n{name}:" for name in self.speaker_names]
         frame = [f"\n{line}" for line in (self.example_separator, self.chat_start) if line]
-        notes = [
-            f"\n{opening}" for opening in dict.fromkeys(note_opening(n.note) for n in self.notes) if opening
-        ]
+        lines = [n.note for n in self.notes] + [self.recall_note, self.followup_note]
+        notes = [f"\n{opening}" for opening in dict.fromkeys(note_opening(line) for line in lines) if opening]
         more = [*self.extra_stops, *frame, *notes]
         return stops + [s for s in dict.fromkeys(more) if s not in stops]
 
 
 def note_opening(note: str) -> str:
-    """A request note's first two words ("(The Assistant"): a reply line that starts like a note
-    is the model writing the transcript's notes, not its answer, so it ends the reply there."""
+    """A note's first two words ("(The Assistant", the follow-up note's "(The User"): a reply line
+    that starts like a note is the model writing the transcript's notes, not its answer ("(The
+    User explains in several paragraphs."), so it ends the reply there."""
     words = note.split()
     return " ".join(words[:2]) if len(words) >= 2 else ""
 
