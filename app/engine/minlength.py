@@ -9,6 +9,9 @@ banned too, where a line starts. Past the minimum the same tokens are made likel
 line, the longer the reply, so it ends at a paragraph break instead of the token limit. What the
 model may write is otherwise unchanged: only those few logits move, before the sampler chain
 runs; the chain and its random stream stay the same.
+
+The same path lifts the words a reply to a question about the user is likely to need: the words
+of what the user told before, which the recall note quotes (``FAVOUR`` below).
 """
 
 from __future__ import annotations
