@@ -37,39 +37,40 @@ def spelled_out(follow_up: str, earlier: list[str], depth: int = FOLLOW_UP_DEPTH
     """``follow_up`` as the whole question it stands for, from the user's ``earlier`` messages
     (oldest first), or None when it is not a follow-up or its question cannot be worked out. A
     follow-up of a follow-up is spelled out from the last whole question, ``depth`` back at most."""
-    if not earlier or not _is_follow_up(follow_up):
+    shape = _shape(follow_up)
+    if not earlier or shape is None:
         return None
     previous: str | None = earlier[-1].strip()
-    if previous and _is_follow_up(previous):
+    if previous and _shape(previous) is not None:
         previous = spelled_out(previous, earlier[:-1], depth - 1) if depth > 0 else None
     if not previous or not _is_question(previous):
         return None
-    return _rewritten(follow_up, previous)
+    return _rewritten(shape, previous)
 
 
-def _is_follow_up(text: str) -> bool:
-    """ "Why?", or "And …?" / "What about …?" with a few words and no verb of its own."""
-    if _BARE_WHY.match(text):
-        return True
+def _shape(text: str) -> tuple[str, str] | None:
+    """("why", "Why") for a bare "Why?"; ("rest", "of Spain") for "And …?" / "What about …?" with
+    a few words and no verb of its own; None for anything else."""
+    why = _BARE_WHY.match(text)
+    if why:
+        return "why", why["wh"]
     lead = _LEAD.match(text)
     words = lead["rest"].split() if lead else []
-    return 0 < len(words) <= FOLLOW_UP_WORDS and not _VERB_WORDS & {w.lower() for w in words}
+    if lead and 0 < len(words) <= FOLLOW_UP_WORDS and not _VERB_WORDS & {w.lower() for w in words}:
+        return "rest", lead["rest"].strip()
+    return None
 
 
 def _is_question(text: str) -> bool:
     return text.endswith("?") and "\n" not in text and len(text) <= 300
 
 
-def _rewritten(follow_up: str, previous: str) -> str | None:
+def _rewritten(shape: tuple[str, str], previous: str) -> str | None:
     """The rewrite that fits the follow-up's shape: "Why?" asks why of a yes/no question; "And of
     Spain?" replaces a prepositional phrase, "And the smallest?" a noun phrase, "And China?" a name."""
-    why = _BARE_WHY.match(follow_up)
-    if why:
-        return _asked_why(why["wh"], previous)
-    lead = _LEAD.match(follow_up)
-    if not lead:  # never: spelled_out asks _is_follow_up first
-        return None
-    rest = lead["rest"].strip()
+    kind, rest = shape
+    if kind == "why":
+        return _asked_why(rest, previous)
     first = rest.split()[0].lower()
     if first in _PREPOSITIONS:
         return _with_phrase(previous, rest)

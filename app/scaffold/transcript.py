@@ -105,11 +105,16 @@ def recall_note(template: Template, question: str, earlier: list[str]) -> str:
     (scaffold/recall.py), else ""."""
     if not template.recall_note or not earlier:  # only the newest question is given its earlier turns
         return ""
-    quotes = recall_quotes(question, earlier)
-    if not quotes:
+    told = _told_back(question, earlier)
+    if not told:
         return ""
-    said = '" and "'.join(neutralise(as_told(q), template) for q in quotes)
+    said = '" and "'.join(neutralise(t, template) for t in told)
     return template.recall_note.replace("{said}", said) + "\n"
+
+
+def _told_back(question: str, earlier: list[str]) -> list[str]:
+    """What the recall note quotes under ``question``, from the assistant's side."""
+    return [as_told(q) for q in recall_quotes(question, earlier)]
 
 
 def followup_note(template: Template, question: str, earlier: list[str]) -> str:
@@ -128,8 +133,7 @@ def recalled_words(template: Template, history: list[Message], question: str) ->
     for the engine to favour; none when the template has no recall note or nothing is quoted."""
     if not template.recall_note:
         return ()
-    said = _said_before([*history, Message("user", question)], len(history))
-    return told_words(question, [as_told(q) for q in recall_quotes(question, said)])
+    return told_words(question, _told_back(question, _user_texts(history, len(history))))
 
 
 def request_min_tokens(template: Template, request: str) -> int:
@@ -256,11 +260,14 @@ def _said_before(turns: list[Message], index: int) -> list[str]:
     last = index == len(turns) - 1
     if not last or turns[index].role != "user":
         return []
-    said: list[str] = []
-    for message in reversed(turns[max(0, index - 2 * RECALL_LOOKBACK) : index]):
-        if message.role == "user":
-            said.append(message.text)
-    return said[::-1]
+    return _user_texts(turns, index)
+
+
+def _user_texts(turns: list[Message], end: int) -> list[str]:
+    """The user's messages among the ``2 * RECALL_LOOKBACK`` turns before ``end``, oldest first:
+    a bounded read (no copy of the chat), however long it is."""
+    start = max(0, end - 2 * RECALL_LOOKBACK)
+    return [turns[i].text for i in range(start, end) if turns[i].role == "user"]
 
 
 def _insertions(template: Template, lore: LoreScan, moment: Moment) -> list[tuple[int, str]]:
