@@ -58,3 +58,29 @@ def hover(widget, inside: bool = True) -> None:
     point = QPointF(4, 4)
     event = QEnterEvent(point, point, point) if inside else QEvent(QEvent.Type.Leave)
     QApplication.sendEvent(widget, event)
+
+
+FIRST_TOKEN_CHOICES = dict(temperature=1.0, top_k=40, top_p=1.0, min_p=0.0, seed=3, max_tokens=1, n_probs=5)
+
+
+def assert_favour_lifts_the_second_choice(
+    backend, prompt: list[int], stops: list[str], fresh=lambda: None
+) -> None:
+    """The model's second choice for a reply's first token, favoured (``SamplingParams.favour``),
+    is more than 1.5 times as likely as before, whatever that choice is on this machine. ``fresh``
+    runs before each reply (a local engine drops its cache, so both are computed alike)."""
+    from dataclasses import replace
+
+    from app.engine.base import SamplingParams
+
+    sampled = SamplingParams(**FIRST_TOKEN_CHOICES)
+
+    def first_choices(params: SamplingParams) -> dict[str, float]:
+        fresh()
+        done = backend.generate(prompt, params, stops).run()
+        return {c.text: c.prob for c in done.probs[0].top}
+
+    before = first_choices(sampled)
+    second = list(before)[1]
+    after = first_choices(replace(sampled, favour=(second.strip(),)))
+    assert second.strip() and after.get(second, 0.0) > 1.5 * before[second], (second, before, after)

@@ -17,6 +17,7 @@ from app.errors import TemplateError
 from app.scaffold import Message, load_template, render_pieces, render_prompt
 from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes, told_words
 from app.scaffold.template import template_from_dict, template_to_dict
+from tests.helpers import assert_favour_lifts_the_second_choice
 
 SHORT = "What is the capital of France?"
 GREEDY = SamplingParams(temperature=0.0, max_tokens=60)
@@ -200,14 +201,4 @@ def test_a_favoured_word_is_likelier_in_the_reply(engine, template):
     """The lift reaches the logits the sampler reads: the model's second choice for the reply's
     first token, favoured, is likelier than it was (whatever that choice is on this machine)."""
     prompt = ChatSession(engine, template, GREEDY).plan("Name an animal.").tokens
-    sampled = SamplingParams(temperature=1.0, top_k=40, top_p=1.0, min_p=0.0, seed=3, max_tokens=1, n_probs=5)
-
-    def first_choices(params: SamplingParams) -> dict[str, float]:
-        engine.clear_cache()
-        done = engine.generate(prompt, params, template.stop_strings()).run()
-        return {c.text: c.prob for c in done.probs[0].top}
-
-    before = first_choices(sampled)
-    second = list(before)[1]
-    after = first_choices(replace(sampled, favour=(second.strip(),)))
-    assert second.strip() and after.get(second, 0.0) > 1.5 * before[second], (second, before, after)
+    assert_favour_lifts_the_second_choice(engine, prompt, template.stop_strings(), fresh=engine.clear_cache)

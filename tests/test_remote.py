@@ -17,7 +17,7 @@ from app.engine.base import SamplingParams
 from app.engine.factory import open_backend
 from app.engine.remote import RemoteEngine, ServerConfig
 from app.errors import ContextOverflow, RemoteError
-from tests.helpers import assert_one_line_error, basechat
+from tests.helpers import assert_favour_lifts_the_second_choice, assert_one_line_error, basechat
 from tests.servers import (
     BIN,
     FaultServer,
@@ -411,14 +411,5 @@ def test_llama_server_holds_a_reply_to_its_minimum_then_lets_it_end(remote, temp
 def test_llama_server_favours_the_recalled_words(remote, template):
     """The recall note's words reach a server as a positive logit bias: the model's second choice
     for the reply's first token, favoured, is likelier than it was."""
-    sampled = SamplingParams(temperature=1.0, top_k=40, top_p=1.0, min_p=0.0, seed=3, max_tokens=1, n_probs=5)
-    prompt = _session(remote, template, sampled).plan("Name an animal.").tokens
-
-    def first_choices(params: SamplingParams) -> dict[str, float]:
-        done = remote.generate(prompt, params, template.stop_strings()).run()
-        return {c.text: c.prob for c in done.probs[0].top}
-
-    before = first_choices(sampled)
-    second = list(before)[1]
-    after = first_choices(replace(sampled, favour=(second.strip(),)))
-    assert second.strip() and after.get(second, 0.0) > 1.5 * before[second], (second, before, after)
+    prompt = _session(remote, template).plan("Name an animal.").tokens
+    assert_favour_lifts_the_second_choice(remote, prompt, template.stop_strings())

@@ -60,6 +60,7 @@ from app.errors import RemoteError
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
 SECONDS_PER_TOKEN = 2.0  # the overall deadline allows this much for every token asked for
+_TOKEN_SETS_KEPT = 64  # token sets worked out with the server's tokenizer, kept per engine
 ESTIMATED_CHARS_PER_TOKEN = 2  # conservative: English runs about 4 characters a token
 
 
@@ -114,7 +115,7 @@ class RemoteEngine:
         self.cache_prompt = True  # off only to measure a cold prompt (llama-server keeps old ones in RAM)
         self.model = ""
         self.kind, self.model, self.n_ctx, self._tokenizer = self._probe()
-        self._ban_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._token_sets: dict[tuple[str, ...], tuple[int, ...]] = {}
         # llama-cpp-python's /extras/tokenize puts BOS before every text; counted once, not per piece.
         self._added_prefix = self._tokenize_with(self._tokenizer, "") if self._tokenizer == "extras" else []
 
@@ -315,16 +316,23 @@ class RemoteEngine:
         if params.n_probs:  # sampled: what the chain kept; greedy: the softmax of the logits
             body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
         if params.favour:  # a server's bias holds for the whole reply, not its first tokens only
-            body["logit_bias"] = [[t, FAVOUR] for t in favoured_tokens(params.favour, self.tokenize)]
+            words = params.favour
+            favoured = self._tokens_of(("favour", *words), lambda: favoured_tokens(words, self.tokenize))
+            body["logit_bias"] = [[t, FAVOUR] for t in favoured]
         return body | _sampling(params)
 
     def _bans(self, stop: list[str]) -> tuple[int, ...]:
-        """The tokens a reply below its minimum may not take, worked out once per set of stops
-        (each is a round trip to the server's tokenizer, about twenty per set)."""
-        key = tuple(stop)
-        if key not in self._ban_cache:
-            self._ban_cache[key] = remote_bans(stop, self.tokenize)
-        return self._ban_cache[key]
+        """The tokens a reply below its minimum may not take (about twenty round trips a set)."""
+        return self._tokens_of(("bans", *stop), lambda: remote_bans(stop, self.tokenize))
+
+    def _tokens_of(self, key: tuple[str, ...], work: Callable[[], tuple[int, ...]]) -> tuple[int, ...]:
+        """A token set worked out with the server's tokenizer once per key (each spelling is a
+        round trip; a reply held to a minimum builds its body twice), kept for the last few keys."""
+        if key not in self._token_sets:
+            if len(self._token_sets) >= _TOKEN_SETS_KEPT:
+                self._token_sets.clear()
+            self._token_sets[key] = work()
+        return self._token_sets[key]
 
     def _rest_body(
         self, prompt: list[int], params: SamplingParams, stop: list[str], state: ReplyState
