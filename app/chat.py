@@ -20,6 +20,7 @@ from app.engine.base import (
     SamplingParams,
     TokenChoice,
     TokenProb,
+    likeliest,
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
@@ -32,6 +33,10 @@ _TOKEN_CACHE_LIMIT = 1024
 # fast as before it (llama.cpp's server discards half the context at once).
 DROP_CHUNK_DIVISOR = 4
 SHIFT_CHUNK_DIVISOR = 8
+# best_of draws a short answer's alternatives side by side in the context: each needs room for a
+# short answer, so a full context draws fewer (two at the end of a long chat), never more than 8.
+SHORT_ANSWER_ROOM = 128
+MOST_DRAWS = 8
 
 
 def reply_budget(max_tokens: int, n_ctx: int) -> int:
@@ -230,7 +235,19 @@ class ChatSession:
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
-        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour)
+        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour, self._draws(plan))
+
+    def _draws(self, plan: PromptPlan) -> int:
+        """How many times to draw this reply and keep the likeliest (``best_of``): only a short
+        answer (no minimum length, not held past its end), at a sampling temperature, on an engine
+        that ranks replies, and as many as fit beside the prompt."""
+        params = self.params
+        wanted = min(params.best_of, MOST_DRAWS)
+        long = plan.min_tokens > 0 or params.ignore_eos
+        if wanted < 2 or long or params.temperature <= 0 or not self.engine.can_rank_replies:
+            return 1
+        room = min(self._reply_budget(), SHORT_ANSWER_ROOM)
+        return max(1, min(wanted, (self.engine.n_ctx - len(plan.tokens)) // room))
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
@@ -299,7 +316,9 @@ class ChatSession:
         finish: Callable[[Completion], Reply],
         min_tokens: int = 0,
         favour: tuple[str, ...] = (),
+        draws: int = 1,
     ) -> ReplyStream:
+        """``draws``: alternatives to draw, keeping the likeliest (see ``_draws``)."""
         params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens, favour=favour)
         if not self.history:  # a new chat: its frame is what every chat in it starts with
             self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "", self.moment)[:1]))
@@ -309,9 +328,12 @@ class ChatSession:
             self.engine.save_state()
             return reply
 
-        return ReplyStream(
-            self.engine.generate(tokens, params, self.template.stop_strings()), finish_and_keep
-        )
+        stop = self.template.stop_strings()
+        if draws > 1:
+            generation = likeliest(self.engine.generate_many(tokens, params, stop, draws))
+        else:
+            generation = self.engine.generate(tokens, params, stop)
+        return ReplyStream(generation, finish_and_keep)
 
 
 def _assistant(raw: str, tokens: tuple[int, ...]) -> Message:

@@ -132,6 +132,7 @@ def sampling_from(args: argparse.Namespace, base: SamplingParams | None = None) 
 _SAMPLING_FLAGS = (
     "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n", "seed", "max_tokens",
     "dry_multiplier", "dry_base", "dry_allowed_length", "dry_last_n", "xtc_probability", "xtc_threshold",
+    "best_of",
 )  # fmt: skip
 
 
@@ -151,6 +152,9 @@ def check_numbers(args: argparse.Namespace) -> None:
     check_finite(args)
     if not 1 <= getattr(args, "n", 1) <= 8:
         raise InputError("--n must be between 1 and 8.")
+    best_of = getattr(args, "best_of", None)
+    if best_of is not None and not 1 <= best_of <= 8:
+        raise InputError("--best-of must be between 1 and 8.")
     if not 0 <= getattr(args, "logprobs", 0) <= 20:
         raise InputError("--logprobs must be between 0 and 20.")
     if args.max_tokens is not None and args.max_tokens < 1:

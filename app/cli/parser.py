@@ -73,6 +73,10 @@ def sampling_options(parser: argparse.ArgumentParser) -> None:
         "--xtc-probability", type=float, help="XTC: chance of excluding top choices (0 = off)"
     )
     parser.add_argument("--xtc-threshold", type=float, help="XTC: the probability a top choice needs (0.1)")
+    parser.add_argument(
+        "--best-of", type=int,
+        help="draw a short answer this many times at once and keep the likeliest (default 4; 1 = off)",
+    )  # fmt: skip
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a sampling preset the flags go on top of")
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--ignore-eos", action="store_true",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 # "interrupted": the engine failed mid-reply (a remote server died); the text so far is kept.
@@ -38,6 +38,9 @@ class SamplingParams:
     xtc_probability: float = 0.0  # XTC, "exclude top choices" (0: off)
     xtc_threshold: float = 0.1
     max_tokens: int = 256
+    # A short answer is drawn this many times at once and the likeliest kept (OpenAI's and vLLM's
+    # best_of): the model's first draw of a fact is often not its best guess (docs/eval.md).
+    best_of: int = 4
     seed: int | None = None
     ignore_eos: bool = False  # keep going past end-of-text (benchmarks of long replies)
     n_probs: int = 0  # record each token's top-N candidates with their probabilities (0: off)
@@ -128,6 +131,9 @@ class Completion:
     usage: Usage
     error: str = ""  # why an "interrupted" reply ended, in one line
     probs: tuple[TokenProb, ...] = ()  # with SamplingParams.n_probs: one per token of ``tokens``
+    # With SamplingParams.best_of > 1 (alternatives only): the sum of each token's log-probability
+    # under the model, with the turn's nudges and before the sampler chain; None where unknown.
+    logprob: float | None = None
 
 
 class Stoppable:
@@ -214,7 +220,6 @@ def one_after_another(
     """Alternatives for an engine that cannot batch them: each is its own request, seed + i.
     Stop ends the one running and skips the rest."""
     import random
-    from dataclasses import replace
 
     seed = params.seed if params.seed is not None else random.getrandbits(31)
 
@@ -230,6 +235,36 @@ def one_after_another(
             alts.results.append(generation.result)
 
     return Alternatives(n, body)
+
+
+LENGTH_WEIGHT = 0.3  # between a sum (favours short replies) and a mean (long ones): tune-half best
+
+
+def reply_score(completion: Completion) -> float:
+    """How likely the model finds a reply, for ranking alternatives: the summed log-probability
+    over its length to the power ``LENGTH_WEIGHT`` (beam search's length penalty, as in GNMT).
+    An empty or unscored reply ranks last."""
+    if completion.logprob is None or not completion.text.strip():
+        return float("-inf")
+    return completion.logprob / max(len(completion.tokens), 1) ** LENGTH_WEIGHT
+
+
+def likeliest(alternatives: Alternatives) -> Generation:
+    """One reply out of ``alternatives``: the likeliest (OpenAI's and vLLM's ``best_of``). Nothing
+    is shown until all have ended; Stop ends all of them and keeps the likeliest so far."""
+
+    def body(generation: Generation) -> Iterator[str]:
+        results = alternatives.run()
+        best = max(results, key=reply_score)
+        # the first alternative evaluated the prompt; the others found it in cells they share
+        usage = replace(best.usage, cached_tokens=results[0].usage.cached_tokens)
+        generation.result = replace(best, usage=usage)
+        if best.text:
+            yield best.text
+
+    generation = Generation(body)
+    generation.on_cancel(alternatives.cancel)
+    return generation
 
 
 def one_at_a_time(lock: threading.Lock, prompt: list[int], body: Callable, many: int = 0):
@@ -274,6 +309,12 @@ class Backend(Protocol):
     def can_shift_context(self) -> bool:
         """Whether old turns dropped from the prompt can be shifted out of the cache (llama.cpp in
         this process); if not, the conversation drops them in chunks so the prefix stays cached."""
+        ...
+
+    @property
+    def can_rank_replies(self) -> bool:
+        """Whether alternatives come back with ``Completion.logprob`` (llama.cpp in this process),
+        so a short answer can be drawn several times and the likeliest kept."""
         ...
 
     def tokenize(self, text: str) -> list[int]: ...

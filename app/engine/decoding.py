@@ -12,6 +12,7 @@ import ctypes
 import threading
 
 import llama_cpp as lc
+import numpy as np
 
 from app.engine.base import SamplingParams
 from app.engine.minlength import NO_NUDGE, Nudges
@@ -28,6 +29,7 @@ class Decoding:
         self.vocab = vocab
         self.memory = lc.llama_get_memory(ctx)
         self.n_batch = lc.llama_n_batch(ctx)
+        self._n_vocab = lc.llama_vocab_n_tokens(vocab)
         self.cached: list[int] = []
         self._one = (lc.llama_token * 1)()
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -133,9 +135,16 @@ class Decoding:
         if not n_probs:
             return lc.llama_sampler_sample(sampler, self.ctx, index), []
         if self._candidates is None:
-            self._candidates = CandidateSampler(self.ctx, lc.llama_vocab_n_tokens(self.vocab), self.piece)
+            self._candidates = CandidateSampler(self.ctx, self._n_vocab, self.piece)
         token, prob, top = self._candidates.sample(sampler, index, n_probs)
         return token, [(prob, top)]
+
+    def logprob(self, index: int, token: int) -> float:
+        """The log-probability of ``token`` in the logits at batch ``index`` (with any nudges
+        they were given, before the sampler chain): what ranks alternatives by likelihood."""
+        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
+        top = float(row.max())  # a banned token's minus infinity adds exp(-inf) = 0
+        return float(row[token]) - top - float(np.log(np.exp(row - top).sum()))
 
 
 SHIFT_MIN_RUN = 32  # tokens the kept part must share with the prompt for a shift to be worth it

@@ -273,6 +273,8 @@ class LlamaEngine:
             del self.decoding.cached[shared:]
         return shared
 
+    can_rank_replies = True  # alternatives decode together and carry their log-probability
+
     @property
     def can_shift_context(self) -> bool:
         return self.decoding.can_shift

@@ -112,6 +112,8 @@ def _next(
     """Sample one alternative's next token: (the token to decode, or None if it ended; text shown).
     ``where``: where its logits are in the last batch, and the guard's nudge to them."""
     token, candidates = engine.sample(sampler, where[0], params.n_probs, where[1])
+    if params.best_of > 1:
+        state.logprobs.append(engine.logprob(where[0], token))
     if engine.is_end(token) and not params.ignore_eos:
         state.first_token_at = state.first_token_at or state.prompt_done
         state.finish = "stop"

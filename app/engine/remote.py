@@ -91,6 +91,7 @@ class RemoteEngine:
 
     name = "remote"
     can_shift_context = False  # a server's cache is its own: drop old turns in chunks instead
+    can_rank_replies = False  # alternatives are requests one after another: best_of would cost n×
 
     def __init__(self, config: ServerConfig) -> None:
         given = normalise_url(config.url)

@@ -30,6 +30,7 @@ class ReplyState:
         self.accepted = 0
         self._unplaced: list[int] = []  # tokens whose text has not arrived yet
         self.candidates: list[tuple[float, tuple[TokenChoice, ...]]] = []  # per token, with n_probs
+        self.logprobs: list[float] = []  # per token, when alternatives are ranked (best_of)
         self.length = 0
         self.shown: list[str] = []
         self.finish: FinishReason = "length"
@@ -90,7 +91,12 @@ class ReplyState:
         )
         text = "".join(self.shown)
         tokens = tuple(self._reply_tokens(text, tokenize))
-        return Completion(text, tokens, self.finish, usage, self.error, self._probs(text, tokens))
+        probs = self._probs(text, tokens)
+        return Completion(text, tokens, self.finish, usage, self.error, probs, self._logprob(tokens))
+
+    def _logprob(self, tokens: tuple[int, ...]) -> float | None:
+        """The shown tokens' summed log-probability (a stop's held-back tokens do not count)."""
+        return sum(self.logprobs[: len(tokens)]) if self.logprobs else None
 
     def _probs(self, text: str, tokens: tuple[int, ...]) -> tuple[TokenProb, ...]:
         """Each kept token with the piece of ``text`` it spells; a remainder the model's tokeniser

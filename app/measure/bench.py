@@ -118,6 +118,24 @@ def alternatives_figures(engine: Backend, n_tokens: int, repeats: int) -> dict:
             "alternatives_4_over_1": round(ratio, 3)}  # fmt: skip
 
 
+def best_of_figures(engine: Backend, repeats: int) -> dict:
+    """A short answer in the chat frame with the app's sampling, drawn once against four times
+    (best_of): the whole reply's time, since a ranked reply shows when every draw has ended."""
+    from app.chat import ChatSession
+    from app.engine.base import SamplingParams
+    from app.scaffold import load_template
+
+    template = load_template("chat")
+
+    def answer(best_of: int) -> float:
+        session = ChatSession(engine, template, SamplingParams(seed=1, best_of=best_of))
+        return session.ask("How many legs does a cat have?").completion.usage.total_s
+
+    four, one, ratio = paired(lambda: answer(4), lambda: answer(1), repeats)
+    return {"short_answer_best_of_1_s": round(one, 3), "short_answer_best_of_4_s": round(four, 3),
+            "short_answer_best_of_4_over_1": round(ratio, 3)}  # fmt: skip
+
+
 def prompt_speed(engine: Backend, repeats: int) -> dict:
     from app.engine.reference import bare_prompt_tps
 
@@ -399,6 +417,7 @@ def run_bench(
         out |= per_token_cost(engine, n_long, window)
         progress("alternatives and token probabilities")
         out |= loom_figures(engine, n_gen, repeats)
+        out |= best_of_figures(engine, repeats)
         out |= lookup_figures(engine, 1 if quick else 3, progress, smoke)
         progress("rendering a 2,000-message chat")
         out |= recall_figures(repeats if quick else 5, 100 if smoke else MESSAGES)

@@ -35,6 +35,7 @@ _SAMPLING_RANGES = {
     "dry_multiplier": (0.0, 5.0, 0.05),
     "xtc_probability": (0.0, 1.0, 0.05),
     "max_tokens": (1, 8192, 1),
+    "best_of": (1, 8, 1),
     "seed": (-1, 2**31 - 1, 1),
     "n_probs": (0, 20, 1),
 }
@@ -47,6 +48,7 @@ _ENGINE_RANGES = {
 _LABELS = {
     "temperature": "Temperature", "top_p": "Top-p", "min_p": "Min-p", "top_k": "Top-k",
     "repeat_penalty": "Repeat penalty", "repeat_last_n": "Penalty window", "max_tokens": "Max reply tokens",
+    "best_of": "Best of (short answers)",
     "seed": "Seed (-1 random)", "n_probs": "Token probabilities (top K, 0 off)",
     "dry_multiplier": "DRY (0 off)", "xtc_probability": "XTC chance (0 off)",
     "n_ctx": "Context size (0 auto)", "n_threads": "Threads (0 auto)",
@@ -112,6 +114,8 @@ _TIPS = {
     "xtc_probability": "Exclude top choices: how often the likeliest words are set aside for a less "
     "obvious one that is still likely (stories; 0 for facts).",
     "max_tokens": "The longest a reply may be, in tokens (at most half the context).",
+    "best_of": "Draw a short answer this many times at once and show the likeliest: a small model's "
+    "first draw of a fact is often not its best guess. Shown when all are done (1: off, streamed).",
     "seed": "The same seed and settings give the same reply again; -1 picks a new one each time.",
     "n_probs": "Keep each token's K likeliest alternatives, to see them and branch from any token.",
     "n_ctx": "How many tokens the model sees at once: the frame, the chat and the reply (0: 4096).",

@@ -1,0 +1,113 @@
+"""best_of: a short answer is drawn several times at once and the likeliest is kept (issue #24)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from app.chat import SHORT_ANSWER_ROOM, ChatSession
+from app.engine.base import Completion, SamplingParams, Usage, reply_score
+
+QUESTION = "How many legs does a cat have?"
+LIVELY = SamplingParams(temperature=1.5, top_k=40, top_p=1.0, min_p=0.0, seed=7, max_tokens=24)
+
+
+def _completion(text: str, n_tokens: int, logprob: float | None) -> Completion:
+    return Completion(
+        text, tuple(range(n_tokens)), "stop", Usage(0, 0, n_tokens, 0.0, 0.0, 0.0, 0.0), logprob=logprob
+    )
+
+
+def test_ranking_weighs_likelihood_against_length():
+    """A reply twice as long may be a little less likely in sum and still rank first; an empty or
+    unscored reply never does."""
+    short, long = _completion("Four.", 2, -3.0), _completion("A cat has four legs.", 6, -3.6)
+    assert reply_score(long) > reply_score(short)
+    assert reply_score(_completion("Four.", 2, -1.0)) > reply_score(long)
+    assert reply_score(_completion("", 0, 0.0)) == float("-inf")
+    assert reply_score(_completion("Four.", 2, None)) == float("-inf")
+
+
+def _reference_logprobs(model_path, prompt: list[int], replies: list[tuple[int, ...]]) -> list[float]:
+    """Each reply's log-probability, worked out apart from the engine: llama-cpp-python's own
+    high-level model over the whole text at once."""
+    import llama_cpp
+
+    model = llama_cpp.Llama(str(model_path), n_ctx=256, logits_all=True, verbose=False)
+    try:
+        return [_summed_logprob(model, prompt, reply) for reply in replies]
+    finally:
+        model.close()
+
+
+def _summed_logprob(model, prompt: list[int], reply: tuple[int, ...]) -> float:
+    model.reset()
+    model.eval([*prompt, *reply])
+    rows = np.asarray(model.scores[len(prompt) - 1 : len(prompt) + len(reply) - 1], dtype=np.float64)
+    top = rows.max(axis=1, keepdims=True)
+    logsoftmax = rows - top - np.log(np.exp(rows - top).sum(axis=1, keepdims=True))
+    return float(sum(logsoftmax[i, token] for i, token in enumerate(reply)))
+
+
+def test_alternatives_carry_the_models_log_probability(engine, model_path):
+    prompt = engine.start_tokens() + engine.tokenize(f"Question: {QUESTION}\nAnswer:")
+    params = SamplingParams(seed=7, best_of=3, max_tokens=24)  # the app's sampling
+    results = engine.generate_many(prompt, params, ["\n"], 3).run()
+    assert all(c.tokens and c.logprob is not None for c in results)
+    expected = _reference_logprobs(model_path, prompt, [c.tokens for c in results])
+    for completion, reference in zip(results, expected, strict=True):
+        # batches of another size round the logits a little differently: 1% of the sum
+        assert completion.logprob == pytest.approx(reference, rel=0.05, abs=0.25)
+
+
+def test_without_best_of_nothing_is_scored(engine, template):
+    session = ChatSession(engine, template, replace(LIVELY, best_of=1))
+    prompt = session.plan(QUESTION).tokens
+    results = engine.generate_many(prompt, session.params, template.stop_strings(), 2).run()
+    assert all(c.logprob is None for c in results)
+
+
+def _draws_of(engine, template, seed: int) -> list[Completion]:
+    engine.clear_cache()  # both runs cold: the same batches give the same numbers
+    session = ChatSession(engine, template, replace(LIVELY, seed=seed, best_of=4))
+    return [r.completion for r in session.send_many(QUESTION, 4).run()]
+
+
+def test_a_short_answer_is_the_likeliest_of_its_draws(engine, template):
+    """The reply is the same four draws as four alternatives with that seed, and of them the one
+    ``reply_score`` ranks first. At a lively temperature the draws differ, so for some seed that
+    is not the first draw (if it never were, best_of would be keeping the first)."""
+    winners = []
+    for seed in (1, 2, 3):
+        draws = _draws_of(engine, template, seed)
+        engine.clear_cache()
+        session = ChatSession(engine, template, replace(LIVELY, seed=seed, best_of=4))
+        reply = session.ask(QUESTION)
+        best = max(range(4), key=lambda i: reply_score(draws[i]))
+        assert reply.completion.tokens == draws[best].tokens
+        assert session.history[-1].text == reply.text
+        winners.append(best)
+    assert any(winner != 0 for winner in winners)
+
+
+def test_long_requests_greedy_and_endless_replies_are_drawn_once(engine, template):
+    session = ChatSession(engine, template, replace(SamplingParams(), best_of=4))
+    assert session._draws(session.plan(QUESTION)) == 4
+    assert session._draws(session.plan("Write a long story about a dragon.")) == 1  # a minimum length
+    greedy = ChatSession(engine, template, replace(SamplingParams(), temperature=0.0, best_of=4))
+    assert greedy._draws(greedy.plan(QUESTION)) == 1
+    endless = ChatSession(engine, template, replace(SamplingParams(), ignore_eos=True, best_of=4))
+    assert endless._draws(endless.plan(QUESTION)) == 1  # held past its end: a benchmark, not an answer
+
+
+def test_a_full_context_draws_fewer(engine, template):
+    """Each draw needs room for a short answer beside the prompt: at the end of a long chat only
+    two fit, and a stored best_of beyond the limit draws eight at most."""
+    session = ChatSession(engine, template, replace(SamplingParams(), best_of=8))
+    plan = session.plan(QUESTION)
+    full = replace(plan, tokens=[0] * (engine.n_ctx - 2 * SHORT_ANSWER_ROOM))
+    assert session._draws(full) == 2
+    huge = ChatSession(engine, template, replace(SamplingParams(), best_of=50))
+    assert huge._draws(plan) == 8
