@@ -267,9 +267,10 @@ class ChatSession:
                 self.history += [user, replies[0].message]
             return replies
 
-        params = replace(
-            self.params, max_tokens=self._reply_budget(), min_tokens=plan.min_tokens, favour=plan.favour
-        )
+        params = replace(  # best_of 1: the person chooses among these, so none is ranked or scored
+            self.params, max_tokens=self._reply_budget(), min_tokens=plan.min_tokens, favour=plan.favour,
+            best_of=1,
+        )  # fmt: skip
         alternatives = self.engine.generate_many(plan.tokens, params, self.template.stop_strings(), n)
         return AlternativesStream(alternatives, finish)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from app.chat import SHORT_ANSWER_ROOM, ChatSession
+from app.chat import SHORT_ANSWER_ROOM, ChatSession, reply_budget
 from app.engine.base import Completion, SamplingParams, Usage, reply_score
 
 QUESTION = "How many legs does a cat have?"
@@ -67,12 +67,19 @@ def test_without_best_of_nothing_is_scored(engine, template):
     prompt = session.plan(QUESTION).tokens
     results = engine.generate_many(prompt, session.params, template.stop_strings(), 2).run()
     assert all(c.logprob is None for c in results)
+    loom = ChatSession(engine, template, replace(LIVELY, best_of=4))  # the person picks: none ranked
+    assert all(r.completion.logprob is None for r in loom.send_many(QUESTION, 2).run())
 
 
 def _draws_of(engine, template, seed: int) -> list[Completion]:
+    """The four draws a best-of-4 reply makes: the same prompt, sampling and alternatives."""
     engine.clear_cache()  # both runs cold: the same batches give the same numbers
     session = ChatSession(engine, template, replace(LIVELY, seed=seed, best_of=4))
-    return [r.completion for r in session.send_many(QUESTION, 4).run()]
+    plan = session.plan(QUESTION)
+    params = replace(
+        session.params, max_tokens=reply_budget(LIVELY.max_tokens, engine.n_ctx), favour=plan.favour
+    )
+    return engine.generate_many(plan.tokens, params, template.stop_strings(), 4).run()
 
 
 def test_a_short_answer_is_the_likeliest_of_its_draws(engine, template):

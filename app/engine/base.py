@@ -55,8 +55,9 @@ class SamplingParams:
 # Set for one reply by the conversation (chat.py), never a setting a user chooses or a chat keeps.
 SET_PER_TURN = frozenset({"min_tokens", "favour"})
 
-# What every measurement means by greedy: the likeliest token, no penalty, no DRY (runs repeat).
-PLAIN_GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0)
+# What every measurement means by greedy: the likeliest token, no penalty, no DRY (runs repeat),
+# one draw (alternatives a measurement asks for are not ranked, so their tokens are not scored).
+PLAIN_GREEDY = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, best_of=1)
 
 ServerKind = Literal["auto", "llama", "openai"]
 DEFAULT_READ_TIMEOUT_S = 60.0
