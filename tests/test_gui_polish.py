@@ -375,3 +375,26 @@ def test_a_background_answer_for_a_closed_widget_is_dropped(qtbot):
     qtbot.waitUntil(lambda: got_kept == ["late"])
     qtbot.wait(200)
     assert got_gone == [] and kept.text() == "late"
+
+
+def test_a_short_answer_shows_whole_as_the_likeliest_of_four_and_best_of_1_streams(qtbot, window):
+    """With the app's sampling a short answer is drawn four times and shown when the likeliest is
+    known: one piece of text. Settings' Best of at 1 streams a single draw again, token by token."""
+    from app.ui.settings import SettingsDialog, load_engine, load_sampling, save_sampling
+
+    chunks: list[str] = []
+    window.worker.token.connect(lambda _request, chunk: chunks.append(chunk))
+    for name, value in {"temperature": 0.3, "seed": 1, "best_of": 4}.items():
+        window.settings.setValue(f"sampling/{name}", value)
+    send(qtbot, window, "How many legs does a cat have?")
+    assert len(chunks) == 1 and chunks[0].strip() == window.replies.history()[-1].text
+
+    dialog = SettingsDialog(load_sampling(window.settings), load_engine(window.settings), window)
+    qtbot.addWidget(dialog)
+    dialog.fields["best_of"].setValue(1)
+    save_sampling(window.settings, dialog.sampling())
+    assert load_sampling(window.settings).best_of == 1
+    window.chats.new_chat()
+    chunks.clear()
+    send(qtbot, window, "How many legs does a cat have?")
+    assert len(chunks) > 1
