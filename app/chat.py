@@ -69,10 +69,12 @@ class Reply:
 
 
 class ReplyStream:
-    """Iterate for text chunks as they come; ``reply`` is set when the stream ends."""
+    """Iterate for text chunks as they come; ``reply`` is set when the stream ends. ``draws``:
+    how many times the reply is drawn (more than one: it arrives whole, the likeliest of them)."""
 
-    def __init__(self, generation: Generation, finish: Callable[[Completion], Reply]) -> None:
+    def __init__(self, generation: Generation, finish: Callable[[Completion], Reply], draws: int = 1) -> None:
         self.generation = generation
+        self.draws = draws
         self.reply: Reply | None = None
         self._chunks = self._then(finish)
 
@@ -334,7 +336,7 @@ class ChatSession:
             generation = likeliest(self.engine.generate_many(tokens, params, stop, draws))
         else:
             generation = self.engine.generate(tokens, params, stop)
-        return ReplyStream(generation, finish_and_keep)
+        return ReplyStream(generation, finish_and_keep, draws)
 
 
 def _assistant(raw: str, tokens: tuple[int, ...]) -> Message:

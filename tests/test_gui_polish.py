@@ -383,11 +383,14 @@ def test_a_short_answer_shows_whole_as_the_likeliest_of_four_and_best_of_1_strea
     from app.ui.settings import SettingsDialog, load_engine, load_sampling, save_sampling
 
     chunks: list[str] = []
+    draws: list[int] = []
     window.worker.token.connect(lambda _request, chunk: chunks.append(chunk))
+    window.worker.drawing.connect(lambda _request, n: draws.append(n))  # the turn says "writing 4 answers…"
     for name, value in {"temperature": 0.3, "seed": 1, "best_of": 4}.items():
         window.settings.setValue(f"sampling/{name}", value)
     send(qtbot, window, "How many legs does a cat have?")
     assert len(chunks) == 1 and chunks[0].strip() == window.replies.history()[-1].text
+    assert draws == [4]
 
     dialog = SettingsDialog(load_sampling(window.settings), load_engine(window.settings), window)
     qtbot.addWidget(dialog)
@@ -397,4 +400,4 @@ def test_a_short_answer_shows_whole_as_the_likeliest_of_four_and_best_of_1_strea
     window.chats.new_chat()
     chunks.clear()
     send(qtbot, window, "How many legs does a cat have?")
-    assert len(chunks) > 1
+    assert len(chunks) > 1 and draws == [4]

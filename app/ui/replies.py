@@ -68,6 +68,7 @@ class ReplyController(QObject):
         self._ids = itertools.count(1)
         worker = window.worker
         worker.token.connect(self.on_token)
+        worker.drawing.connect(self.on_drawing)
         worker.reply_done.connect(self.on_done)
         worker.reply_failed.connect(self.on_failed)
         window.view.earlier_requested.connect(self.show_earlier)
@@ -292,6 +293,13 @@ class ReplyController(QObject):
         if self.is_drawn(request_id) and turn is not None:
             self.w.busy.hide()
             turn.append(chunk)
+
+    def on_drawing(self, request_id: int, draws: int) -> None:
+        """A short answer drawn several times shows whole when the likeliest is known: say so,
+        since no token streams meanwhile."""
+        turn = self.state.turn
+        if self.is_drawn(request_id) and turn is not None:
+            turn.status.setText(f"writing {draws} answers to show the likeliest…")
 
     def _ended(self, request_id: int) -> bool:
         """Whether the end of ``request_id`` is the current reply's; an abandoned one frees the composer."""

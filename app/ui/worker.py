@@ -95,6 +95,7 @@ class EngineWorker(QObject):
     model_ready = Signal(dict)
     model_failed = Signal(str)
     token = Signal(int, str)
+    drawing = Signal(int, int)  # request id, draws: the reply arrives whole, the likeliest of them
     alternative_token = Signal(int, int, str)
     reply_done = Signal(int, object)
     reply_failed = Signal(int, str)
@@ -183,6 +184,8 @@ class EngineWorker(QObject):
         stream = self._stream(session, request)
         with self._current_lock:
             self._current = stream
+        if stream.draws > 1:
+            self.drawing.emit(request.request_id, stream.draws)
         extends = request.message_id if request.mode == "continue" else None
         chunks = self.service.record_reply(stream, request.conversation_id, self.model_id,
                                            request.position, extends, _already_written(request))  # fmt: skip
