@@ -192,6 +192,8 @@ def test_a_recall_question_favours_the_told_words_early_in_the_reply(engine, tem
     ((favoured, lift),) = guard.nudge(0, word)
     assert set(engine.tokenize(" Biscuit")) <= set(favoured) and lift == FAVOUR > 0
     assert guard.nudge(FAVOUR_SPAN, word) == NO_NUDGE  # the reply is free after its first tokens
+    assert guard.nudge(2, word, said=True) == NO_NUDGE  # and once the word is written
+    assert guard.favours(engine.tokenize(" Biscuit")[0]) and not guard.favours(word)
     held = EndGuard(vocab, piece, engine.tokenize, stops, 30, ("Biscuit",)).nudge(0, word)
     assert [delta for _, delta in held] == [FAVOUR, -math.inf]  # with a minimum's bans beside it
 
@@ -202,3 +204,20 @@ def test_a_favoured_word_is_likelier_in_the_reply(engine, template):
     first token, favoured, is likelier than it was (whatever that choice is on this machine)."""
     prompt = ChatSession(engine, template, GREEDY).plan("Name an animal.").tokens
     assert_favour_lifts_the_second_choice(engine, prompt, template.stop_strings(), fresh=engine.clear_cache)
+
+
+@pytest.mark.model
+def test_a_favoured_word_once_written_is_not_pushed_again(smollm2_path, template):
+    """Greedy with no penalty, a lift held on after the word was written made SmolLM2 answer
+    "Which city do I live in?" with "Lisbon is Lisbon Lisbon Lisbon…" to the limit. The lift ends
+    at the word's first token, locally, with drafting (every sampled token is checked) and in the
+    alternatives a best-of reply draws."""
+    from app.engine.base import PLAIN_GREEDY
+    from app.engine.factory import open_backend
+
+    turns = ["I live in Lisbon.", "Nice to meet you!", "What is the tallest mountain on Earth?", "Everest."]
+    told = [Message("user" if i % 2 == 0 else "assistant", text) for i, text in enumerate(turns)]
+    with open_backend(smollm2_path) as smol:
+        for params in (replace(PLAIN_GREEDY, max_tokens=60), SamplingParams(seed=1, max_tokens=40)):
+            reply = ChatSession(smol, template, params, told).ask("Which city do I live in?")
+            assert reply.text.count("Lisbon") <= 2, reply.text

@@ -38,6 +38,7 @@ class EndGuard:
     ) -> None:  # fmt: skip
         self.min_tokens = min_tokens
         self._favoured = favoured_tokens(favour, tokenize)
+        self._favoured_set = frozenset(self._favoured)
         self._piece = piece
         self._enders = end_tokens(vocab) if min_tokens > 0 else ()
         self._openers = opener_tokens(stop, tokenize) if min_tokens > 0 else ()
@@ -45,12 +46,18 @@ class EndGuard:
             tuple(sorted({*self._enders, *speaker_tokens(stop, tokenize)})) if min_tokens > 0 else ()
         )
 
-    def nudge(self, produced: int, previous: int) -> Nudges:
+    def nudge(self, produced: int, previous: int, said: bool = False) -> Nudges:
         """What to add to which logits for the token after ``previous``, with ``produced`` reply
-        tokens before it: the favoured words' lift in the reply's first ``FAVOUR_SPAN`` tokens,
+        tokens before it: the favoured words' lift in the reply's first ``FAVOUR_SPAN`` tokens
+        until one of their tokens is ``said`` (held on, greedy wrote "Lisbon is Lisbon Lisbon…"),
         and the ending's steering (minus infinity before the minimum, a growing boost after it)."""
-        favour = ((self._favoured, FAVOUR),) if self._favoured and produced < FAVOUR_SPAN else ()
+        lifting = self._favoured and produced < FAVOUR_SPAN and not said
+        favour = ((self._favoured, FAVOUR),) if lifting else ()
         return favour + self._ending(produced, previous)
+
+    def favours(self, token: int) -> bool:
+        """Whether ``token`` is one of the favoured words': once written, their lift ends."""
+        return token in self._favoured_set
 
     def _ending(self, produced: int, previous: int) -> Nudges:
         if not self.min_tokens:

@@ -90,10 +90,9 @@ def _steps(engine, alts, states, samplers, batch, n_prompt, steps, rules) -> Ite
             return
         running = []
         for index, logits_at in at.items():
-            state, nudge = states[index], rules[1].nudge(states[index].generated, last[index])
-            token, shown = _next(
-                engine, samplers[index], (logits_at, nudge), state, decoders[index], rules[0]
-            )
+            state = states[index]
+            nudge = rules[1].nudge(state.generated, last[index], state.said_favoured)
+            token, shown = _next(engine, samplers[index], (logits_at, nudge), state, decoders[index], rules)
             if shown:
                 yield index, shown
             if token is not None:
@@ -107,11 +106,19 @@ def _steps(engine, alts, states, samplers, batch, n_prompt, steps, rules) -> Ite
 
 
 def _next(
-    engine, sampler, where: tuple[int, Nudges], state: ReplyState, decoder, params
+    engine,
+    sampler,
+    where: tuple[int, Nudges],
+    state: ReplyState,
+    decoder,
+    rules: tuple[SamplingParams, EndGuard],
 ) -> tuple[int | None, str]:
     """Sample one alternative's next token: (the token to decode, or None if it ended; text shown).
-    ``where``: where its logits are in the last batch, and the guard's nudge to them."""
+    ``where``: where its logits are in the last batch, and the guard's nudge to them; ``rules``:
+    the sampling parameters and the guard."""
+    params, guard = rules
     token, candidates = engine.sample(sampler, where[0], params.n_probs, where[1])
+    state.said_favoured = state.said_favoured or guard.favours(token)
     if params.best_of > 1:
         state.logprobs.append(engine.logprob(where[0], token))
     if engine.is_end(token) and not params.ignore_eos:

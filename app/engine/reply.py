@@ -31,6 +31,7 @@ class ReplyState:
         self._unplaced: list[int] = []  # tokens whose text has not arrived yet
         self.candidates: list[tuple[float, tuple[TokenChoice, ...]]] = []  # per token, with n_probs
         self.logprobs: list[float] = []  # per token, when alternatives are ranked (best_of)
+        self.said_favoured = False  # a favoured word's token is in the reply (engine/minlength.py)
         self.length = 0
         self.shown: list[str] = []
         self.finish: FinishReason = "length"
