@@ -401,3 +401,19 @@ def test_a_short_answer_shows_whole_as_the_likeliest_of_four_and_best_of_1_strea
     chunks.clear()
     send(qtbot, window, "How many legs does a cat have?")
     assert len(chunks) > 1 and draws == [4]
+
+
+def test_replies_drawn_side_by_side_do_not_time_the_machine(qtbot, window, monkeypatch):
+    """Four draws decode at about 2.4 times one draw's time, each at its own share of the speed:
+    the status line says so, and only a reply drawn alone is offered to calibrate the
+    better-model suggestion."""
+    from app.engine.base import Usage
+
+    offered: list[float] = []
+    monkeypatch.setattr(window.models, "calibrate_from", lambda _tokens, speed: offered.append(speed))
+    usage = Usage(prompt_tokens=800, cached_tokens=0, completion_tokens=40, ttft_s=0.1, tokens_per_s=25.0,
+                  prompt_eval_s=0.1, total_s=1.7)  # fmt: skip
+    window.replies.show_speed(usage, together=4)
+    assert "25 tok/s × 4 at once" in window.status_line.text() and offered == []
+    window.replies.show_speed(usage)
+    assert "× 4" not in window.status_line.text() and offered == [25.0]

@@ -152,7 +152,7 @@ class Notebook(QObject):
 
     def _done(self, request_id: int, outcome) -> None:
         if request_id == self.request_id:
-            self.w.replies.show_speed(outcome.usage)
+            self.w.replies.show_speed(outcome.usage, outcome.together)
             self._end("")
 
     def _failed(self, request_id: int, message: str) -> None:

@@ -330,18 +330,23 @@ class ReplyController(QObject):
         w.frames.inspect_prompt()
         self.send_waiting()
 
-    def show_speed(self, usage: Usage) -> None:
+    def show_speed(self, usage: Usage, together: int = 1) -> None:
         """The status line's tokens used and the speed of the last generation (a chat reply or a
-        notebook's continuation), with the share of drafted tokens kept, as LM Studio shows it."""
+        notebook's continuation), with the share of drafted tokens kept, as LM Studio shows it.
+        ``together``: replies decoded side by side, each at this speed, which does not time the
+        machine the way one reply does (the better-model suggestion is calibrated from one)."""
         speed = f"{usage.tokens_per_s:.0f} tok/s" if usage.completion_tokens >= MIN_TOKENS_FOR_SPEED else ""
+        if speed and together > 1:
+            speed += f" × {together} at once"
         if speed and usage.acceptance is not None:
             speed += f" · {usage.acceptance:.0%} of drafted tokens accepted"
         self.w.models.show_usage(usage.prompt_tokens + usage.completion_tokens, speed)
-        self.w.models.calibrate_from(usage.completion_tokens, usage.tokens_per_s)
+        if together == 1:
+            self.w.models.calibrate_from(usage.completion_tokens, usage.tokens_per_s)
 
     def _show_outcome(self, outcome: ReplyOutcome) -> None:
         w = self.w
-        self.show_speed(outcome.usage)
+        self.show_speed(outcome.usage, outcome.together)
         if outcome.dropped_turns:
             w.statusBar().showMessage(f"{outcome.dropped_turns} old turns were left out to fit.", 8000)
         if outcome.error:

@@ -88,6 +88,7 @@ class ReplyOutcome:
     dropped_turns: int
     n_ctx: int
     error: str = ""  # why an "interrupted" reply ended
+    together: int = 1  # replies decoded side by side (best_of draws, the loom's alternatives)
 
 
 class EngineWorker(QObject):
@@ -191,7 +192,8 @@ class EngineWorker(QObject):
                                            request.position, extends, _already_written(request))  # fmt: skip
         for chunk in chunks:
             self.token.emit(request.request_id, chunk)
-        self.reply_done.emit(request.request_id, _outcome(stream.reply, engine.n_ctx, request.skipped_turns))
+        outcome = _outcome(stream.reply, engine.n_ctx, request.skipped_turns, stream.draws)
+        self.reply_done.emit(request.request_id, outcome)
 
     @staticmethod
     def _stream(session: ChatSession, request: ReplyRequest) -> ReplyStream:
@@ -219,7 +221,7 @@ class EngineWorker(QObject):
                                                   self.model_id, request.position)  # fmt: skip
         for index, chunk in chunks:
             self.alternative_token.emit(request.request_id, index, chunk)
-        outcome = _outcome(stream.replies[0], self.engine.n_ctx, request.skipped_turns)
+        outcome = _outcome(stream.replies[0], self.engine.n_ctx, request.skipped_turns, request.n)
         self.reply_done.emit(request.request_id, outcome)
 
     @Slot(int, object, object, str, object)
@@ -249,8 +251,8 @@ def _already_written(request: ReplyRequest) -> str:
     return request.start.text if request.start is not None else ""
 
 
-def _outcome(reply, n_ctx: int, skipped_turns: int) -> ReplyOutcome:
+def _outcome(reply, n_ctx: int, skipped_turns: int, together: int = 1) -> ReplyOutcome:
     completion = reply.completion
     dropped = reply.dropped_turns + skipped_turns
     reason, usage = completion.finish_reason, completion.usage
-    return ReplyOutcome(reply.text, reason, usage, dropped, n_ctx, completion.error)
+    return ReplyOutcome(reply.text, reason, usage, dropped, n_ctx, completion.error, together)
