@@ -144,7 +144,6 @@ class _Loop:
         self.guard = guard
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.produced = 0
-        self.said = False  # a favoured word's token is in the reply: its lift has ended
         self.tally = Tally()
         self.policy = policy
 
@@ -192,9 +191,10 @@ class _Loop:
     def sample(self, index: int, previous: int) -> tuple[int, list]:
         """The token at batch ``index``, which follows ``previous`` (the reply's latest token so far,
         or the prompt's last): the guard's nudge counts the tokens produced before it."""
-        nudge = self.guard.nudge(self.produced + max(index, 0), previous, self.said)
+        state = self.state
+        nudge = self.guard.nudge(self.produced + max(index, 0), previous, state.said_favoured)
         token, candidates = self.decoding.sample(self.sampler, index, self.params.n_probs, nudge)
-        self.said = self.said or self.guard.favours(token)  # every sampled token is kept
+        state.said_favoured = state.said_favoured or self.guard.favours(token)  # every sampled token is kept
         return token, candidates
 
     def emit(self, token: int, candidates: list) -> tuple[str, bool]:
