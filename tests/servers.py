@@ -109,7 +109,8 @@ def start_python_server(model: Path, log: Path) -> ServerProcess:
 class FaultServer:
     """An OpenAI-style server that answers ``/v1/models`` and plays ``mode`` on completions:
     ``stall`` (headers, then silence), ``malformed`` (an event that is not JSON), ``error500``,
-    ``unknown_model`` (404 as vLLM words it), ``unauthorised`` (401 everywhere),
+    ``unknown_model`` (404 as vLLM words it), ``unauthorised`` (401 everywhere), ``hostile500``
+    (an error message of escape sequences and 300 KB), ``props_*`` (a malformed ``/props``),
     ``ok`` (a short streamed reply). Every request's path is recorded in ``seen``."""
 
     def __init__(self, mode: str = "ok") -> None:
@@ -166,6 +167,13 @@ def _huge_line(handler, server) -> None:
             return
 
 
+# An error message that would retitle and recolour a terminal, 300 KB long.
+HOSTILE_ERROR = "\x1b]0;pwned\x07\x1b[31mred alert\x1b[0m " + "A" * 300_000
+# /props as no llama-server sends it: settings that are not an object, a context of -50 tokens.
+_PROPS = {
+    "props_not_object": {"default_generation_settings": "n_ctx=4096"},
+    "props_negative_ctx": {"default_generation_settings": {"n_ctx": -50}, "model_path": "/m/x.gguf"},
+}
 _HOSTILE = {"drip": _drip, "keepalive": _keep_alive, "endless": _endless, "cut": _cut, "huge": _huge_line}
 UNAUTHORISED = {"error": {"message": "Invalid API Key", "type": "authentication_error"}}
 
@@ -183,6 +191,8 @@ def _fault_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(
                     401, {"error": {"message": "Invalid API Key", "type": "authentication_error"}}
                 )
+            if self.path == "/props" and server.mode in _PROPS:
+                return self._json(200, _PROPS[server.mode])
             if self.path == "/v1/models":
                 return self._json(200, {"data": [{"id": "stub-model", "max_model_len": 2048}]})
             self._json(404, {"error": "not found"})
@@ -201,6 +211,8 @@ def _fault_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"error": "not found"})
             if server.mode == "error500":
                 return self._json(500, {"error": {"message": "CUDA out of memory", "type": "server_error"}})
+            if server.mode == "hostile500":
+                return self._json(500, {"error": {"message": HOSTILE_ERROR, "type": "server_error"}})
             if server.mode == "unknown_model":
                 return self._json(404, {"error": {"message": "The model `stub` does not exist."}})
             self._stream()

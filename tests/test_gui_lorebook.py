@@ -14,10 +14,18 @@ from tests.test_lorebook import WORLD_INFO
 pytestmark = pytest.mark.model
 
 
-def inspect(qtbot, window, text: str, expected: str) -> None:
+def inspect(qtbot, window, text: str, expected: str, lore: str | None = None) -> None:
+    """The prompt and its lore note arrive in two signals from the worker, the note second: wait
+    for both to be shown (the prompt alone once let a test read the previous note)."""
     window.composer.editor.setPlainText(text)
     window.frames.inspect_prompt()
-    qtbot.waitUntil(lambda: expected in window.frame.inspector.toPlainText(), timeout=LONG)
+
+    def shown() -> bool:
+        note = window.frame.lore_note.text()
+        lore_shown = lore is None or (lore in note if lore else note == "")
+        return expected in window.frame.inspector.toPlainText() and lore_shown
+
+    qtbot.waitUntil(shown, timeout=LONG)
 
 
 def test_an_entry_made_in_the_lorebook_tab_fires_in_the_prompt(qtbot, window):
@@ -34,12 +42,12 @@ def test_an_entry_made_in_the_lorebook_tab_fires_in_the_prompt(qtbot, window):
     assert lore.test_result.text() == "Fires: Entry 1: key 'wyrm'"
     qtbot.mouseClick(frame.apply_button, Qt.MouseButton.LeftButton)
     assert window.template.lorebook is not None and len(window.template.lorebook.entries) == 1
-    inspect(qtbot, window, "Tell me about the dragon.", "Vex is a red dragon")
+    inspect(qtbot, window, "Tell me about the dragon.", "Vex is a red dragon", lore="Entry 1")
     assert window.frame.inspector.toPlainText().endswith(
         "User: Tell me about the dragon.\nVex is a red dragon under Mount Cinder.\nAssistant:"
     )
     assert "Entry 1 (key 'dragon')" in window.frame.lore_note.text()
-    inspect(qtbot, window, "What is for dinner?", "dinner")
+    inspect(qtbot, window, "What is for dinner?", "dinner", lore="")
     assert "Vex" not in window.frame.inspector.toPlainText() and window.frame.lore_note.text() == ""
     lore.entry_list.item(0).setCheckState(Qt.CheckState.Unchecked)  # switched off
     qtbot.mouseClick(frame.apply_button, Qt.MouseButton.LeftButton)

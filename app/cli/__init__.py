@@ -63,9 +63,17 @@ def _log_path() -> Path:
     return data_dir() / "basechat.log"
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """The log file, or nothing: a record that cannot be written (a full disk) is dropped, where
+    logging's own handler printed "--- Logging error ---" and two tracebacks to the terminal."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     try:
-        handler: logging.Handler = logging.FileHandler(_log_path(), encoding="utf-8")
+        handler: logging.Handler = _QuietFileHandler(_log_path(), encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

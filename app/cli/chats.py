@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-from app.cli.common import open_store, read_json, terminal_safe, write_out
+from app.cli.common import note, open_store, read_json, terminal_safe, write_out
 from app.errors import InputError
+from app.store.import_tree import shown_time
 
 
 def cmd_chats(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def cmd_chats(args: argparse.Namespace) -> int:
     elif action == "export":
         _export(store, args)
     elif action == "import":
-        ids = export.import_json(store, read_json(args.file))
+        ids = export.import_json(store, read_json(args.file), told=note)
         print(f"Imported {len(ids)} conversation(s): {', '.join(map(str, ids))}")
     elif action == "delete":
         store.delete(args.id)
@@ -41,8 +41,7 @@ def _print_list(conversations, as_json: bool) -> None:
         print(json.dumps(rows, ensure_ascii=False))
         return
     for c in conversations:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated_at))
-        print(terminal_safe(f"{c.id:>5}  {when}  {c.title}"))
+        print(terminal_safe(f"{c.id:>5}  {shown_time(c.updated_at)}  {c.title}"))
 
 
 def _print_conversation(store, conversation_id: int, as_json: bool) -> None:

@@ -16,18 +16,20 @@ from pathlib import Path
 from app.engine.base import SamplingParams
 from app.engine.presets import preset_params
 from app.errors import InputError
+from app.paths import write_atomically
 
 log = logging.getLogger("basechat")
 
 
 def fail(message: str) -> int:
-    sys.stderr.write(f"basechat: error: {message}\n")
+    """The one line a failure gets; its message may quote a server or a file, so it is made safe."""
+    sys.stderr.write(f"basechat: error: {terminal_safe(message)}\n")
     return 1
 
 
 def note(message: str) -> None:
     """A line on stderr that is not a failure (a warning, a model's kind)."""
-    sys.stderr.write(f"basechat: {message}\n")
+    sys.stderr.write(f"basechat: {terminal_safe(message)}\n")
 
 
 def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
@@ -243,7 +245,7 @@ def write_out(text: str, output: Path | None) -> None:
     """To the file named, or to stdout."""
     if output:
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomically(output, text)
         except OSError as exc:
             raise InputError(f"Cannot write {output}: {exc.strerror or exc}.") from None
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -91,8 +92,28 @@ def _export_template(args: argparse.Namespace) -> None:
     from app.scaffold.template import load_template, template_to_toml
 
     template = load_template(args.name)
+    if args.format == "card" and args.output and args.output.suffix.lower() == ".png":
+        _write_png_card(template, args.output)
+        return
     if args.format == "card":
         text = json.dumps(template_to_card(template), ensure_ascii=False, indent=1)
     else:
         text = template_to_toml(template)
     write_out(text, args.output)
+
+
+def _write_png_card(template, output: Path) -> None:
+    """A ``.png`` output is a PNG card: the character's picture with the card inside."""
+    from app.errors import InputError
+    from app.paths import write_atomically
+    from app.scaffold.card_export import card_png, template_to_card
+    from app.scaffold.template import avatars_dir
+
+    picture = b""
+    if template.avatar:
+        with contextlib.suppress(OSError):
+            picture = (avatars_dir() / template.avatar).read_bytes()
+    try:
+        write_atomically(output, card_png(template_to_card(template), picture))
+    except OSError as exc:
+        raise InputError(f"Cannot write {output}: {exc.strerror or exc}.") from None

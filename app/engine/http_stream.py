@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import socket
 import threading
 import time
@@ -166,15 +167,27 @@ def raise_for_status(response: httpx2.Response, url: str, hidden: tuple[str, ...
 
 
 def _error_detail(response: httpx2.Response) -> str:
+    """What the server says went wrong, as ``server_text``: it reaches a terminal and the window."""
     try:
         data = response.json()
     except ValueError:
-        return response.text.strip()[:200]
+        return server_text(response.text)
     error = data.get("error", data.get("detail", data)) if isinstance(data, dict) else data
     if isinstance(error, dict):
         kind, message = error.get("type", ""), error.get("message", "")
-        return f"{message} ({kind})" if kind and message else str(message or kind or error)[:200]
-    return str(error)[:200]
+        return server_text(f"{message} ({kind})" if kind and message else (message or kind or error))
+    return server_text(error)
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def server_text(value: object, limit: int = 300) -> str:
+    """Anything a server sends that is shown to the person, as one line: control characters (an
+    escape sequence could retitle or recolour a terminal) become spaces, and it is cut to
+    ``limit`` characters (a 300 KB error page is not a message)."""
+    text = _UNPRINTABLE.sub(" ", str(value)[: limit * 4]).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def json_of(response: httpx2.Response, url: str) -> Any:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.decoding import find_resumed_run, shared_length
+from app.paths import leftovers, remove_leftovers, write_atomically
 
 log = logging.getLogger(__name__)
 DEFAULT_DISK_CAP = 2 * 1024**3
@@ -71,7 +72,7 @@ def file_identity(path: Path, cache_folder: Path) -> str:
                 digest.update(block)
         known[key] = digest.hexdigest()
         cache_folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(memo, json.dumps(known).encode())
+        write_atomically(memo, json.dumps(known).encode())
     return known[key]
 
 
@@ -92,6 +93,9 @@ class KVStateStore:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basechat-kv")
         self._pending: list[Future] = []
         folder.mkdir(parents=True, exist_ok=True)
+        freed = remove_leftovers(folder)
+        if freed:
+            log.info("removed %d bytes of KV states cut short by a process that is gone", freed)
         self._load_index()
 
     # -- finding -------------------------------------------------------------------------
@@ -180,16 +184,18 @@ class KVStateStore:
         try:
             sidecar = {**self.identity, "tokens": list(tokens), "size": len(blob), "sha256": _blob_hash(blob),
                        "saved_at": time.time()}  # fmt: skip
-            _write_atomically(self.folder / f"{digest}.kv", blob)
-            _write_atomically(self.folder / f"{digest}.json", json.dumps(sidecar).encode())
+            write_atomically(self.folder / f"{digest}.kv", blob)
+            write_atomically(self.folder / f"{digest}.json", json.dumps(sidecar).encode())
             self._evict()
         except OSError as exc:
             log.warning("could not save a KV state: %s", exc)
+            self.discard(digest, "its save failed", quiet=True)  # no state without its sidecar
 
     def _evict(self) -> None:
-        """Least recently used states go until the folder is under its cap."""
+        """Least recently used states go until the folder is under its cap. Saves in progress
+        (another process's temporary files) count against it too: they take the disk meanwhile."""
         files = sorted(self.folder.glob("*.kv"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
+        total = sum(p.stat().st_size for p in files) + sum(_size(p) for p in leftovers(self.folder))
         for path in files:
             if total <= self.disk_cap:
                 break
@@ -280,7 +286,8 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -50,6 +50,7 @@ from app.engine.http_stream import (
     EventStream,
     json_of,
     raise_for_status,
+    server_text,
     transport_message,
 )
 from app.engine.minlength import FAVOUR, favoured_tokens, remote_bans
@@ -127,10 +128,11 @@ class RemoteEngine:
         kind = self.config.kind
         if kind in ("auto", "llama"):
             props = self._get_json("/props", missing_ok=kind == "auto")
-            if isinstance(props, dict) and "default_generation_settings" in props:
-                n_ctx = int(props["default_generation_settings"].get("n_ctx") or 0)
-                model = str(props.get("model_alias") or props.get("model_path") or "").rsplit("/", 1)[-1]
-                return "llama", model or "llama-server", self._context(n_ctx), "llama"
+            settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+            if isinstance(settings, dict):
+                n_ctx = _positive_int(settings.get("n_ctx"))
+                model = server_text(props.get("model_alias") or props.get("model_path") or "", 120)
+                return "llama", model.rsplit("/", 1)[-1] or "llama-server", self._context(n_ctx), "llama"
             if kind == "llama":
                 raise RemoteError(f"{self.url} does not speak llama-server's API (no /props).")
         return self._probe_openai()
@@ -141,8 +143,13 @@ class RemoteEngine:
         if not isinstance(data, list) or not data or not isinstance(data[0], dict):
             raise RemoteError(f"{self.url} lists no models at /v1/models; is it a completions server?")
         first = data[0]
-        n_ctx = int(first.get("max_model_len") or first.get("context_length") or 0)
-        return "openai", str(first.get("id", "model")), self._context(n_ctx), self._find_tokenizer()
+        n_ctx = _positive_int(first.get("max_model_len") or first.get("context_length"))
+        return (
+            "openai",
+            server_text(first.get("id", "model"), 120),
+            self._context(n_ctx),
+            self._find_tokenizer(),
+        )
 
     def _context(self, reported: int) -> int:
         n_ctx = self.config.n_ctx or reported
@@ -544,3 +551,9 @@ def _piece_text(token: int) -> str:
     if token & _PAIR and 0 <= token < 2 * _PAIR:
         return chr(token >> 15 & (_NARROW - 1)) + chr(token & (_NARROW - 1))
     return chr(token) if 0 <= token < 0x110000 else "\ufffd"
+
+
+def _positive_int(value: object) -> int:
+    """A size a server reports, or 0 (unknown) for anything that is not a positive whole number:
+    a malformed ``/props`` or ``n_ctx: -50`` is not taken as it is."""
+    return value if type(value) is int and 0 < value < 2**31 else 0

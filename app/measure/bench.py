@@ -24,6 +24,7 @@ from app.engine.base import PLAIN_GREEDY, Backend
 from app.engine.device import default_threads
 from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
+from app.measure.history_cost import history_figures
 from app.measure.lore import lorebook_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
 from app.measure.recall_cost import MESSAGES, recall_figures
@@ -423,6 +424,8 @@ def run_bench(
         out |= recall_figures(repeats if quick else 5, 100 if smoke else MESSAGES)
         progress("a lorebook firing three entries")
         out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
+        progress("a long history: showing, deleting, a slow lorebook")
+        out |= history_figures(repeats, smoke)
         if not quick:
             progress("prompt speed")
             out |= prompt_speed(engine, PAIRED_REPEATS)

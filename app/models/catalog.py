@@ -7,12 +7,15 @@ with ``basechat models add`` are recorded in ``models/local.json`` there.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from app.errors import InputError
-from app.paths import catalog_dir, data_dir, models_dir
+from app.paths import catalog_dir, data_dir, is_plain_name, models_dir, write_atomically
+
+log = logging.getLogger(__name__)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,7 +58,8 @@ def _entries_from(path: Path) -> list[CatalogEntry]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         known = {f.name for f in fields(CatalogEntry)}
-        return [CatalogEntry(**{k: v for k, v in e.items() if k in known}) for e in data.get("model", [])]
+        entries = [CatalogEntry(**{k: v for k, v in e.items() if k in known}) for e in data.get("model", [])]
+        return _in_models_folder(entries, path)
     except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
         raise InputError(f"The model catalog {path} cannot be read: {exc}") from None
 
@@ -70,6 +74,16 @@ def load_catalog() -> list[CatalogEntry]:
     return list(entries.values())
 
 
+def _in_models_folder(entries: list[CatalogEntry], source: Path) -> list[CatalogEntry]:
+    """Entries whose ``file`` is a plain name in the models folder: a data file naming
+    "../../x.gguf" would otherwise have ``models remove`` delete a file anywhere. Dropped, logged."""
+    kept = [e for e in entries if isinstance(e.file, str) and is_plain_name(e.file)]
+    for entry in entries:
+        if entry not in kept:
+            log.warning("%s: model %r names a file outside the models folder; left out", source, entry.id)
+    return kept
+
+
 def _local_registry() -> Path:
     return models_dir() / "local.json"
 
@@ -77,7 +91,7 @@ def _local_registry() -> Path:
 def load_local_models() -> list[CatalogEntry]:
     try:
         records = json.loads(_local_registry().read_text(encoding="utf-8"))
-        return [CatalogEntry(**record) for record in records]
+        return _in_models_folder([CatalogEntry(**record) for record in records], _local_registry())
     except FileNotFoundError:
         return []
     except (OSError, ValueError, TypeError):
@@ -94,10 +108,7 @@ def forget_local_model(model_id: str) -> None:
 
 def _write_local(entries: list[CatalogEntry]) -> None:
     """Write then rename, so a crash never leaves half a registry."""
-    path = _local_registry()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([asdict(e) for e in entries], indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(_local_registry(), json.dumps([asdict(e) for e in entries], indent=1))
 
 
 def find_entry(model_id: str) -> CatalogEntry | None:

@@ -31,6 +31,7 @@ from huggingface_hub.utils import build_hf_headers
 
 from app.errors import BasechatError
 from app.models.catalog import CatalogEntry
+from app.paths import write_atomically
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
@@ -156,7 +157,7 @@ def _forget_stale_part(part: Path, size: int, sha256: str) -> None:
         same = False
     if not same or _size(part) > size:
         part.unlink(missing_ok=True)
-    stamp.write_text(json.dumps(record))
+    write_atomically(stamp, json.dumps(record))
 
 
 def _fetch(url: str, part: Path, size: int, progress, cancel: threading.Event) -> None:

@@ -21,6 +21,7 @@ import psutil
 
 from app.engine.kvstate import ram_cap_for
 from app.models.catalog import CatalogEntry
+from app.paths import write_atomically
 
 DEFAULT_CTX = 4096
 OVERHEAD_BYTES = 300 * 1024**2  # compute buffers, the app itself (measured: RSS − file − KV ≈ 128 MB)
@@ -108,7 +109,7 @@ def record_speed(model: Path, folder: Path, tokens_per_s: float) -> None:
     known = _known_calibrations(folder)
     known[_calibration_key()] = {"tokens_per_s": tokens_per_s, "model_bytes": model.stat().st_size}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "machine.json").write_text(json.dumps(known))
+    write_atomically(folder / "machine.json", json.dumps(known))
 
 
 def calibrated_bandwidth(model: Path, folder: Path, measure=None) -> float:

@@ -37,16 +37,27 @@ def find_local_models(home: Path | None = None, hf_cache: Path | None = None) ->
     candidates = [*_hf_cache_files(hf_cache), *_folder_files(home), *_ollama_files(home)]
     found: dict[Path, FoundModel] = {}
     for app, path, label in candidates:
-        real = path.resolve()
-        if real in found or not real.is_file():
+        real = _real_file(path)
+        if real is None or real in found:
             continue
         try:
             info = read_gguf_header(real)
-        except BasechatError as exc:  # a partial download, a file that is not GGUF
+        except (BasechatError, OSError) as exc:  # a partial download, a file that is not GGUF
             log.info("skipping %s: %s", path, exc)
             continue
         found[real] = FoundModel(real, app, label or info.name, info.file_size, info.looks_instruct)
     return sorted(found.values(), key=lambda m: (m.instruct, m.app, m.name.lower()))
+
+
+def _real_file(path: Path) -> Path | None:
+    """The file a path leads to, or None: one symlink loop or unreadable entry in another tool's
+    folder is skipped, never fatal to the whole list."""
+    try:
+        real = path.resolve()
+        return real if real.is_file() else None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python before 3.13)
+        log.info("skipping %s: %s", path, exc)
+        return None
 
 
 def _hf_cache_files(cache: Path | None) -> Iterator[tuple[str, Path, str]]:

@@ -6,11 +6,14 @@ nothing is ever turned into a macro.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
+import zlib
 from dataclasses import replace
 
 from app.scaffold.import_check import checked
-from app.scaffold.importers import card_to_template
+from app.scaffold.importers import PNG_SIGNATURE, card_to_template
 from app.scaffold.lore_import import book_to_card, table
 from app.scaffold.template import Template
 
@@ -107,3 +110,47 @@ def _edit_creator_notes(data: dict, imported: Template, template: Template) -> N
 
 _CARD_EDITS = (_edit_name, _edit_preamble, _edit_greetings, _edit_examples, _edit_lorebook, _edit_note,
                _edit_creator_notes)  # fmt: skip
+
+
+def card_png(card: dict, picture: bytes = b"") -> bytes:
+    """The card as a PNG, the way SillyTavern shares them: the character's picture (a plain square
+    when it has none) with the card as base64 JSON in a ``chara`` text chunk (and ``ccv3`` for a
+    V3 card). Card chunks the picture already carried are replaced, never doubled."""
+    image = picture if picture.startswith(PNG_SIGNATURE) else _plain_png(256)
+    encoded = base64.b64encode(json.dumps(card, ensure_ascii=False).encode("utf-8"))
+    keywords = ["chara"] + (["ccv3"] if card.get("spec") == "chara_card_v3" else [])
+    added = b"".join(_png_chunk(b"tEXt", k.encode("latin-1") + b"\0" + encoded) for k in keywords)
+    kept = [c for c in _png_chunks(image) if not _is_card_chunk(c)]
+    return PNG_SIGNATURE + b"".join(kept[:-1]) + added + kept[-1]
+
+
+def _png_chunks(image: bytes) -> list[bytes]:
+    """The picture's chunks as they are (length, type, body, CRC), up to and with IEND."""
+    chunks, offset = [], len(PNG_SIGNATURE)
+    while offset + 12 <= len(image):
+        (length,) = struct.unpack(">I", image[offset : offset + 4])
+        chunks.append(image[offset : offset + 12 + length])
+        if image[offset + 4 : offset + 8] == b"IEND":
+            return chunks
+        offset += 12 + length
+    return [*chunks, _png_chunk(b"IEND", b"")]  # a picture cut short still ends
+
+
+def _is_card_chunk(chunk: bytes) -> bool:
+    return chunk[4:8] == b"tEXt" and chunk[8:].split(b"\0", 1)[0].lower() in (b"chara", b"ccv3")
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _plain_png(side: int) -> bytes:
+    """A square of one soft grey, for a card with no picture of its own."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    rows = (b"\0" + b"\xc8\xcc\xd4" * side) * side
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows, 9))
+        + _png_chunk(b"IEND", b"")
+    )

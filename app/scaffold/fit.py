@@ -36,11 +36,7 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int, chunk: int = 
     history = turns[:-1]  # the newest message always stays
     fixed = sum(sizes) - sum(sizes[i] for i in history)
     if fixed > budget:
-        raise ContextOverflow(
-            f"This message is too long: the prompt needs {fixed} tokens and only "
-            f"{budget} fit with room for the reply. Shorten it or raise the context size.",
-            needed=fixed,
-        )
+        raise ContextOverflow(_overflow_message(pieces, sizes, fixed, budget), needed=fixed)
     removed, dropped = 0, 0
     while sum(sizes) - removed > budget and history:
         removed, dropped = _drop_oldest(pieces, sizes, history, removed, dropped)
@@ -50,6 +46,17 @@ def fit_pieces(pieces: list[Piece], sizes: list[int], budget: int, chunk: int = 
     gone = set(turns[:-1]).difference(history)
     keep = [i for i in range(len(pieces)) if i not in gone]
     return Fitted([pieces[i] for i in keep], [sizes[i] for i in keep], dropped)
+
+
+def _overflow_message(pieces: list[Piece], sizes: list[int], fixed: int, budget: int) -> str:
+    """Names what is too long: the message, or the frame (a 120 KB persona is not "this message")."""
+    header = sum(size for piece, size in zip(pieces, sizes, strict=True) if piece.kind == "header")
+    if header > budget // 2:
+        return (f"The frame is too long: its preamble, persona, examples and lore need {header} tokens, "
+                f"and only {budget} fit with room for the reply. Shorten the frame or raise the context "
+                "size.")  # fmt: skip
+    return (f"This message is too long: the prompt needs {fixed} tokens and only {budget} fit with room "
+            "for the reply. Shorten it or raise the context size.")  # fmt: skip
 
 
 def _drop_oldest(

@@ -26,7 +26,7 @@ from app.scaffold.lore_import import (
     book_from_kobold,
     table,
 )
-from app.scaffold.macros import clean_imported
+from app.scaffold.macros import clean_imported, left_out
 from app.scaffold.template import Exchange, Template, template_from_dict
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a card's PNG can be a large picture
@@ -117,6 +117,8 @@ def _from_json(data: dict, stem: str) -> Imported:
 
     if "spec" in data or {"first_mes", "mes_example"} & data.keys() or "char_name" in data:
         return card_to_template(data, stem)
+    if isinstance(data.get("name"), str) and len(_V1_CARD_FIELDS & data.keys()) >= 2:
+        return card_to_template(data, stem)  # a V1 card written without greeting or examples
     if "story_string" in data:
         return context_preset_to_template(data, stem)
     if {"input_sequence", "output_sequence"} & data.keys():
@@ -134,6 +136,9 @@ def _from_json(data: dict, stem: str) -> Imported:
         "This JSON is not a character card, a SillyTavern preset or a Kobold scenario "
         "(none of their fields are there)."
     )
+
+
+_V1_CARD_FIELDS = {"description", "personality", "scenario"}
 
 
 def _from_toml(text: str, stem: str) -> Imported:
@@ -467,9 +472,22 @@ def kobold_to_template(data: dict, stem: str) -> Imported:
 
 
 def _kobold_filler(user: str, assistant: str, notes: list[str]):
+    """Kobold's macros, and its scenarios' ``${…}`` placeholders (a value Kobold Lite asks the
+    person for when the scenario opens): left out and named, never shown to the model."""
     turn = {"[input]": f"\n{user}: ", "[output]": f"\n{assistant}: ", "[system]": "\n",
             "[input_end]": "\n", "[output_end]": "\n", "[system_end]": "\n"}  # fmt: skip
-    return macro_filler({"user": user, "char": assistant, **turn}, notes)
+    fill = macro_filler({"user": user, "char": assistant, **turn}, notes)
+    dropped: list[str] = []
+
+    def without_placeholders(text: str) -> str:
+        text = _PLACEHOLDER.sub(lambda m: left_out(m.group(0), dropped), text)
+        _note_dropped(dropped, notes)
+        return fill(text)
+
+    return without_placeholders
+
+
+_PLACEHOLDER = re.compile(r"\$\{[^{}\n]{0,200}\}")
 
 
 def _split_transcript(text: str, user: str, assistant: str) -> tuple[str, list[Exchange], int]:
@@ -527,8 +545,10 @@ def _plain(text: str) -> str:
 
 
 def name_slug(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return slug[:40] or "imported"
+    """A template name from a character's: its letters in any script (a Cyrillic or Japanese name
+    stays itself, where an ASCII-only slug made every one of them "imported")."""
+    slug = re.sub(r"[\W_]+", "-", name.lower()).strip("-")
+    return slug[:40].strip("-") or "imported"
 
 
 def save_imported(imported: Imported) -> tuple[Template, Path]:

@@ -69,10 +69,18 @@ def book_from_world_info(data: dict, notes: list[str]) -> Lorebook:
     values = list(entries.values()) if isinstance(entries, dict) else entries
     if not isinstance(values, list):
         raise TemplateError("This World Info file's 'entries' are neither a table nor a list.")
-    made = [_world_info_entry(e, notes) for e in values[:MAX_ENTRIES] if isinstance(e, dict)]
+    made = [_any_entry(e, notes) for e in values[:MAX_ENTRIES] if isinstance(e, dict)]
     _note_skipped(len(values), len([m for m in made if m]), notes)
     extra = _json({k: v for k, v in data.items() if k not in ("entries", "name")})
     return Lorebook(tuple(m for m in made if m is not None), name=_text(data.get("name")), extra=extra)
+
+
+def _any_entry(data: dict, notes: list[str]) -> LoreEntry | None:
+    """An entry of a list-shaped book: World Info's (``key``), or a card's ``character_book`` entry
+    (``keys``), the shape Basechat exports and many books are shared in; read as World Info, its
+    keys were lost and no entry ever fired."""
+    card_shaped = "keys" in data and "key" not in data
+    return _card_entry(data) if card_shaped else _world_info_entry(data, notes)
 
 
 _WI_USED = {"key", "keysecondary", "content", "comment", "constant", "selective", "selectiveLogic", "order",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -32,6 +33,7 @@ MAX_ENTRIES = 1000
 MAX_KEYS = 64
 MAX_DEPTH = 1000
 KEY_MATCH_SECONDS = 0.05
+PATTERN_BUDGET_SECONDS = 0.1  # for all of a message's pattern keys together
 _SCANNED_CHARS = 20_000
 
 
@@ -105,37 +107,58 @@ def scan(
     if book is None or not book.entries:
         return LoreScan()
     window = "\n".join(messages[-book.scan_depth :] if book.scan_depth > 0 else [])[-_SCANNED_CHARS:]
-    candidates = [(e, why) for e in book.entries if e.enabled and (why := _why_fired(e, window))]
+    budget = _Budget(time.monotonic() + PATTERN_BUDGET_SECONDS)
+    candidates = [(e, why) for e in book.entries if e.enabled and (why := _why_fired(e, window, budget))]
+    if budget.skipped:
+        log.warning("lorebook: %d pattern keys skipped, the message's %.0f ms for patterns were spent",
+                    budget.skipped, PATTERN_BUDGET_SECONDS * 1000)  # fmt: skip
     kept, over = _within_budget(candidates, book.token_budget, count)
     ordered = sorted(kept, key=lambda pair: pair[0].order)
     return LoreScan(tuple(_place(book, e, why) for e, why in ordered), tuple(over))
 
 
-def _why_fired(entry: LoreEntry, text: str) -> str:
+@dataclass
+class _Budget:
+    """The time one scan may spend on pattern keys, all keys together: each has its own limit too,
+    but a book of many slow patterns would still cost seconds a message (90 took 12 s)."""
+
+    deadline: float
+    skipped: int = 0
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def _why_fired(entry: LoreEntry, text: str, budget: _Budget) -> str:
     """Why the entry fires ("" when it does not)."""
     if entry.constant:
         return "constant"
-    key = next((k for k in entry.keys if key_matches(entry, k, text)), None)
-    if key is None or not _secondary_allows(entry, text):
+    key = next((k for k in entry.keys if key_matches(entry, k, text, budget)), None)
+    if key is None or not _secondary_allows(entry, text, budget):
         return ""
     return f"key '{key}'"
 
 
-def _secondary_allows(entry: LoreEntry, text: str) -> bool:
+def _secondary_allows(entry: LoreEntry, text: str, budget: _Budget) -> bool:
     if not entry.secondary_keys:
         return True
-    hits = [key_matches(entry, k, text) for k in entry.secondary_keys]
+    hits = [key_matches(entry, k, text, budget) for k in entry.secondary_keys]
     return {
         "and_any": any(hits), "and_all": all(hits), "not_any": not any(hits), "not_all": not all(hits),
     }[entry.logic]  # fmt: skip
 
 
-def key_matches(entry: LoreEntry, key: str, text: str) -> bool:
+def key_matches(entry: LoreEntry, key: str, text: str, budget: _Budget | None = None) -> bool:
     """A plain key (any case unless the entry says otherwise; whole words when it says so), or a
-    ``/regex/flags`` key as SillyTavern writes them, matched with a time limit."""
+    ``/regex/flags`` key as SillyTavern writes them, matched with a time limit of its own and
+    within what is left of the scan's ``budget`` (skipped, no match, once that is spent)."""
     regex_key = re.fullmatch(r"/(.+)/([a-z]*)", key.strip(), flags=re.DOTALL)
     if regex_key:
-        return _regex_matches(regex_key.group(1), regex_key.group(2), text)
+        seconds = min(budget.left(), KEY_MATCH_SECONDS) if budget is not None else KEY_MATCH_SECONDS
+        if budget is not None and seconds <= 0:
+            budget.skipped += 1
+            return False
+        return _regex_matches(regex_key.group(1), regex_key.group(2), text, seconds)
     needle = key.strip()
     if not needle:
         return False
@@ -144,12 +167,12 @@ def key_matches(entry: LoreEntry, key: str, text: str) -> bool:
     return re.search(pattern, text, flags) is not None
 
 
-def _regex_matches(pattern: str, flags: str, text: str) -> bool:
+def _regex_matches(pattern: str, flags: str, text: str, seconds: float) -> bool:
     import regex
 
     options = regex.IGNORECASE if "i" in flags else 0
     try:
-        return regex.search(pattern, text, options, timeout=KEY_MATCH_SECONDS) is not None
+        return regex.search(pattern, text, options, timeout=seconds) is not None
     except TimeoutError:
         log.warning("lorebook key /%s/ took too long; no match", pattern[:60])
     except (regex.error, RecursionError, OverflowError, ValueError):

@@ -55,7 +55,7 @@ def clean_imported(text: str, values: dict[str, str], dropped: list[str]) -> str
         text = replaced
     text = re.sub(r"\s*\x00trim\x00\s*", "", text)
     while LEFTOVERS.search(text):  # removing "{{" from "[{{[" makes a new "[["; each pass shortens
-        text = LEFTOVERS.sub(lambda m: _drop(m.group(0), dropped), text)
+        text = LEFTOVERS.sub(lambda m: left_out(m.group(0), dropped), text)
     return _restore_kept(text)
 
 
@@ -70,10 +70,11 @@ def _resolve(macro: str, values: dict[str, str], dropped: list[str]) -> str:
         return _FIXED[name]
     if inner.startswith(("//", "!")):
         return ""
-    return _drop(macro, dropped)
+    return left_out(macro, dropped)
 
 
-def _drop(found: str, dropped: list[str]) -> str:
+def left_out(found: str, dropped: list[str]) -> str:
+    """Nothing in place of ``found``, which is named (shortened) in ``dropped`` once."""
     label = found if len(found) <= 40 else found[:37] + "…"
     if label not in dropped:
         dropped.append(label)

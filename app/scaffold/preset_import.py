@@ -45,6 +45,12 @@ def instruct_preset_to_template(data: dict, stem: str) -> Imported:
     notes = unused_settings(data, _INSTRUCT_USED)
     user = _sequence_label(text_of(data, "input_sequence"), "input_sequence", "User", notes)
     assistant = _sequence_label(text_of(data, "output_sequence"), "output_sequence", "Assistant", notes)
+    if (user == "User") != (assistant == "Assistant"):
+        # One side only a heading (WizardLM: no input sequence, "### Response:"): a transcript of
+        # "User:" and "### Response:" names no one; both speakers go by their names.
+        notes.append(f"only one side has a speaker label ('{user if user != 'User' else assistant}'), "
+                     "so both speakers use their names")  # fmt: skip
+        user, assistant = "User", "Assistant"
     stop = text_of(data, "stop_sequence").strip()
     name = text_of(data, "name") or stem
     preamble = text_of(data, "system_prompt").strip() or f"A conversation between {user} and {assistant}."

@@ -7,13 +7,17 @@ from a model file or a template is ever evaluated. Basechat renders no Jinja.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import TemplateError
+from app.paths import is_plain_name, write_atomically
 from app.scaffold.lorebook import Lorebook, lorebook_from_dict, lorebook_to_dict
+
+log = logging.getLogger(__name__)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,11 +123,6 @@ def template_slug(name: str) -> str:
     path, never hidden, never empty, and at most 64 characters."""
     slug = re.sub(r"[^\w.-]+", "-", name).strip(".-_")[:64].rstrip(".-_")
     return slug or "template"
-
-
-def is_plain_name(name: str) -> bool:
-    """A name that stays inside its folder: no separator, no '..', not hidden, not empty."""
-    return bool(name.strip()) and not name.startswith(".") and not set(name) & {"/", "\\", "\0", ":"}
 
 
 def available_templates() -> list[str]:
@@ -326,7 +325,7 @@ def save_avatar(image: bytes) -> str:
     name = f"{hashlib.sha256(image).hexdigest()[:16]}.png"
     try:
         avatars_dir().mkdir(parents=True, exist_ok=True)
-        (avatars_dir() / name).write_bytes(image)
+        write_atomically(avatars_dir() / name, image)
     except OSError:
         return ""
     return name
@@ -339,8 +338,9 @@ def save_user_template(template: Template) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{template_slug(template.name)}.toml"
-        path.write_text(template_to_toml(template), encoding="utf-8")
+        write_atomically(path, template_to_toml(template))
     except OSError as exc:
+        log.warning("saving the template %r failed: %s", template.name, exc)
         raise TemplateError(f"Cannot save the template in {folder}: {exc.strerror or exc}.") from None
     return path
 

@@ -34,6 +34,11 @@ _PATH = (
     " UNION ALL SELECT m.id, path.depth + 1, path.conversation FROM path JOIN messages m"
     " ON m.conversation_id = path.conversation AND m.parent_id = path.id WHERE m.chosen = 1)"
 )
+# A message and everything below it, walked down by the parent index.
+_BRANCH = (
+    "WITH RECURSIVE branch(id) AS (SELECT ? UNION ALL"
+    " SELECT m.id FROM messages m JOIN branch ON m.parent_id = branch.id) SELECT id FROM branch"
+)
 # A message's versions are its siblings: its index among them (oldest first) and their number.
 _SIBLINGS = (
     "(SELECT count(*) FROM messages s WHERE s.conversation_id = m.conversation_id"
@@ -227,7 +232,7 @@ class ChatStore:
         ).fetchone()
         if row is None:
             raise InputError(f"No conversation {conversation_id}.")
-        return json.loads(row[0] or "{}")
+        return _settings_of(row[0])
 
     def merge_settings(self, conversation_id: int, items: dict, template: str | None = None) -> None:
         """Replace some keys of a conversation's settings (and its template name), atomically."""
@@ -255,9 +260,19 @@ class ChatStore:
             raise InputError(f"No conversation {conversation_id}.")
 
     def delete(self, conversation_id: int) -> None:
-        cursor = self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
-        if cursor.rowcount == 0:
-            raise InputError(f"No conversation {conversation_id}.")
+        """The conversation and all its messages, of any length (``_unhang`` says why)."""
+        with self._transaction() as db:
+            self._unhang(db, "conversation_id = ?", (conversation_id,))
+            cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            if cursor.rowcount == 0:
+                raise InputError(f"No conversation {conversation_id}.")
+
+    @staticmethod
+    def _unhang(db: sqlite3.Connection, where: str, args: tuple) -> None:
+        """Let go of the parent links of the messages about to be deleted: each link is a foreign
+        key with a cascade, and SQLite counts a cascade as a nested trigger, so a chain of over a
+        thousand turns failed with "too many levels of trigger recursion"."""
+        db.execute(f"UPDATE messages SET parent_id = NULL WHERE {where}", args)
 
     # -- messages --------------------------------------------------------------
 
@@ -386,7 +401,9 @@ class ChatStore:
         """Remove a message and everything below it; its parent shows its newest other child."""
         with self._transaction() as db:
             conversation_id, parent_id = self._placed(db, message_id)
-            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            ids = json.dumps([row[0] for row in db.execute(_BRANCH, (message_id,))])
+            self._unhang(db, "id IN (SELECT value FROM json_each(?))", (ids,))
+            db.execute("DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,))
             self._keep_one_chosen(db, conversation_id, parent_id)
 
     def all_messages(self, conversation_id: int) -> list[StoredMessage]:
@@ -401,7 +418,7 @@ class ChatStore:
         """How many branches (leaves) the conversation has; 1 when it never branched."""
         row = self.db.execute(
             "SELECT count(*) FROM messages m WHERE m.conversation_id = ? AND NOT EXISTS"
-            " (SELECT 1 FROM messages c WHERE c.parent_id = m.id)",
+            " (SELECT 1 FROM messages c WHERE c.conversation_id = m.conversation_id AND c.parent_id = m.id)",
             (conversation_id,),
         ).fetchone()
         return max(1, row[0])
@@ -540,9 +557,18 @@ def _conversation(row: sqlite3.Row, messages: list[StoredMessage] | None = None)
     return Conversation(
         id=row["id"], title=row["title"], created_at=row["created_at"],
         updated_at=row["updated_at"], template=row["template"],
-        settings=json.loads(row["settings"] or "{}"), model=row["model"],
+        settings=_settings_of(row["settings"]), model=row["model"],
         messages=messages or [], kind=row["kind"],
     )  # fmt: skip
+
+
+def _settings_of(stored: str | None) -> dict:
+    """A conversation's settings; {} for anything but an object (an older import could store one)."""
+    try:
+        settings = json.loads(stored or "{}")
+    except ValueError:
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:

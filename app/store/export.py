@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 from app.errors import BasechatError, InputError
 from app.scaffold import DEFAULT_TEMPLATE, Message, Template, load_template, template_from_dict
 from app.scaffold.transcript import transcript_text
 from app.store.chats import ChatStore, Conversation
+from app.store.import_tree import checked_conversation, shown_time
 
 FORMAT = "basechat.conversations"
 VERSION = 2  # 2: every message names its parent (the conversation is a tree)
@@ -66,7 +67,7 @@ def to_prompt(conversation: Conversation) -> str:
 
 
 def _when(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+    return shown_time(timestamp)
 
 
 def to_json(store: ChatStore, conversation_ids: list[int]) -> dict:
@@ -93,13 +94,18 @@ def _message_dict(store: ChatStore, message) -> dict:
     return entry
 
 
-def import_json(store: ChatStore, data: object) -> list[int]:
-    """Restore exported conversations in one transaction: all of them, or nothing."""
+def import_json(store: ChatStore, data: object, told: Callable[[str], None] | None = None) -> list[int]:
+    """Restore exported conversations in one transaction: all of them, or nothing. Each is checked
+    as a tree first (``import_tree``); ``told`` hears each repair made on the way in."""
     conversations = _validated(data)
     if data["version"] == 1:  # type: ignore[index]
         for conversation in conversations:
             _hang_version_one(conversation)
-    return store.insert_exported(conversations, _MESSAGE_FIELDS)
+    repairs = [line for n, c in enumerate(conversations, 1) for line in checked_conversation(c, n)]
+    ids = store.insert_exported(conversations, _MESSAGE_FIELDS)
+    for line in repairs if told else ():
+        told(line)  # type: ignore[misc]
+    return ids
 
 
 def _hang_version_one(conversation: dict) -> None:

@@ -131,8 +131,13 @@ def _without_alternative(db: sqlite3.Connection) -> str:
     return _WITHOUT_ALTERNATIVE + (f"CREATE TRIGGER{triggers}" if triggers else "")
 
 
+# A message's children by their parent alone: SQLite's foreign-key cascade and "does it have
+# children" look them up this way, and without this index each lookup read the whole history.
+_PARENT_INDEX = "CREATE INDEX messages_by_parent_id ON messages (parent_id);"
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [
     lambda _db: _INITIAL, _full_text_search, lambda _db: _TREE, _without_alternative,
+    lambda _db: _PARENT_INDEX,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -115,6 +115,8 @@ class ConversationActions(QObject):
         """Markdown, JSON (restorable) or the exact prompt, to a file the person picks."""
         from pathlib import Path
 
+        from app.paths import write_atomically
+
         conversation_id = conversation_id or self.w.conversation_id
         if conversation_id is None:
             return
@@ -123,7 +125,7 @@ class ConversationActions(QObject):
         if not path:
             return
         try:
-            Path(path).write_text(self._exported(conversation_id, kind), encoding="utf-8")
+            write_atomically(Path(path), self._exported(conversation_id, kind))
         except OSError as exc:
             self.w.statusBar().showMessage(f"Cannot write {path}: {exc.strerror or exc}", 10000)
             return

@@ -12,7 +12,6 @@ edit(int), alternative(int, int) — positions in the conversation.
 from __future__ import annotations
 
 import re
-import time
 from functools import lru_cache
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.store.import_tree import shown_time
 from app.ui.highlight import CodeHighlighter
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
@@ -166,7 +166,7 @@ class MessageWidget(QFrame):
             self.avatar.setPixmap(picture)
 
     def set_time(self, created_at: float) -> None:
-        self.time.setText(time.strftime("%H:%M · %d %b %Y", time.localtime(created_at)))
+        self.time.setText(shown_time(created_at, "%H:%M · %d %b %Y"))
 
     # -- hover -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.store import ChatStore
+from app.store.import_tree import in_calendar
 
 
 class Sidebar(QWidget):
@@ -110,6 +111,8 @@ def _item(conversation) -> QListWidgetItem:
 
 def _when(timestamp: float) -> str:
     """Today's chats by time, this year's by day, older ones with the year."""
+    if not in_calendar(timestamp):
+        return "unknown time"
     moment = time.localtime(timestamp)
     now = time.localtime()
     if moment[:3] == now[:3]:
