@@ -405,3 +405,123 @@ def test_a_malformed_props_is_not_taken_as_it_is(fault, mode):
     fault.mode = mode
     engine = RemoteEngine(ServerConfig(fault.url))
     assert engine.n_ctx == 2048  # unknown: assumed, never -50
+
+
+# -- files that keep their meaning -------------------------------------------------------------------
+
+
+def _fires(book, text: str) -> list[str]:
+    from app.scaffold.lorebook import scan
+
+    return [fired.entry.content for fired in scan(book, [text]).fired]
+
+
+def test_a_list_shaped_book_keeps_its_keys_and_fires():
+    """A card's ``character_book`` shared on its own: entries are a list with ``keys``."""
+    from app.scaffold.import_check import import_lorebook
+
+    book = {"name": "Saltmere", "entries": [
+        {"keys": ["lighthouse", "灯台"], "content": "The lighthouse is red.", "enabled": True,
+         "insertion_order": 10, "extensions": {}},
+        {"keys": ["harbour"], "content": "The harbour freezes.", "enabled": True, "insertion_order": 20},
+    ]}  # fmt: skip
+    imported, _notes = import_lorebook(json.dumps(book, ensure_ascii=False).encode(), "book.json")
+    assert [e.keys for e in imported.entries] == [("lighthouse", "灯台"), ("harbour",)]
+    assert _fires(imported, "Is the 灯台 far?") == ["The lighthouse is red."]
+
+
+def test_basechats_own_exported_book_imports_on_its_own_and_fires(tmp_path):
+    from app.scaffold.card_export import template_to_card
+    from app.scaffold.import_check import import_lorebook
+    from app.scaffold.lorebook import Lorebook, LoreEntry
+    from app.scaffold.template import Template
+
+    book = Lorebook((LoreEntry("Vex is a red dragon.", keys=("dragon", "wyrm"), secondary_keys=("red",)),))
+    card = template_to_card(Template("t", "A frame.", lorebook=book))
+    exported = json.dumps(card["data"]["character_book"]).encode()
+    again, _notes = import_lorebook(exported, "exported-book.json")
+    assert again.entries[0].keys == ("dragon", "wyrm") and again.entries[0].secondary_keys == ("red",)
+    assert _fires(again, "a red wyrm") == ["Vex is a red dragon."] and _fires(again, "a blue wyrm") == []
+
+
+def test_a_png_card_exports_as_a_png_with_its_picture(tmp_path):
+    from app.scaffold.card_export import card_png
+    from app.scaffold.importers import card_from_png
+
+    picture = card_png({"name": "placeholder"})  # a real PNG with a card of its own inside
+    data = tmp_path / "data"
+    png = tmp_path / "mira.png"
+    png.write_bytes(card_png({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": "Mira", "description": "Mira keeps the lighthouse.", "first_mes": "Hello.",
+        "mes_example": ""}}, picture))  # fmt: skip
+    assert basechat("--data-dir", str(data), "templates", "import", str(png)).returncode == 0
+    out = tmp_path / "out.png"
+    result = basechat(
+        "--data-dir", str(data), "templates", "export", "mira", "--format", "card", "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    written = out.read_bytes()
+    assert written.startswith(b"\x89PNG\r\n\x1a\n")
+    assert card_from_png(written, "out.png")["data"]["name"] == "Mira"
+    assert _image_chunks(written) == _image_chunks(picture)  # the same picture
+    assert written.count(b"tEXtchara") == 1
+
+
+def _image_chunks(png: bytes) -> list[bytes]:
+    """Every chunk of a PNG but its text chunks."""
+    import struct
+
+    chunks, offset = [], 8
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset : offset + 4])
+        chunk = png[offset : offset + 12 + length]
+        chunks += [chunk] if chunk[4:8] != b"tEXt" else []
+        offset += 12 + length
+    return chunks
+
+
+def test_a_card_without_spec_imports_as_v1(tmp_path):
+    card = tmp_path / "ranger.json"
+    card.write_text(json.dumps({"name": "Ranger", "description": "A ranger of the north.",
+                                "personality": "quiet", "scenario": "A camp at night."}))  # fmt: skip
+    result = basechat("--data-dir", str(tmp_path / "data"), "templates", "import", str(card))
+    assert result.returncode == 0, result.stderr
+    assert "ranger" in result.stdout
+
+
+def test_a_name_in_another_script_keeps_its_letters(tmp_path):
+    data = tmp_path / "data"
+    for name in ("Гермиона", "Гарри"):
+        card = tmp_path / "card.json"
+        card.write_text(json.dumps({"name": name, "description": "Волшебница.", "first_mes": "Привет."}))
+        result = basechat("--data-dir", str(data), "templates", "import", str(card))
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.stem for p in (data / "templates").glob("*.toml")) == ["гарри", "гермиона"]
+
+
+def test_a_kobold_placeholder_never_reaches_the_model():
+    from app.scaffold.importers import import_bytes
+
+    scenario = {"scenarioname": "Tavern", "memory": "You meet ${Name of your rival} in a tavern.",
+                "prompt": "The door opens.", "chatname": "You", "chatopponent": "Barkeep"}  # fmt: skip
+    imported = import_bytes(json.dumps(scenario).encode(), "tavern.json")
+    assert "${" not in imported.template.preamble and "tavern" in imported.template.preamble
+    assert any("${Name of your rival}" in note for note in imported.notes)
+
+
+def test_an_instruct_preset_with_one_label_names_both_speakers():
+    """SillyTavern's WizardLM preset: no input sequence, "### Response:" for the output."""
+    from app.scaffold.importers import import_bytes
+
+    preset = {"name": "WizardLM", "input_sequence": "", "output_sequence": "### Response:",
+              "system_sequence": "", "stop_sequence": "", "wrap": True}  # fmt: skip
+    imported = import_bytes(json.dumps(preset).encode(), "WizardLM.json")
+    assert (imported.template.user_name, imported.template.assistant_name) == ("User", "Assistant")
+    alpaca = preset | {"input_sequence": "### Instruction:", "output_sequence": "### Response:"}
+    both = import_bytes(json.dumps(alpaca).encode(), "Alpaca.json").template
+    assert (both.user_name, both.assistant_name) == ("### Instruction", "### Response")
+
+
+def test_a_long_persona_is_named_as_the_frame_not_the_message(tmp_path, model_path):
+    result = basechat("--data-dir", str(tmp_path), "prompt", "--persona", "I keep bees. " * 10_000, "Hello")
+    assert_one_line_error(result, "The frame is too long")
