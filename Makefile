@@ -31,7 +31,7 @@ test: $(TEST_STAMP) $(NATIVE)/bin/llama-server
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
 	$(BIN)/mypy
-	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest --durations=15
 
 # Everything but the tests that load a model or start a server (seconds, not minutes).
 test-fast: $(TEST_STAMP)

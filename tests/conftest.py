@@ -23,6 +23,22 @@ os.environ["BASECHAT_DATA_DIR"] = str(TEST_DATA_DIR)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+MODEL_FIXTURES = {"engine", "window", "smollm2_path", "llama_server", "python_server"}
+
+
+@pytest.fixture(autouse=True)
+def _models_only_where_marked(request, monkeypatch):
+    """The ``model`` mark is honest: a test without it loads no real model (the engine refuses, in
+    this process and in any it starts), and may not ask for a fixture that holds one loaded, so
+    ``make test-fast`` loads none."""
+    if request.node.get_closest_marker("model") is not None:
+        return
+    asked = MODEL_FIXTURES.intersection(request.fixturenames)
+    if asked:
+        pytest.fail(f"{request.node.name} uses {sorted(asked)} but is not marked 'model'", pytrace=False)
+    monkeypatch.setenv("BASECHAT_LOAD_NO_MODEL", "1")
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     from app.models.default import ensure_default_model

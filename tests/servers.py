@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from tests.conftest import ROOT
 
@@ -74,7 +75,14 @@ class ServerProcess:
                 self.kill()
 
 
+def _model_allowed() -> None:
+    """A server that loads a model is for tests marked ``model`` (conftest's honest-mark check)."""
+    if os.environ.get("BASECHAT_LOAD_NO_MODEL"):
+        pytest.fail("this test starts a server that loads a model but is not marked 'model'", pytrace=False)
+
+
 def start_llama_server(model: Path, log: Path, *extra: str, n_ctx: int = 4096) -> ServerProcess:
+    _model_allowed()
     """``--swa-full`` keeps Gemma's sliding-window layers whole, so prompt prefixes are reused."""
     port = free_port()
     args = [str(BIN / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
@@ -100,6 +108,7 @@ def start_rpc_server(log: Path) -> ServerProcess:
 
 
 def start_python_server(model: Path, log: Path) -> ServerProcess:
+    _model_allowed()
     port = free_port()
     args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
             "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]  # fmt: skip

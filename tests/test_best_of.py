@@ -51,6 +51,7 @@ def _summed_logprob(model, prompt: list[int], reply: tuple[int, ...]) -> float:
     return float(sum(logsoftmax[i, token] for i, token in enumerate(reply)))
 
 
+@pytest.mark.model
 def test_alternatives_carry_the_models_log_probability(engine, model_path):
     prompt = engine.start_tokens() + engine.tokenize(f"Question: {QUESTION}\nAnswer:")
     params = SamplingParams(seed=7, best_of=3, max_tokens=24)  # the app's sampling
@@ -62,6 +63,7 @@ def test_alternatives_carry_the_models_log_probability(engine, model_path):
         assert completion.logprob == pytest.approx(reference, rel=0.05, abs=0.25)
 
 
+@pytest.mark.model
 def test_without_best_of_nothing_is_scored(engine, template):
     session = ChatSession(engine, template, replace(LIVELY, best_of=1))
     prompt = session.plan(QUESTION).tokens
@@ -82,6 +84,7 @@ def _draws_of(engine, template, seed: int) -> list[Completion]:
     return engine.generate_many(plan.tokens, params, template.stop_strings(), 4).run()
 
 
+@pytest.mark.model
 def test_a_short_answer_is_the_likeliest_of_its_draws(engine, template):
     """The reply is the same four draws as four alternatives with that seed, and of them the one
     ``reply_score`` ranks first."""
@@ -113,6 +116,7 @@ def test_likeliest_keeps_the_best_ranked_wherever_it_is_and_stop_reaches_every_d
     assert alternatives.cancelled
 
 
+@pytest.mark.model
 def test_long_requests_greedy_and_endless_replies_are_drawn_once(engine, template):
     session = ChatSession(engine, template, replace(SamplingParams(), best_of=4))
     assert session._draws(session.plan(QUESTION)) == 4
@@ -123,6 +127,7 @@ def test_long_requests_greedy_and_endless_replies_are_drawn_once(engine, templat
     assert endless._draws(endless.plan(QUESTION)) == 1  # held past its end: a benchmark, not an answer
 
 
+@pytest.mark.model
 def test_a_full_context_draws_fewer(engine, template):
     """Each draw needs room for a short answer beside the prompt: at the end of a long chat only
     two fit, and a stored best_of beyond the limit draws eight at most."""

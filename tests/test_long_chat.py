@@ -66,6 +66,7 @@ def test_scrolling_to_the_top_draws_the_page_before_and_keeps_the_place(qtbot, u
     assert abs(top() - top_before) < 30  # what was on screen stays on screen
 
 
+@pytest.mark.model
 def test_actions_far_up_a_long_chat_work(qtbot, window):
     """Edit, regenerate and versions on the first turns of a 100-message chat, reached by paging up."""
     long_id = imported(window.store, 100)
@@ -91,6 +92,7 @@ def test_actions_far_up_a_long_chat_work(qtbot, window):
     assert len(path) == 72 and path[70].text == "A new question, far up." and path[71].role == "assistant"
 
 
+@pytest.mark.model
 def test_the_prompt_of_a_long_chat_reads_only_a_tail_and_is_the_prompt_of_the_whole(
     engine, template, tmp_path
 ):
@@ -109,6 +111,7 @@ def test_the_prompt_of_a_long_chat_reads_only_a_tail_and_is_the_prompt_of_the_wh
     assert prompt(as_messages(tail.messages)) == prompt(whole)
 
 
+@pytest.mark.model
 def test_a_short_chat_is_read_whole(engine, tmp_path):
     store = ChatStore(tmp_path / "chats.db")
     short_id = imported(store, 6)
@@ -160,6 +163,7 @@ def test_code_in_a_reply_is_coloured_and_prose_is_not(unloaded_window):
     assert not any(b.layout().formats() for b in prose)
 
 
+@pytest.mark.model
 def test_a_fresh_install_times_the_machine_from_the_first_reply_not_a_second_model(
     qtbot, tmp_path, model_path, monkeypatch, endless_book
 ):

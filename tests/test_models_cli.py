@@ -28,6 +28,7 @@ def test_catalog_holds_only_base_models_with_every_field():
     assert sum(e.embedded for e in entries) == 1
 
 
+@pytest.mark.model
 def test_models_list_works_offline_on_a_fresh_data_folder(tmp_path, model_path):
     rows = json.loads(run(tmp_path, "models", "list", "--json").stdout)
     assert {r["id"] for r in rows} >= {"gemma3-270m", "llama-3-8b"}

@@ -87,8 +87,8 @@ def test_a_full_disk_during_an_import_leaves_no_empty_template(tmp_path):
     result = basechat_on_a_full_disk("--data-dir", str(data), "templates", "import", str(card))
     assert_one_line_error(result, "Cannot save the template")
     assert sorted(p.name for p in (data / "templates").iterdir()) == ["mira.toml"]
-    shown = basechat("--data-dir", str(data), "prompt", "--template", "mira", "Hello")
-    assert shown.returncode == 0, shown.stderr
+    shown = basechat("--data-dir", str(data), "templates", "show", "mira")
+    assert shown.returncode == 0 and "lighthouse" in shown.stdout, shown.stderr
 
 
 def test_a_full_disk_keeps_an_export_file_as_it_was(tmp_path):
@@ -522,6 +522,7 @@ def test_an_instruct_preset_with_one_label_names_both_speakers():
     assert (both.user_name, both.assistant_name) == ("### Instruction", "### Response")
 
 
+@pytest.mark.model
 def test_a_long_persona_is_named_as_the_frame_not_the_message(tmp_path, model_path):
     result = basechat("--data-dir", str(tmp_path), "prompt", "--persona", "I keep bees. " * 10_000, "Hello")
     assert_one_line_error(result, "The frame is too long")

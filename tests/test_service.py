@@ -82,6 +82,7 @@ def test_a_window_chat_resumes_in_the_terminal_with_its_sampling_and_its_edited_
     assert shown["settings"]["frame"]["preamble"] == EDITED["preamble"]
 
 
+@pytest.mark.model
 def test_flags_given_in_the_terminal_win_over_the_conversations_own(data_dir, tmp_path):
     store = ChatStore(data_dir / DB_NAME)
     service = ConversationService(store)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +41,11 @@ from app.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 DEFAULT_CTX = 4096
+# Set, no real model is loaded in this process or its children: the test suite's model-free tier
+# (``make test-fast``) sets it for every test not marked ``model``, so a test that loads one without
+# the mark fails instead of making the fast tier slow. A few-MB test GGUF still loads.
+LOAD_NO_MODEL_ENV = "BASECHAT_LOAD_NO_MODEL"
+SMALL_MODEL_BYTES = 32 * 1024**2
 MAX_ALTERNATIVES = 8  # sequences one context can decode side by side
 _llama_messages: list[str] = []
 
@@ -113,6 +119,8 @@ class LlamaEngine:
     # -- loading -------------------------------------------------------------
 
     def _load_model(self):
+        if os.environ.get(LOAD_NO_MODEL_ENV) and self.info.file_size > SMALL_MODEL_BYTES:
+            raise ModelLoadError(f"{self.path.name}: no model is loaded in this process ({LOAD_NO_MODEL_ENV}).")
         params = lc.llama_model_default_params()
         params.n_gpu_layers = self.n_gpu_layers
         params.load_mode = lc.LLAMA_LOAD_MODE_MMAP
