@@ -120,7 +120,9 @@ class LlamaEngine:
 
     def _load_model(self):
         if os.environ.get(LOAD_NO_MODEL_ENV) and self.info.file_size > SMALL_MODEL_BYTES:
-            raise ModelLoadError(f"{self.path.name}: no model is loaded in this process ({LOAD_NO_MODEL_ENV}).")
+            raise ModelLoadError(
+                f"{self.path.name}: no model is loaded in this process ({LOAD_NO_MODEL_ENV})."
+            )
         params = lc.llama_model_default_params()
         params.n_gpu_layers = self.n_gpu_layers
         params.load_mode = lc.LLAMA_LOAD_MODE_MMAP
