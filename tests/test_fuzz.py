@@ -248,3 +248,52 @@ def test_a_follow_up_spells_out_one_question_or_nothing_and_forges_no_turn(asked
         return text.count("\nUser: ") + text.count("\nAssistant:")
 
     assert turns(prompt) == turns(expected)
+
+
+@st.composite
+def tree_messages(draw) -> list[dict]:
+    """A chain-or-tree of messages hanging from earlier ones, with any chosen flags and times; now
+    and then one id repeated or one parent pointing forward or nowhere."""
+    messages = []
+    for index in range(draw(st.integers(0, 7))):
+        parent = draw(st.integers(-1, index - 1)) if index else -1
+        messages.append({
+            "id": index, "parent": None if parent < 0 else parent, "position": draw(st.integers(0, 3)),
+            "role": draw(st.sampled_from(["user", "assistant"])), "text": draw(st.text(max_size=8)),
+            "chosen": draw(st.booleans()), "status": "done",
+            "created_at": draw(st.integers(0, 2_000_000_000)),
+        })  # fmt: skip
+    if messages and draw(st.booleans()):
+        victim, field = draw(st.sampled_from(messages)), draw(st.sampled_from(["id", "parent", "created_at"]))
+        victim[field] = draw(st.integers(0, 9) if field != "created_at" else st.floats())
+    return messages
+
+
+@FILE_SETTINGS
+@given(messages=tree_messages(), settings=st.dictionaries(st.text(max_size=5), JSON, max_size=3) | JSON)
+@example(messages=[{"id": 0, "parent": None, "position": 0, "role": "user", "text": "a", "chosen": False,
+                    "created_at": 1.0}], settings={})  # fmt: skip
+def test_an_imported_tree_shows_one_path_or_is_refused(tmp_path, messages, settings):
+    """Tree-shaped exports: refused in one line with nothing written, or stored so that every
+    group of siblings shows exactly one of them and the chat shows and exports."""
+    from app.errors import InputError
+    from app.store import ChatStore
+    from app.store.export import FORMAT, import_json, markdown_of
+
+    store = ChatStore(tmp_path / "tree.db")
+    conversation = {"title": "t", "created_at": 1.0, "updated_at": 1.0, "template": "chat",
+                    "settings": settings, "messages": messages}  # fmt: skip
+    before = len(store.list_conversations())  # the folder is the test's, shared by its examples
+    try:
+        try:
+            [cid] = import_json(store, {"format": FORMAT, "version": 2, "conversations": [conversation]})
+        except InputError as exc:
+            assert "\n" not in str(exc) and len(store.list_conversations()) == before
+            return
+        groups = store.db.execute(
+            "SELECT parent_id, sum(chosen) FROM messages WHERE conversation_id = ? GROUP BY parent_id", (cid,)
+        ).fetchall()
+        assert all(chosen == 1 for _parent, chosen in groups)
+        assert len(store.get(cid).messages) <= len(messages) and markdown_of(store, cid)
+    finally:
+        store.close()

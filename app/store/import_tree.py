@@ -82,7 +82,7 @@ def _check_message(message: object, where: str) -> None:
         raise InputError(f"The export's {name} has no usable id.")
     if message.get("role") not in _ROLES or not isinstance(message.get("text"), str):
         raise InputError(f"The export's {name} needs a role (user or assistant) and a text.")
-    if message.get("status", "done") not in _STATUSES or not isinstance(message.get("chosen"), bool):
+    if message.get("status") not in _STATUSES or not isinstance(message.get("chosen"), bool):
         raise InputError(f"The export's {name} has an unknown status or no chosen flag.")
     position = message.get("position")
     if type(position) is not int or position < 0:
