@@ -107,3 +107,12 @@ def remove_leftovers(folder: Path) -> int:
             path.unlink()
             freed += size
     return freed
+
+
+def sweep_data_folder() -> int:
+    """At start: the temporary files killed processes left in the data folder and the folders
+    Basechat writes in it (templates, avatars, models; the KV store sweeps its own)."""
+    root = data_dir()
+    return sum(
+        remove_leftovers(folder) for folder in (root, root / "templates", root / "avatars", root / "models")
+    )

@@ -526,3 +526,12 @@ def test_an_instruct_preset_with_one_label_names_both_speakers():
 def test_a_long_persona_is_named_as_the_frame_not_the_message(tmp_path, model_path):
     result = basechat("--data-dir", str(tmp_path), "prompt", "--persona", "I keep bees. " * 10_000, "Hello")
     assert_one_line_error(result, "The frame is too long")
+
+
+def test_a_template_save_cut_short_is_swept_at_the_next_start(tmp_path):
+    data = tmp_path / "data"
+    character = _character(data)
+    cut = data / "templates" / f".mira.toml.{_dead_pid()}.1.tmp"
+    cut.write_text("half a templ")
+    result = basechat("--data-dir", str(data), "templates", "list")
+    assert result.returncode == 0 and not cut.exists() and character.exists()

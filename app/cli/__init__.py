@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DATA_DIR_ENV] = str(args.data_dir.expanduser().resolve())
     try:
         _setup_logging()
+        from app.paths import sweep_data_folder
+
+        sweep_data_folder()
         return _dispatch(args)
     except BasechatError as exc:
         return fail(str(exc))
