@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 APP = ROOT / "app"
-_UNDER_UI = {"errors", "paths", "scaffold", "engine", "models", "store", "chat", "service"}
+_UNDER_UI = {"errors", "paths", "scaffold", "engine", "models", "store", "chat", "service", "server"}
 BELOW = {
     "errors": set(), "paths": {"errors"},
     "scaffold": {"errors", "paths"},
@@ -21,6 +21,7 @@ BELOW = {
     "store": {"errors", "paths", "scaffold"},
     "chat": {"errors", "scaffold", "engine"},
     "service": {"errors", "scaffold", "engine", "store", "chat"},
+    "server": {"errors", "paths", "scaffold", "engine", "chat", "__init__"},
     "ui": _UNDER_UI,
     "measure": _UNDER_UI | {"ui"},  # the window's own probes live in app/ui/probes.py
     "cli": _UNDER_UI | {"ui", "measure"},

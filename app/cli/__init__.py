@@ -104,10 +104,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _handler(command: str):
     """The command group's module is imported only when it runs (start-up stays quick)."""
-    from app.cli import chats, measure, models, talk, templates
+    from app.cli import chats, measure, models, serve, talk, templates
 
     return {
         "ask": talk.cmd_ask, "prompt": talk.cmd_prompt, "chat": talk.cmd_chat, "eval": measure.cmd_eval,
         "chats": chats.cmd_chats, "models": models.cmd_models, "bench": measure.cmd_bench,
-        "templates": templates.cmd_templates,
+        "templates": templates.cmd_templates, "serve": serve.cmd_serve,
     }[command]  # fmt: skip

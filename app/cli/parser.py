@@ -132,7 +132,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", type=Path, help="also draw TTFT and tokens/s per turn (PNG; needs matplotlib)"
     )
     _eval_options(sub.add_parser("eval", help="measure how well the scaffold makes the model chat"))
+    _serve_options(sub.add_parser("serve", help="the model as a local OpenAI and KoboldCpp API server"))
     return parser
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this computer only)"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--model", help="catalog id or path to a .gguf file (default: gemma3-270m)")
+    parser.add_argument("--template", help="the chat endpoint's template when a request names none (chat)")
+    parser.add_argument("--api-key-env", metavar="NAME", help="clients must send the key in this variable")
+    parser.add_argument("--max-tokens", type=int, help="a chat reply's length limit (default 256)")
+    sampling_options(parser)
+    parser.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    parser.add_argument("--gpu-layers", type=int, help="layers to offload (default: all on Metal)")
 
 
 def _chats_options(parser: argparse.ArgumentParser) -> None:

@@ -105,6 +105,16 @@ class TokenProb:
 
 
 @dataclass(frozen=True)
+class TokenScore:
+    """A token of a scored text: its log-probability under the model given the text before it,
+    and the likeliest tokens at its place with theirs (``Backend.score``)."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     cached_tokens: int
@@ -319,6 +329,12 @@ class Backend(Protocol):
         ...
 
     def tokenize(self, text: str) -> list[int]: ...
+
+    def score(self, tokens: list[int], top: int = 0) -> list[TokenScore]:
+        """Each token after the first, with its log-probability given the ones before it (and the
+        ``top`` likeliest tokens there): a text's likelihood under the model, an API's ``echo``
+        with ``logprobs``. InputError where the engine cannot (a server gives no prompt scores)."""
+        ...
 
     def detokenize(self, tokens: list[int]) -> str: ...
 

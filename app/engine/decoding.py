@@ -146,6 +146,14 @@ class Decoding:
         top = float(row.max())  # a banned token's minus infinity adds exp(-inf) = 0
         return float(row[token]) - top - float(np.log(np.exp(row - top).sum()))
 
+    def likeliest(self, index: int, n: int) -> tuple[tuple[int, float], ...]:
+        """The ``n`` likeliest tokens at batch ``index`` with their log-probabilities, best first."""
+        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
+        best = np.argpartition(row, -n)[-n:]
+        top = float(row.max())
+        norm = top + float(np.log(np.exp(row - top).sum()))
+        return tuple(sorted(((int(t), float(row[t]) - norm) for t in best), key=lambda pair: -pair[1]))
+
 
 SHIFT_MIN_RUN = 32  # tokens the kept part must share with the prompt for a shift to be worth it
 

@@ -22,7 +22,14 @@ import llama_cpp as lc
 import psutil
 
 from app.engine import drafting, parallel
-from app.engine.base import Alternatives, EngineInfo, Generation, SamplingParams, one_at_a_time
+from app.engine.base import (
+    Alternatives,
+    EngineInfo,
+    Generation,
+    SamplingParams,
+    TokenScore,
+    one_at_a_time,
+)
 from app.engine.decoding import Decoding, shared_length
 from app.engine.device import default_threads
 from app.engine.gguf_header import GGUFInfo
@@ -37,7 +44,7 @@ from app.engine.kvstate import (
 from app.engine.minlength import EndGuard
 from app.engine.preflight import check_model_file
 from app.engine.reply import ReplyState
-from app.errors import ModelLoadError
+from app.errors import EngineBusy, InputError, ModelLoadError
 
 log = logging.getLogger(__name__)
 DEFAULT_CTX = 4096
@@ -46,6 +53,9 @@ DEFAULT_CTX = 4096
 # the mark fails instead of making the fast tier slow. A few-MB test GGUF still loads.
 LOAD_NO_MODEL_ENV = "BASECHAT_LOAD_NO_MODEL"
 SMALL_MODEL_BYTES = 32 * 1024**2
+# Tokens scored per batch: every position keeps its logits, n_vocab floats each (262k for Gemma 3,
+# so 64 positions hold 64 MB; a whole 512-token batch would hold half a gigabyte).
+SCORE_CHUNK = 64
 MAX_ALTERNATIVES = 8  # sequences one context can decode side by side
 _llama_messages: list[str] = []
 
@@ -231,6 +241,35 @@ class LlamaEngine:
             if n >= 0:
                 return buf.raw[:n].decode("utf-8", errors="replace")
             size = -n
+
+    def score(self, tokens: list[int], top: int = 0) -> list[TokenScore]:
+        """Each token after the first, with its log-probability given those before it and the
+        ``top`` likeliest tokens there, from logits kept at every position (the cache is cleared
+        first: scoring is not a conversation)."""
+        if not 0 < len(tokens) <= self.n_ctx:
+            raise InputError(f"A text of {len(tokens)} tokens cannot be scored in a context of {self.n_ctx}.")
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
+        try:
+            self.decoding.clear()
+            return [
+                score
+                for start in range(0, len(tokens), SCORE_CHUNK)
+                for score in self._scored(tokens, start, top)
+            ]
+        finally:
+            self._lock.release()
+
+    def _scored(self, tokens: list[int], start: int, top: int) -> list[TokenScore]:
+        chunk = tokens[start : start + SCORE_CHUNK]
+        self.decoding.decode_all_logits(chunk)
+        following = tokens[start + 1 : start + 1 + len(chunk)]
+        return [
+            TokenScore(
+                token, self.decoding.logprob(row, token), self.decoding.likeliest(row, top) if top else ()
+            )
+            for row, token in enumerate(following)
+        ]
 
     def start_tokens(self) -> list[int]:
         vocab = self.decoding.vocab

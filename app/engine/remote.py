@@ -56,7 +56,7 @@ from app.engine.http_stream import (
 from app.engine.minlength import FAVOUR, favoured_tokens, remote_bans
 from app.engine.reply import ReplyState
 from app.engine.sampling import DRY_BREAKERS
-from app.errors import RemoteError
+from app.errors import InputError, RemoteError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
@@ -199,6 +199,9 @@ class RemoteEngine:
         return EngineInfo(
             kind="remote", name=name, device=device, n_ctx=self.n_ctx, location=self.url, note=note
         )
+
+    def score(self, tokens: list[int], top: int = 0) -> list:
+        raise InputError("A server does not give the log-probabilities of a prompt's own tokens.")
 
     def tokenize(self, text: str) -> list[int]:
         if not text:
