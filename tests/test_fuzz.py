@@ -297,3 +297,26 @@ def test_an_imported_tree_shows_one_path_or_is_refused(tmp_path, messages, setti
         assert len(store.get(cid).messages) <= len(messages) and markdown_of(store, cid)
     finally:
         store.close()
+
+
+SERVER_FIELDS = ["temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens", "stop",
+                 "prompt", "n", "rep_pen", "max_length"]  # fmt: skip
+
+
+@given(body=st.dictionaries(st.sampled_from(SERVER_FIELDS), JSON, max_size=6) | JSON)
+def test_a_server_request_body_gives_settings_or_one_clear_refusal(body):
+    """Anything a client sends as a body: the server's sampling and prompt, or an ApiError."""
+    from app.engine.base import SamplingParams
+    from app.server.fields import ApiError, parse_body, prompt_tokens, sampling, stops
+
+    try:
+        parsed = parse_body(json.dumps(body).encode())
+        params = sampling(
+            parsed, SamplingParams(), 16, {"rep_pen": "repeat_penalty", "max_length": "max_tokens"}
+        )
+        assert 0 <= params.max_tokens <= 8192 and params.temperature >= 0
+        stops(parsed)
+        tokens, _text = prompt_tokens(parsed, lambda text: [1] * len(text), [2])
+        assert tokens and all(type(t) is int for t in tokens)
+    except ApiError as error:
+        assert str(error) and "\n" not in str(error) and error.status in (400, 413)
