@@ -73,6 +73,7 @@ def write_atomically(path: Path, data: bytes | str) -> None:
     disk, a file-size limit) leaves the old file as it was and no temporary file behind; one cut
     short by a killed process is removed later by ``remove_leftovers``."""
     blob = data.encode("utf-8") if isinstance(data, str) else data
+    path = path.resolve() if path.is_symlink() else path  # the file a link names, not the link
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(temporary, "wb") as out:

@@ -137,10 +137,14 @@ def unloaded_window(qtbot, tmp_path, data_dir, monkeypatch):
 
 
 @pytest.fixture
-def window(qtbot, unloaded_window):
-    """The real window on the default model, offscreen, with its own data folder and settings."""
+def window(qtbot, unloaded_window, model_path):
+    """The real window on the default model, offscreen, with its own data folder and settings. The
+    machine is calibrated (once a session, into the file every data folder links to), so what
+    follows from it (the empty chat's recommendation) does not hang on which test ran first."""
+    from app.models.fit import calibrated_bandwidth
     from tests.helpers import LONG
 
+    calibrated_bandwidth(model_path, TEST_DATA_DIR)
     win = unloaded_window
     with qtbot.waitSignal(win.worker.model_ready, timeout=LONG):
         win.load_model("gemma3-270m")

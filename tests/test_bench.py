@@ -22,7 +22,8 @@ KEYS = {
     "alternatives_vs_llama", "draft_self_acceptance", "render_2000_messages_ms",
     "render_2000_messages_no_recall_ms", "short_answer_best_of_1_s", "short_answer_best_of_4_s",
     "short_answer_best_of_4_over_1", "show_2000_in_100k_s", "show_2000_in_10k_s", "show_history_growth",
-    "delete_5000_s", "lore_scan_ms",
+    "delete_5000_s", "lore_scan_ms", "serve_gen_tps", "serve_gen_ratio", "serve_ttft_warm_s",
+    "serve_4_clients_tps",
 }  # fmt: skip
 
 
@@ -35,6 +36,7 @@ def test_quick_bench_prints_every_key_as_json(model_path):
     for key in ("gen_tps", "gen_ratio_lowlevel", "ttft_warm_s", "ttft_cold_s", "per_token_cost_ratio",
                 "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens",
                 "alternatives_4_over_1", "logprobs_overhead", "short_answer_best_of_4_over_1",
-                "show_2000_in_100k_s", "delete_5000_s", "lore_scan_ms"):  # fmt: skip
+                "show_2000_in_100k_s", "delete_5000_s", "lore_scan_ms", "serve_gen_ratio",
+                "serve_ttft_warm_s"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0
     assert figures["threads_default"] >= 1 and str(figures["threads_best"]) in figures["threads_tps"]

@@ -117,24 +117,32 @@ def test_drafted_tokens_carry_the_targets_probabilities(engine):
 
 
 def test_after_a_drafted_reply_the_cache_holds_exactly_the_tokens_it_lists(engine):
-    """Rejected drafts leave no cells behind: the next turn reuses what is listed, nothing more."""
-    prompt = prompt_of(engine, COPY)
+    """Rejected drafts leave no cells behind: the next turn reuses what is listed, nothing more.
+    Two texts, so that some draft is cut whatever this machine's greedy reply is (a copied
+    paragraph was once copied whole, every draft taken, on a run under load)."""
     engine.use_draft("lookup", always=True)
     try:
-        engine.clear_cache()
-        result = engine.generate(prompt, GREEDY, []).run()
-        cached = engine.cached_tokens
-        assert result.usage.drafted_tokens > result.usage.accepted_tokens  # some drafts were cut
-        assert cached == (prompt + list(result.tokens))[: len(cached)]
-        assert lc.llama_memory_seq_pos_max(engine.decoding.memory, 0) + 1 == len(cached)
-        follow = prompt + list(result.tokens) + engine.tokenize("\n\nOnce more:\n")
-        warm = engine.generate(follow, replace(GREEDY, max_tokens=12), []).run()
-        engine.clear_cache()
-        cold = engine.generate(follow, replace(GREEDY, max_tokens=12), []).run()
-        assert warm.usage.cached_tokens > len(prompt)
-        assert warm.text == cold.text
+        cut = [_cache_matches_the_reply(engine, prompt_of(engine, text)) for text in (COPY, LIST)]
+        assert any(cut)  # some draft was cut, in one of the two replies at least
     finally:
         engine.use_draft("off")
+
+
+def _cache_matches_the_reply(engine, prompt: list[int]) -> bool:
+    """The cache after a drafted reply is its prompt and tokens, and a follow-up reuses it as a
+    cold evaluation would; returns whether any draft of the reply was cut."""
+    engine.clear_cache()
+    result = engine.generate(prompt, replace(GREEDY, max_tokens=90), []).run()
+    cached = engine.cached_tokens
+    assert cached == (prompt + list(result.tokens))[: len(cached)]
+    assert lc.llama_memory_seq_pos_max(engine.decoding.memory, 0) + 1 == len(cached)
+    follow = prompt + list(result.tokens) + engine.tokenize("\n\nOnce more:\n")
+    warm = engine.generate(follow, replace(GREEDY, max_tokens=12), []).run()
+    engine.clear_cache()
+    cold = engine.generate(follow, replace(GREEDY, max_tokens=12), []).run()
+    assert warm.usage.cached_tokens > len(prompt)
+    assert warm.text == cold.text
+    return result.usage.drafted_tokens > result.usage.accepted_tokens
 
 
 def test_the_sampling_chain_drafts_too(engine):

@@ -535,3 +535,15 @@ def test_a_template_save_cut_short_is_swept_at_the_next_start(tmp_path):
     cut.write_text("half a templ")
     result = basechat("--data-dir", str(data), "templates", "list")
     assert result.returncode == 0 and not cut.exists() and character.exists()
+
+
+def test_a_file_written_through_a_link_replaces_the_file_not_the_link(tmp_path):
+    from app.paths import write_atomically
+
+    target = tmp_path / "shared" / "machine.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    link = tmp_path / "machine.json"
+    link.symlink_to(target)
+    write_atomically(link, '{"speed": 1}')
+    assert link.is_symlink() and target.read_text() == '{"speed": 1}'

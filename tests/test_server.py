@@ -262,3 +262,13 @@ def test_a_key_is_asked_when_set_and_needed_off_this_computer(data_dir):
         server.stop()
     result = basechat("--data-dir", str(data_dir), "serve", "--host", "0.0.0.0", "--port", "1")
     assert_one_line_error(result, "give an API key with --api-key-env")
+
+
+def test_a_client_that_leaves_frees_the_model_for_the_next(served):
+    """A stream of 4,000 tokens is left after its first token: the next request is answered at
+    once (a deadline of 60 s; the abandoned reply alone would take minutes), not after it."""
+    body = ST_SETTINGS | {"max_length": 4000, "ignore_eos": True, "stop_sequence": []}
+    with httpx2.stream("POST", f"{served.url}/api/extra/generate/stream", json=body, timeout=120) as answer:
+        next(line for line in answer.iter_lines() if line.startswith("data: "))
+    after = httpx2.post(f"{served.url}/api/v1/generate", json=ST_SETTINGS | {"max_length": 2}, timeout=60)
+    assert after.status_code == 200 and "results" in after.json()

@@ -28,6 +28,7 @@ from app.measure.history_cost import history_figures
 from app.measure.lore import lorebook_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
 from app.measure.recall_cost import MESSAGES, recall_figures
+from app.measure.serve_cost import serve_figures
 from app.measure.speculation import lookup_figures, self_draft_figures
 
 GREEDY = replace(PLAIN_GREEDY, ignore_eos=True)
@@ -424,6 +425,8 @@ def run_bench(
         out |= recall_figures(repeats if quick else 5, 100 if smoke else MESSAGES)
         progress("a lorebook firing three entries")
         out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
+        progress("the same model through basechat serve")
+        out |= serve_figures(engine, model_id, n_gen, repeats)
         progress("a long history: showing, deleting, a slow lorebook")
         out |= history_figures(repeats, smoke)
         if not quick:

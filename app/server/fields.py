@@ -101,6 +101,7 @@ def sampling(body: dict, base: SamplingParams, max_tokens: int, names: dict | No
     seed = whole(body, "seed", -(2**63), 2**64)
     given["seed"] = None if seed is None or seed < 0 else seed % 2**32
     given["max_tokens"] = whole(body, "max_tokens", 0, MAX_TOKENS_LIMIT, max_tokens)
+    given["ignore_eos"] = flag(body, "ignore_eos") or None  # llama-server's: benchmarks
     chosen = {k: v for k, v in given.items() if v is not None}
     return replace(base, **chosen, best_of=1, n_probs=0)
 

@@ -1,11 +1,13 @@
-"""The one loaded model every request shares: a turn at a time, in worker threads, and a client
-that leaves ends its generation (the engine stops between tokens and is free again)."""
+"""The one loaded model every request shares: a turn at a time, each generation in a worker
+thread, and a client that leaves ends its generation (the engine stops between tokens and is free
+again for the next request)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,11 @@ import anyio
 from app.engine.base import Backend, SamplingParams
 
 _END = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Hub:
     waiting: int = 0
     current: Any = None  # the stream being generated, for Kobold's abort
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _producers: set = field(default_factory=set)
 
     async def run(self, work: Callable[[], Any]) -> Any:
         """``work()`` in a worker thread, when it is this request's turn."""
@@ -37,20 +45,36 @@ class Hub:
             return await anyio.to_thread.run_sync(work)
 
     async def stream(self, start: Callable[[], Any]) -> AsyncIterator[Any]:
-        """The items of ``start()`` (a stream with ``cancel``), each read in a worker thread, in
-        this request's turn. Closed early (the client left, or an abort), the stream is cancelled
-        and read to its end, shielded, so the engine is free for the next request."""
+        """The items of ``start()`` (a stream with ``cancel``) as they come. A task of its own
+        holds the turn and reads the stream in a worker thread into a queue; this generator only
+        reads the queue, so a client that leaves (the generator closed, at once or later by the
+        garbage collector) needs no await to stop the engine: it sets a flag and cancels."""
+        queue: asyncio.Queue = asyncio.Queue()
+        left = threading.Event()
+        producer = asyncio.create_task(self._produce(start, queue, left))
+        self._producers.add(producer)
+        producer.add_done_callback(self._producers.discard)
+        try:
+            while (item := await queue.get()) is not _END:
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            left.set()
+            current = self.current
+            if current is not None and not producer.done():
+                current.cancel()
+
+    async def _produce(self, start: Callable[[], Any], queue: asyncio.Queue, left: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
         async with self._turn():
-            stream = await anyio.to_thread.run_sync(start)
-            self.current, items = stream, iter(stream)
             try:
-                while (item := await anyio.to_thread.run_sync(next, items, _END)) is not _END:
-                    yield item
+                await anyio.to_thread.run_sync(_pump, start, loop, queue, left, self)
+            except BaseException as error:  # to the request that asked, in its own task
+                queue.put_nowait(_Failed(error))
             finally:
                 self.current = None
-                stream.cancel()
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(_drain, items)
+                queue.put_nowait(_END)
 
     def abort(self) -> bool:
         """Stop the generation running now (KoboldCpp's abort); False when none runs."""
@@ -74,6 +98,34 @@ class Hub:
             self.turn.release()
 
 
-def _drain(items: Iterable) -> None:
-    for _ in items:
-        pass
+def _pump(start: Callable[[], Any], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue,
+          left: threading.Event, hub: Hub) -> None:  # fmt: skip
+    """In a worker thread: start the stream and pass its items to the queue, until it ends or the
+    client leaves (then it is cancelled and read to its end, so the engine is free)."""
+    stream = start()
+    hub.current = stream
+    for item in stream:
+        if left.is_set():
+            stream.cancel()
+            continue
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+    if left.is_set():
+        stream.cancel()
+
+
+async def first_then_rest(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Wait for the first item before a response starts, so a request the engine refuses (a
+    prompt too long) gets its error status instead of a stream broken after its headers."""
+    try:
+        first = await items.__anext__()
+    except StopAsyncIteration:
+        first = _END
+
+    async def chained() -> AsyncIterator[Any]:
+        if first is _END:
+            return
+        yield first
+        async for item in items:
+            yield item
+
+    return chained()

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app import __version__
 from app.server.fields import ApiError, sampling, stops
-from app.server.hub import Hub
+from app.server.hub import Hub, first_then_rest
 from app.server.openai_api import hub_of
 
 KOBOLD_API_VERSION = "1.2.5"  # the Kobold United API level these routes answer
@@ -81,8 +81,10 @@ async def generate_stream(request: Request) -> Response:
     hub = hub_of(request)
     start = _request(hub, request.state.body)
 
+    items = await first_then_rest(hub.stream(start))
+
     async def events() -> AsyncIterator[bytes]:
-        async for chunk in hub.stream(start):
+        async for chunk in items:
             yield (
                 b"event: message\ndata: "
                 + json.dumps({"token": chunk}, ensure_ascii=False).encode()

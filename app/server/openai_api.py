@@ -29,7 +29,7 @@ from app.server.fields import (
     stops,
     whole,
 )
-from app.server.hub import Hub
+from app.server.hub import Hub, first_then_rest
 
 TEMPLATE_PREFIX = "basechat/"
 
@@ -67,7 +67,9 @@ async def completions(request: Request) -> Response:
         return JSONResponse(_completion_body(hub, body, completions_, head, len(prompt)))
     start = _generation(hub, prompt, params, stop, n)
     if flag(body, "stream"):
-        return _sse(_completion_events(hub, body, start, head, n))
+        begin, kept = _keeping(start)
+        items = await first_then_rest(hub.stream(begin))
+        return _sse(_completion_events(hub, items, kept, head, n))
     finished = await hub.run(lambda: _run(start))
     return JSONResponse(_completion_body(hub, body, finished, head, len(prompt)))
 
@@ -156,7 +158,7 @@ def _empty(n_prompt: int) -> Completion:
 
 
 async def _completion_events(
-    hub: Hub, body: dict, start: Callable, head: dict | None, n: int
+    hub: Hub, items: AsyncIterator, kept: list, head: dict | None, n: int
 ) -> AsyncIterator[dict]:
     base = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
             "model": hub.model_id}  # fmt: skip
@@ -165,8 +167,7 @@ async def _completion_events(
             yield base | {
                 "choices": [{"index": index, "text": head["text"], "logprobs": None, "finish_reason": None}]
             }
-    begin, kept = _keeping(start)
-    async for item in hub.stream(begin):
+    async for item in items:
         index, chunk = item if n > 1 else (0, item)
         yield base | {"choices": [{"index": index, "text": chunk, "logprobs": None, "finish_reason": None}]}
     finished = kept[0].results if n > 1 else [kept[0].result]
@@ -215,7 +216,9 @@ async def chat_completions(request: Request) -> Response:
     start = (lambda: session.send(question)) if n == 1 else (lambda: session.send_many(question, n))
     name = body.get("model") if isinstance(body.get("model"), str) else hub.model_id
     if flag(body, "stream"):
-        return _sse(_chat_events(hub, name, start, n))
+        begin, kept = _keeping(start)
+        items = await first_then_rest(hub.stream(begin))
+        return _sse(_chat_events(name, items, kept, n))
     replies = await hub.run(lambda: _replies(start))
     return JSONResponse(_chat_body(name, replies, top))
 
@@ -289,7 +292,7 @@ def _chat_token(choice) -> dict:
     return {"token": choice.text, "logprob": _log(choice.prob), "bytes": list(choice.text.encode())}
 
 
-async def _chat_events(hub: Hub, name: str, start: Callable, n: int) -> AsyncIterator[dict]:
+async def _chat_events(name: str, items: AsyncIterator, kept: list, n: int) -> AsyncIterator[dict]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": name}  # fmt: skip
     for index in range(n):
@@ -299,8 +302,7 @@ async def _chat_events(hub: Hub, name: str, start: Callable, n: int) -> AsyncIte
             ]
         }
     started = [False] * n
-    begin, kept = _keeping(start)
-    async for item in hub.stream(begin):
+    async for item in items:
         index, chunk = item if n > 1 else (0, item)
         chunk = chunk if started[index] else chunk.lstrip()
         started[index] = started[index] or bool(chunk)
