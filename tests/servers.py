@@ -37,22 +37,26 @@ def free_port() -> int:
 class ServerProcess:
     """A server child process; ``url`` once it answers ``ready_path`` with 200."""
 
-    def __init__(self, args: list[str], port: int, ready_path: str, log: Path) -> None:
+    def __init__(
+        self, args: list[str], port: int, ready_path: str, log: Path, env: dict | None = None,
+        headers: dict | None = None,
+    ) -> None:  # fmt: skip
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
+        self.headers = headers or {}
         self.process = subprocess.Popen(
-            args, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            args, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=ROOT
         )
         self._wait_ready(ready_path)
 
-    def _wait_ready(self, path: str, timeout: float = 120) -> None:
+    def _wait_ready(self, path: str, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text(errors='replace')[-2000:]}")
             try:
-                if httpx2.get(self.url + path, timeout=2).status_code == 200:
+                if httpx2.get(self.url + path, headers=self.headers, timeout=2).status_code == 200:
                     return
             except httpx2.HTTPError:
                 pass
@@ -105,6 +109,19 @@ def start_rpc_server(log: Path) -> ServerProcess:
     server = ServerProcess.__new__(ServerProcess)
     server.port, server.url, server.log, server.process = port, f"127.0.0.1:{port}", log, process
     return server
+
+
+def start_basechat_server(data_dir: Path, *args: str, key: str | None = None) -> ServerProcess:
+    """``basechat serve`` on a free port, with ``data_dir`` as its data folder and, given ``key``,
+    that API key asked of every client (``server.headers`` carries it)."""
+    _model_allowed()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(data_dir)}
+    env |= {"SERVE_KEY": key} if key else {}
+    flags = ["--api-key-env", "SERVE_KEY"] if key else []
+    command = [sys.executable, "-m", "app", "serve", "--port", str(port), *flags, *args]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return ServerProcess(command, port, "/v1/models", data_dir / "serve.log", env, headers)
 
 
 def start_python_server(model: Path, log: Path) -> ServerProcess:

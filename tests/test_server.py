@@ -9,56 +9,21 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx2
 import pytest
 
 from tests.conftest import ROOT
 from tests.helpers import assert_one_line_error, basechat
-from tests.servers import free_port
+from tests.servers import ServerProcess, start_basechat_server
 
 pytestmark = pytest.mark.model
 
 KEY = "s3rver-key"
 
 
-class Served:
-    """``basechat serve`` in a child process, ready when ``/v1/models`` answers."""
-
-    def __init__(self, data_dir, *args: str, key: str | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "BASECHAT_DATA_DIR": str(data_dir)}
-        env |= {"SERVE_KEY": key} if key else {}
-        flags = ["--api-key-env", "SERVE_KEY"] if key else []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(self.port), *flags, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-        )  # fmt: skip
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._wait_ready(deadline=time.monotonic() + 240)
-
-    def _wait_ready(self, deadline: float) -> None:
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if httpx2.get(f"{self.url}/v1/models", headers=self.headers, timeout=2).status_code == 200:
-                    return
-            except httpx2.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"basechat serve did not start: {self.process.stderr.read()[-2000:]}")
-
-    def post(self, path: str, body: object, **kwargs) -> httpx2.Response:
-        return httpx2.post(f"{self.url}{path}", json=body, headers=self.headers, timeout=120, **kwargs)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def post(server: ServerProcess, path: str, body: object) -> httpx2.Response:
+    return httpx2.post(f"{server.url}{path}", json=body, headers=server.headers, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +31,7 @@ def served(model_path, tmp_path_factory):
     data = tmp_path_factory.mktemp("served")
     (data / "models").mkdir()
     (data / "models" / model_path.name).symlink_to(model_path)
-    server = Served(data, "--temperature", "0")
+    server = start_basechat_server(data, "--temperature", "0")
     yield server
     server.stop()
 
@@ -193,9 +158,9 @@ def test_bad_requests_get_one_clear_openai_shaped_error(served):
 
 
 def test_tokenize_and_detokenize_in_llama_servers_shape(served):
-    tokens = served.post("/tokenize", {"content": "Hello there"}).json()["tokens"]
+    tokens = post(served, "/tokenize", {"content": "Hello there"}).json()["tokens"]
     assert tokens and all(isinstance(t, int) for t in tokens)
-    assert served.post("/detokenize", {"tokens": tokens}).json()["content"] == "Hello there"
+    assert post(served, "/detokenize", {"tokens": tokens}).json()["content"] == "Hello there"
 
 
 # -- SillyTavern's KoboldCpp requests ------------------------------------------------------------
@@ -218,10 +183,10 @@ def test_sillytaverns_kobold_status_and_generate(served):
     assert get("/extra/version")["result"] == "KoboldCpp"
     assert get("/v1/model")["result"] not in ("ReadOnly", "")
     assert get("/v1/config/max_context_length")["value"] == 4096
-    answer = served.post("/api/v1/generate", ST_SETTINGS).json()
+    answer = post(served, "/api/v1/generate", ST_SETTINGS).json()
     text = answer["results"][0]["text"]
     assert text.strip() and "\nAnn:" not in text
-    counted = served.post("/api/extra/tokencount", {"prompt": "Hello there"}).json()
+    counted = post(served, "/api/extra/tokencount", {"prompt": "Hello there"}).json()
     assert counted["value"] == len(counted["ids"]) >= 1
 
 
@@ -233,7 +198,7 @@ def test_sillytaverns_kobold_stream_and_abort(served):
             if line.startswith("data: "):
                 tokens.append(json.loads(line[6:])["token"])
     assert "".join(tokens).strip()
-    assert served.post("/api/extra/abort", {}).json() == {"success": False}  # nothing runs now
+    assert post(served, "/api/extra/abort", {}).json() == {"success": False}  # nothing runs now
 
 
 # -- llm, and the key ------------------------------------------------------------------------------
@@ -253,11 +218,11 @@ def test_llm_asks_basechat_through_the_chat_endpoint(served, tmp_path):
 
 
 def test_a_key_is_asked_when_set_and_needed_off_this_computer(data_dir):
-    server = Served(data_dir, key=KEY)
+    server = start_basechat_server(data_dir, key=KEY)
     try:
         refused = httpx2.get(f"{server.url}/v1/models", timeout=30)
         assert refused.status_code == 401 and "API key" in refused.json()["error"]["message"]
-        assert server.post("/tokenize", {"content": "hi"}).status_code == 200
+        assert post(server, "/tokenize", {"content": "hi"}).status_code == 200
     finally:
         server.stop()
     result = basechat("--data-dir", str(data_dir), "serve", "--host", "0.0.0.0", "--port", "1")
