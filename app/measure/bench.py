@@ -429,20 +429,24 @@ def run_bench(
         out |= serve_figures(engine, model_id, n_gen, repeats)
         progress("a long history: showing, deleting, a slow lorebook")
         out |= history_figures(repeats, smoke)
-        if not quick:
-            progress("prompt speed")
-            out |= prompt_speed(engine, PAIRED_REPEATS)
-            progress("llama-bench, in turns with Basechat")
-            out |= versus_llama_bench(engine, path, 3)
-            progress("alternatives, in turns with llama-batched-bench")
-            out |= alternatives_versus_llama(engine, path, n_gen, 3)
-            out |= self_draft_figures(engine, path, progress)
+        out |= {} if quick else _against_llama(engine, path, n_gen, progress)
     progress("a chat past its context")
     out |= overflow_figures(path, 2048 if not smoke else 1024, 10 if not smoke else 2)
     progress("thread choice")
     out |= thread_choice(path, n_threads, repeats)
     out |= _quick_nulls() if quick else _slow_figures(path, out, progress)
     return out
+
+
+def _against_llama(engine: Backend, path: Path, n_gen: int, progress: Callable[[str], None]) -> dict:
+    """The full run's figures beside llama.cpp's own tools, taken in turns with them."""
+    progress("prompt speed")
+    figures = prompt_speed(engine, PAIRED_REPEATS)
+    progress("llama-bench, in turns with Basechat")
+    figures |= versus_llama_bench(engine, path, 3)
+    progress("alternatives, in turns with llama-batched-bench")
+    figures |= alternatives_versus_llama(engine, path, n_gen, 3)
+    return figures | self_draft_figures(engine, path, progress)
 
 
 def _slow_figures(path: Path, out: dict, progress: Callable[[str], None]) -> dict:
