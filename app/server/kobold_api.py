@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from app import __version__
 from app.server.fields import ApiError, sampling, stops
 from app.server.hub import Hub, first_then_rest
-from app.server.openai_api import hub_of
+from app.server.openai_api import finish_reason, hub_of
 
 KOBOLD_API_VERSION = "1.2.5"  # the Kobold United API level these routes answer
 # Kobold's names for the sampling fields (SillyTavern sends these).
@@ -70,11 +70,7 @@ async def generate(request: Request) -> Response:
     hub = hub_of(request)
     start = _request(hub, request.state.body)
     completion = await hub.run(lambda: start().run())
-    return JSONResponse({"results": [{"text": completion.text, "finish_reason": _reason(completion)}]})
-
-
-def _reason(completion) -> str:
-    return "length" if completion.finish_reason == "length" else "stop"
+    return JSONResponse({"results": [{"text": completion.text, "finish_reason": finish_reason(completion)}]})
 
 
 async def generate_stream(request: Request) -> Response:

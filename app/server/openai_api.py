@@ -70,7 +70,7 @@ async def completions(request: Request) -> Response:
         begin, kept = _keeping(start)
         items = await first_then_rest(hub.stream(begin))
         return _sse(_completion_events(hub, items, kept, head, n))
-    finished = await hub.run(lambda: _run(start))
+    finished = await hub.run(lambda: _finished(start))
     return JSONResponse(_completion_body(hub, body, finished, head, len(prompt)))
 
 
@@ -80,7 +80,8 @@ def _generation(hub: Hub, prompt: list[int], params: SamplingParams, stop: list[
     return lambda: hub.engine.generate_many(prompt, params, stop, n)
 
 
-def _run(start: Callable) -> list[Completion]:
+def _finished(start: Callable) -> list:
+    """What ``start()`` gives when run to its end, as a list (one reply or completion, or several)."""
     finished = start().run()
     return finished if isinstance(finished, list) else [finished]
 
@@ -135,14 +136,14 @@ def _choice(index: int, completion: Completion, head: dict | None, body: dict) -
         offset = len(head["text"]) if head else 0
         own = _token_logprobs(completion, offset)
         logprobs = _joined(head["logprobs"], own) if head and head["logprobs"] else own
-    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": _finish(completion)}
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason(completion)}
 
 
 def _joined(first: dict, second: dict) -> dict:
     return {key: first[key] + second[key] for key in first}
 
 
-def _finish(completion: Completion) -> str:
+def finish_reason(completion: Completion) -> str:
     return "length" if completion.finish_reason == "length" else "stop"
 
 
@@ -171,9 +172,9 @@ async def _completion_events(
         index, chunk = item if n > 1 else (0, item)
         yield base | {"choices": [{"index": index, "text": chunk, "logprobs": None, "finish_reason": None}]}
     finished = kept[0].results if n > 1 else [kept[0].result]
-    for index, completion in enumerate(finished):
+    for index, c in enumerate(finished):
         yield base | {
-            "choices": [{"index": index, "text": "", "logprobs": None, "finish_reason": _finish(completion)}]
+            "choices": [{"index": index, "text": "", "logprobs": None, "finish_reason": finish_reason(c)}]
         }
 
 
@@ -219,7 +220,7 @@ async def chat_completions(request: Request) -> Response:
         begin, kept = _keeping(start)
         items = await first_then_rest(hub.stream(begin))
         return _sse(_chat_events(name, items, kept, n))
-    replies = await hub.run(lambda: _replies(start))
+    replies = await hub.run(lambda: _finished(start))
     return JSONResponse(_chat_body(name, replies, top))
 
 
@@ -267,15 +268,10 @@ def _message(message: object) -> tuple[str, str]:
     return message["role"], content
 
 
-def _replies(start: Callable) -> list:
-    replies = start().run()
-    return replies if isinstance(replies, list) else [replies]
-
-
 def _chat_body(name: str, replies: list, top: int) -> dict:
     choices = [{"index": i, "message": {"role": "assistant", "content": r.text},
                 "logprobs": _chat_logprobs(r.completion) if top else None,
-                "finish_reason": _finish(r.completion)} for i, r in enumerate(replies)]  # fmt: skip
+                "finish_reason": finish_reason(r.completion)} for i, r in enumerate(replies)]  # fmt: skip
     prompt = replies[0].completion.usage.prompt_tokens if replies else 0
     usage = _usage(prompt, [r.completion for r in replies])
     return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
@@ -310,7 +306,8 @@ async def _chat_events(name: str, items: AsyncIterator, kept: list, n: int) -> A
             yield base | {"choices": [{"index": index, "delta": {"content": chunk}, "finish_reason": None}]}
     replies = kept[0].replies if n > 1 else [kept[0].reply]
     for index, reply in enumerate(replies):
-        yield base | {"choices": [{"index": index, "delta": {}, "finish_reason": _finish(reply.completion)}]}
+        ended = finish_reason(reply.completion)
+        yield base | {"choices": [{"index": index, "delta": {}, "finish_reason": ended}]}
 
 
 # -- tokens ----------------------------------------------------------------------------------
