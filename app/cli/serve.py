@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import socket
 import sys
 
 from app.cli.common import check_numbers, open_engine, sampling_from
 from app.errors import InputError
-
-DEFAULT_PORT = 8080  # llama.cpp's server's: clients that know llama-server find Basechat there
+from app.server.address import base_url, check_address
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -23,12 +20,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     check_numbers(args)
     key = _api_key(args)
-    _check_address(args.host, args.port, key)
+    check_address(args.host, args.port, key)
     model_id, engine = open_engine(
         argparse.Namespace(**{**vars(args), "api_key_env": None}), keep_states=True
     )
     hub = Hub(engine, model_id, _template(args.template), sampling_from(args), key)
-    where = f"http://{_shown_host(args.host)}:{args.port}"
+    where = base_url(args.host, args.port)
     print(
         f"Serving {model_id} at {where}/v1 (OpenAI) and {where}/api (KoboldCpp); Ctrl+C stops.",
         file=sys.stderr,
@@ -47,35 +44,6 @@ def _api_key(args: argparse.Namespace) -> str | None:
     if not key:
         raise InputError(f"--api-key-env names {args.api_key_env}, which is not set.")
     return key
-
-
-def _check_address(host: str, port: int, key: str | None) -> None:
-    """Only this computer may connect unless a key is asked; the port must be free (one line, not
-    uvicorn's traceback)."""
-    if not 0 < port < 65536:
-        raise InputError("--port must be between 1 and 65535.")
-    if not _is_loopback(host) and not key:
-        raise InputError(
-            f"Serving on {host} lets other computers in: give an API key with --api-key-env NAME."
-        )
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as exc:
-        raise InputError(f"Cannot serve on {host}:{port}: {exc.strerror or exc}.") from None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _shown_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _template(name: str | None) -> str:

@@ -9,11 +9,13 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
 
 from app.engine.base import Backend, SamplingParams
+from app.engine.turns import Turns
 
 _END = object()
 
@@ -33,6 +35,7 @@ class Hub:
     template: str
     params: SamplingParams
     api_key: str | None = None
+    turns: Turns | None = None  # set when the window shares the model: its replies take turns too
     served: int = 0
     waiting: int = 0
     current: Any = None  # the stream being generated, for Kobold's abort
@@ -42,7 +45,14 @@ class Hub:
     async def run(self, work: Callable[[], Any]) -> Any:
         """``work()`` in a worker thread, when it is this request's turn."""
         async with self._turn():
-            return await anyio.to_thread.run_sync(work)
+            return await anyio.to_thread.run_sync(self.in_turn, work)
+
+    def in_turn(self, work: Callable[[], Any], given_up: threading.Event | None = None) -> Any:
+        """In a worker thread: ``work()`` once the model is free of the window's reply."""
+        if self.turns is None:
+            return work()
+        with self.turns.taken("a request to the server", given_up=given_up):
+            return work()
 
     async def stream(self, start: Callable[[], Any]) -> AsyncIterator[Any]:
         """The items of ``start()`` (a stream with ``cancel``) as they come. A task of its own
@@ -69,7 +79,8 @@ class Hub:
         loop = asyncio.get_running_loop()
         async with self._turn():
             try:
-                await anyio.to_thread.run_sync(_pump, start, loop, queue, left, self)
+                pump = partial(_pump, start, loop, queue, left, self)
+                await anyio.to_thread.run_sync(self.in_turn, pump, left)
             except BaseException as error:  # to the request that asked, in its own task
                 queue.put_nowait(_Failed(error))
             finally:

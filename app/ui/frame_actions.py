@@ -13,6 +13,7 @@ from app.models.drafts import draft_partners
 from app.scaffold import Template
 from app.scaffold.template import save_user_template, template_slug
 from app.ui.messages import copy_to_clipboard
+from app.ui.serving import serving_wanted
 from app.ui.settings import SettingsDialog, load_engine, save_sampling
 
 if TYPE_CHECKING:
@@ -139,13 +140,20 @@ class FrameActions(QObject):
         ram = (w.model_info or {}).get("state_ram_mb")
         partners = tuple(e.id for e in draft_partners(str((w.model_info or {}).get("id", ""))))
         dialog = SettingsDialog(
-            w.replies.params(), load_engine(w.settings), w, w.loom.alternatives_per_reply(), ram, partners
+            w.replies.params(),
+            load_engine(w.settings),
+            w,
+            w.loom.alternatives_per_reply(),
+            ram,
+            partners,
+            serving_wanted(w.settings),
         )
         if not dialog.exec():
             return
         save_sampling(w.settings, dialog.sampling())
         w.settings.setValue("loom/alternatives", dialog.alternatives.value())
         engine_before = load_engine(w.settings)
+        serve_changed = dialog.serve.save(w.settings)
         notice = dialog.save_engine(w.settings)
         if notice:
             w.statusBar().showMessage(notice, 10000)
@@ -153,3 +161,6 @@ class FrameActions(QObject):
             w.service.keep_sampling(w.conversation_id, dialog.sampling())
         if load_engine(w.settings) != engine_before:
             w.models.load(str(w.settings.value("model", DEFAULT_MODEL_ID)))
+        elif serve_changed:
+            w.serving.apply()
+        w.serving.use_sampling(dialog.sampling())

@@ -37,6 +37,7 @@ from app.ui.loom_window import Loom
 from app.ui.model_loading import ModelLoading
 from app.ui.notebook import Notebook
 from app.ui.replies import ReplyController
+from app.ui.serving import ServeSwitch
 from app.ui.sidebar import Sidebar
 from app.ui.worker import EngineWorker
 
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
         self.chats = ConversationActions(self)
         self.frames = FrameActions(self)
         self.loom = Loom(self)
+        self.serving = ServeSwitch(self.worker, self.settings, self.statusBar())
         self.models = ModelLoading(self)
         self.notebook = Notebook(self)
         self.pages.addWidget(self.notebook.page)
@@ -265,6 +267,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/splitter", self.splitter.saveState())
+        self.serving.stop()
         self.worker.stop()
         self.engine_thread.quit()
         self.engine_thread.wait(10000)

@@ -38,7 +38,9 @@ class ModelLoading(QObject):
         window.view.recommend.clicked.connect(self.download_recommended)
 
     def load(self, model_id: str) -> None:
-        """Load a local model by id, or the server when Settings say "Engine: Server"."""
+        """Load a local model by id, or the server when Settings say "Engine: Server". The
+        window's own server stops first (it serves the new model once it is loaded)."""
+        self.w.serving.stop()
         engine = load_engine(self.w.settings)
         if engine.server is not None:
             self.w.request_load.emit(SERVER_ID, "", engine)

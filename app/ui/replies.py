@@ -69,6 +69,7 @@ class ReplyController(QObject):
         worker = window.worker
         worker.token.connect(self.on_token)
         worker.drawing.connect(self.on_drawing)
+        worker.waiting.connect(self.on_waiting)
         worker.reply_done.connect(self.on_done)
         worker.reply_failed.connect(self.on_failed)
         window.view.earlier_requested.connect(self.show_earlier)
@@ -300,6 +301,13 @@ class ReplyController(QObject):
         turn = self.state.turn
         if self.is_drawn(request_id) and turn is not None:
             turn.status.setText(f"writing {draws} answers to show the likeliest…")
+
+    def on_waiting(self, request_id: int, who: str) -> None:
+        """The window's server is answering someone: the reply starts when it is done."""
+        turn = self.state.turn
+        if request_id == self.state.request_id and turn is not None:
+            turn.status.setText(f"waiting for {who} to finish…")
+            self.w.statusBar().showMessage(f"Waiting for {who} to finish; Stop gives up.", 10000)
 
     def _ended(self, request_id: int) -> bool:
         """Whether the end of ``request_id`` is the current reply's; an abandoned one frees the composer."""

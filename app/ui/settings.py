@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields, replace
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from app.engine.base import SET_PER_TURN, SamplingParams, ServerConfig
 from app.engine.presets import PRESETS, preset_of
 from app.models.drafts import DEFAULT_DRAFT, DRAFT_LOOKUP, DRAFT_OFF, draft_label
+from app.server.address import DEFAULT_HOST, DEFAULT_PORT, base_url
 from app.service import sampling_value
 from app.ui import secrets
 from app.ui.worker import DEFAULT_KV_CAP_MB, EngineSettings
@@ -137,6 +138,7 @@ class SettingsDialog(QDialog):
     def __init__(
         self, params: SamplingParams, engine: EngineSettings, parent=None, alternatives: int = 1,
         state_ram_mb: int | None = None, draft_models: tuple[str, ...] = (),
+        serve: tuple[bool, int] = (False, DEFAULT_PORT),
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -161,6 +163,7 @@ class SettingsDialog(QDialog):
             "Replies written at once for every message; pick one, the rest stay as versions."
         )
         form.addRow("Alternatives per reply", self.alternatives)
+        self.serve = ServeFields(serve, form)
         form.addRow(self._buttons())
 
     def _number_fields(self, form: QFormLayout, values: dict) -> None:
@@ -212,6 +215,39 @@ class SettingsDialog(QDialog):
             settings.setValue(f"engine/{name}", self.fields[name].value())
         settings.setValue("engine/draft", self.draft.currentData())
         return self.server.save(settings)
+
+
+class ServeFields:
+    """Serve on this computer: other apps (SillyTavern, Open WebUI, editors, scripts) use the
+    window's model through OpenAI's and KoboldCpp's APIs, on this computer only."""
+
+    def __init__(self, serve: tuple[bool, int], form: QFormLayout) -> None:
+        form.addRow(_heading("Server — other apps on this computer use the model"))
+        self.on = QCheckBox("Serve on this computer")
+        self.on.setChecked(serve[0])
+        self.on.setAccessibleName("Serve on this computer")
+        self.port = QSpinBox()
+        self.port.setRange(1024, 65535)
+        self.port.setValue(serve[1])
+        self.port.setAccessibleName("Server port")
+        self.address = QLabel("")
+        self.port.valueChanged.connect(self._show_address)
+        self._show_address()
+        form.addRow(self.on)
+        form.addRow("Port", self.port)
+        form.addRow("Address for other apps", self.address)
+
+    def _show_address(self) -> None:
+        url = base_url(DEFAULT_HOST, self.port.value())
+        self.address.setText(f"{url}/v1 (OpenAI) · {url}/api (KoboldCpp)")
+        self.address.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def save(self, settings: QSettings) -> bool:
+        """Store the switch and port; True when they changed."""
+        before = (settings.value("serve/on"), settings.value("serve/port"))
+        settings.setValue("serve/on", "true" if self.on.isChecked() else "false")
+        settings.setValue("serve/port", self.port.value())
+        return before != (settings.value("serve/on"), settings.value("serve/port"))
 
 
 class PresetFields:

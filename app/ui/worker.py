@@ -17,6 +17,8 @@ Signals:
     inspected(int, str, int, int, int): request id, prompt text (or why it does not fit), its
         tokens, the room kept for the reply, context size — from the same ``plan`` a send uses.
     lore_inspected(int, object): request id and the lorebook entries that prompt fires, and why.
+    waiting(int, str): request id and who has the model (a request to the window's server): the
+        reply starts when it is done, or is given up by Stop.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from app.chat import (
 )
 from app.engine.base import Backend, SamplingParams, ServerConfig, Usage
 from app.engine.factory import open_backend
+from app.engine.turns import Turns
 from app.errors import BasechatError, ContextOverflow
 from app.models.drafts import DEFAULT_DRAFT, apply_draft
 from app.scaffold import Message, Template
@@ -102,6 +105,7 @@ class EngineWorker(QObject):
     reply_failed = Signal(int, str)
     inspected = Signal(int, str, int, int, int)
     lore_inspected = Signal(int, object)  # request id, the lorebook entries that prompt fires
+    waiting = Signal(int, str)  # request id, who has the model now
 
     def __init__(self, service: ConversationService) -> None:
         super().__init__()
@@ -110,6 +114,8 @@ class EngineWorker(QObject):
         self.model_id = ""
         self._current: ReplyStream | AlternativesStream | None = None
         self._current_lock = threading.Lock()
+        self.turns = Turns()  # shared with the window's server, when it serves
+        self._stop_asked = threading.Event()
 
     # -- model -----------------------------------------------------------------
 
@@ -155,6 +161,7 @@ class EngineWorker(QObject):
 
     def stop(self) -> None:
         """Called from the GUI thread: cancel the running generation within one token."""
+        self._stop_asked.set()
         with self._current_lock:
             if self._current is not None:
                 self._current.cancel()
@@ -164,8 +171,11 @@ class EngineWorker(QObject):
         if self.engine is None:
             self.reply_failed.emit(request.request_id, "No model is loaded yet.")
             return
+        self._stop_asked.clear()
         try:
-            self._generate(request)
+            with self.turns.taken("the window", lambda who: self.waiting.emit(request.request_id, who),
+                                  self._stop_asked):  # fmt: skip
+                self._generate(request)
         except BasechatError as exc:
             self.reply_failed.emit(request.request_id, str(exc))
         except Exception as exc:
