@@ -115,3 +115,38 @@ def test_settings_show_the_switch_port_and_address(qtbot, window):
     assert "http://127.0.0.1:18123/v1" in dialog.serve.address.text()
     assert dialog.serve.save(window.settings) and not dialog.serve.save(window.settings)
     assert serving_wanted(window.settings) == (True, 18123)
+
+
+def test_serving_starts_when_the_model_is_ready(qtbot, unloaded_window, model_path):
+    """Switched on in Settings: the server starts once the model is loaded, on the GUI thread (its
+    status timer runs; started from the engine's thread it would not)."""
+    window, port = unloaded_window, free_port()
+    window.settings.setValue("serve/on", "true")
+    window.settings.setValue("serve/port", port)
+    with qtbot.waitSignal(window.worker.model_ready, timeout=LONG):
+        window.load_model("gemma3-270m")
+    qtbot.waitUntil(lambda: window.serving.server is not None, timeout=LONG)
+    assert window.serving.timer.isActive()
+    assert [m.id for m in openai_client(port).models.list().data][0] == "gemma3-270m"
+    window.close()
+
+
+def test_the_wheel_scrolls_settings_without_changing_a_field(qtbot, window):
+    """Scrolling down to the server's switch passes over lists and numbers: none of them changes
+    unless it was clicked first."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.settings import SettingsDialog, load_engine
+
+    dialog = SettingsDialog(window.replies.params(), load_engine(window.settings))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    box, before = dialog.draft, dialog.draft.currentIndex()
+    down = QWheelEvent(QPointF(5, 5), QPointF(5, 5), QPoint(0, -120), QPoint(0, -120),
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                       False)  # fmt: skip
+    for _ in range(3):
+        QApplication.sendEvent(box, down)
+    assert box.currentIndex() == before and dialog.fields_area.verticalScrollBar().value() > 0

@@ -4,14 +4,17 @@ the window keeps the model (``basechat serve`` instead runs uvicorn on the main 
 from __future__ import annotations
 
 import threading
+import time
 
 import uvicorn
 
+from app.errors import InputError
 from app.server.address import base_url, check_address
 from app.server.app import create_app
 from app.server.hub import Hub
 
 _GRACE_S = 2  # a stream still running when the server stops is ended after this
+_START_S = 10
 
 
 class BackgroundServer:
@@ -23,6 +26,16 @@ class BackgroundServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="basechat-serve", daemon=True)
         self._thread.start()
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
+        """Back once clients can connect (uvicorn's startup takes some milliseconds), or it failed."""
+        deadline = time.monotonic() + _START_S
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._server.started:
+            self.stop()
+            raise InputError(f"The server did not start at {self.address} (details in Basechat's log).")
 
     @property
     def running(self) -> bool:

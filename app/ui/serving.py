@@ -5,7 +5,7 @@ served and requests waiting."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtCore import QObject, QSettings, QTimer, Slot
 from PySide6.QtWidgets import QLabel, QStatusBar
 
 from app.engine.base import SamplingParams
@@ -42,7 +42,11 @@ class ServeSwitch(QObject):
         status_bar.addPermanentWidget(self.label)
         self.timer = QTimer(self, interval=1000)
         self.timer.timeout.connect(self.show_status)
-        worker.model_ready.connect(lambda _info: self.apply())
+        worker.model_ready.connect(self.on_model_ready)  # a method: queued to this (the GUI) thread
+
+    @Slot(dict)
+    def on_model_ready(self, _info: dict) -> None:
+        self.apply()
 
     def apply(self) -> None:
         """Serve as Settings say, on the loaded model (a restart when it already serves)."""

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields, replace
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.engine.base import SET_PER_TURN, SamplingParams, ServerConfig
@@ -143,7 +148,9 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        form = QFormLayout(self)
+        column = QVBoxLayout(self)
+        self.fields_area, form = _scrolled_form()
+        column.addWidget(self.fields_area)
         form.addRow(_heading("Sampling — applies to this chat and to new chats"))
         self._params = params
         self._number_fields(form, _shown_values(params, engine))
@@ -164,7 +171,9 @@ class SettingsDialog(QDialog):
         )
         form.addRow("Alternatives per reply", self.alternatives)
         self.serve = ServeFields(serve, form)
-        form.addRow(self._buttons())
+        column.addWidget(self._buttons())
+        _fit(self.fields_area, form)
+        self._wheel_guard = WheelScrolls(self.fields_area)
 
     def _number_fields(self, form: QFormLayout, values: dict) -> None:
         for name, (low, high, step) in {**_SAMPLING_RANGES, **_ENGINE_RANGES}.items():
@@ -307,6 +316,44 @@ def _shown_values(params: SamplingParams, engine: EngineSettings) -> dict:
     if engine.n_gpu_layers is None:
         values["n_gpu_layers"] = -1
     return values
+
+
+def _scrolled_form() -> tuple[QScrollArea, QFormLayout]:
+    """The fields in a scrolling area (the buttons go below it): the dialog fits a laptop's screen."""
+    inner = QWidget()
+    form = QFormLayout(inner)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setWidget(inner)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area, form
+
+
+class WheelScrolls(QObject):
+    """The mouse wheel over a number or a list scrolls the dialog instead of changing the value,
+    unless that field was clicked first: scrolling to the last field must not change the ones
+    passed on the way."""
+
+    def __init__(self, area: QScrollArea) -> None:
+        super().__init__(area)
+        self.bar = area.verticalScrollBar()
+        for field in area.findChildren(QAbstractSpinBox) + area.findChildren(QComboBox):
+            field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            field.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            QCoreApplication.sendEvent(self.bar, event)
+            return True
+        return False
+
+
+def _fit(area: QScrollArea, form: QFormLayout) -> None:
+    """As wide as the fields, as tall as they are or three quarters of the screen."""
+    hint = form.sizeHint()
+    screen = area.screen().availableGeometry().height()
+    area.setMinimumSize(hint.width() + area.verticalScrollBar().sizeHint().width(),
+                        min(hint.height(), int(screen * 0.75)))  # fmt: skip
 
 
 def _heading(text: str) -> QLabel:
