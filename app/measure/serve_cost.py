@@ -24,26 +24,20 @@ COUNTING = "Counting from one upwards: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
 
 @contextmanager
 def serving(engine: Backend, model_id: str) -> Iterator[str]:
-    """The server's app on a free port in a thread; yields its address."""
-    import uvicorn
-
-    from app.server.app import create_app
+    """The server the window runs, on a free port in a thread of this process; yields its address."""
     from app.server.hub import Hub
+    from app.server.running import BackgroundServer
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    hub = Hub(engine, model_id, "chat", replace(PLAIN_GREEDY, best_of=1))
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.01)
+    server = BackgroundServer(
+        Hub(engine, model_id, "chat", replace(PLAIN_GREEDY, best_of=1)), "127.0.0.1", port
+    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.address
     finally:
-        server.should_exit = True
-        thread.join(30)
+        server.stop()
 
 
 def _engine_tps(engine: Backend, n_tokens: int) -> float:
