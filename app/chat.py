@@ -10,7 +10,7 @@ evaluated.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from app.engine.base import (
     Alternatives,
@@ -24,7 +24,8 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
-from app.scaffold.transcript import Moment, cue_text, lore_scan, recalled_words, request_min_tokens
+from app.scaffold.plan import Asked, MessagePlan, fit_draws, plan_message
+from app.scaffold.transcript import Moment, cue_text, lore_scan, said_before
 
 _TOKEN_CACHE_LIMIT = 1024
 # An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
@@ -36,7 +37,6 @@ SHIFT_CHUNK_DIVISOR = 8
 # best_of draws a short answer's alternatives side by side in the context: each needs room for a
 # short answer, so a full context draws fewer (two at the end of a long chat), never more than 8.
 SHORT_ANSWER_ROOM = 128
-MOST_DRAWS = 8
 
 
 def reply_budget(max_tokens: int, n_ctx: int) -> int:
@@ -53,8 +53,19 @@ class PromptPlan:
     dropped_turns: int
     n_ctx: int
     reply_room: int  # tokens kept free for the reply: what the send and the inspector both show
-    min_tokens: int = 0  # the reply's minimum length, from the request note (a story, a list…)
-    favour: tuple[str, ...] = ()  # words the reply leans toward: what the recall note quotes
+    message: MessagePlan = field(default_factory=MessagePlan)  # what the steps do (scaffold/plan.py)
+
+    @property
+    def min_tokens(self) -> int:
+        return min(self.message.min_tokens, self.reply_room)
+
+    @property
+    def favour(self) -> tuple[str, ...]:
+        return self.message.favour
+
+    @property
+    def stops(self) -> list[str]:
+        return list(self.message.stops)
 
 
 @dataclass(frozen=True)
@@ -180,17 +191,25 @@ class ChatSession:
         """Render, tokenise and fit the prompt that ``user_text`` would send."""
         if not user_text.strip():
             raise InputError("The message is empty.")
-        pieces = render_pieces(self.template, self.history, user_text, self.moment)
+        message = plan_message(self._asked(user_text))
+        pieces = render_pieces(self.template, self.history, user_text, self.moment, message.notes_text)
         sizes = [len(self._piece_tokens(p)) for p in pieces]
         divisor = SHIFT_CHUNK_DIVISOR if self.engine.can_shift_context else DROP_CHUNK_DIVISOR
         chunk = self.engine.n_ctx // divisor
-        fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - self._reply_budget(), chunk)
-        text = "".join(p.text for p in fitted.pieces)
-        tokens = self._prompt_tokens(fitted.pieces)
         room = self._reply_budget()
-        least = min(request_min_tokens(self.template, user_text), room)
-        favour = recalled_words(self.template, self.history, user_text)
-        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, room, least, favour)
+        fitted = fit_pieces(pieces, sizes, self.engine.n_ctx - room, chunk)
+        tokens = self._prompt_tokens(fitted.pieces)
+        message = fit_draws(message, (self.engine.n_ctx - len(tokens)) // min(room, SHORT_ANSWER_ROOM))
+        text = "".join(p.text for p in fitted.pieces)
+        return PromptPlan(text, tokens, fitted.dropped_turns, self.engine.n_ctx, room, message)
+
+    def _asked(self, user_text: str) -> Asked:
+        """The message and what the plan's steps read: the person's earlier messages, the sampling,
+        whether this engine can rank replies."""
+        turns = [*self.history, Message("user", user_text)]
+        params = self.params
+        return Asked(self.template, user_text, tuple(said_before(turns, len(turns) - 1)), params.best_of,
+                     params.temperature > 0, self.engine.can_rank_replies, params.ignore_eos)  # fmt: skip
 
     def lore_fired(self, user_text: str) -> list[dict]:
         """The lorebook entries ``user_text`` would put in the prompt, and why (inspector, CLI)."""
@@ -237,19 +256,7 @@ class ChatSession:
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
-        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour, self._draws(plan))
-
-    def _draws(self, plan: PromptPlan) -> int:
-        """How many times to draw this reply and keep the likeliest (``best_of``): only a short
-        answer (no minimum length, not held past its end), at a sampling temperature, on an engine
-        that ranks replies, and as many as fit beside the prompt."""
-        params = self.params
-        wanted = min(params.best_of, MOST_DRAWS)
-        long = plan.min_tokens > 0 or params.ignore_eos
-        if wanted < 2 or long or params.temperature <= 0 or not self.engine.can_rank_replies:
-            return 1
-        room = min(self._reply_budget(), SHORT_ANSWER_ROOM)
-        return max(1, min(wanted, (self.engine.n_ctx - len(plan.tokens)) // room))
+        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour, plan.message.draws, plan.stops)
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
@@ -273,7 +280,7 @@ class ChatSession:
             self.params, max_tokens=self._reply_budget(), min_tokens=plan.min_tokens, favour=plan.favour,
             best_of=1,
         )  # fmt: skip
-        alternatives = self.engine.generate_many(plan.tokens, params, self.template.stop_strings(), n)
+        alternatives = self.engine.generate_many(plan.tokens, params, plan.stops, n)
         return AlternativesStream(alternatives, finish)
 
     def send_from(self, user_text: str, start: ReplyStart) -> ReplyStream:
@@ -291,7 +298,8 @@ class ChatSession:
             self.history += [user, _assistant(joined, ids)]
             return Reply(self.history[-1], replace(completion, text=joined, tokens=ids, probs=probs), 0)
 
-        return self._stream(tokens, finish, max(plan.min_tokens - len(start.tokens), 0), plan.favour)
+        least = max(plan.min_tokens - len(start.tokens), 0)
+        return self._stream(tokens, finish, least, plan.favour, stops=plan.stops)
 
     def continue_last(self) -> ReplyStream:
         """Extend the last assistant reply (one that hit the length limit) where it stopped."""
@@ -320,8 +328,10 @@ class ChatSession:
         min_tokens: int = 0,
         favour: tuple[str, ...] = (),
         draws: int = 1,
+        stops: list[str] | None = None,
     ) -> ReplyStream:
-        """``draws``: alternatives to draw, keeping the likeliest (see ``_draws``)."""
+        """``draws``: alternatives to draw, keeping the likeliest (the plan's ``best_of`` step);
+        ``stops``: the plan's (the frame's own when none: a reply continued)."""
         params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens, favour=favour)
         if not self.history:  # a new chat: its frame is what every chat in it starts with
             self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "", self.moment)[:1]))
@@ -331,7 +341,7 @@ class ChatSession:
             self.engine.save_state()
             return reply
 
-        stop = self.template.stop_strings()
+        stop = stops if stops is not None else self.template.stop_strings()
         if draws > 1:
             generation = likeliest(self.engine.generate_many(tokens, params, stop, draws))
         else:

@@ -9,6 +9,7 @@ import pytest
 
 from app.chat import SHORT_ANSWER_ROOM, ChatSession, reply_budget
 from app.engine.base import Alternatives, Completion, SamplingParams, Usage, likeliest, reply_score
+from app.scaffold import Message
 
 QUESTION = "How many legs does a cat have?"
 LIVELY = SamplingParams(temperature=1.5, top_k=40, top_p=1.0, min_p=0.0, seed=7, max_tokens=24)
@@ -119,21 +120,23 @@ def test_likeliest_keeps_the_best_ranked_wherever_it_is_and_stop_reaches_every_d
 @pytest.mark.model
 def test_long_requests_greedy_and_endless_replies_are_drawn_once(engine, template):
     session = ChatSession(engine, template, replace(SamplingParams(), best_of=4))
-    assert session._draws(session.plan(QUESTION)) == 4
-    assert session._draws(session.plan("Write a long story about a dragon.")) == 1  # a minimum length
+    assert session.plan(QUESTION).message.draws == 4
+    assert session.plan("Write a long story about a dragon.").message.draws == 1  # a minimum length
     greedy = ChatSession(engine, template, replace(SamplingParams(), temperature=0.0, best_of=4))
-    assert greedy._draws(greedy.plan(QUESTION)) == 1
+    assert greedy.plan(QUESTION).message.draws == 1
     endless = ChatSession(engine, template, replace(SamplingParams(), ignore_eos=True, best_of=4))
-    assert endless._draws(endless.plan(QUESTION)) == 1  # held past its end: a benchmark, not an answer
+    assert endless.plan(QUESTION).message.draws == 1  # held past its end: a benchmark, not an answer
 
 
 @pytest.mark.model
 def test_a_full_context_draws_fewer(engine, template):
     """Each draw needs room for a short answer beside the prompt: at the end of a long chat only
     two fit, and a stored best_of beyond the limit draws eight at most."""
-    session = ChatSession(engine, template, replace(SamplingParams(), best_of=8))
+    said = [Message(role, f"Turn {i}: " + "the weather was mild and the river ran slow. " * 6)
+            for i in range(120) for role in ("user", "assistant")]  # fmt: skip
+    session = ChatSession(engine, template, replace(SamplingParams(), best_of=8), said)
     plan = session.plan(QUESTION)
-    full = replace(plan, tokens=[0] * (engine.n_ctx - 2 * SHORT_ANSWER_ROOM))
-    assert session._draws(full) == 2
+    fit = (engine.n_ctx - len(plan.tokens)) // SHORT_ANSWER_ROOM
+    assert 1 <= fit < 8 and plan.message.draws == fit and "fit" in plan.message.acted[-1].why
     huge = ChatSession(engine, template, replace(SamplingParams(), best_of=50))
-    assert huge._draws(plan) == 8
+    assert huge.plan(QUESTION).message.draws == 8

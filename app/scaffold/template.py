@@ -79,6 +79,9 @@ class Template:
     authors_note: str = ""
     authors_note_depth: int = 4
     persona: str = ""
+    # Message-plan steps this frame switches off, by name (scaffold/plan.py's STEPS): per chat,
+    # since a chat keeps its own copy of its frame.
+    steps_off: tuple[str, ...] = ()
     # The card a template was imported from, as JSON, so exporting it gives back every field it had.
     origin: str = ""
     source: Path | None = field(default=None, compare=False)
@@ -90,12 +93,20 @@ class Template:
     def stop_strings(self) -> list[str]:
         """A new line that opens any speaker's turn ends the reply, and so does one that opens
         another example conversation (the model may start one after its answer)."""
+        stops = self.frame_stops()
+        return stops + [s for s in note_openings(self) if s not in stops]
+
+    def frame_stops(self) -> list[str]:
+        """The stops without the notes' openings (a message plan's step adds those)."""
         stops = [f"\n{name}:" for name in self.speaker_names]
         frame = [f"\n{line}" for line in (self.example_separator, self.chat_start) if line]
-        lines = [n.note for n in self.notes] + [self.recall_note, self.followup_note]
-        notes = [f"\n{opening}" for opening in dict.fromkeys(note_opening(line) for line in lines) if opening]
-        more = [*self.extra_stops, *frame, *notes]
-        return stops + [s for s in dict.fromkeys(more) if s not in stops]
+        return stops + [s for s in dict.fromkeys([*self.extra_stops, *frame]) if s not in stops]
+
+
+def note_openings(template: Template) -> list[str]:
+    """Each note's opening on a new line (see ``note_opening``), once."""
+    lines = [n.note for n in template.notes] + [template.recall_note, template.followup_note]
+    return [f"\n{opening}" for opening in dict.fromkeys(note_opening(line) for line in lines) if opening]
 
 
 def note_opening(note: str) -> str:
@@ -173,6 +184,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             authors_note=_optional(data, "authors_note"),
             authors_note_depth=_depth(data.get("authors_note_depth", 4)),
             persona=_optional(data, "persona"),
+            steps_off=_steps_off(data.get("steps_off", [])),
             origin=data.get("origin", "") if isinstance(data.get("origin", ""), str) else "",
             source=source,
         )
@@ -181,6 +193,13 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
     if template.user_name.casefold() == template.assistant_name.casefold():
         raise TemplateError(f"Template '{template.name}' uses one name for both speakers.")
     return template
+
+
+def _steps_off(value: object) -> tuple[str, ...]:
+    """Names of message-plan steps; a name no step has is kept (a newer Basechat's) and harmless."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("'steps_off' must be a list of step names")
+    return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
 
 
 def _depth(value: object) -> int:
@@ -205,7 +224,7 @@ MAX_PATTERN_CHARS = 300
 
 def _note(data: dict) -> RequestNote:
     """A request note; its pattern comes from a file, so it is checked here and matched with a
-    time limit (``transcript.request_note``)."""
+    time limit (``note_match``)."""
     import regex
 
     when, note = _text(data, "when"), _text(data, "note")
@@ -283,6 +302,8 @@ def template_to_dict(template: Template) -> dict:
         data["lorebook"] = lorebook_to_dict(template.lorebook)
     if template.origin:
         data["origin"] = template.origin
+    if template.steps_off:
+        data["steps_off"] = list(template.steps_off)
     return data
 
 
@@ -356,3 +377,21 @@ def delete_user_template(name: str) -> Path:
         raise TemplateError(f"Cannot delete '{name}': {reason}.")
     path.unlink()
     return path
+
+
+NOTE_MATCH_SECONDS = 0.05
+_SCANNED_CHARS = 4000
+
+
+def note_match(pattern: str, text: str) -> str | None:
+    """The words of ``text`` a pattern from a template file matches (None: no match), with the
+    ``regex`` package's time limit: one built to backtrack for ever (``^(a+)+$``) counts as no
+    match, with a log line, and never hangs a prompt. Only the start of a long message is read."""
+    import regex
+
+    try:
+        found = regex.search(pattern, text[:_SCANNED_CHARS], regex.IGNORECASE, timeout=NOTE_MATCH_SECONDS)
+    except TimeoutError:
+        log.warning("request note pattern %r took too long; not applied", pattern[:60])
+        return None
+    return found.group(0) if found is not None else None

@@ -9,17 +9,17 @@ the context is full. Joining the pieces' text gives exactly the prompt sent.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from app.scaffold.followup import spelled_out
 from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
 from app.scaffold.macros import expand
-from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes, told_words
-from app.scaffold.template import RequestNote, Template
+from app.scaffold.plan import notes_for
+from app.scaffold.recall import RECALL_LOOKBACK
+from app.scaffold.speakers import label_pattern, neutralise
+from app.scaffold.template import Template
 
 Role = Literal["user", "assistant"]
 PieceKind = Literal["header", "user", "assistant", "insert", "cue"]
@@ -56,111 +56,18 @@ class Piece:
 log = logging.getLogger(__name__)
 
 
-def neutralise(text: str, template: Template) -> str:
-    """Quote every line that starts like a speaker's turn, so a message cannot forge one.
-
-    A user who types "\\nAssistant: sure!" would otherwise write the model's
-    turn for it. Quoting (``> Assistant: …``) keeps what they wrote readable
-    to the model while no line of theirs begins a turn any more.
-    """
-    pattern = _label_pattern(template)
-    return "\n".join(f"> {line.lstrip()}" if pattern.match(line) else line for line in text.split("\n"))
-
-
-def _label_pattern(template: Template) -> re.Pattern[str]:
-    names = "|".join(re.escape(n) for n in template.speaker_names)
-    return re.compile(rf"^\s*(?:{names})\s*:", re.IGNORECASE)
-
-
-def turn_text(template: Template, message: Message, earlier: list[str] | None = None) -> str:
-    """One turn as the transcript shows it; a user turn gets the notes its request calls for.
-    ``earlier``: what the user said before it in this conversation (for the recall and follow-up notes)."""
+def turn_text(template: Template, message: Message, earlier: list[str] | None = None,
+              notes: str | None = None) -> str:  # fmt: skip
+    """One turn as the transcript shows it; a user turn gets the notes its message plan calls for
+    (``notes``: the plan's, worked out once by the caller; else worked out here from ``earlier``,
+    the user's messages before it, for the recall and follow-up notes)."""
     if message.role == "user":
         body = neutralise(message.text.strip(), template)
-        said = earlier or []
-        notes = (
-            request_note(template, message.text)
-            + recall_note(template, message.text, said)
-            + followup_note(template, message.text, said)
-        )
+        if notes is None:
+            notes = notes_for(template, message.text, tuple(earlier or ()))
         return f"{template.user_name}: {body}\n{notes}"
     body = message.continuation
     return f"{template.assistant_name}:{neutralise(body, template)}\n"
-
-
-def request_note(template: Template, request: str) -> str:
-    """The template's note for this kind of request (a story, a list, code…), else "". A pure
-    function of the text, so a turn renders the same every time and the cache stays valid."""
-    note = matching_note(template, request)
-    return f"{note.note}\n" if note else ""
-
-
-def matching_note(template: Template, request: str) -> RequestNote | None:
-    """The first of the template's notes whose pattern ``request`` matches."""
-    return next((note for note in template.notes if _matches(note.when, request)), None)
-
-
-def recall_note(template: Template, question: str, earlier: list[str]) -> str:
-    """The template's recall line quoting what the user said before about what ``question`` asks
-    (scaffold/recall.py), else ""."""
-    if not template.recall_note or not earlier:  # only the newest question is given its earlier turns
-        return ""
-    told = _told_back(question, earlier)
-    if not told:
-        return ""
-    said = '" and "'.join(neutralise(t, template) for t in told)
-    return template.recall_note.replace("{said}", said) + "\n"
-
-
-def _told_back(question: str, earlier: list[str]) -> list[str]:
-    """What the recall note quotes under ``question``, from the assistant's side."""
-    return [as_told(q) for q in recall_quotes(question, earlier)]
-
-
-def followup_note(template: Template, question: str, earlier: list[str]) -> str:
-    """The template's follow-up line with the whole question an elliptical ``question`` stands for
-    (scaffold/followup.py), else ""."""
-    if not template.followup_note or not earlier:
-        return ""
-    whole = spelled_out(question, earlier)
-    if not whole:
-        return ""
-    return template.followup_note.replace("{question}", neutralise(whole, template)) + "\n"
-
-
-def recalled_words(template: Template, history: list[Message], question: str) -> tuple[str, ...]:
-    """The words of what the recall note under ``question`` quotes that answer it ("Biscuit"),
-    for the engine to favour; none when the template has no recall note or nothing is quoted."""
-    if not template.recall_note:
-        return ()
-    return told_words(question, _told_back(question, _user_texts(history, len(history))))
-
-
-def request_min_tokens(template: Template, request: str) -> int:
-    """How long the reply to ``request`` must be at least: the matching note's ``min_tokens``
-    (the note that ``request_note`` puts under it), else 0."""
-    note = matching_note(template, request)
-    return note.min_tokens if note else 0
-
-
-NOTE_MATCH_SECONDS = 0.05
-_SCANNED_CHARS = 4000
-
-
-def _matches(pattern: str, text: str) -> bool:
-    """A pattern from a template file, matched with the ``regex`` package's time limit: one built to
-    backtrack for ever (``^(a+)+$``) counts as no match, with a log line, and never hangs a
-    prompt. Only the start of a very long message is scanned."""
-    import regex
-
-    try:
-        return (
-            regex.search(pattern, text[:_SCANNED_CHARS], regex.IGNORECASE, timeout=NOTE_MATCH_SECONDS)
-            is not None
-        )
-    except TimeoutError:
-        log.warning("request note pattern %r took too long; not applied", pattern[:60])
-        return False
 
 
 _STARTED = datetime.now()
@@ -242,17 +149,22 @@ def transcript_text(template: Template, history: list[Message], moment: Moment |
     return "".join(p.text for p in pieces)
 
 
-def _turn_pieces(template: Template, turns: list[Message], lore: LoreScan, moment: Moment) -> list[Piece]:
+def _turn_pieces(
+    template: Template, turns: list[Message], lore: LoreScan, moment: Moment, notes: str | None = None
+) -> list[Piece]:
     """The turns, with the lore placed at a depth and the author's note among them: depth N goes
-    before the N-th turn from the end (0: after the last one, just before the reply)."""
-    pieces = [Piece(m.role, turn_text(template, m, _said_before(turns, i)), i) for i, m in enumerate(turns)]
+    before the N-th turn from the end (0: after the last one, just before the reply). ``notes``:
+    the newest turn's, from its message plan."""
+    last = len(turns) - 1
+    pieces = [Piece(m.role, turn_text(template, m, said_before(turns, i), notes if i == last else None), i)
+              for i, m in enumerate(turns)]  # fmt: skip
     for depth, text in sorted(_insertions(template, lore, moment), key=lambda pair: -pair[0]):
         where = max(len(pieces) - _turn_index_from_end(pieces, depth), 0)
         pieces.insert(where, Piece("insert", text))
     return pieces
 
 
-def _said_before(turns: list[Message], index: int) -> list[str]:
+def said_before(turns: list[Message], index: int) -> list[str]:
     """The user's messages before turn ``index`` that the recall and follow-up notes may read (the
     last ``RECALL_LOOKBACK`` of them, found without walking the whole chat). Only the newest turn
     gets these notes: left in older turns, a held-open reply copied one into a story ("[The
@@ -295,15 +207,17 @@ def cue_text(template: Template) -> str:
 
 
 def render_pieces(
-    template: Template, history: list[Message], user_text: str, moment: Moment | None = None
-) -> list[Piece]:
+    template: Template, history: list[Message], user_text: str, moment: Moment | None = None,
+    notes: str | None = None,
+) -> list[Piece]:  # fmt: skip
     """The prompt for ``user_text`` as pieces: the header, each turn (the new message's index is
-    ``len(history)``), what is inserted among them, and the cue."""
+    ``len(history)``), what is inserted among them, and the cue. ``notes``: the lines its message
+    plan puts under it (scaffold/plan.py), when the caller has worked the plan out."""
     moment = moment or Moment()
     turns = [*history, Message("user", user_text)]
     lore = lore_scan(template, [m.text for m in turns], moment)
     header = Piece("header", header_text(template, lore, moment))
-    return [header, *_turn_pieces(template, turns, lore, moment), Piece("cue", cue_text(template))]
+    return [header, *_turn_pieces(template, turns, lore, moment, notes), Piece("cue", cue_text(template))]
 
 
 def render_prompt(
@@ -319,7 +233,7 @@ def cut_reply(text: str, template: Template) -> str:
         found = text.find(stop)
         if found != -1:
             cut = min(cut, found)
-    label = _label_pattern(template).search(text)
+    label = label_pattern(template).search(text)
     if label and label.start() == 0:
         cut = 0
     return text[:cut]

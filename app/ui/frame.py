@@ -31,6 +31,7 @@ from app.errors import TemplateError
 from app.scaffold import Template, available_templates, load_template
 from app.scaffold.importers import parse_examples
 from app.ui.lorebook_panel import LorebookPanel
+from app.ui.steps_panel import StepsPanel
 
 
 class FramePanel(QWidget):
@@ -89,6 +90,10 @@ class FramePanel(QWidget):
         self.note_depth.setAccessibleName("Author's note depth")
         self.note_depth.setToolTip("Messages from the end the note goes: 0 is just before the reply")
         self.lorebook = LorebookPanel()
+        self.steps = StepsPanel()
+        self.plan_note = QLabel("")
+        self.plan_note.setWordWrap(True)
+        self.plan_note.setAccessibleName("What the message plan does")
         self.lore_note = QLabel("")
         self.lore_note.setWordWrap(True)
         self.lore_note.setAccessibleName("Lorebook entries in the prompt")
@@ -115,11 +120,13 @@ class FramePanel(QWidget):
         self.copy_prompt_button.clicked.connect(self.copy_prompt_requested)
         self.greeting.activated.connect(self._pick_greeting)
         self.reset_button.clicked.connect(lambda: self._pick(self.template.name if self.template else "chat"))
+        self.steps.toggled.connect(self._apply)
 
     def _build(self) -> None:
         self.tabs = QTabWidget()
         self.tabs.addTab(_scrolling(self._frame_tab()), "Frame")
         self.tabs.addTab(_scrolling(self.lorebook), "Lorebook")
+        self.tabs.addTab(self.steps, "Steps")
         buttons = QHBoxLayout()
         buttons.addWidget(self.apply_button)
         buttons.addWidget(self.save_button)
@@ -134,6 +141,7 @@ class FramePanel(QWidget):
         prompt_row.addWidget(self.copy_prompt_button)
         layout.addLayout(prompt_row)
         layout.addWidget(self.inspector, 1)
+        layout.addWidget(self.plan_note)
         layout.addWidget(self.lore_note)
         layout.addWidget(self.usage)
         self.engine_note = QLabel("")  # e.g. a server whose token counts are only estimated
@@ -178,6 +186,7 @@ class FramePanel(QWidget):
         self.authors_note.setText(template.authors_note)
         self.note_depth.setValue(template.authors_note_depth)
         self.lorebook.show_book(template.lorebook)
+        self.steps.show_steps_off(template.steps_off)
         self._mark_edits(template)
         self.error.setText("")
 
@@ -236,6 +245,12 @@ class FramePanel(QWidget):
         self.usage.style().unpolish(self.usage)
         self.usage.style().polish(self.usage)
 
+    def show_plan(self, acted: list[str]) -> None:
+        """What each step of the next message's plan does, and why (``MessagePlan.acted``)."""
+        lines = "\n".join(f"• {line}" for line in acted)
+        self.plan_note.setText(f"What Basechat does to this message:\n{lines}" if acted else "")
+        self.plan_note.setVisible(bool(acted))
+
     def show_lorebook_tab(self) -> None:
         self.tabs.setCurrentIndex(1)
 
@@ -269,6 +284,7 @@ class FramePanel(QWidget):
             persona=self.persona.toPlainText().strip(),
             authors_note=" ".join(self.authors_note.text().split()),
             authors_note_depth=self.note_depth.value(), lorebook=self.lorebook.book(),
+            steps_off=self.steps.steps_off(base.steps_off),
         )  # fmt: skip
 
     def _apply(self) -> None:

@@ -39,6 +39,7 @@ class FrameActions(QObject):
         window.frame_dock.visibilityChanged.connect(self._frame_shown)
         window.worker.inspected.connect(self.on_inspected)
         window.worker.lore_inspected.connect(self.on_lore_inspected)
+        window.worker.plan_inspected.connect(self.on_plan_inspected)
 
     def _frame_shown(self, shown: bool) -> None:
         if shown:
@@ -134,6 +135,9 @@ class FrameActions(QObject):
     def on_lore_inspected(self, _request_id: int, fired: list) -> None:
         """A method, not a lambda: Qt then queues it onto the GUI thread from the worker's."""
         self.w.frame.show_lore(fired)
+
+    def on_plan_inspected(self, _request_id: int, acted: list) -> None:
+        self.w.frame.show_plan(acted)
 
     def open_settings(self) -> None:
         w = self.w

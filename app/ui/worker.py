@@ -17,6 +17,7 @@ Signals:
     inspected(int, str, int, int, int): request id, prompt text (or why it does not fit), its
         tokens, the room kept for the reply, context size — from the same ``plan`` a send uses.
     lore_inspected(int, object): request id and the lorebook entries that prompt fires, and why.
+    plan_inspected(int, object): request id and each step of that message's plan that acted, and why.
     waiting(int, str): request id and who has the model (a request to the window's server): the
         reply starts when it is done, or is given up by Stop.
 """
@@ -106,6 +107,7 @@ class EngineWorker(QObject):
     inspected = Signal(int, str, int, int, int)
     lore_inspected = Signal(int, object)  # request id, the lorebook entries that prompt fires
     waiting = Signal(int, str)  # request id, who has the model now
+    plan_inspected = Signal(int, object)  # request id, what each step of the message plan did, why
 
     def __init__(self, service: ConversationService) -> None:
         super().__init__()
@@ -251,6 +253,7 @@ class EngineWorker(QObject):
             return
         self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.reply_room, plan.n_ctx)
         self.lore_inspected.emit(request_id, session.lore_fired(user_text or "…"))
+        self.plan_inspected.emit(request_id, [str(acted) for acted in plan.message.acted])
 
 
 def _already_written(request: ReplyRequest) -> str:
