@@ -160,3 +160,11 @@ def test_every_third_party_import_is_declared_in_pyproject():
             if not names & declared:
                 missing.add(f"{top} ({', '.join(sorted(names))})")
     assert missing == set()
+
+
+def test_every_module_is_named_in_the_architecture_map():
+    """docs/architecture.md is the map: a module it does not name is one a newcomer cannot find."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [str(path.relative_to(ROOT)) for path in sorted(APP.rglob("*.py"))
+               if f"`{path.relative_to(ROOT)}`" not in text]  # fmt: skip
+    assert not missing, missing

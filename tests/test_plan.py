@@ -91,3 +91,14 @@ def test_the_newest_message_renders_the_plans_notes_and_old_turns_keep_theirs(ch
     assert "(The Assistant tells the whole story" in shown and "(The Assistant writes the whole poem" in shown
     quiet = render_prompt(replace(chat, steps_off=("request_note",)), history, "Write a poem about rain.")
     assert "(The Assistant tells the whole story" not in quiet and "whole poem" not in quiet
+
+
+@pytest.mark.model
+def test_basechat_prompt_lists_the_plan(data_dir):
+    import json
+
+    from tests.helpers import basechat
+
+    result = basechat("--data-dir", str(data_dir), "prompt", "--json", STORY)
+    plan = json.loads(result.stdout)["plan"]
+    assert any(line.startswith("min_length: minimum 120 tokens") for line in plan), plan

@@ -26,20 +26,24 @@ from app.service import ConversationService
 
 def cmd_prompt(args: argparse.Namespace) -> int:
     _, session = load_session(args)
+    acted: list[str] = []
     if args.raw:
         text, tokens, dropped = args.message, session.engine.tokenize(args.message), 0
         tokens = session.engine.start_tokens() + tokens
     else:
         plan = session.plan(args.message)
         text, tokens, dropped = plan.text, plan.tokens, plan.dropped_turns
+        acted = [str(a) for a in plan.message.acted]
     fired = [] if args.raw else session.lore_fired(args.message)
     if args.json:
         out = {"prompt": text, "tokens": len(tokens), "n_ctx": session.engine.n_ctx, "lore": fired}
-        print(json.dumps({**out, "dropped_turns": dropped}, ensure_ascii=False))
+        print(json.dumps({**out, "dropped_turns": dropped, "plan": acted}, ensure_ascii=False))
     else:
         print(terminal_safe(text))
         for line in fired:
             note(f"lorebook: {line['name']} ({line['why']})")
+        for line in acted:
+            note(f"plan: {line}")
     return 0
 
 
