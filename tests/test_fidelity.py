@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from app.errors import TemplateError
 from app.scaffold import Message
 from app.scaffold.card_export import template_to_card
-from app.scaffold.importers import import_bytes
+from app.scaffold.imports import import_bytes
 from app.scaffold.preset_import import combine
 from app.scaffold.transcript import render_prompt
 from tests import frames

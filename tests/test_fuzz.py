@@ -62,7 +62,7 @@ def test_server_events_are_parsed_or_refused(event):
 
 @given(st.binary(max_size=2048), st.sampled_from(["card.png", "card.json", "frame.toml", "c.yaml", "p.txt"]))
 def test_every_importer_gives_a_template_or_a_one_line_refusal(data, name):
-    from app.scaffold.importers import import_bytes
+    from app.scaffold.imports import import_bytes
 
     if name.endswith(".png"):
         data = b"\x89PNG\r\n\x1a\n" + data
@@ -74,7 +74,7 @@ def test_every_importer_gives_a_template_or_a_one_line_refusal(data, name):
 
 @given(JSON, st.sampled_from(["card.json", "preset.json"]))
 def test_json_shaped_imports_give_a_template_or_a_refusal(value, name):
-    from app.scaffold.importers import import_bytes
+    from app.scaffold.imports import import_bytes
 
     with contextlib.suppress(BasechatError):
         import_bytes(json.dumps(value).encode(), name)
@@ -110,7 +110,7 @@ def test_any_lorebook_imports_renders_and_exports_or_is_refused_in_one_line(entr
     from app.scaffold import load_template
     from app.scaffold.card_export import template_to_card
     from app.scaffold.import_check import import_lorebook
-    from app.scaffold.importers import import_bytes
+    from app.scaffold.imports import import_bytes
     from app.scaffold.transcript import render_prompt
 
     data = json.dumps(_lore_file(shape, entries, extra)).encode()
@@ -130,7 +130,7 @@ def test_any_lorebook_imports_renders_and_exports_or_is_refused_in_one_line(entr
 def test_toml_shaped_imports_give_a_template_or_a_refusal(value):
     import tomli_w
 
-    from app.scaffold.importers import import_bytes
+    from app.scaffold.imports import import_bytes
 
     try:
         text = tomli_w.dumps(value)

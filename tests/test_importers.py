@@ -13,7 +13,8 @@ import pytest
 from app.errors import TemplateError
 from app.scaffold import handlebars, load_template
 from app.scaffold.card_export import template_to_card
-from app.scaffold.importers import import_bytes, import_file, save_imported
+from app.scaffold.importers import save_imported
+from app.scaffold.imports import import_bytes, import_file
 from app.scaffold.template import template_from_dict, template_to_dict, template_to_toml
 from app.scaffold.transcript import Moment, header_text
 from tests import frames

@@ -12,7 +12,7 @@ from app.errors import TemplateError
 from app.scaffold import Message, load_template
 from app.scaffold.card_export import template_to_card
 from app.scaffold.import_check import import_lorebook
-from app.scaffold.importers import import_bytes
+from app.scaffold.imports import import_bytes
 from app.scaffold.lorebook import Lorebook, LoreEntry, lorebook_from_dict, lorebook_to_dict, scan
 from app.scaffold.template import template_from_dict, template_to_dict
 from app.scaffold.transcript import render_pieces, render_prompt

@@ -500,7 +500,7 @@ def test_a_name_in_another_script_keeps_its_letters(tmp_path):
 
 
 def test_a_kobold_placeholder_never_reaches_the_model():
-    from app.scaffold.importers import import_bytes
+    from app.scaffold.imports import import_bytes
 
     scenario = {"scenarioname": "Tavern", "memory": "You meet ${Name of your rival} in a tavern.",
                 "prompt": "The door opens.", "chatname": "You", "chatopponent": "Barkeep"}  # fmt: skip
@@ -511,7 +511,7 @@ def test_a_kobold_placeholder_never_reaches_the_model():
 
 def test_an_instruct_preset_with_one_label_names_both_speakers():
     """SillyTavern's WizardLM preset: no input sequence, "### Response:" for the output."""
-    from app.scaffold.importers import import_bytes
+    from app.scaffold.imports import import_bytes
 
     preset = {"name": "WizardLM", "input_sequence": "", "output_sequence": "### Response:",
               "system_sequence": "", "stop_sequence": "", "wrap": True}  # fmt: skip

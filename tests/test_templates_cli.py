@@ -11,7 +11,7 @@ from PySide6.QtGui import QDropEvent
 
 from app.chat import ChatSession
 from app.engine.base import SamplingParams
-from app.scaffold.importers import import_bytes
+from app.scaffold.imports import import_bytes
 from tests import frames
 from tests.helpers import assert_one_line_error, basechat
 

@@ -51,7 +51,8 @@ def _list_templates(as_json: bool) -> None:
 
 
 def _import_template(paths: list[Path]) -> None:
-    from app.scaffold.importers import import_file, save_imported
+    from app.scaffold.importers import save_imported
+    from app.scaffold.imports import import_file
     from app.scaffold.preset_import import combine
 
     imported = combine([import_file(path) for path in paths])

@@ -27,7 +27,7 @@ from app.scaffold.lore_import import (
     table,
 )
 from app.scaffold.macros import clean_imported, left_out
-from app.scaffold.template import Exchange, Template, template_from_dict
+from app.scaffold.template import Exchange, Template
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a card's PNG can be a large picture
 MAX_TEXT_BYTES = 1024 * 1024  # the card or preset itself
@@ -44,52 +44,6 @@ class Imported:
     image: bytes = b""  # a PNG card's picture: the character's avatar once saved
 
 
-def import_file(path: Path) -> Imported:
-    """Read ``path`` as whichever supported format it is; one-line TemplateError if none."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise TemplateError(f"{path.name} is {size / 1e6:.0f} MB; a frame file may be at most 20 MB.")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TemplateError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    return import_bytes(data, path.name)
-
-
-def import_bytes(data: bytes, filename: str) -> Imported:
-    """Whatever the parsers meet in hostile data ends in one TemplateError naming the file. Every
-    format's result passes one last check: no chat markup, and no macro left for the model."""
-    try:
-        from app.scaffold.import_check import checked  # it builds on this module's readers
-
-        return checked(_import_bytes(data, filename), filename)
-    except RecursionError:
-        raise TemplateError(f"{filename} is nested too deeply to be a frame file.") from None
-    except (OverflowError, StopIteration, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        raise TemplateError(
-            f"{filename} could not be read as a frame ({type(exc).__name__}: {exc})."
-        ) from None
-
-
-def _import_bytes(data: bytes, filename: str) -> Imported:
-    stem = Path(filename).stem
-    if not data.strip():
-        raise TemplateError(f"{filename} is empty.")
-    if data.startswith(PNG_SIGNATURE):
-        return replace(card_to_template(card_from_png(data, filename), stem, "PNG "), image=data)
-    if len(data) > MAX_TEXT_BYTES:
-        raise TemplateError(f"{filename} is larger than 1 MB of text; that is not a frame file.")
-    text = decode_text(data, filename)
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".toml":
-        return _from_toml(text, stem)
-    if suffix in (".yaml", ".yml"):
-        return _from_textgen_yaml(text, stem)
-    if text.lstrip().startswith(("{", "[")):
-        return _from_json(_json_object(text, filename), stem)
-    return prompt_file_to_template(text, stem)
-
-
 def decode_text(data: bytes, filename: str) -> str:
     try:
         return data.decode("utf-8-sig")
@@ -97,7 +51,7 @@ def decode_text(data: bytes, filename: str) -> str:
         raise TemplateError(f"{filename} is neither a PNG card nor UTF-8 text.") from None
 
 
-def _json_object(text: str, filename: str) -> dict:
+def json_object(text: str, filename: str) -> dict:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -107,48 +61,7 @@ def _json_object(text: str, filename: str) -> dict:
     return data
 
 
-def _from_json(data: dict, stem: str) -> Imported:
-    from app.scaffold.preset_import import (  # it builds on this module's field helpers
-        SYSTEM_PROMPT_FIELDS,
-        context_preset_to_template,
-        instruct_preset_to_template,
-        system_prompt_to_template,
-    )
-
-    if "spec" in data or {"first_mes", "mes_example"} & data.keys() or "char_name" in data:
-        return card_to_template(data, stem)
-    if isinstance(data.get("name"), str) and len(_V1_CARD_FIELDS & data.keys()) >= 2:
-        return card_to_template(data, stem)  # a V1 card written without greeting or examples
-    if "story_string" in data:
-        return context_preset_to_template(data, stem)
-    if {"input_sequence", "output_sequence"} & data.keys():
-        return instruct_preset_to_template(data, stem)
-    if "chatopponent" in data or ("memory" in data and "prompt" in data) or "savedsettings" in data:
-        return kobold_to_template(data, stem)
-    if "content" in data and isinstance(data.get("content"), str) and set(data) <= SYSTEM_PROMPT_FIELDS:
-        return system_prompt_to_template(data, stem)
-    if isinstance(data.get("entries"), dict | list):
-        raise TemplateError(
-            "This is a lorebook (World Info), not a frame: add it to a frame in the Frame panel's "
-            "Lorebook tab, or with 'basechat templates lore TEMPLATE FILE'."
-        )
-    raise TemplateError(
-        "This JSON is not a character card, a SillyTavern preset or a Kobold scenario "
-        "(none of their fields are there)."
-    )
-
-
-_V1_CARD_FIELDS = {"description", "personality", "scenario"}
-
-
-def _from_toml(text: str, stem: str) -> Imported:
-    from app.scaffold.template import tomllib
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TemplateError(f"{stem}.toml is not valid TOML: {exc}.") from None
-    return Imported(template_from_dict(data, default_name=stem), "Basechat template")
+V1_CARD_FIELDS = {"description", "personality", "scenario"}  # two of them: a V1 card
 
 
 # -- character cards ---------------------------------------------------------------------
@@ -166,7 +79,7 @@ def card_from_png(data: bytes, filename: str) -> dict:
         raise TemplateError(f"{filename}: the card chunk is not base64-encoded UTF-8 JSON.") from None
     if len(text) > MAX_TEXT_BYTES:
         raise TemplateError(f"{filename}: the card inside is larger than 1 MB.")
-    return _json_object(text, filename)
+    return json_object(text, filename)
 
 
 def _png_text_chunks(data: bytes) -> dict[str, bytes]:
@@ -407,7 +320,7 @@ def _speakers_from_end(text: str) -> tuple[str, str]:
     return _speaker(user, "User"), _speaker(assistant, "Assistant")
 
 
-def _from_textgen_yaml(text: str, stem: str) -> Imported:
+def textgen_yaml_to_template(text: str, stem: str) -> Imported:
     """text-generation-webui: ``name``, ``greeting``, ``context`` (with {{user}}:/{{char}}: lines)."""
     import yaml
 

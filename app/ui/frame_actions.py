@@ -60,7 +60,8 @@ class FrameActions(QObject):
         preset chosen together with a system-prompt preset becomes one template."""
         from pathlib import Path
 
-        from app.scaffold.importers import import_file, save_imported
+        from app.scaffold.importers import save_imported
+        from app.scaffold.imports import import_file
         from app.scaffold.preset_import import combine
 
         try:
