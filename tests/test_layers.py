@@ -21,7 +21,7 @@ BELOW = {
     "store": {"errors", "paths", "scaffold"},
     "chat": {"errors", "scaffold", "engine"},
     "service": {"errors", "scaffold", "engine", "store", "chat"},
-    "server": {"errors", "paths", "scaffold", "engine", "chat", "__init__"},
+    "server": {"errors", "paths", "scaffold", "engine", "chat", "service", "__init__"},
     "ui": _UNDER_UI,
     "measure": _UNDER_UI | {"ui"},  # the window's own probes live in app/ui/probes.py
     "cli": _UNDER_UI | {"ui", "measure"},

@@ -238,3 +238,48 @@ def test_a_client_that_leaves_frees_the_model_for_the_next(served):
         next(line for line in answer.iter_lines() if line.startswith("data: "))
     after = httpx2.post(f"{served.url}/api/v1/generate", json=ST_SETTINGS | {"max_length": 2}, timeout=60)
     assert after.status_code == 200 and "results" in after.json()
+
+
+# -- chats kept in the history ---------------------------------------------------------------------
+
+
+def test_keep_chats_stores_a_clients_conversation_turn_by_turn(data_dir):
+    """A client's second turn goes on in the conversation its first made (found by what it sends
+    back, streamed or not); a new conversation is a new chat; without the flag nothing is kept."""
+    from openai import OpenAI
+
+    from app.store import ChatStore
+    from app.store.db import DB_NAME
+
+    server = start_basechat_server(data_dir, "--temperature", "0", "--keep-chats")
+    try:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=120)
+        said = [{"role": "user", "content": "Hi! I'm Ana and I live in Porto."}]
+        first = client.chat.completions.create(model="basechat/chat", messages=said, max_tokens=30)
+        said += [{"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "Where do I live?"}]  # fmt: skip
+        stream = client.chat.completions.create(
+            model="basechat/chat", messages=said, max_tokens=30, stream=True
+        )
+        second = "".join(c.choices[0].delta.content or "" for c in stream)
+        other = [{"role": "user", "content": "What is two plus two?"}]
+        client.chat.completions.create(model="basechat/chat", max_tokens=10, messages=other)
+    finally:
+        server.stop()
+    store = ChatStore(data_dir / DB_NAME)
+    chats = sorted(store.list_conversations(), key=lambda c: c.id)
+    assert len(chats) == 2
+    kept = [(m.role, m.text) for m in store.path_slice(chats[0].id, 0)]
+    assert kept == [(t["role"], t["content"].strip()) for t in said] + [("assistant", second.strip())]
+    assert [m.role for m in store.path_slice(chats[1].id, 0)] == ["user", "assistant"]
+
+
+def test_without_keep_chats_nothing_is_stored(served):
+    from app.store import ChatStore
+    from app.store.db import DB_NAME
+
+    post(
+        served, "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 8}
+    )
+    database = served.log.parent / DB_NAME
+    assert not database.exists() or not ChatStore(database).list_conversations()

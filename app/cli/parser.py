@@ -144,6 +144,11 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="catalog id or path to a .gguf file (default: gemma3-270m)")
     parser.add_argument("--template", help="the chat endpoint's template when a request names none (chat)")
     parser.add_argument("--api-key-env", metavar="NAME", help="clients must send the key in this variable")
+    parser.add_argument(
+        "--keep-chats",
+        action="store_true",
+        help="keep chats through /v1/chat/completions in the history (the window opens them)",
+    )
     parser.add_argument("--max-tokens", type=int, help="a chat reply's length limit (default 256)")
     sampling_options(parser)
     parser.add_argument("--ctx", type=int, help="context size in tokens (default 4096)")

@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         argparse.Namespace(**{**vars(args), "api_key_env": None}), keep_states=True
     )
     hub = Hub(engine, model_id, _template(args.template), sampling_from(args), key)
+    hub.keeper = _keeper(model_id) if args.keep_chats else None
     where = base_url(args.host, args.port)
     print(
         f"Serving {model_id} at {where}/v1 (OpenAI) and {where}/api (KoboldCpp); Ctrl+C stops.",
@@ -35,6 +36,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     return 0
+
+
+def _keeper(model_id: str):
+    from app.cli.common import open_store
+    from app.server.keeping import ChatKeeper
+    from app.service import ConversationService
+
+    return ChatKeeper(ConversationService(open_store()), model_id)
 
 
 def _api_key(args: argparse.Namespace) -> str | None:

@@ -36,6 +36,7 @@ class Hub:
     params: SamplingParams
     api_key: str | None = None
     turns: Turns | None = None  # set when the window shares the model: its replies take turns too
+    keeper: Any = None  # a ChatKeeper with --keep-chats: chats kept in the history
     served: int = 0
     waiting: int = 0
     current: Any = None  # the stream being generated, for Kobold's abort

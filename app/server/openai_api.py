@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -216,12 +217,21 @@ async def chat_completions(request: Request) -> Response:
     session = ChatSession(hub.engine, template, params, history)
     start = (lambda: session.send(question)) if n == 1 else (lambda: session.send_many(question, n))
     name = body.get("model") if isinstance(body.get("model"), str) else hub.model_id
+    keep = partial(_keep_chat, hub, template, params, history, question)
     if flag(body, "stream"):
         begin, kept = _keeping(start)
         items = await first_then_rest(hub.stream(begin))
-        return _sse(_chat_events(name, items, kept, n))
+        return _sse(_chat_events(name, items, kept, n, keep))
     replies = await hub.run(lambda: _finished(start))
+    keep(replies)
     return JSONResponse(_chat_body(name, replies, top))
+
+
+def _keep_chat(hub: Hub, template: Template, params: SamplingParams, history: list[Message], question: str,
+               replies: list) -> None:  # fmt: skip
+    """With --keep-chats, the turn goes into the history (the first reply, when there are several)."""
+    if hub.keeper is not None and replies and replies[0].text:
+        hub.keeper.keep(template, params, history, question, replies[0])
 
 
 def _template(model: object, default: str) -> Template:
@@ -288,7 +298,9 @@ def _chat_token(choice) -> dict:
     return {"token": choice.text, "logprob": _log(choice.prob), "bytes": list(choice.text.encode())}
 
 
-async def _chat_events(name: str, items: AsyncIterator, kept: list, n: int) -> AsyncIterator[dict]:
+async def _chat_events(
+    name: str, items: AsyncIterator, kept: list, n: int, keep: Callable[[list], None]
+) -> AsyncIterator[dict]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": name}  # fmt: skip
     for index in range(n):
@@ -305,6 +317,7 @@ async def _chat_events(name: str, items: AsyncIterator, kept: list, n: int) -> A
         if chunk:
             yield base | {"choices": [{"index": index, "delta": {"content": chunk}, "finish_reason": None}]}
     replies = kept[0].replies if n > 1 else [kept[0].reply]
+    keep(replies)
     for index, reply in enumerate(replies):
         ended = finish_reason(reply.completion)
         yield base | {"choices": [{"index": index, "delta": {}, "finish_reason": ended}]}
