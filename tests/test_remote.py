@@ -413,3 +413,26 @@ def test_llama_server_favours_the_recalled_words(remote, template):
     for the reply's first token, favoured, is likelier than it was."""
     prompt = _session(remote, template).plan("Name an animal.").tokens
     assert_favour_lifts_the_second_choice(remote, prompt, template.stop_strings())
+
+
+def test_a_favoured_word_is_lifted_until_written_on_the_server_as_locally(remote, template, monkeypatch):
+    """llama-server's bias holds for a whole request, the local engine's until a favoured word is
+    written: the lift goes in a first request the client leaves once the word is written, and the
+    reply goes on in a second request without it (greedy "Tell me about Lisbon." starts "Lisbon")."""
+    from app.engine import http_stream
+
+    sent: list[dict] = []
+    opened = http_stream.EventStream.__init__
+
+    def recording(self, client, url, path, body, *rest) -> None:
+        sent.append(body)
+        opened(self, client, url, path, body, *rest)
+
+    monkeypatch.setattr(http_stream.EventStream, "__init__", recording)
+    plain = SamplingParams(temperature=0.0, repeat_penalty=1.0, dry_multiplier=0.0, max_tokens=40)
+    prompt = _session(remote, template, plain).plan("Tell me about Lisbon.").tokens
+    far = remote.generate(prompt, replace(plain, favour=("Lisbon",)), template.stop_strings()).run()
+    assert far.text.lstrip().startswith("Lisbon") and far.text.count("Lisbon") == 1, far.text
+    assert len(sent) == 2 and sent[0]["logit_bias"] and sent[0]["n_predict"] <= 16
+    assert "logit_bias" not in sent[1] and sent[1]["prompt"][: len(prompt)] == prompt
+    assert remote.detokenize(list(far.tokens)) == far.text

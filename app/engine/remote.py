@@ -53,7 +53,7 @@ from app.engine.http_stream import (
     server_text,
     transport_message,
 )
-from app.engine.minlength import FAVOUR, favoured_tokens, remote_bans
+from app.engine.minlength import FAVOUR, FAVOUR_SPAN, favoured_tokens, remote_bans
 from app.engine.reply import ReplyState
 from app.engine.sampling import DRY_BREAKERS
 from app.errors import InputError, RemoteError
@@ -300,12 +300,21 @@ class RemoteEngine:
         return one_at_a_time(self._lock, prompt, lambda gen, tokens: self._stream(gen, tokens, params, stop))
 
     def _stream(self, gen: Generation, prompt: list[int], params, stop: list[str]) -> Iterator[str]:
+        """A reply held to a minimum, or leaning toward favoured words, is two requests: the first
+        with the minimum's bans or the words' lift, the second going on from it without them — a
+        server's bias holds for a whole request, the local engine's only while it is needed."""
+        rest = lambda state: self._rest_body(prompt, replace(params, favour=()), stop, state)  # noqa: E731
         if self.kind == "llama" and params.min_tokens > 0:
             first = self._native_body(prompt, replace(params, max_tokens=params.min_tokens), stop)
             bans = [[t, False] for t in self._bans(stop)]
             first |= {"ignore_eos": True, "logit_bias": first.get("logit_bias", []) + bans}
-            rest = lambda state: self._rest_body(prompt, params, stop, state)  # noqa: E731
             return self._run(gen, prompt, stop, "/completion", first, params.max_tokens, rest)
+        if self.kind == "llama" and params.favour:
+            span = min(FAVOUR_SPAN, params.max_tokens)
+            first = self._native_body(prompt, replace(params, max_tokens=span), stop)
+            said = frozenset(self._favoured(params.favour))
+            until = lambda state: not said.isdisjoint(state.tokens)  # noqa: E731
+            return self._run(gen, prompt, stop, "/completion", first, params.max_tokens, rest, until)
         if self.kind == "llama":
             body = self._native_body(prompt, params, stop)
             return self._run(gen, prompt, stop, "/completion", body, params.max_tokens)
@@ -326,11 +335,12 @@ class RemoteEngine:
         }  # fmt: skip
         if params.n_probs:  # sampled: what the chain kept; greedy: the softmax of the logits
             body |= {"n_probs": params.n_probs, "post_sampling_probs": params.temperature > 0}
-        if params.favour:  # a server's bias holds for the whole reply, not its first tokens only
-            words = params.favour
-            favoured = self._tokens_of(("favour", *words), lambda: favoured_tokens(words, self.tokenize))
-            body["logit_bias"] = [[t, FAVOUR] for t in favoured]
+        if params.favour:  # for this request only (see _stream)
+            body["logit_bias"] = [[t, FAVOUR] for t in self._favoured(params.favour)]
         return body | _sampling(params)
+
+    def _favoured(self, words: tuple[str, ...]) -> tuple[int, ...]:
+        return self._tokens_of(("favour", *words), lambda: favoured_tokens(words, self.tokenize))
 
     def _bans(self, stop: list[str]) -> tuple[int, ...]:
         """The tokens a reply below its minimum may not take (about twenty round trips a set)."""
@@ -363,14 +373,16 @@ class RemoteEngine:
     def _run(
         self, gen: Generation, prompt: list[int], stop: list[str], path: str, body: dict, max_tokens: int,
         then: Callable[[ReplyState], dict | None] | None = None,
+        until: Callable[[ReplyState], bool] | None = None,
     ) -> Iterator[str]:  # fmt: skip
-        """Stream one request's reply; ``then`` gives the body of a request that goes on with it."""
+        """Stream one request's reply; ``then`` gives the body of a request that goes on with it;
+        ``until``: the first request is left (the server stops) as soon as it holds."""
         state = ReplyState(stop)
         deadlines = self._deadlines(max_tokens)
         cached: list[int] = [0]
         try:
             events = EventStream(self._client, self.url, path, body, gen, deadlines, self._hidden)
-            yield from self._follow(events, state, max_tokens, cached)
+            yield from self._follow(events, state, max_tokens, cached, until)
             more, prompt_cached = then(state) if then else None, cached[0]
             if more is not None:
                 events = EventStream(self._client, self.url, path, more, gen, deadlines, self._hidden)
@@ -388,8 +400,9 @@ class RemoteEngine:
         gen.result = state.completion(len(prompt), cached[0], self.tokenize)
 
     def _follow(
-        self, events: EventStream, state: ReplyState, max_tokens: int, cached: list[int]
-    ) -> Iterator[str]:
+        self, events: EventStream, state: ReplyState, max_tokens: int, cached: list[int],
+        until: Callable[[ReplyState], bool] | None = None,
+    ) -> Iterator[str]:  # fmt: skip
         """Text as it comes, until the server says the reply is finished, a stop string shows or
         the limit is reached (held to it if the server is not). A stream that merely ends is a
         reply broken off, never one finished."""
@@ -408,6 +421,9 @@ class RemoteEngine:
                 return
             if state.scanner.stopped or state.generated > max_tokens:  # one more than asked: it ignores it
                 state.finish = "stop" if state.scanner.stopped else "length"
+                return
+            if until is not None and until(state):  # left here: the next request goes on from it
+                state.finish = "length"
                 return
         raise RemoteError(f"The server at {self.url} broke off the reply; the reply so far is kept.")
 
