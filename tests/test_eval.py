@@ -125,6 +125,25 @@ def test_malformed_question_files(tmp_path):
         load_items([bad])
     with pytest.raises(InputError, match="Cannot read"):
         load_items([Path(tmp_path / "missing.jsonl")])
+    for form in ('"form_tokens": 0', '"form_tokens": "ten"', '"form_tokens": true', '"x": 1'):
+        bad.write_text(f'{{"kind": "short", "question": "A haiku?", {form}}}\n')
+        with pytest.raises(InputError, match="form_tokens"):
+            load_items([bad])
+
+
+def test_short_forms_are_measured_against_what_the_form_needs():
+    """The short-form figures: the median of reply tokens over the form's, and how many are within
+    twice it (no filler after the form)."""
+    from app.measure.evaluate import EvalItem, EvalReport, Outcome
+
+    def outcome(tokens: int, form: int) -> Outcome:
+        item = EvalItem("A haiku?", None, kind="short", form_tokens=form)
+        return Outcome(item, "x", False, True, False, tokens)
+
+    report = EvalReport("chat", [outcome(10, 10), outcome(50, 10), outcome(15, 10)])
+    figures = report.summary()
+    assert figures["short_form_n"] == 3 and figures["short_form_median_ratio"] == 1.5
+    assert figures["short_form_within_2x_rate"] == round(2 / 3, 4)
 
 
 @pytest.mark.model

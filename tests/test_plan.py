@@ -102,3 +102,25 @@ def test_basechat_prompt_lists_the_plan(data_dir):
     result = basechat("--data-dir", str(data_dir), "prompt", "--json", STORY)
     plan = json.loads(result.stdout)["plan"]
     assert any(line.startswith("min_length: minimum 120 tokens") for line in plan), plan
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    ["Write one line of Python that prints hello.", "Write a haiku about autumn.",
+     "List three primary colours.", "Explain gravity in one sentence.",
+     "Tell me a two-sentence story about a cat."],
+)  # fmt: skip
+def test_a_request_that_names_its_small_size_is_not_held_open(chat, request_text):
+    """The default frame's first note: a short form asked for gets the note that says so, and no
+    minimum length (the story, list, code and explanation notes would hold it to 120 tokens)."""
+    plan = plan_message(asked(chat, request_text, ()))
+    assert plan.min_tokens == 0 and any("exactly the form asked for" in note for note in plan.notes)
+
+
+def test_a_long_request_keeps_its_minimum(chat):
+    for request_text in (
+        STORY,
+        "Explain in detail how a car engine works.",
+        "List ten fruits and say something about each.",
+    ):
+        assert plan_message(asked(chat, request_text, ())).min_tokens == 120, request_text

@@ -26,14 +26,17 @@ GREEDY = replace(PLAIN_GREEDY, max_tokens=64)
 @dataclass(frozen=True)
 class EvalItem:
     """``kind``: "qa" (and memory, with ``setup``), "probe" (only parroting is judged),
-    "long" (a request for a long answer: its length is measured) or "follow_up" (an elliptical
-    question after ``setup``). ``half``: "tune" or "held" — tune on one, report both."""
+    "long" (a request for a long answer: its length is measured), "short" (a request for a short
+    form — one line of code, a haiku, a title: its length is measured against ``form_tokens``,
+    what the form needs) or "follow_up" (an elliptical question after ``setup``). ``half``:
+    "tune" or "held" — tune on one, report both."""
 
     question: str
     pattern: re.Pattern[str] | None
     setup: tuple[str, ...] = ()
     kind: str = "qa"
     half: str = ""
+    form_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,19 @@ class EvalReport:
         memory = [o for o in self.outcomes if o.item.kind == "qa" and o.item.setup]
         short = [o for o in self.outcomes if o.item.kind != "long"]
         every = self.outcomes
-        return self._short_figures(qa, memory, short, every) | self._round_two(every)
+        return self._short_figures(qa, memory, short, every) | self._round_two(every) | self._forms(every)
+
+    def _forms(self, every: list[Outcome]) -> dict:
+        """Short forms asked for: how long the reply is against what the form needs (within twice
+        that: no filler after it), and whether it ended at the turn."""
+        forms = [o for o in every if o.item.kind == "short"]
+        ratios = sorted(o.completion_tokens / o.item.form_tokens for o in forms)
+        return {
+            "short_form_n": len(forms),
+            "short_form_median_ratio": round(ratios[len(ratios) // 2], 2) if ratios else 0.0,
+            "short_form_within_2x_rate": _rate(r <= 2 for r in ratios),
+            "short_form_turn_stop_rate": _rate(o.turn_stop for o in forms),
+        }
 
     def _round_two(self, every: list[Outcome]) -> dict:
         """Parroting of the examples, long answers when asked, elliptical follow-ups."""
@@ -123,7 +138,7 @@ def load_items(paths: list[Path]) -> list[EvalItem]:
     return items
 
 
-KINDS = ("qa", "probe", "long", "follow_up")
+KINDS = ("qa", "probe", "long", "short", "follow_up")
 
 
 def _parse_item(line: str, where: str) -> EvalItem:
@@ -137,9 +152,17 @@ def _parse_item(line: str, where: str) -> EvalItem:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
         needs_pattern = kind in ("qa", "follow_up")
         pattern = re.compile(data["answer_pattern"], re.IGNORECASE) if needs_pattern else None
+        form = _form_tokens(data) if kind == "short" else 0
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
         raise InputError(f"{where}: not a question line ({exc}).") from None
-    return EvalItem(data["question"], pattern, tuple(setup), kind, str(data.get("half", "")))
+    return EvalItem(data["question"], pattern, tuple(setup), kind, str(data.get("half", "")), form)
+
+
+def _form_tokens(data: dict) -> int:
+    form = data["form_tokens"]
+    if isinstance(form, bool) or not isinstance(form, int) or form < 1:
+        raise ValueError("a short item's form_tokens must be a whole number above 0")
+    return form
 
 
 LONG_FORM_TOKENS = 400  # room for a long answer; a short-answer item keeps --max-tokens
@@ -196,7 +219,7 @@ def run_eval(
     for item in items:
         budget = (
             replace(params, max_tokens=max(params.max_tokens, LONG_FORM_TOKENS))
-            if item.kind == "long"
+            if item.kind in ("long", "short")  # a short form, too: room to see filler after it
             else params
         )
         if template is None:
