@@ -24,7 +24,7 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
-from app.scaffold.plan import Asked, MessagePlan, fit_draws, plan_message
+from app.scaffold.plan import Asked, MessagePlan, fit_draws, plain, plan_message
 from app.scaffold.transcript import Moment, cue_text, lore_scan, said_before
 
 _TOKEN_CACHE_LIMIT = 1024
@@ -256,7 +256,8 @@ class ChatSession:
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
-        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour, plan.message.draws, plan.stops)
+        return self._stream(plan.tokens, finish, plan.min_tokens, plan.favour, plan.message.draws, plan.stops,
+                            plan.message.avoid)  # fmt: skip
 
     def ask(self, user_text: str) -> Reply:
         return self.send(user_text).run()
@@ -329,6 +330,7 @@ class ChatSession:
         favour: tuple[str, ...] = (),
         draws: int = 1,
         stops: list[str] | None = None,
+        avoid: frozenset[str] = frozenset(),
     ) -> ReplyStream:
         """``draws``: alternatives to draw, keeping the likeliest (the plan's ``best_of`` step);
         ``stops``: the plan's (the frame's own when none: a reply continued)."""
@@ -343,7 +345,8 @@ class ChatSession:
 
         stop = stops if stops is not None else self.template.stop_strings()
         if draws > 1:
-            generation = likeliest(self.engine.generate_many(tokens, params, stop, draws))
+            unwanted = (lambda text: plain(text) in avoid) if avoid else None
+            generation = likeliest(self.engine.generate_many(tokens, params, stop, draws), unwanted)
         else:
             generation = self.engine.generate(tokens, params, stop)
         return ReplyStream(generation, finish_and_keep, draws)

@@ -117,6 +117,15 @@ def test_likeliest_keeps_the_best_ranked_wherever_it_is_and_stop_reaches_every_d
     assert alternatives.cancelled
 
 
+def test_an_unwanted_draw_ranks_last_unless_every_draw_is():
+    """The plan's echo guard: a likelier draw that only says the message back loses to any other."""
+    drawn = [_completion("Hello there!", 3, -0.5), _completion("Hi! How are you?", 5, -4.0)]
+    echo = lambda text: text == "Hello there!"  # noqa: E731
+    assert likeliest(_alternatives_of(drawn), echo).run().text == "Hi! How are you?"
+    assert likeliest(_alternatives_of(drawn)).run().text == "Hello there!"
+    assert likeliest(_alternatives_of(drawn[:1]), echo).run().text == "Hello there!"  # nothing else
+
+
 @pytest.mark.model
 def test_long_requests_greedy_and_endless_replies_are_drawn_once(engine, template):
     session = ChatSession(engine, template, replace(SamplingParams(), best_of=4))

@@ -222,3 +222,14 @@ def test_the_default_frame_asks_nothing_the_eval_sets_ask():
         for question in questions:
             shared = mine & _content_words(question)
             assert not mine or len(shared) / len(mine) < 0.6, (example.user, question)
+
+
+def test_an_echo_or_an_example_line_is_counted():
+    from app.measure.evaluate import echoes
+    from app.scaffold import load_template
+
+    chat = load_template("chat")
+    line = chat.examples[0].user
+    assert echoes("What should we talk about?", "what should we talk about", chat)
+    assert echoes(f"{line}\nAnd more.", "yo", chat)  # a line of the frame's examples
+    assert not echoes("Anything you like! Music, films or the weather.", "What should we talk about?", chat)

@@ -22,6 +22,7 @@ ACTING = {
     "favour": ("What is my dog called?", EARLIER, lambda plan: "Biscuit" in plan.favour),
     "followup": ("And Spain?", EARLIER, lambda plan: any("capital of Spain" in n for n in plan.notes)),
     "best_of": ("What is the capital of Italy?", (), lambda plan: plan.draws == 4),
+    "echo_guard": ("What should we talk about?", (), lambda plan: "what should we talk about" in plan.avoid),
     "note_stops": ("Hello!", (), lambda plan: "\n(The Assistant" in plan.stops),
 }
 

@@ -260,13 +260,18 @@ def reply_score(completion: Completion) -> float:
     return completion.logprob / max(len(completion.tokens), 1) ** LENGTH_WEIGHT
 
 
-def likeliest(alternatives: Alternatives) -> Generation:
-    """One reply out of ``alternatives``: the likeliest (OpenAI's and vLLM's ``best_of``). Nothing
-    is shown until all have ended; Stop ends all of them and keeps the likeliest so far."""
+def likeliest(alternatives: Alternatives, unwanted: Callable[[str], bool] | None = None) -> Generation:
+    """One reply out of ``alternatives``: the likeliest (OpenAI's and vLLM's ``best_of``), before
+    any that is ``unwanted`` (an echo of the message: the plan's guard), which is kept only when
+    every draw is. Nothing is shown until all have ended; Stop ends all of them and keeps the
+    likeliest so far."""
+
+    def rank(completion: Completion) -> tuple[bool, float]:
+        return (not (unwanted and unwanted(completion.text)), reply_score(completion))
 
     def body(generation: Generation) -> Iterator[str]:
         results = alternatives.run()
-        best = max(results, key=reply_score)
+        best = max(results, key=rank)
         # the first alternative evaluated the prompt; the others found it in cells they share
         usage = replace(best.usage, cached_tokens=results[0].usage.cached_tokens)
         generation.result = replace(best, usage=usage)

@@ -28,7 +28,8 @@ class EvalItem:
     """``kind``: "qa" (and memory, with ``setup``), "probe" (only parroting is judged),
     "long" (a request for a long answer: its length is measured), "short" (a request for a short
     form — one line of code, a haiku, a title: its length is measured against ``form_tokens``,
-    what the form needs) or "follow_up" (an elliptical question after ``setup``). ``half``:
+    what the form needs), "talk" (a greeting or small talk: a reply that echoes it or copies a line
+    of the frame's examples is counted) or "follow_up" (an elliptical question after ``setup``). ``half``:
     "tune" or "held" — tune on one, report both."""
 
     question: str
@@ -49,6 +50,7 @@ class Outcome:
     completion_tokens: int
     parroted: bool = False
     looped: bool = False
+    echoed: bool = False  # the reply says the message back, or a line of the frame's examples
 
 
 @dataclass
@@ -72,7 +74,13 @@ class EvalReport:
         memory = [o for o in self.outcomes if o.item.kind == "qa" and o.item.setup]
         short = [o for o in self.outcomes if o.item.kind != "long"]
         every = self.outcomes
-        return self._short_figures(qa, memory, short, every) | self._round_two(every) | self._forms(every)
+        figures = self._short_figures(qa, memory, short, every) | self._round_two(every)
+        talk = [o for o in every if o.item.kind == "talk"]
+        return (
+            figures
+            | self._forms(every)
+            | {"talk_n": len(talk), "talk_echo_rate": _rate(o.echoed for o in talk)}
+        )
 
     def _forms(self, every: list[Outcome]) -> dict:
         """Short forms asked for: how long the reply is against what the form needs (within twice
@@ -138,7 +146,7 @@ def load_items(paths: list[Path]) -> list[EvalItem]:
     return items
 
 
-KINDS = ("qa", "probe", "long", "short", "follow_up")
+KINDS = ("qa", "probe", "long", "short", "talk", "follow_up")
 
 
 def _parse_item(line: str, where: str) -> EvalItem:
@@ -249,7 +257,19 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
         completion_tokens=reply.completion.usage.completion_tokens,
         parroted=parrots(text, conversation, example_terms(template), example_phrases(template)),
         looped=loops(reply.completion.tokens, reply.completion.finish_reason),
+        echoed=echoes(text, item.question, template),
     )
+
+
+def echoes(reply: str, message: str, template: Template) -> bool:
+    """The reply, or its first line, is the message said back or a line of the frame's examples
+    (compared as words only, in lower case)."""
+    from app.scaffold.plan import plain
+
+    lines = [message, *(line for e in template.examples for line in (e.user, e.assistant))]
+    said = {plain(line) for line in lines} - {""}
+    first = reply.strip().split("\n")[0]
+    return plain(reply) in said or plain(first) in said
 
 
 def _leaks(text: str, template: Template) -> bool:

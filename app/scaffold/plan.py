@@ -14,6 +14,7 @@ or the chat's own copy of its frame, which the frame panel's Steps list edits). 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -58,6 +59,7 @@ class MessagePlan:
     favour: tuple[str, ...] = ()
     draws: int = 1
     stops: tuple[str, ...] = ()
+    avoid: frozenset[str] = frozenset()  # draws that say only one of these (as ``plain``) rank last
     acted: tuple[Acted, ...] = ()
     quoted: tuple[str, ...] = field(default=(), compare=False)  # what the recall note quotes
 
@@ -155,6 +157,24 @@ def _best_of(asked: Asked, plan: MessagePlan) -> MessagePlan:
     return plan.did("best_of", f"{wanted} draws, the likeliest kept", "a short answer, sampled")
 
 
+def plain(text: str) -> str:
+    """A line as the echo guard compares it: lower case, words only."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _echo_guard(asked: Asked, plan: MessagePlan) -> MessagePlan:
+    """A small model drawn several times often has, among its draws, the person's own message
+    said back ("What should we talk about?" → the same) or a line of the frame's examples ("yo" →
+    "My favourite fruit is mango."): such a draw is kept only when every draw is one."""
+    if plan.draws < 2:
+        return plan
+    lines = [asked.text, *(line for e in asked.template.examples for line in (e.user, e.assistant))]
+    avoid = frozenset(filter(None, map(plain, lines)))
+    plan = replace(plan, avoid=avoid)
+    return plan.did("echo_guard", "a draw that repeats your message or an example's line ranks last",
+                    f"{plan.draws} draws to choose from")  # fmt: skip
+
+
 def _note_stops(asked: Asked, plan: MessagePlan) -> MessagePlan:
     """A reply line that opens like one of the frame's notes is the model writing the transcript's
     notes, not its answer: it ends the reply there."""
@@ -172,6 +192,7 @@ STEPS: tuple[Step, ...] = (
     Step("favour", "Favour the quoted words until one is written", _favour),
     Step("followup", "Spell out a short follow-up question", _followup),
     Step("best_of", "Draw a short answer several times, keep the likeliest", _best_of),
+    Step("echo_guard", "Pass over a draw that repeats your message or an example", _echo_guard),
     Step("note_stops", "End a reply that starts writing the frame's notes", _note_stops),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
