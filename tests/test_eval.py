@@ -18,7 +18,8 @@ KEYS = {
     "template", "n", "answered", "answered_rate", "turn_stop_rate", "leak_rate", "empty_rate",
     "mean_completion_tokens", "memory_n", "memory_recalled", "memory_recall_rate", "wall_s",
     "parrot_n", "parrot_rate", "long_form_n", "long_form_median_tokens", "long_form_turn_stop_rate",
-    "follow_up_n", "follow_up_rate", "loop_rate",
+    "follow_up_n", "follow_up_rate", "loop_rate", "short_form_n", "short_form_median_ratio",
+    "short_form_within_2x_rate", "short_form_turn_stop_rate", "talk_n", "talk_echo_rate",
 }  # fmt: skip
 
 
