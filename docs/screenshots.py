@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-QUESTIONS = ["What is the capital of France?", "Write a Python function that adds two numbers."]
+QUESTIONS = ["What is the capital of France?", "Name the three primary colours."]
 
 
 def main() -> int:
