@@ -264,10 +264,9 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
 def echoes(reply: str, message: str, template: Template) -> bool:
     """The reply, or its first line, is the message said back or a line of the frame's examples
     (compared as words only, in lower case)."""
-    from app.scaffold.plan import plain
+    from app.scaffold.plan import echo_lines, plain
 
-    lines = [message, *(line for e in template.examples for line in (e.user, e.assistant))]
-    said = {plain(line) for line in lines} - {""}
+    said = echo_lines(template, message)
     first = reply.strip().split("\n")[0]
     return plain(reply) in said or plain(first) in said
 

@@ -162,15 +162,20 @@ def plain(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
+def echo_lines(template: Template, message: str) -> frozenset[str]:
+    """What a reply must not only say back: the message and every line of the frame's examples,
+    as ``plain`` compares them (the guard below, and the eval's echo count)."""
+    lines = [message, *(line for e in template.examples for line in (e.user, e.assistant))]
+    return frozenset(filter(None, map(plain, lines)))
+
+
 def _echo_guard(asked: Asked, plan: MessagePlan) -> MessagePlan:
     """A small model drawn several times often has, among its draws, the person's own message
     said back ("What should we talk about?" → the same) or a line of the frame's examples ("yo" →
     "My favourite fruit is mango."): such a draw is kept only when every draw is one."""
     if plan.draws < 2:
         return plan
-    lines = [asked.text, *(line for e in asked.template.examples for line in (e.user, e.assistant))]
-    avoid = frozenset(filter(None, map(plain, lines)))
-    plan = replace(plan, avoid=avoid)
+    plan = replace(plan, avoid=echo_lines(asked.template, asked.text))
     return plan.did("echo_guard", "a draw that repeats your message or an example's line ranks last",
                     f"{plan.draws} draws to choose from")  # fmt: skip
 
