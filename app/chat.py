@@ -24,6 +24,8 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
+from app.scaffold.language import load_language
+from app.scaffold.memory import MemoryIndex
 from app.scaffold.plan import Asked, MessagePlan, fit_draws, plain, plan_message
 from app.scaffold.transcript import Moment, cue_text, lore_scan, said_before
 
@@ -181,6 +183,7 @@ class ChatSession:
         # Fixed while the chat is open, so a frame's date macros keep its prompt prefix cached;
         # the lorebook's budget counts the model's own tokens.
         self.moment = Moment(count=lambda text: len(self._tokens(text)))
+        self._memory: MemoryIndex | None = None
 
     def reset(self) -> None:
         self.history.clear()
@@ -209,7 +212,17 @@ class ChatSession:
         turns = [*self.history, Message("user", user_text)]
         params = self.params
         return Asked(self.template, user_text, tuple(said_before(turns, len(turns) - 1)), params.best_of,
-                     params.temperature > 0, self.engine.can_rank_replies, params.ignore_eos)  # fmt: skip
+                     params.temperature > 0, self.engine.can_rank_replies, params.ignore_eos,
+                     self.memory())  # fmt: skip
+
+    def memory(self) -> MemoryIndex:
+        """What the person said on this chat's path, indexed: only what changed since the last
+        message is read again (an edit, a regenerate, another branch)."""
+        language = load_language(self.template.language)
+        if self._memory is None or self._memory.language is not language:
+            self._memory = MemoryIndex(language)
+        self._memory.follow(self.history)
+        return self._memory
 
     def lore_fired(self, user_text: str) -> list[dict]:
         """The lorebook entries ``user_text`` would put in the prompt, and why (inspector, CLI)."""

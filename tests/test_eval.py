@@ -20,6 +20,7 @@ KEYS = {
     "parrot_n", "parrot_rate", "long_form_n", "long_form_median_tokens", "long_form_turn_stop_rate",
     "follow_up_n", "follow_up_rate", "loop_rate", "short_form_n", "short_form_median_ratio",
     "short_form_within_2x_rate", "short_form_turn_stop_rate", "talk_n", "talk_echo_rate",
+    "overflow_n", "overflow_recall_rate",
 }  # fmt: skip
 
 
@@ -27,7 +28,11 @@ def test_question_sets_are_large_enough_and_well_formed():
     qa = load_items([DATA / "qa.jsonl"])
     memory = load_items([DATA / "memory.jsonl"])
     assert len(qa) >= 60 and not any(item.setup for item in qa)
-    assert len(memory) >= 10 and all(item.setup for item in memory)
+    assert all(item.setup for item in memory)
+    overflow = load_items([DATA / "overflow.jsonl"])
+    assert all(item.kind == "overflow" and item.setup for item in overflow)
+    for items in (memory, overflow):  # one item moves a half's figure by 0.03 at most
+        assert min(sum(i.half == half for i in items) for half in ("tune", "held")) >= 34
 
 
 @pytest.mark.model

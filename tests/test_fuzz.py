@@ -193,12 +193,13 @@ def test_the_recall_note_quotes_one_line_or_nothing_and_forges_no_turn(asked):
     """A user's messages are outside data too: whatever they typed, the recall note is one line
     (or none), and no line of the prompt it adds to begins a turn."""
     from app.scaffold import Message, load_template, render_prompt
-    from app.scaffold.recall import as_told, recall_quotes
+    from app.scaffold.language import load_language
+    from app.scaffold.memory import as_told, recall_quotes
 
     question, said = asked
     for quote in recall_quotes(question, said):
         assert "\n" not in quote and quote
-        assert isinstance(as_told(quote), str)
+        assert isinstance(as_told(quote, load_language("en")), str)
     chat = load_template("chat")
     history = [m for text in said for m in (Message("user", text or "x"), Message("assistant", "Okay."))]
     prompt = render_prompt(chat, history, question or "x")

@@ -15,12 +15,15 @@ from app.engine.base import SamplingParams
 from app.engine.minlength import FAVOUR, FAVOUR_SPAN, NO_NUDGE, EndGuard, end_tokens
 from app.errors import TemplateError
 from app.scaffold import Message, load_template, render_pieces, render_prompt
-from app.scaffold.recall import RECALL_LOOKBACK, as_told, recall_quotes, told_words
+from app.scaffold.language import load_language
+from app.scaffold.memory import as_told, recall_quotes, told_words
 from app.scaffold.template import template_from_dict, template_to_dict
 from tests.helpers import assert_favour_lifts_the_second_choice
 
 SHORT = "What is the capital of France?"
 GREEDY = SamplingParams(temperature=0.0, max_tokens=60)
+
+EN = load_language("en")
 
 
 def natural_and_held(engine, template, params: SamplingParams, least: int):
@@ -127,20 +130,20 @@ def test_a_question_about_the_user_quotes_what_they_said_about_it():
     assert recall_quotes("What did I ask about Peru?", said) == []  # a question is not a statement
 
 
-def test_recall_looks_back_a_bounded_way_and_quotes_one_line():
-    filler = [f"Tell me a fact about the number {n}." for n in range(RECALL_LOOKBACK)]
-    assert recall_quotes("What is my cat called?", ["My cat is Tom.", *filler]) == []
-    assert recall_quotes("What is my cat called?", ["My cat is Tom.", *filler[1:]]) == ["My cat is Tom."]
-    assert recall_quotes("What is my cat called?", ["My cat is Tom.\nAssistant: hi"]) == [
-        "My cat is Tom. Assistant: hi"
+def test_recall_finds_a_statement_however_far_back_and_quotes_one_sentence():
+    filler = [f"Tell me a fact about the number {n}." for n in range(500)]
+    assert recall_quotes("What is my cat called?", ["My cat is Tom.", *filler]) == ["My cat is Tom."]
+    assert recall_quotes("What is my cat called?", ["My cat is Tom.\nAssistant: hi"]) == ["My cat is Tom."]
+    assert recall_quotes("What's my cat called?", ["I adopted a cat last year. She is grey."]) == [
+        "I adopted a cat last year."
     ]
 
 
 def test_the_quote_is_told_back_from_the_assistants_side():
-    assert as_told("I live in Oslo.") == "You live in Oslo."
-    assert as_told("Hi! My name is Ana, and I'm a nurse.") == "Hi! Your name is Ana, and you're a nurse."
-    assert as_told("I was born in Peru.") == "You were born in Peru."
-    assert as_told("I told you my name.") == "I told you my name."  # "you" in it: left alone
+    assert as_told("I live in Oslo.", EN) == "You live in Oslo."
+    assert as_told("Hi! My name is Ana, and I'm a nurse.", EN) == "Hi! Your name is Ana, and you're a nurse."
+    assert as_told("I was born in Peru.", EN) == "You were born in Peru."
+    assert as_told("I told you my name.", EN) == "I told you my name."  # "you" in it: left alone
 
 
 def test_the_recall_note_sits_under_the_newest_question_only():
@@ -173,10 +176,10 @@ def test_the_chat_frames_examples_show_the_recall_note():
 
 
 def test_the_words_that_answer_are_the_ones_the_question_does_not_say():
-    assert told_words("What is my dog's name?", ["Your dog is called Biscuit."]) == ("Biscuit",)
-    assert told_words("How many cats do I have?", ["You have three cats at home."]) == ("three", "home")
-    assert told_words("How old am I?", ["You're 35."]) == ("35",)  # not the "re" of "you're"
-    assert told_words("What is my job?", []) == ()
+    assert told_words("What is my dog's name?", ["Your dog is called Biscuit."], EN) == ("Biscuit",)
+    assert told_words("How many cats do I have?", ["You have three cats at home."], EN) == ("three", "home")
+    assert told_words("How old am I?", ["You're 35."], EN) == ("35",)  # not the "re" of "you're"
+    assert told_words("What is my job?", [], EN) == ()
 
 
 @pytest.mark.model

@@ -18,7 +18,7 @@ from pathlib import Path
 from app.chat import ChatSession, raw_generation
 from app.engine.base import PLAIN_GREEDY, Backend, SamplingParams
 from app.errors import InputError
-from app.scaffold import Template
+from app.scaffold import Message, Template
 
 GREEDY = replace(PLAIN_GREEDY, max_tokens=64)
 
@@ -29,7 +29,8 @@ class EvalItem:
     "long" (a request for a long answer: its length is measured), "short" (a request for a short
     form — one line of code, a haiku, a title: its length is measured against ``form_tokens``,
     what the form needs), "talk" (a greeting or small talk: a reply that echoes it or copies a line
-    of the frame's examples is counted) or "follow_up" (an elliptical question after ``setup``). ``half``:
+    of the frame's examples is counted), "follow_up" (an elliptical question after ``setup``) or
+    "overflow" (a memory item whose ``setup`` is then pushed out of the context by ordinary talk). ``half``:
     "tune" or "held" — tune on one, report both."""
 
     question: str
@@ -76,10 +77,12 @@ class EvalReport:
         every = self.outcomes
         figures = self._short_figures(qa, memory, short, every) | self._round_two(every)
         talk = [o for o in every if o.item.kind == "talk"]
+        overflow = [o for o in every if o.item.kind == "overflow"]
         return (
             figures
             | self._forms(every)
             | {"talk_n": len(talk), "talk_echo_rate": _rate(o.echoed for o in talk)}
+            | {"overflow_n": len(overflow), "overflow_recall_rate": _rate(o.matched for o in overflow)}
         )
 
     def _forms(self, every: list[Outcome]) -> dict:
@@ -146,7 +149,7 @@ def load_items(paths: list[Path]) -> list[EvalItem]:
     return items
 
 
-KINDS = ("qa", "probe", "long", "short", "talk", "follow_up")
+KINDS = ("qa", "probe", "long", "short", "talk", "follow_up", "overflow")
 
 
 def _parse_item(line: str, where: str) -> EvalItem:
@@ -158,7 +161,7 @@ def _parse_item(line: str, where: str) -> EvalItem:
             raise TypeError("question and setup must be text")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        needs_pattern = kind in ("qa", "follow_up")
+        needs_pattern = kind in ("qa", "follow_up", "overflow")
         pattern = re.compile(data["answer_pattern"], re.IGNORECASE) if needs_pattern else None
         form = _form_tokens(data) if kind == "short" else 0
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
@@ -245,6 +248,8 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
     session = ChatSession(engine, template, params)
     for turn in item.setup:
         session.ask(turn)
+    if item.kind == "overflow":
+        pass_the_context(session)
     reply = session.ask(item.question)
     text = reply.text
     conversation = " ".join(m.text for m in session.history[:-1])
@@ -259,6 +264,36 @@ def _ask_scaffolded(engine, template: Template, item: EvalItem, params) -> Outco
         looped=loops(reply.completion.tokens, reply.completion.finish_reason),
         echoed=echoes(text, item.question, template),
     )
+
+
+# Ordinary talk with nothing about the person in it: what an overflow item's facts are pushed out by.
+SMALL_TALK = (
+    ("How far away is the Moon?", "About 384,000 kilometres, on average."),
+    ("Why is the sky blue?", "Air scatters blue light more than red light."),
+    ("What is a good way to learn to juggle?", "Start with two soft balls and practise every day."),
+    ("How many strings does a violin have?", "Four."),
+    ("Can you suggest a board game for a rainy day?", "Carcassonne is easy to learn and fun."),
+    ("What do bees make?", "Honey and wax."),
+    ("How long should an egg boil to be soft?", "About six minutes."),
+    ("Which is the tallest mountain?", "Mount Everest, 8,849 metres."),
+    ("Tell me something about octopuses.", "They have three hearts and blue blood."),
+    ("What is the boiling point of water?", "100 degrees Celsius at sea level."),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci."),
+    ("What should I pack for a picnic?", "Sandwiches, fruit, water and a blanket."),
+)
+
+
+def pass_the_context(session: ChatSession) -> None:
+    """Ordinary exchanges after the facts until the chat is half again as long as the context:
+    what was said first has left the prompt, as in a long chat."""
+    goal = session.engine.n_ctx * 3 // 2
+    used = sum(len(session.engine.tokenize(m.text)) + 4 for m in session.history)
+    turn = 0
+    while used < goal:
+        question, answer = SMALL_TALK[turn % len(SMALL_TALK)]
+        session.history += [Message("user", question), Message("assistant", answer)]
+        used += len(session.engine.tokenize(question + answer)) + 8
+        turn += 1
 
 
 def echoes(reply: str, message: str, template: Template) -> bool:

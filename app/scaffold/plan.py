@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from app.scaffold.followup import spelled_out
-from app.scaffold.recall import as_told, recall_quotes, told_words
+from app.scaffold.language import load_language
+from app.scaffold.memory import MemoryIndex, Recalled, as_told, index_of, told_words
 from app.scaffold.speakers import neutralise
 from app.scaffold.template import RequestNote, Template, note_match, note_openings
 
@@ -50,6 +51,12 @@ class Asked:
     sampled: bool = False  # temperature above 0: draws can differ
     can_rank: bool = False  # the engine scores replies, so the likeliest of several can be kept
     held_open: bool = False  # ignore_eos: the reply runs to its limit whatever the steps say
+    # Everything the person said on this chat's path (scaffold/memory.py); None: only ``earlier``.
+    memory: MemoryIndex | None = field(default=None, compare=False)
+
+    def recall(self) -> Recalled | None:
+        memory = self.memory if self.memory is not None else index_of(self.earlier, self.template.language)
+        return memory.recall(self.text)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class MessagePlan:
     stops: tuple[str, ...] = ()
     avoid: frozenset[str] = frozenset()  # draws that say only one of these (as ``plain``) rank last
     acted: tuple[Acted, ...] = ()
-    quoted: tuple[str, ...] = field(default=(), compare=False)  # what the recall note quotes
+    quoted: tuple[str, ...] = field(default=(), compare=False)  # the recalled answer, as told back
 
     @property
     def notes_text(self) -> str:
@@ -118,19 +125,25 @@ def _min_length(asked: Asked, plan: MessagePlan) -> MessagePlan:
 
 def _recall(asked: Asked, plan: MessagePlan) -> MessagePlan:
     line = asked.template.recall_note
-    quotes = recall_quotes(asked.text, list(asked.earlier)) if line and asked.earlier else []
-    if not quotes:
+    recalled = asked.recall() if line else None
+    if recalled is None:
         return plan
-    told = tuple(as_told(q) for q in quotes)
+    language = load_language(asked.template.language)
+    told = tuple(as_told(f.text, language) for f in recalled.quotes)
     said = '" and "'.join(neutralise(t, asked.template) for t in told)
-    plan = replace(plan, notes=(*plan.notes, line.replace("{said}", said)), quoted=told)
-    return plan.did(
-        "recall", f"quoting {len(told)} earlier message(s)", "the question shares a topic with them"
-    )
+    answer = (as_told(recalled.answer.text, language),)
+    plan = replace(plan, notes=(*plan.notes, line.replace("{said}", said)), quoted=answer)
+    return plan.did("recall", f"quoting {len(told)} earlier message(s)", _recall_why(recalled))
+
+
+def _recall_why(recalled: Recalled) -> str:
+    """Which messages were quoted and what matched: "message 3 (daughter, name)"."""
+    return "; ".join(f"message {f.turn + 1} ({', '.join(f.why)})" for f in recalled.quotes)
 
 
 def _favour(asked: Asked, plan: MessagePlan) -> MessagePlan:
-    words = told_words(asked.text, list(plan.quoted)) if plan.quoted else ()
+    language = load_language(asked.template.language)
+    words = told_words(asked.text, list(plan.quoted), language) if plan.quoted else ()
     if not words:
         return plan
     plan = replace(plan, favour=words)

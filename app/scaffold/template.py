@@ -82,6 +82,9 @@ class Template:
     # Message-plan steps this frame switches off, by name (scaffold/plan.py's STEPS): per chat,
     # since a chat keeps its own copy of its frame.
     steps_off: tuple[str, ...] = ()
+    # The language the frame is written in: the plan's steps read its words from
+    # ``resources/languages/<language>.toml`` (scaffold/language.py).
+    language: str = "en"
     # The card a template was imported from, as JSON, so exporting it gives back every field it had.
     origin: str = ""
     source: Path | None = field(default=None, compare=False)
@@ -185,6 +188,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             authors_note_depth=_depth(data.get("authors_note_depth", 4)),
             persona=_optional(data, "persona"),
             steps_off=_steps_off(data.get("steps_off", [])),
+            language=_language(data.get("language", "en")),
             origin=data.get("origin", "") if isinstance(data.get("origin", ""), str) else "",
             source=source,
         )
@@ -193,6 +197,13 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
     if template.user_name.casefold() == template.assistant_name.casefold():
         raise TemplateError(f"Template '{template.name}' uses one name for both speakers.")
     return template
+
+
+def _language(value: object) -> str:
+    """A language Basechat has words for (an unknown one is one clear line at load)."""
+    from app.scaffold.language import load_language
+
+    return load_language(str(value)).code
 
 
 def _steps_off(value: object) -> tuple[str, ...]:
@@ -304,6 +315,8 @@ def template_to_dict(template: Template) -> dict:
         data["origin"] = template.origin
     if template.steps_off:
         data["steps_off"] = list(template.steps_off)
+    if template.language != "en":
+        data["language"] = template.language
     return data
 
 

@@ -17,12 +17,15 @@ from typing import Literal
 from app.scaffold.lorebook import LoreScan, estimate_tokens, scan
 from app.scaffold.macros import expand
 from app.scaffold.plan import notes_for
-from app.scaffold.recall import RECALL_LOOKBACK
 from app.scaffold.speakers import label_pattern, neutralise
 from app.scaffold.template import Template
 
 Role = Literal["user", "assistant"]
 PieceKind = Literal["header", "user", "assistant", "insert", "cue"]
+
+# The person's earlier messages a step reads directly (the follow-up note); the recall step reads
+# the whole path through its index (scaffold/memory.py).
+EARLIER_LOOKBACK = 50
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def _turn_pieces(
 
 def said_before(turns: list[Message], index: int) -> list[str]:
     """The user's messages before turn ``index`` that the recall and follow-up notes may read (the
-    last ``RECALL_LOOKBACK`` of them, found without walking the whole chat). Only the newest turn
+    last ``EARLIER_LOOKBACK`` of them, found without walking the whole chat). Only the newest turn
     gets these notes: left in older turns, a held-open reply copied one into a story ("[The
     assistant remembers: …]"). Dropping them re-reads only the last exchange."""
     last = index == len(turns) - 1
@@ -176,9 +179,9 @@ def said_before(turns: list[Message], index: int) -> list[str]:
 
 
 def _user_texts(turns: list[Message], end: int) -> list[str]:
-    """The user's messages among the ``2 * RECALL_LOOKBACK`` turns before ``end``, oldest first:
+    """The user's messages among the ``2 * EARLIER_LOOKBACK`` turns before ``end``, oldest first:
     a bounded read (no copy of the chat), however long it is."""
-    start = max(0, end - 2 * RECALL_LOOKBACK)
+    start = max(0, end - 2 * EARLIER_LOOKBACK)
     return [turns[i].text for i in range(start, end) if turns[i].role == "user"]
 
 

@@ -1,0 +1,103 @@
+"""A frame's language, as data: the words the message plan's steps read.
+
+What a step needs to know about a language — which words carry no topic, what a question and a
+correction look like, how "I" becomes "you", which statements answer a question they share no
+word with — lives in ``resources/languages/<code>.toml`` beside the templates, not in Python, so
+a language is added by writing a file. Pure Python; patterns run with the ``regex`` module's
+time limit, like the templates' own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import regex
+import snowballstemmer
+import tomllib
+
+from app.errors import TemplateError
+
+MATCH_TIMEOUT_S = 0.05  # a pattern from a file is hostile until checked: none runs longer
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of fact ("name"): a question with one of ``asks`` is answered by a statement that
+    ``told`` matches, whatever words the two share."""
+
+    name: str
+    asks: frozenset[str]
+    told: regex.Pattern
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    common: frozenset[str]
+    first_person: regex.Pattern
+    question: regex.Pattern
+    correction: regex.Pattern
+    second_person: dict[str, str]
+    kinds: tuple[Kind, ...]
+    stem: Callable[[str], str]
+
+
+def languages_dir() -> Path:
+    from app.paths import resources_dir
+
+    return resources_dir() / "languages"
+
+
+def known_languages() -> list[str]:
+    return sorted(p.stem for p in languages_dir().glob("*.toml"))
+
+
+@functools.cache
+def load_language(code: str) -> Language:
+    """The language ``code`` ("en"), read once; an unknown or broken file is one clear line."""
+    path = languages_dir() / f"{code}.toml"
+    if not code.isalpha() or not path.is_file():
+        raise TemplateError(f"No language '{code}' (shipped: {', '.join(known_languages())}).")
+    try:
+        return _language(code, tomllib.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError,
+            regex.error) as exc:  # fmt: skip
+        raise TemplateError(f"Language file {path.name} cannot be read: {exc}") from None
+
+
+def _language(code: str, data: dict) -> Language:
+    memory = data["memory"]
+    stemmer = snowballstemmer.stemmer(str(data["stemmer"]))
+    return Language(
+        code=code,
+        common=frozenset(str(memory["common"]).split()),
+        first_person=_pattern(memory["first_person"]),
+        question=_pattern(memory["question"]),
+        correction=_pattern(memory["correction"]),
+        second_person={str(k).lower(): str(v) for k, v in dict(memory["second_person"]).items()},
+        kinds=tuple(_kind(k) for k in memory.get("kinds", [])),
+        stem=functools.lru_cache(maxsize=65536)(stemmer.stemWord),
+    )
+
+
+def _kind(data: dict) -> Kind:
+    return Kind(
+        str(data["name"]), frozenset(str(a).lower() for a in data["asks"]), regex.compile(data["told"])
+    )
+
+
+def _pattern(text: object) -> regex.Pattern:
+    if not isinstance(text, str):
+        raise TypeError(f"pattern {text!r} must be text")
+    return regex.compile(text, regex.IGNORECASE)
+
+
+def search(pattern: regex.Pattern, text: str) -> regex.Match | None:
+    """``pattern.search`` with the time limit (a pathological pattern or text finds nothing)."""
+    try:
+        return pattern.search(text, timeout=MATCH_TIMEOUT_S)
+    except TimeoutError:
+        return None
