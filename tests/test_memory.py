@@ -52,9 +52,10 @@ def test_a_correction_is_quoted_after_what_it_corrects_and_is_the_answer():
 
 
 def test_a_statement_about_something_else_that_shares_a_word_is_not_quoted():
-    said = ["My favourite colour is purple.", "I like tea."]
-    assert recall_quotes("What is my favourite film?", said) == []
-    assert recall_quotes("What is the capital of Chile?", said) == []
+    said = ["My favourite colour is purple.", "I like tea.", "I visited Chile last year."]
+    assert recall_quotes("What is my job?", said) == []
+    assert recall_quotes("What is the capital of Chile?", said) == []  # not about the person
+    assert recall_quotes("Who is retiring next month?", ["My manager Ruth is retiring next month."]) != []
     assert recall_quotes("Did I ask about Peru?", ["What is the capital of Peru?"]) == []  # a question
 
 

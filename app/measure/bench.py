@@ -27,7 +27,7 @@ from app.engine.preflight import kv_cache_bytes
 from app.measure.history_cost import history_figures
 from app.measure.lore import lorebook_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
-from app.measure.recall_cost import MESSAGES, recall_figures
+from app.measure.recall_cost import MEMORY_MESSAGES, MESSAGES, memory_figures, recall_figures
 from app.measure.serve_cost import serve_figures
 from app.measure.speculation import lookup_figures, self_draft_figures
 
@@ -423,6 +423,8 @@ def run_bench(
         out |= lookup_figures(engine, 1 if quick else 3, progress, smoke)
         progress("rendering a 2,000-message chat")
         out |= recall_figures(repeats if quick else 5, 100 if smoke else MESSAGES)
+        progress("memory over a 10,000-message chat")
+        out |= memory_figures(200 if smoke else MEMORY_MESSAGES)
         progress("a lorebook firing three entries")
         out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         progress("the same model through basechat serve")

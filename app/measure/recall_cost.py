@@ -10,8 +10,14 @@ import time
 from dataclasses import replace
 
 from app.scaffold import Message, load_template, render_pieces
+from app.scaffold.language import load_language
+from app.scaffold.memory import MemoryIndex
 
 MESSAGES = 2000
+MEMORY_MESSAGES = 10_000
+_THINGS = ("cat", "dog", "friend", "car", "book", "garden", "street", "song", "teacher", "boat", "city", "film")
+_QUESTIONS = ("What's my name again?", "What is my cat called?", "Where does my friend live?",
+              "Which film did I like?", "What do I do for a living?", "What colour is my boat?")  # fmt: skip
 
 
 def _history(n_messages: int) -> list[Message]:
@@ -39,4 +45,43 @@ def recall_figures(repeats: int = 5, n_messages: int = MESSAGES) -> dict:
     return {
         "render_2000_messages_ms": median_ms(chat),
         "render_2000_messages_no_recall_ms": median_ms(replace(chat, recall_note="", followup_note="")),
+    }
+
+
+def _long_history(n_messages: int) -> list[Message]:
+    """Statements, questions and small talk over a varied vocabulary (names and numbers that
+    never repeat, so the index grows as a real one does)."""
+    turns = []
+    for n in range(n_messages // 2):
+        thing = _THINGS[n % len(_THINGS)]
+        said = (f"My {thing} number {n} is called Name{n}.", f"I went to place{n} with my {thing} today.",
+                f"What do you think about {thing}s?", f"Tell me a fact about the number {n}.")[n % 4]  # fmt: skip
+        turns += [Message("user", said), Message("assistant", f"That is interesting, word{n}.")]
+    return turns
+
+
+def memory_figures(n_messages: int = MEMORY_MESSAGES, repeats: int = 5) -> dict:
+    """What memory costs a chat of ``n_messages``: indexing it when it is opened, following it
+    when one exchange is added (every turn), and finding what a question asks (every send)."""
+    history = _long_history(n_messages)
+    index = MemoryIndex(load_language("en"))
+    started = time.perf_counter()
+    index.follow(history[:-2])
+    built = time.perf_counter() - started
+    follows, lookups = [], []
+    for _ in range(repeats):
+        index.follow(history[:-2])
+        started = time.perf_counter()
+        index.follow(history)
+        follows.append(time.perf_counter() - started)
+        for question in _QUESTIONS:
+            started = time.perf_counter()
+            index.recall(question)
+            lookups.append(time.perf_counter() - started)
+    return {
+        "memory_messages": n_messages,
+        "memory_index_ms": round(built * 1000, 1),
+        "memory_follow_ms": round(statistics.median(follows) * 1000, 2),
+        "memory_lookup_ms": round(statistics.median(lookups) * 1000, 2),
+        "memory_lookup_max_ms": round(max(lookups) * 1000, 2),
     }

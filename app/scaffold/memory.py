@@ -22,7 +22,7 @@ import bisect
 import functools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,8 +34,13 @@ RECALL_QUOTES = 2  # statements quoted at most (and the correction of one, when 
 _QUOTE_CHARS = 200
 _K1, _B = 1.2, 0.75  # BM25's usual constants
 _KIND_SCORE = 2.0  # a one-word statement of the kind asked for: as much as a rare shared word
+# A word said thousands of times carries little (BM25's idf), and the person's latest statements
+# of a kind matter most: the newest this many of each are scored, so a lookup stays a few
+# milliseconds in any chat.
+_MOST_READ = 2048
 _SENTENCE = regex.compile(r"[^.!?\n]+[.!?]*")
 _WORD = regex.compile(r"\w+(?:'\w+)?")
+_DIGIT = regex.compile(r"\d")
 
 
 class Said(Protocol):
@@ -152,11 +157,14 @@ class MemoryIndex:
             self._messages.pop(self._user_turns.pop(), None)
 
     def _terms(self, text: str) -> list[str]:
+        """The words that say what ``text`` is about, stemmed ("teaches" → "teach"); a word with a
+        digit in it is a number or a code, kept as it is."""
         words = (w.lower() for w in _WORD.findall(text))
+        common, stem = self.language.common, self.language.stem
         return [
-            self.language.stem(w)
+            w if _DIGIT.search(w) else stem(w)
             for w in words
-            if w not in self.language.common and (len(w) > 1 or w.isdigit())
+            if w not in common and (len(w) > 1 or w.isdigit())
         ]
 
     # -- searching ---------------------------------------------------------------------------
@@ -165,28 +173,29 @@ class MemoryIndex:
         language = self.language
         if not self._sentences or not search(language.question, question):
             return []
-        about_me, names = bool(search(language.first_person, question)), self._names(question)
-        if not about_me and not names:
-            return []
         words = {w.lower() for w in _WORD.findall(question)}
         kinds = [k for k in language.kinds if k.asks & words]
         asks = {self.language.stem(w) for k in kinds for w in k.asks}
         subject = set(self._terms(question)) - asks  # what the question is about besides its kind
         scores, why = self._scores(subject, {k.name for k in kinds})
-        wanted = subject if about_me else names  # about someone named: their name must be there
-        scores = {sid: s for sid, s in scores.items() if self._tells(sid, wanted)}
-        best = sorted(scores, key=lambda sid: (-scores[sid], -sid))
+        tells = self._answers(question, subject)
+        best = sorted(
+            (sid for sid in scores if tells(self._sentences[sid].terms)), key=lambda sid: (-scores[sid], -sid)
+        )
         return [Found(_quoted(self._texts[sid]), self._sentences[sid].turn, tuple(why[sid]), scores[sid])
                 for sid in best]  # fmt: skip
 
-    def _tells(self, sid: int, subject: set[str]) -> bool:
-        """A statement answers a question when it says the rarer half of what the question is
-        about ("my favourite colour" does not answer "my favourite film": "film" was never said)."""
-        if not subject:
-            return True
-        terms = self._sentences[sid].terms
-        weights = {term: self._idf(term) for term in subject}
-        return sum(w for t, w in weights.items() if t in terms) >= 0.5 * sum(weights.values())
+    def _answers(self, question: str, subject: set[str]) -> Callable[[Counter[str]], bool]:
+        """What a statement must say to answer ``question``: about the person, one word of what
+        it asks (or only its kind, "What's my name?"); about someone named, their name; about
+        anything else, every word of it ("Who is retiring next month?") — so "What is the capital
+        of Chile?" is not answered by "I visited Chile."."""
+        if search(self.language.first_person, question):
+            return lambda terms: not subject or bool(subject & terms.keys())
+        names = self._names(question)
+        if names:
+            return lambda terms: bool(names & terms.keys())
+        return lambda terms: len(subject) > 1 and subject <= terms.keys()
 
     def _idf(self, term: str) -> float:
         count, having = len(self._sentences), len(self._postings.get(term, ()))
@@ -200,13 +209,13 @@ class MemoryIndex:
         mean = self._length / len(self._sentences)
         for term in terms:
             idf = self._idf(term)
-            for sid in self._postings.get(term, []):
+            for sid in self._postings.get(term, [])[-_MOST_READ:]:
                 sentence = self._sentences[sid]
                 tf = sentence.terms[term]
                 scores[sid] += idf * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * sentence.length / mean))
                 why[sid].append(term)
         for kind in kinds:
-            for sid in self._kind_postings.get(kind, []):
+            for sid in self._kind_postings.get(kind, [])[-_MOST_READ // 8 :]:
                 scores[sid] += _KIND_SCORE / self._sentences[sid].length
                 why[sid].append(f"tells a {kind}")
         return scores, why
