@@ -187,15 +187,13 @@ class MemoryIndex:
 
     def _answers(self, question: str, subject: set[str]) -> Callable[[Counter[str]], bool]:
         """What a statement must say to answer ``question``: about the person, one word of what
-        it asks (or only its kind, "What's my name?"); about someone named, their name; about
-        anything else, every word of it ("Who is retiring next month?") — so "What is the capital
-        of Chile?" is not answered by "I visited Chile."."""
+        it asks (or only its kind, "What's my name?"); about anyone or anything else, all of it,
+        and a name or two words at least ("What does Marco teach?", "Who is retiring next
+        month?") — so "What is the capital of Chile?" is not answered by "I visited Chile."."""
         if search(self.language.first_person, question):
             return lambda terms: not subject or bool(subject & terms.keys())
-        names = self._names(question)
-        if names:
-            return lambda terms: bool(names & terms.keys())
-        return lambda terms: len(subject) > 1 and subject <= terms.keys()
+        enough = bool(self._names(question)) or len(subject) > 1
+        return lambda terms: enough and subject <= terms.keys()
 
     def _idf(self, term: str) -> float:
         count, having = len(self._sentences), len(self._postings.get(term, ()))
