@@ -56,10 +56,29 @@ def frame_from(args: argparse.Namespace, template):
     flags = {"persona": "persona", "user_name": "user_name", "authors_note": "authors_note",
              "authors_note_depth": "note_depth"}  # fmt: skip
     changes = {key: getattr(args, flag, None) for key, flag in flags.items()}
+    changes["memory"] = memory_from(getattr(args, "memory", None))
     data = template_to_dict(template) | {k: v for k, v in changes.items() if v is not None}
     if getattr(args, "no_lorebook", False):
         data.pop("lorebook", None)
     return template_from_dict(data, template.name, template.source)
+
+
+MEMORY_FILE_LIMIT = 64 * 1024
+
+
+def memory_from(value: str | None) -> str | None:
+    """``--memory``: the text itself, or a file of it (a text file up to 64 KB; one clear line else)."""
+    if value is None or "\n" in value or not Path(value).is_file():
+        return value
+    path = Path(value)
+    if path.stat().st_size > MEMORY_FILE_LIMIT:
+        raise InputError(
+            f"{path.name} is over {MEMORY_FILE_LIMIT // 1024} KB: memory is a few facts, not a document."
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {path.name} as text: {exc}") from None
 
 
 _ENGINE_FLAGS = {"ctx": "n_ctx", "threads": "n_threads", "gpu_layers": "n_gpu_layers"}

@@ -39,6 +39,11 @@ def frame_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--persona", metavar="TEXT", help="who you are, put in the frame ({{user}} is your name)"
     )
+    parser.add_argument(
+        "--memory",
+        metavar="TEXT|FILE",
+        help="what the model keeps in mind in this chat, a line each (in the frame)",
+    )
     parser.add_argument("--user-name", metavar="NAME", help="your speaker name (default: the template's)")
     parser.add_argument(
         "--authors-note", metavar="TEXT", help="a note put --note-depth messages from the end"

@@ -15,7 +15,20 @@ from app.scaffold.memory import MemoryIndex
 
 MESSAGES = 2000
 MEMORY_MESSAGES = 10_000
-_THINGS = ("cat", "dog", "friend", "car", "book", "garden", "street", "song", "teacher", "boat", "city", "film")
+_THINGS = (
+    "cat",
+    "dog",
+    "friend",
+    "car",
+    "book",
+    "garden",
+    "street",
+    "song",
+    "teacher",
+    "boat",
+    "city",
+    "film",
+)
 _QUESTIONS = ("What's my name again?", "What is my cat called?", "Where does my friend live?",
               "Which film did I like?", "What do I do for a living?", "What colour is my boat?")  # fmt: skip
 
@@ -55,7 +68,7 @@ def _long_history(n_messages: int) -> list[Message]:
     for n in range(n_messages // 2):
         thing = _THINGS[n % len(_THINGS)]
         said = (f"My {thing} number {n} is called Name{n}.", f"I went to place{n} with my {thing} today.",
-                f"What do you think about {thing}s?", f"Tell me a fact about the number {n}.")[n % 4]  # fmt: skip
+                f"What do you think about {thing}s?", f"A fact about the number {n}?")[n % 4]  # fmt: skip
         turns += [Message("user", said), Message("assistant", f"That is interesting, word{n}.")]
     return turns
 

@@ -41,7 +41,8 @@ def checked(imported: Imported, filename: str) -> Imported:
         alternate_greetings=tuple(g for g in (clean("greeting", a) for a in t.alternate_greetings) if g),
         example_separator=clean("example separator", t.example_separator),
         chat_start=clean("chat start", t.chat_start), authors_note=clean("author's note", t.authors_note),
-        persona=clean("persona", t.persona), lorebook=_checked_book(t.lorebook, clean),
+        persona=clean("persona", t.persona), memory=clean("memory", t.memory),
+        lorebook=_checked_book(t.lorebook, clean),
     )  # fmt: skip
     return replace(imported, template=template, notes=tuple(notes))
 

@@ -79,6 +79,9 @@ class Template:
     authors_note: str = ""
     authors_note_depth: int = 4
     persona: str = ""
+    # Per chat: what the person pinned for the model to keep in mind (a line each; "Remember this"
+    # on a message adds one), put in the frame so it stays cached (scaffold/transcript.py).
+    memory: str = ""
     # Message-plan steps this frame switches off, by name (scaffold/plan.py's STEPS): per chat,
     # since a chat keeps its own copy of its frame.
     steps_off: tuple[str, ...] = ()
@@ -187,6 +190,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             authors_note=_optional(data, "authors_note"),
             authors_note_depth=_depth(data.get("authors_note_depth", 4)),
             persona=_optional(data, "persona"),
+            memory=_optional(data, "memory"),
             steps_off=_steps_off(data.get("steps_off", [])),
             language=_language(data.get("language", "en")),
             origin=data.get("origin", "") if isinstance(data.get("origin", ""), str) else "",
@@ -296,6 +300,7 @@ def template_to_dict(template: Template) -> dict:
         "chat_start",
         "avatar",
         "persona",
+        "memory",
         "authors_note",
         "recall_note",
         "followup_note",

@@ -91,6 +91,28 @@ def frame_text(template: Template, text: str, moment: Moment) -> str:
     return expand(text, template.user_name, template.assistant_name, moment.now)
 
 
+MEMORY_LINE_CHARS = 300  # a pinned line is a fact, not a document
+
+
+def memory_text(template: Template, moment: Moment) -> str:
+    """The chat's pinned memory as the frame says it: one line per entry, each defused so none can
+    open a turn ("" when nothing is pinned). In the frame, so the cached prefix keeps it."""
+    lines = [" ".join(line.split()) for line in template.memory.splitlines()]
+    entries = [neutralise(frame_text(template, line[:MEMORY_LINE_CHARS], moment), template)
+               for line in lines if line]  # fmt: skip
+    if not entries:
+        return ""
+    return f"{template.assistant_name} keeps in mind:\n" + "".join(f"- {entry}\n" for entry in entries)
+
+
+def remembered_line(role: str, text: str) -> str:
+    """A message pinned with "Remember this": who said it and its words, on one line (macros for
+    the names, so a renamed speaker stays right)."""
+    who = "{{user}}" if role == "user" else "{{char}}"
+    words = " ".join(text.split())
+    return f'{who} said: "{words[: MEMORY_LINE_CHARS - 20]}"'
+
+
 def lore_scan(template: Template, messages: list[str], moment: Moment | None = None) -> LoreScan:
     """The lorebook entries these messages (oldest first, the one being sent last) fire."""
     return scan(template.lorebook, messages, (moment or Moment()).count)
@@ -98,7 +120,7 @@ def lore_scan(template: Template, messages: list[str], moment: Moment | None = N
 
 def header_text(template: Template, lore: LoreScan | None = None, moment: Moment | None = None) -> str:
     """Lore placed before the description, the preamble, lore placed after it, the persona, example
-    conversations, and the opening of this one (a card's greeting)."""
+    conversations, and the opening of this one (its pinned memory, a card's greeting)."""
     moment = moment or Moment()
     lore = lore if lore is not None else lore_scan(template, [], moment)
     parts = [_lore_text(template, f, moment) for f in lore.placed("before_char")]
@@ -110,6 +132,7 @@ def header_text(template: Template, lore: LoreScan | None = None, moment: Moment
     parts += _example_parts(template, moment)
     if template.chat_start:
         parts.append(f"{template.chat_start}\n")
+    parts.append(memory_text(template, moment))  # this conversation's, after the examples'
     if template.greeting:
         greeting = frame_text(template, template.greeting, moment)
         parts.append(turn_text(template, Message("assistant", greeting)))

@@ -82,6 +82,12 @@ class FramePanel(QWidget):
         self.persona.setAccessibleName("Persona")
         self.persona.setPlaceholderText("Who you are in this chat ({{user}} is your name); put in the frame")
         self.persona.setMaximumHeight(60)
+        self.memory = QPlainTextEdit()
+        self.memory.setAccessibleName("Memory")
+        self.memory.setPlaceholderText(
+            "What the model keeps in mind in this chat, a line each (⚑ on a message adds it)"
+        )
+        self.memory.setMaximumHeight(80)
         self.authors_note = QLineEdit()
         self.authors_note.setAccessibleName("Author's note")
         self.authors_note.setPlaceholderText("A note the model reads near the end, e.g. 'Keep it light.'")
@@ -162,6 +168,7 @@ class FramePanel(QWidget):
         form.addRow("Examples", self.examples)
         form.addRow("Greeting", self.greeting)
         form.addRow("Persona", self.persona)
+        form.addRow("Memory", self.memory)
         note_row = QHBoxLayout()
         note_row.addWidget(self.authors_note, 1)
         note_row.addWidget(QLabel("depth"))
@@ -183,6 +190,7 @@ class FramePanel(QWidget):
         self.examples.setPlainText(examples_text(template))
         self._show_greetings(template)
         self.persona.setPlainText(template.persona)
+        self.memory.setPlainText(template.memory)
         self.authors_note.setText(template.authors_note)
         self.note_depth.setValue(template.authors_note_depth)
         self.lorebook.show_book(template.lorebook)
@@ -281,7 +289,7 @@ class FramePanel(QWidget):
         return replace(
             base, preamble=self.preamble.toPlainText().strip(), user_name=user, assistant_name=assistant,
             examples=parse_examples(self.examples.toPlainText(), user, assistant), source=None,
-            persona=self.persona.toPlainText().strip(),
+            persona=self.persona.toPlainText().strip(), memory=self.memory.toPlainText().strip(),
             authors_note=" ".join(self.authors_note.text().split()),
             authors_note_depth=self.note_depth.value(), lorebook=self.lorebook.book(),
             steps_off=self.steps.steps_off(base.steps_off),

@@ -3,6 +3,7 @@ card or preset, copy the exact prompt), the prompt inspector, and the Settings d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
@@ -12,6 +13,7 @@ from app.models.default import DEFAULT_MODEL_ID
 from app.models.drafts import draft_partners
 from app.scaffold import Template
 from app.scaffold.template import save_user_template, template_slug
+from app.scaffold.transcript import remembered_line
 from app.ui.messages import copy_to_clipboard
 from app.ui.serving import serving_wanted
 from app.ui.settings import SettingsDialog, load_engine, save_sampling
@@ -55,6 +57,22 @@ class FrameActions(QObject):
             w.chats.show_greeting()
         self.inspect_prompt()
 
+    def remember(self, role: str, text: str) -> None:
+        """Pin a message in this chat's memory: a line of the frame the model always reads (the
+        Frame panel's Memory shows and edits it)."""
+        if not text.strip():
+            return
+        line, template = remembered_line(role, text), self.w.template
+        if line in template.memory.splitlines():
+            self.w.statusBar().showMessage("Already in this chat's memory.", 5000)
+            return
+        pinned = replace(template, memory="\n".join(filter(None, [template.memory.strip(), line])))
+        self.w.frame.show_template(pinned)
+        self.set_template(pinned)
+        self.w.statusBar().showMessage(
+            "Remembered: the model keeps it in mind in this chat (Frame → Memory).", 5000
+        )
+
     def import_frame(self, path: str | list[str]) -> None:
         """A card, preset or prompt file becomes a template of the person's own, used at once; a
         preset chosen together with a system-prompt preset becomes one template."""
@@ -77,7 +95,6 @@ class FrameActions(QObject):
 
     def import_lorebook(self, path: str) -> None:
         """A World Info file (or a card's book, or Kobold world info) becomes this chat's lorebook."""
-        from dataclasses import replace
         from pathlib import Path
 
         from app.scaffold.import_check import import_lorebook
@@ -95,8 +112,6 @@ class FrameActions(QObject):
         self.set_template(template)
 
     def save_template(self, template: Template) -> None:
-        from dataclasses import replace
-
         template = replace(template, name=template_slug(template.name))
         try:
             path = save_user_template(template)

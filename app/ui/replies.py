@@ -455,4 +455,5 @@ class ReplyController(QObject):
         turn.edited.connect(self.apply_edit)
         turn.alternative.connect(self.choose_version)
         turn.tokens.connect(self.w.loom.toggle_tokens)
+        turn.remember.connect(self.w.frames.remember)
         return turn
