@@ -23,7 +23,8 @@ KEYS = {
     "render_2000_messages_no_recall_ms", "short_answer_best_of_1_s", "short_answer_best_of_4_s",
     "short_answer_best_of_4_over_1", "show_2000_in_100k_s", "show_2000_in_10k_s", "show_history_growth",
     "delete_5000_s", "lore_scan_ms", "serve_gen_tps", "serve_gen_ratio", "serve_ttft_warm_s",
-    "serve_4_clients_tps",
+    "serve_4_clients_tps", "memory_index_ms", "memory_follow_ms", "memory_lookup_ms",
+    "memory_note_ttft_ratio", "memory_note_cached_share",
 }  # fmt: skip
 
 
@@ -37,6 +38,7 @@ def test_quick_bench_prints_every_key_as_json(model_path):
                 "ttft_restored_over_cold", "switch_ttft_over_cold", "kv_state_mb_per_1k_tokens",
                 "alternatives_4_over_1", "logprobs_overhead", "short_answer_best_of_4_over_1",
                 "show_2000_in_100k_s", "delete_5000_s", "lore_scan_ms", "serve_gen_ratio",
-                "serve_ttft_warm_s"):  # fmt: skip
+                "serve_ttft_warm_s", "memory_lookup_ms", "memory_note_ttft_ratio",
+                "memory_note_cached_share"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0
     assert figures["threads_default"] >= 1 and str(figures["threads_best"]) in figures["threads_tps"]

@@ -1,0 +1,50 @@
+"""What a memory note costs a turn: time to first token of a question the recall step answers
+from the chat's first message, far above, against a question of
+the same length it leaves alone, and how much of the note's prompt was already cached.
+
+The note goes under the newest message, so the frame and the history stay in the KV cache; only
+the last exchange, the message and the note are new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from app.engine.base import PLAIN_GREEDY, Backend, Usage
+from app.scaffold import Message, load_template
+
+RECALLED = "What is my dog called again?"  # the recall step quotes the first message
+PLAIN = "What is the tide called again?"  # the same length; nothing to quote
+TURNS = 12
+
+
+def _history() -> list[Message]:
+    turns = [Message("user", "My dog is called Biscuit."), Message("assistant", "What a lovely name!")]
+    for n in range(TURNS):
+        reply = f"Fact {n}: the harbour has a long history of trade and fishing. " * 3
+        asked = f"Tell me fact {n} about the harbour, please."
+        turns += [Message("user", asked), Message("assistant", reply)]
+    return turns
+
+
+def _usage(engine: Backend, message: str) -> Usage:
+    """The next turn's usage, the chat's previous turn already in the cache."""
+    from app.chat import ChatSession
+
+    history = _history()
+    session = ChatSession(engine, load_template("chat"), replace(PLAIN_GREEDY, max_tokens=1), history[:-2])
+    session.ask(history[-2].text)
+    return session.ask(message).completion.usage
+
+
+def memory_note_figures(engine: Backend, repeats: int, paired: Callable) -> dict:
+    noted, plain, ratio = paired(
+        lambda: _usage(engine, RECALLED).ttft_s, lambda: _usage(engine, PLAIN).ttft_s, repeats
+    )
+    usage = _usage(engine, RECALLED)
+    return {
+        "memory_note_ttft_s": round(noted, 4), "memory_none_ttft_s": round(plain, 4),
+        "memory_note_ttft_ratio": round(ratio, 3),
+        "memory_note_cached_share": round(usage.cached_tokens / max(usage.prompt_tokens, 1), 3),
+    }  # fmt: skip
