@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.cli.common import note, open_store, read_json, terminal_safe, write_out
+from app.cli.common import note, open_store, terminal_safe, write_out
 from app.errors import InputError
 from app.store.import_tree import shown_time
 
@@ -22,7 +22,7 @@ def cmd_chats(args: argparse.Namespace) -> int:
     elif action == "export":
         _export(store, args)
     elif action == "import":
-        ids = export.import_json(store, read_json(args.file), told=note)
+        ids = export.import_chat_file(store, args.file, told=note)
         print(f"Imported {len(ids)} conversation(s): {', '.join(map(str, ids))}")
     elif action == "delete":
         store.delete(args.id)
@@ -66,6 +66,10 @@ def _export(store, args: argparse.Namespace) -> None:
         text = json.dumps(export.to_json(store, [args.id]), ensure_ascii=False, indent=1)
     elif args.format == "prompt":
         text = export.to_prompt(store.get(args.id))
+    elif args.format == "sillytavern":
+        from app.store.sillytavern import to_chat_log
+
+        text = to_chat_log(store, args.id)
     else:
         text = export.markdown_of(store, args.id)
     write_out(text, args.output)

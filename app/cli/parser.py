@@ -171,10 +171,12 @@ def _chats_options(parser: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", help="to Markdown or JSON")
     export.add_argument("id", nargs="?", type=int, help="omit with --all")
     export.add_argument("--all", action="store_true", help="every conversation (JSON)")
-    export.add_argument("--format", choices=["md", "json", "prompt"], default="md",
+    export.add_argument("--format", choices=["md", "json", "prompt", "sillytavern"], default="md",
                         help="prompt: the exact text the model reads before the next message")  # fmt: skip
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    sub.add_parser("import", help="restore a JSON export").add_argument("file", type=Path)
+    sub.add_parser("import", help="a Basechat JSON export or a SillyTavern chat log (.jsonl)").add_argument(
+        "file", type=Path
+    )
     sub.add_parser("delete", help="delete a conversation").add_argument("id", type=int)
     sub.add_parser("search", help="find conversations by text").add_argument("query")
 
