@@ -228,6 +228,7 @@ def _eval_options(parser: argparse.ArgumentParser) -> None:
                         help="greedy (repeatable; the default) or app: what a new chat in the window "
                              "samples with, over several seeds")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="with --sampling app: runs, seeds 0..N-1")
+    parser.add_argument("--ctx", type=int, help="context size (default 4096; overflow items pass it)")
     parser.add_argument("--draft", metavar="lookup|MODEL|off", default="off",
                         help="drafting while evaluating (default off: a draft's batch sizes follow the "
                              "clock, and sampled runs would then differ from run to run)")  # fmt: skip
