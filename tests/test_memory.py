@@ -133,3 +133,12 @@ def test_pinned_memory_sits_in_the_frame_and_cannot_open_a_turn():
     header = render_pieces(chat, _path("Hello."), "Next?")[0].text
     assert header == render_pieces(chat, _path("Hello.", "More."), "Again?")[0].text  # cached prefix
     assert "keeps in mind" not in render_prompt(load_template("chat"), [], "Hi")
+
+
+def test_the_favoured_words_are_those_that_tell_the_kind_of_fact_asked():
+    from app.scaffold.memory import told_words
+
+    quote = ["You've got a tortoise called Sheldon who is 60 years old."]
+    assert "60" in told_words("How old is my tortoise?", quote, EN)
+    assert "Sheldon" not in told_words("How old is my tortoise?", quote, EN)
+    assert told_words("What's my tortoise called?", quote, EN)[0] == "Sheldon"

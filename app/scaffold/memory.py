@@ -306,16 +306,22 @@ def _any_of(words: Iterable[str]) -> regex.Pattern:
 def told_words(question: str, quotes: Sequence[str], language: Language) -> tuple[str, ...]:
     """The words of ``quotes`` that tell what ``question`` asks: those it does not itself say
     ("Biscuit" of "Your dog is called Biscuit.", asked "What is my dog's name?"), which the reply
-    is then nudged toward (engine/minlength.py)."""
+    is then nudged toward (engine/minlength.py). When the question asks a kind of fact and a
+    quote tells it, only the words of that telling ("60" of "who is 60 years old", asked "How
+    old is my tortoise?"; not "Sheldon")."""
     said = {w.lower() for w in _WORD.findall(question)}
     kinds = [k for k in language.kinds if k.asks & said]  # "name" also asks "called"
     asked = {language.stem(w) for w in said.union(*(k.asks for k in kinds))}
     common = language.common | set(language.second_person.values())
-    words: list[str] = []
-    for quote in quotes:
-        for word in _WORD.findall(quote):
+    told = [m.group(0) for k in kinds for q in quotes if (m := search(k.told, q))]
+
+    def new_words(texts: Sequence[str]) -> list[str]:
+        words: list[str] = []
+        for word in (w for text in texts for w in _WORD.findall(text)):
             low = word.lower()
             wanted = (len(word) > 2 or word.isdigit()) and low not in common and "'" not in word
             if wanted and language.stem(low) not in asked and word not in words:
                 words.append(word)
-    return tuple(words)
+        return words
+
+    return tuple(new_words(told) or new_words(quotes))
