@@ -31,6 +31,7 @@ class Kind:
     name: str
     asks: frozenset[str]
     told: regex.Pattern
+    about: str = "any"  # "self": only a question about the person; "other": about something of theirs
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,11 @@ def _language(code: str, data: dict) -> Language:
 
 
 def _kind(data: dict) -> Kind:
-    return Kind(
-        str(data["name"]), frozenset(str(a).lower() for a in data["asks"]), regex.compile(data["told"])
-    )
+    about = str(data.get("about", "any"))
+    if about not in ("any", "self", "other"):
+        raise ValueError(f"kind {data.get('name')!r}: about must be any, self or other")
+    asks = frozenset(str(a).lower() for a in data["asks"])
+    return Kind(str(data["name"]), asks, regex.compile(data["told"]), about)
 
 
 def _pattern(text: object) -> regex.Pattern:

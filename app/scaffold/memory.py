@@ -38,6 +38,7 @@ _KIND_SCORE = 2.0  # a one-word statement of the kind asked for: as much as a ra
 # of a kind matter most: the newest this many of each are scored, so a lookup stays a few
 # milliseconds in any chat.
 _MOST_READ = 2048
+_SECOND_BEST = 0.5  # a second statement is quoted only when it answers at least half as well
 _SENTENCE = regex.compile(r"[^.!?\n]+[.!?]*")
 _WORD = regex.compile(r"\w+(?:'\w+)?")
 _DIGIT = regex.compile(r"\d")
@@ -62,6 +63,7 @@ class Found:
     why: tuple[str, ...]  # the question's words it shares (stemmed), or the kind of fact it tells
     score: float
     corrects: bool = False  # the person took back what they said before it
+    order: int = 0  # where it was said: sentences in the order the person wrote them
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class Recalled:
 class _Sentence:
     turn: int
     terms: Counter[str]
-    kinds: frozenset[str]
+    kinds: frozenset[int]  # the language's kinds of fact it tells, by index
     length: int
 
 
@@ -88,9 +90,10 @@ class MemoryIndex:
         self._sentences: list[_Sentence] = []
         self._texts: list[str] = []
         self._postings: dict[str, list[int]] = defaultdict(list)
-        self._kind_postings: dict[str, list[int]] = defaultdict(list)
+        self._kind_postings: dict[int, list[int]] = defaultdict(list)
         self._user_turns: list[int] = []
-        self._messages: dict[int, str] = {}  # user turn → its text (for quoting a correction)
+        # user turn → its text and where its sentences begin (for quoting a correction in its place)
+        self._messages: dict[int, tuple[str, int]] = {}
         self._length = 0
 
     def __len__(self) -> int:
@@ -109,27 +112,25 @@ class MemoryIndex:
     def recall(self, question: str, limit: int = RECALL_QUOTES) -> Recalled | None:
         """The person's statements that answer ``question``, or None when it is not a question
         about them (or about someone they named) or nothing they said answers it."""
-        hits = self._ranked(question)[:limit]
+        ranked = self._ranked(question)
+        hits = [f for f in ranked[:limit] if f.score >= ranked[0].score * _SECOND_BEST]
         if not hits:
             return None
         answer = self._correction_of(hits[0]) or hits[0]
-        quotes = {f.turn: f for f in hits}
-        for found in hits:
-            fixed = self._correction_of(found)
-            if fixed is not None:
-                quotes[fixed.turn] = fixed
-        return Recalled(tuple(quotes[t] for t in sorted(quotes)), answer)
+        fixes = [fixed for found in hits if (fixed := self._correction_of(found)) is not None]
+        quotes = {f.order: f for f in [*hits, *fixes]}
+        return Recalled(tuple(quotes[key] for key in sorted(quotes)), answer)
 
     # -- indexing ----------------------------------------------------------------------------
 
     def _add(self, turn: int, text: str) -> None:
         self._user_turns.append(turn)
-        self._messages[turn] = text
+        self._messages[turn] = (text, len(self._sentences))
         for part in _SENTENCE.findall(text):
             if search(self.language.question, part):
                 continue  # a question is not a statement: never quoted
             terms = Counter(self._terms(part))
-            kinds = frozenset(k.name for k in self.language.kinds if search(k.told, part))
+            kinds = frozenset(i for i, k in enumerate(self.language.kinds) if search(k.told, part))
             if terms or kinds:
                 self._index(_Sentence(turn, terms, kinds, sum(terms.values()) or 1), part)
 
@@ -173,33 +174,35 @@ class MemoryIndex:
         language = self.language
         if not self._sentences or not search(language.question, question):
             return []
-        words = {w.lower() for w in _WORD.findall(question)}
-        kinds = [k for k in language.kinds if k.asks & words]
-        asks = {self.language.stem(w) for k in kinds for w in k.asks}
-        subject = set(self._terms(question)) - asks  # what the question is about besides its kind
-        scores, why = self._scores(subject, {k.name for k in kinds})
-        tells = self._answers(question, subject)
+        kinds, subject = asked_kinds(question, language, set(self._terms(question)))
+        scores, why = self._scores(subject, kinds)
+        tells = self._answers(question, subject, kinds)
         best = sorted(
-            (sid for sid in scores if tells(self._sentences[sid].terms)), key=lambda sid: (-scores[sid], -sid)
+            (sid for sid in scores if tells(self._sentences[sid])), key=lambda sid: (-scores[sid], -sid)
         )
-        return [Found(_quoted(self._texts[sid]), self._sentences[sid].turn, tuple(why[sid]), scores[sid])
-                for sid in best]  # fmt: skip
+        return [Found(_quoted(self._texts[sid]), self._sentences[sid].turn, tuple(why[sid]), scores[sid],
+                      order=sid) for sid in best]  # fmt: skip
 
-    def _answers(self, question: str, subject: set[str]) -> Callable[[Counter[str]], bool]:
+    def _answers(self, question: str, subject: set[str], kinds: set[int]) -> Callable[[_Sentence], bool]:
         """What a statement must say to answer ``question``: about the person, one word of what
-        it asks (or only its kind, "What's my name?"); about anyone or anything else, all of it,
-        and a name or two words at least ("What does Marco teach?", "Who is retiring next
-        month?") — so "What is the capital of Chile?" is not answered by "I visited Chile."."""
+        it asks, or only its kind when the person never used those words ("What's my name?";
+        "What's my dog called?" after "I adopted a beagle and named him Pepper."); about anyone
+        or anything else, all of it, and a name or two words at least ("What does Marco teach?",
+        "Who is retiring next month?") — so "What is the capital of Chile?" is not answered by
+        "I visited Chile."."""
         if search(self.language.first_person, question):
-            return lambda terms: not subject or bool(subject & terms.keys())
+            never_said = not any(term in self._postings for term in subject)
+            return lambda s: (
+                not subject or bool(subject & s.terms.keys()) or (never_said and bool(kinds & s.kinds))
+            )
         enough = bool(self._names(question)) or len(subject) > 1
-        return lambda terms: enough and subject <= terms.keys()
+        return lambda s: enough and subject <= s.terms.keys()
 
     def _idf(self, term: str) -> float:
         count, having = len(self._sentences), len(self._postings.get(term, ()))
         return math.log(1 + (count - having + 0.5) / (having + 0.5))
 
-    def _scores(self, terms: set[str], kinds: set[str]) -> tuple[dict[int, float], dict[int, list[str]]]:
+    def _scores(self, terms: set[str], kinds: set[int]) -> tuple[dict[int, float], dict[int, list[str]]]:
         """BM25 of each sentence sharing a term with the question, plus the kinds it tells (the
         fewer other words beside the fact, the more: "I'm Henrik." before "My dog is called Rex.")."""
         scores: dict[int, float] = defaultdict(float)
@@ -215,7 +218,7 @@ class MemoryIndex:
         for kind in kinds:
             for sid in self._kind_postings.get(kind, [])[-_MOST_READ // 8 :]:
                 scores[sid] += _KIND_SCORE / self._sentences[sid].length
-                why[sid].append(f"tells a {kind}")
+                why[sid].append(f"tells a {self.language.kinds[kind].name}")
         return scores, why
 
     def _names(self, question: str) -> set[str]:
@@ -230,10 +233,23 @@ class MemoryIndex:
         if at >= len(self._user_turns):
             return None
         turn = self._user_turns[at]
-        text = self._messages[turn]
-        if not search(self.language.correction, text):
+        if not search(self.language.correction, self._messages[turn][0]):
             return None
-        return Found(_quoted(text), turn, ("takes back the one before",), found.score, corrects=True)
+        text, said_at = self._messages[turn]
+        return Found(
+            _quoted(text), turn, ("takes back the one before",), found.score, corrects=True, order=said_at
+        )
+
+
+def asked_kinds(question: str, language: Language, terms: set[str]) -> tuple[set[int], set[str]]:
+    """The kinds of fact ``question`` asks for (by index) and what it is about besides them
+    (``terms``, its stemmed words, less the kinds' own): "What's my dog called?" asks a name of
+    something ("dog"); "What's my name?" the person's own."""
+    words = {w.lower() for w in _WORD.findall(question)}
+    kinds = [(i, k) for i, k in enumerate(language.kinds) if k.asks & words]
+    subject = terms - {language.stem(w) for _, k in kinds for w in k.asks}
+    about = "other" if subject else "self"
+    return {i for i, k in kinds if k.about in ("any", about)}, subject
 
 
 def _shared_prefix(old: Sequence[Said], new: Sequence[Said]) -> int:
@@ -243,7 +259,7 @@ def _shared_prefix(old: Sequence[Said], new: Sequence[Said]) -> int:
     return min(len(old), len(new))
 
 
-def _pop(postings: dict[str, list[int]], key: str) -> None:
+def _pop(postings: dict, key: object) -> None:
     posting = postings[key]
     posting.pop()
     if not posting:
@@ -310,8 +326,9 @@ def told_words(question: str, quotes: Sequence[str], language: Language) -> tupl
     quote tells it, only the words of that telling ("60" of "who is 60 years old", asked "How
     old is my tortoise?"; not "Sheldon")."""
     said = {w.lower() for w in _WORD.findall(question)}
-    kinds = [k for k in language.kinds if k.asks & said]  # "name" also asks "called"
-    asked = {language.stem(w) for w in said.union(*(k.asks for k in kinds))}
+    indexes, _ = asked_kinds(question, language, {language.stem(w) for w in said})
+    kinds = [language.kinds[i] for i in indexes]
+    asked = {language.stem(w) for w in said.union(*(k.asks for k in kinds))}  # "name" also asks "called"
     common = language.common | set(language.second_person.values())
     told = [m.group(0) for k in kinds for q in quotes if (m := search(k.told, q))]
 
