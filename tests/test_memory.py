@@ -146,6 +146,8 @@ def test_the_favoured_words_are_those_that_tell_the_kind_of_fact_asked():
 
 def test_a_name_asked_of_something_the_person_never_called_so_finds_what_they_named():
     said = ["Hi! I'm Henrik. I just adopted a beagle puppy and named him Pepper.", "How far is the Moon?"]
-    assert recall_quotes("What's my dog called?", said) == ["I just adopted a beagle puppy and named him Pepper."]
+    named = "I just adopted a beagle puppy and named him Pepper."
+    assert recall_quotes("What's my dog called?", said) == [named]
     assert recall_quotes("What's my name?", said) == ["I'm Henrik."]  # the person's own, not the dog's
-    assert recall_quotes("What's my dog called?", [*said, "My dog is called Rex."]) == ["My dog is called Rex."]
+    rex = "My dog is called Rex."
+    assert recall_quotes("What's my dog called?", [*said, rex]) == [rex]
