@@ -151,3 +151,29 @@ def test_a_name_asked_of_something_the_person_never_called_so_finds_what_they_na
     assert recall_quotes("What's my name?", said) == ["I'm Henrik."]  # the person's own, not the dog's
     rex = "My dog is called Rex."
     assert recall_quotes("What's my dog called?", [*said, rex]) == [rex]
+
+
+def test_every_shipped_language_loads_and_its_frame_recalls_in_its_own_words():
+    from app.scaffold.language import known_languages
+    from app.scaffold.memory import as_told
+
+    assert {"en", "de", "es"} <= set(known_languages())
+    said_de = ["Hallo, ich heiße Jonas.", "Mein Hund heißt Bello und ist verspielt."]
+    assert recall_quotes("Wie heißt mein Hund?", said_de, "de") == [
+        "Mein Hund heißt Bello und ist verspielt."
+    ]
+    assert recall_quotes("Wie heiße ich?", said_de, "de") == ["Hallo, ich heiße Jonas."]
+    said_es = ["Hola, me llamo Lucía.", "Mi perro se llama Toby."]
+    assert recall_quotes("¿Cómo se llama mi perro?", said_es, "es") == ["Mi perro se llama Toby."]
+    assert as_told("Ich wohne in Graz.", load_language("de")) == "Du wohnst in Graz."
+    for name, language in (("chat-de", "de"), ("chat-es", "es")):
+        frame = load_template(name)
+        assert frame.language == language
+        prompt = render_prompt_for(frame, "Hallo")
+        assert "keeps in mind" not in prompt and "remembers" not in prompt  # no English in its frame
+
+
+def render_prompt_for(frame, text: str) -> str:
+    from app.scaffold import render_prompt
+
+    return render_prompt(replace(frame, memory="x"), [], text)

@@ -44,6 +44,7 @@ class Language:
     second_person: dict[str, str]
     kinds: tuple[Kind, ...]
     stem: Callable[[str], str]
+    memory_heading: str = "{char} keeps in mind:"
 
 
 def languages_dir() -> Path:
@@ -81,6 +82,7 @@ def _language(code: str, data: dict) -> Language:
         second_person={str(k).lower(): str(v) for k, v in dict(memory["second_person"]).items()},
         kinds=tuple(_kind(k) for k in memory.get("kinds", [])),
         stem=functools.lru_cache(maxsize=65536)(stemmer.stemWord),
+        memory_heading=str(data.get("frame", {}).get("memory_heading", "{char} keeps in mind:")),
     )
 
 

@@ -102,7 +102,10 @@ def memory_text(template: Template, moment: Moment) -> str:
                for line in lines if line]  # fmt: skip
     if not entries:
         return ""
-    return f"{template.assistant_name} keeps in mind:\n" + "".join(f"- {entry}\n" for entry in entries)
+    from app.scaffold.language import load_language
+
+    heading = load_language(template.language).memory_heading.replace("{char}", template.assistant_name)
+    return f"{heading}\n" + "".join(f"- {entry}\n" for entry in entries)
 
 
 def remembered_line(role: str, text: str) -> str:
