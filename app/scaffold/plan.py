@@ -55,6 +55,8 @@ class Asked:
     memory: MemoryIndex | None = field(default=None, compare=False)
 
     def recall(self) -> Recalled | None:
+        if self.memory is None and not self.earlier:
+            return None  # an older turn or a first message: nothing said before it to search
         memory = self.memory if self.memory is not None else index_of(self.earlier, self.template.language)
         return memory.recall(self.text)
 
