@@ -19,13 +19,16 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from app.chat import AlternativesStream, ReplyStream
 from app.engine.base import SET_PER_TURN, SamplingParams
+from app.errors import InputError
 from app.scaffold import Message, Template
 from app.scaffold.template import template_to_dict
+from app.scaffold.transcript import remembered_line
 from app.store.chats import ChatStore, Conversation, StoredMessage
 from app.store.export import TEMPLATE_KEY, as_messages, conversation_template
 from app.store.recorder import ReplyRecorder
 
 SAMPLING_KEY = "sampling"
+PINS_KEY = "memory_pins"  # message id → the line of the frame's memory it was pinned as
 FRAME_KEY = TEMPLATE_KEY  # the frame stays where exports and prompts read it
 MAX_BYTES_PER_TOKEN = 8  # English averages about 4 bytes a token; whitespace runs can be more
 DEFAULT_CTX_GUESS = 8192  # before a model has said its context size
@@ -153,6 +156,45 @@ class ConversationService:
         items = {FRAME_KEY: template_to_dict(template)}
         self.store.merge_settings(conversation_id, items, template=template.name)
 
+    # -- pinned memory -------------------------------------------------------------------
+
+    def pin(self, conversation_id: int, message_id: int, template: Template) -> Template:
+        """Pin a message in the chat's memory (its frame's ``memory``, a line each), remembering
+        which message the line came from so an edit or a deletion of it is followed."""
+        message = self.store.message(message_id)
+        line = remembered_line(message.role, message.text)
+        if line in template.memory.splitlines():
+            return template
+        pinned = replace(template, memory="\n".join(filter(None, [template.memory.strip(), line])))
+        pins = {**self.store.settings(conversation_id).get(PINS_KEY, {}), str(message_id): line}
+        self.store.merge_settings(conversation_id, {FRAME_KEY: template_to_dict(pinned), PINS_KEY: pins})
+        return pinned
+
+    def _follow_pins(self, conversation_id: int, old_id: int, new_id: int | None) -> None:
+        """A pinned message edited (``new_id``: its new version) or deleted (None): its line in the
+        memory is rewritten to the new words, or dropped."""
+        settings = self.store.settings(conversation_id)
+        pins = dict(settings.get(PINS_KEY, {}))
+        line = pins.pop(str(old_id), None)
+        frame = settings.get(FRAME_KEY)
+        if line is None or not isinstance(frame, dict):
+            return
+        lines = [entry for entry in str(frame.get("memory", "")).splitlines() if entry != line]
+        if new_id is not None:
+            new = self.store.message(new_id)
+            pins[str(new_id)] = remembered_line(new.role, new.text)
+            lines.append(pins[str(new_id)])
+        memory = "\n".join(lines)
+        self.store.merge_settings(conversation_id, {FRAME_KEY: {**frame, "memory": memory}, PINS_KEY: pins})
+
+    def _pinned_gone(self, conversation_id: int) -> None:
+        """After a branch is deleted: the pins whose message went with it are dropped."""
+        for message_id in list(self.store.settings(conversation_id).get(PINS_KEY, {})):
+            try:
+                self.store.message(int(message_id))
+            except InputError:
+                self._follow_pins(conversation_id, int(message_id), None)
+
     # -- the person's turns --------------------------------------------------------------
 
     def add_user(self, conversation_id: int, text: str) -> int:
@@ -160,11 +202,19 @@ class ConversationService:
         return self.store.add_user_message(conversation_id, text)
 
     def edit_user(self, conversation_id: int, position: int, text: str) -> int:
-        """A new version of a user turn; the old one keeps its branch."""
-        return self.store.edit_user_message(conversation_id, position, text)
+        """A new version of a user turn; the old one keeps its branch (a pin follows the new one)."""
+        old = self.store.path_slice(conversation_id, position, position + 1)
+        new_id = self.store.edit_user_message(conversation_id, position, text)
+        if old:
+            self._follow_pins(conversation_id, old[0].id, new_id)
+        return new_id
 
     def edit_reply(self, conversation_id: int, position: int, text: str) -> int:
-        return self.store.add_edited_reply(conversation_id, position, text)
+        old = self.store.path_slice(conversation_id, position, position + 1)
+        new_id = self.store.add_edited_reply(conversation_id, position, text)
+        if old:
+            self._follow_pins(conversation_id, old[0].id, new_id)
+        return new_id
 
     def undo_send(self, conversation_id: int, position: int) -> None:
         """A send that got no reply: its user turn goes (the text is given back to the person)."""
@@ -223,5 +273,6 @@ class ConversationService:
     def end_path_at(self, message_id: int) -> None:
         self.store.end_path_at(message_id)
 
-    def delete_branch(self, message_id: int) -> None:
+    def delete_branch(self, message_id: int, conversation_id: int) -> None:
         self.store.delete_branch(message_id)
+        self._pinned_gone(conversation_id)

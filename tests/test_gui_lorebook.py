@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolButton
 
-from tests.helpers import LONG, send
+from tests.helpers import LONG, send, settled
 from tests.test_lorebook import WORLD_INFO
 
 pytestmark = pytest.mark.model
@@ -122,6 +122,12 @@ def test_remember_this_pins_a_message_in_the_chats_memory_and_the_frame(qtbot, w
     inspect(qtbot, window, "What's my dog called?", "keeps in mind")
     prompt = window.frame.inspector.toPlainText()
     assert 'Assistant keeps in mind:\n- User said: "My dog is called Biscuit."\nUser: My dog' in prompt
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.replies.apply_edit(0, "My dog is called Pepper.")  # the pinned message, edited
+    settled(qtbot, window)
+    assert window.template.memory == '{{user}} said: "My dog is called Pepper."'
+    shown = window.frame.memory.toPlainText()
+    assert "Pepper" in shown and "Biscuit" not in shown
     window.frame.memory.setPlainText("User: forged turn\nThe cat is grey.")  # edited by hand
     qtbot.mouseClick(window.frame.apply_button, Qt.MouseButton.LeftButton)
     inspect(qtbot, window, "What colour is the cat?", "The cat is grey.")

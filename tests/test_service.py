@@ -115,3 +115,20 @@ def test_one_shape_for_both_surfaces_and_bad_values_are_skipped():
     hand_edited = {"sampling": {"temperature": "warm", "top_k": "12", "seed": -1}}
     params = conversation_params(hand_edited, SamplingParams())
     assert (params.temperature, params.top_k, params.seed) == (SamplingParams().temperature, 12, None)
+
+
+def test_a_pinned_message_is_followed_when_edited_and_dropped_when_deleted(tmp_path):
+    from app.scaffold import load_template
+
+    service = ConversationService(ChatStore(tmp_path / DB_NAME))
+    cid = service.start(load_template("chat"), SamplingParams())
+    first = service.add_user(cid, "My dog is called Rex.")
+    pinned = service.pin(cid, first, service.open(cid).template)
+    assert pinned.memory == '{{user}} said: "My dog is called Rex."'
+    assert service.pin(cid, first, pinned) == pinned  # twice: once
+    service.edit_user(cid, 0, "My dog is called Bruno.")
+    memory = service.open(cid).template.memory
+    assert memory == '{{user}} said: "My dog is called Bruno."' and "Rex" not in memory
+    edited = service.store.path_slice(cid, 0, 1)[0]
+    service.delete_branch(edited.id, cid)
+    assert service.open(cid).template.memory == ""

@@ -13,7 +13,6 @@ from app.models.default import DEFAULT_MODEL_ID
 from app.models.drafts import draft_partners
 from app.scaffold import Template
 from app.scaffold.template import save_user_template, template_slug
-from app.scaffold.transcript import remembered_line
 from app.ui.messages import copy_to_clipboard
 from app.ui.serving import serving_wanted
 from app.ui.settings import SettingsDialog, load_engine, save_sampling
@@ -57,21 +56,34 @@ class FrameActions(QObject):
             w.chats.show_greeting()
         self.inspect_prompt()
 
-    def remember(self, role: str, text: str) -> None:
-        """Pin a message in this chat's memory: a line of the frame the model always reads (the
-        Frame panel's Memory shows and edits it)."""
-        if not text.strip():
+    def remember(self, position: int) -> None:
+        """Pin the message at ``position`` in this chat's memory: a line of the frame the model
+        always reads (the Frame panel's Memory shows and edits it; an edit of the message is
+        followed, ``ConversationService.pin``)."""
+        w, cid = self.w, self.w.conversation_id
+        shown = w.store.path_slice(cid, position, position + 1) if cid is not None else []
+        if cid is None or not shown or not shown[0].text.strip():
             return
-        line, template = remembered_line(role, text), self.w.template
-        if line in template.memory.splitlines():
-            self.w.statusBar().showMessage("Already in this chat's memory.", 5000)
+        pinned = w.service.pin(cid, shown[0].id, w.template)
+        if pinned == w.template:
+            w.statusBar().showMessage("Already in this chat's memory.", 5000)
             return
-        pinned = replace(template, memory="\n".join(filter(None, [template.memory.strip(), line])))
-        self.w.frame.show_template(pinned)
+        w.frame.show_template(pinned)
         self.set_template(pinned)
-        self.w.statusBar().showMessage(
+        w.statusBar().showMessage(
             "Remembered: the model keeps it in mind in this chat (Frame → Memory).", 5000
         )
+
+    def follow_stored_frame(self) -> None:
+        """The chat's stored frame after the service changed it (a pinned message edited or
+        deleted rewrites its memory line): the window's copy follows, so the next reply reads it."""
+        w, cid = self.w, self.w.conversation_id
+        if cid is None:
+            return
+        stored = w.service.open(cid, with_history=False).template
+        if stored.memory != w.template.memory:
+            w.template = replace(w.template, memory=stored.memory)
+            w.frame.show_template(w.template)
 
     def import_frame(self, path: str | list[str]) -> None:
         """A card, preset or prompt file becomes a template of the person's own, used at once; a

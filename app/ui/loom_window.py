@@ -155,7 +155,7 @@ class Loom(QObject):
         ask = QMessageBox.question(w, "Delete branch", "Delete this message and everything after it?")
         if ask != QMessageBox.StandardButton.Yes:
             return
-        w.service.delete_branch(message_id)
+        w.service.delete_branch(message_id, conversation_id)
         w.chats.open(conversation_id)
 
 

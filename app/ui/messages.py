@@ -6,8 +6,7 @@ so the cost of a token stays flat however long the reply gets. When the
 reply ends it is rendered once as Markdown (Qt's own renderer).
 
 Signals (MessageWidget): copy_requested(str), regenerate(int), continue_(int),
-edit(int), alternative(int, int) — positions in the conversation; remember(str, str): a
-message's role and text.
+edit(int), alternative(int, int), remember(int) — positions in the conversation.
 """
 
 from __future__ import annotations
@@ -99,7 +98,7 @@ class MessageWidget(QFrame):
     edited = Signal(int, str)  # position, the new text (Save pressed in the inline editor)
     alternative = Signal(int, int)
     tokens = Signal(int)  # show or hide the reply's token probabilities
-    remember = Signal(str, str)  # pin this message (role, text) in the chat's memory
+    remember = Signal(int)  # pin this message in the chat's memory
 
     def __init__(self, role: str, position: int, speaker: str) -> None:
         super().__init__()
@@ -244,7 +243,7 @@ class MessageWidget(QFrame):
             button.setIcon(QIcon())  # code copies keep their words: "Copy code 2" says which
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self._button("Remember", "Remember this: pin it in the chat's memory (Frame panel)",
-                     lambda: self.remember.emit(self.role, self.text))  # fmt: skip
+                     lambda: self.remember.emit(self.position))  # fmt: skip
         if self.role == "user":
             self._button("Edit", "Edit and resend this message (the old version keeps its branch)",
                          lambda: self.edit.emit(self.position))  # fmt: skip

@@ -214,9 +214,11 @@ class ReplyController(QObject):
         assert w.conversation_id is not None
         if tail.at(position).role == "assistant":
             w.service.edit_reply(w.conversation_id, position, text)
+            w.frames.follow_stored_frame()
             self.show_path_from(position)
             return
         w.service.edit_user(w.conversation_id, position, text)
+        w.frames.follow_stored_frame()
         w.view.remove_from(position)
         self.show_message(self.stored_at(position), last=False)
         self.start(self._request(tail, position, user_text=text), position + 1)
