@@ -14,91 +14,119 @@ about …?", "How about …?", or a bare "Why?". Pure Python; a pure function of
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+import regex
 
 FOLLOW_UP_WORDS = 6  # a follow-up longer than this is a question of its own
 FOLLOW_UP_DEPTH = 3  # follow-ups of follow-ups spelled out at most this far back
 
-_LEAD = re.compile(
-    r"^\s*(?:and\s+(?:what|how)\s+about|what\s+about|how\s+about|and\s+for|and)\s+(?P<rest>.+?)[\s?.!]*$",
-    re.IGNORECASE,
-)
-_BARE_WHY = re.compile(r"^\s*(?:and\s+)?(?P<wh>why|how|when|where)(?:\s+so)?\s*\?+\s*$", re.IGNORECASE)
-_VERBS = "is are was were do does did can could will would has have had should must"
-_YES_NO = re.compile(rf"^({'|'.join(_VERBS.split())})\b", re.IGNORECASE)
-_PREPOSITION_WORDS = "of in at on for to from by with during under near inside outside before after about"
-_ARTICLE_WORDS = "the a an this that these those his her its their"
-_VERB_WORDS = frozenset(_VERBS.split())
-_PREPOSITIONS = frozenset(_PREPOSITION_WORDS.split())
-_ARTICLES = frozenset(_ARTICLE_WORDS.split())
 _WORD = re.compile(r"[\w'-]+")
 
 
-def spelled_out(follow_up: str, earlier: list[str], depth: int = FOLLOW_UP_DEPTH) -> str | None:
+@dataclass(frozen=True)
+class FollowupWords:
+    """A language's follow-up words (``[followup]`` in resources/languages/<code>.toml): how a
+    follow-up opens ("And …?", "What about …?"), a bare "Why?", and the verbs, prepositions,
+    articles and superlatives the rewrite splices around."""
+
+    lead: regex.Pattern  # with a group ``rest``: what follows the opening
+    bare_why: regex.Pattern  # with a group ``wh``
+    verbs: frozenset[str]
+    prepositions: frozenset[str]
+    articles: frozenset[str]
+    name_joiners: frozenset[str]  # "and", "of", "the": words inside a name ("Romeo and Juliet")
+    definite: frozenset[str]  # "the": an article a name may keep before it ("the Four Seasons")
+    superlative: regex.Pattern  # a word that is a superlative ("smallest")
+
+    @property
+    def yes_no(self) -> regex.Pattern:
+        return regex.compile(rf"^({'|'.join(sorted(self.verbs))})\b", regex.IGNORECASE)
+
+
+def english() -> FollowupWords:
+    from app.scaffold.language import load_language
+
+    return load_language("en").followup
+
+
+def spelled_out(
+    follow_up: str, earlier: list[str], depth: int = FOLLOW_UP_DEPTH, words: FollowupWords | None = None
+) -> str | None:
     """``follow_up`` as the whole question it stands for, from the user's ``earlier`` messages
     (oldest first), or None when it is not a follow-up or its question cannot be worked out. A
-    follow-up of a follow-up is spelled out from the last whole question, ``depth`` back at most."""
-    shape = _shape(follow_up)
+    follow-up of a follow-up is spelled out from the last whole question, ``depth`` back at most.
+    ``words``: the frame's language's (English when None)."""
+    w = words or english()
+    shape = _shape(follow_up, w)
     if not earlier or shape is None:
         return None
     previous: str | None = earlier[-1].strip()
-    if previous and _shape(previous) is not None:
-        previous = spelled_out(previous, earlier[:-1], depth - 1) if depth > 0 else None
+    if previous and _shape(previous, w) is not None:
+        previous = spelled_out(previous, earlier[:-1], depth - 1, w) if depth > 0 else None
     if not previous or not _is_question(previous):
         return None
-    return _rewritten(shape, previous)
+    return _rewritten(shape, previous, w)
 
 
-def _shape(text: str) -> tuple[str, str] | None:
+def _shape(text: str, w: FollowupWords) -> tuple[str, str] | None:
     """("why", "Why") for a bare "Why?"; ("rest", "of Spain") for "And …?" / "What about …?" with
     a few words and no verb of its own; None for anything else."""
-    why = _BARE_WHY.match(text)
+    why = _match(w.bare_why, text)
     if why:
         return "why", why["wh"]
-    lead = _LEAD.match(text)
+    lead = _match(w.lead, text)
     words = lead["rest"].split() if lead else []
-    if lead and 0 < len(words) <= FOLLOW_UP_WORDS and not _VERB_WORDS & {w.lower() for w in words}:
+    if lead and 0 < len(words) <= FOLLOW_UP_WORDS and not w.verbs & {word.lower() for word in words}:
         return "rest", lead["rest"].strip()
     return None
+
+
+def _match(pattern: regex.Pattern, text: str) -> regex.Match | None:
+    try:
+        return pattern.match(text, timeout=0.05)
+    except TimeoutError:
+        return None
 
 
 def _is_question(text: str) -> bool:
     return text.endswith("?") and "\n" not in text and len(text) <= 300
 
 
-def _rewritten(shape: tuple[str, str], previous: str) -> str | None:
+def _rewritten(shape: tuple[str, str], previous: str, w: FollowupWords) -> str | None:
     """The rewrite that fits the follow-up's shape: "Why?" asks why of a yes/no question; "And of
     Spain?" replaces a prepositional phrase, "And the smallest?" a noun phrase, "And China?" a name."""
     kind, rest = shape
     if kind == "why":
-        return _asked_why(rest, previous)
+        return _asked_why(rest, previous, w)
     first = rest.split()[0].lower()
-    if first in _PREPOSITIONS:
-        return _with_phrase(previous, rest)
-    if first in _ARTICLES:
-        return _with_noun_phrase(previous, rest)
-    return _with_name(previous, rest)
+    if first in w.prepositions:
+        return _with_phrase(previous, rest, w)
+    if first in w.articles:
+        return _with_noun_phrase(previous, rest, w)
+    return _with_name(previous, rest, w)
 
 
-def _asked_why(wh: str, previous: str) -> str | None:
+def _asked_why(wh: str, previous: str, w: FollowupWords) -> str | None:
     """ "Is it cold in Antarctica?" + "Why?" → "Why is it cold in Antarctica?"."""
-    if not _YES_NO.match(previous):
+    if not _match(w.yes_no, previous):
         return None
     return f"{wh.capitalize()} {previous[0].lower()}{previous[1:]}"
 
 
-def _with_phrase(previous: str, phrase: str) -> str | None:
+def _with_phrase(previous: str, phrase: str, w: FollowupWords) -> str | None:
     """The previous question with its last prepositional phrase (the same preposition's if it has
     one) replaced: "… the capital of Germany?" + "of Spain" → "… the capital of Spain?"."""
     body, spans = _body_and_words(previous)
     preposition = phrase.split()[0].lower()
     starts = [m.start() for m in spans if m.group(0).lower() == preposition and m.start() > 0]
-    starts = starts or [m.start() for m in spans if m.group(0).lower() in _PREPOSITIONS and m.start() > 0]
+    starts = starts or [m.start() for m in spans if m.group(0).lower() in w.prepositions and m.start() > 0]
     if not starts:
         return None
     return f"{body[: starts[-1]]}{phrase}?"
 
 
-def _with_noun_phrase(previous: str, phrase: str) -> str | None:
+def _with_noun_phrase(previous: str, phrase: str, w: FollowupWords) -> str | None:
     """The previous question with a noun phrase replaced: the one with the same last word ("the
     boiling point" → "the freezing point"), else a superlative ("the largest planet" + "the
     smallest" → "the smallest planet"), else the last one ("a spider" → "an insect")."""
@@ -108,54 +136,54 @@ def _with_noun_phrase(previous: str, phrase: str) -> str | None:
     head = new[-1].lower()
     if len(new) > 1 and head in words[1:]:
         end = max(i for i, w in enumerate(words) if w == head)
-        start = _phrase_start(words, end)
+        start = _phrase_start(words, end, w)
         return _spliced(body, spans, start, end, phrase)
-    if len(new) == 2 and _is_superlative(head):
-        found = [i for i, w in enumerate(words) if _is_superlative(w)]
+    if len(new) == 2 and _is_superlative(head, w):
+        found = [i for i, word in enumerate(words) if _is_superlative(word, w)]
         if found:
             return _spliced(body, spans, found[-1], found[-1], new[1])
-    articles = [i for i, w in enumerate(words) if w in _ARTICLES and i > 0]
+    articles = [i for i, word in enumerate(words) if word in w.articles and i > 0]
     if not articles:
         return None
     start = articles[-1]
     end = start
-    while end + 1 < len(words) and words[end + 1] not in _VERB_WORDS | _PREPOSITIONS:
+    while end + 1 < len(words) and words[end + 1] not in w.verbs | w.prepositions:
         end += 1
     return _spliced(body, spans, start, end, phrase)
 
 
-def _with_name(previous: str, name: str) -> str | None:
+def _with_name(previous: str, name: str, w: FollowupWords) -> str | None:
     """The previous question's last name (capitalised words, "Romeo and Juliet" as one) replaced by
     ``name``, when ``name`` is a name too: "… the capital of Japan?" + "China" → "… of China?"."""
     if not name[0].isupper():
         return None
     body, spans = _body_and_words(previous)
     words = [m.group(0) for m in spans]
-    capitalised = [i for i, w in enumerate(words) if i > 0 and w[0].isupper()]
+    capitalised = [i for i, word in enumerate(words) if i > 0 and word[0].isupper()]
     if not capitalised:
         return None
     end = start = capitalised[-1]
-    while start >= 2 and words[start - 1].lower() in ("and", "of", "the") and words[start - 2][0].isupper():
+    while start >= 2 and words[start - 1].lower() in w.name_joiners and words[start - 2][0].isupper():
         start -= 2
     while start >= 1 and start - 1 in capitalised:
         start -= 1
-    if start >= 1 and words[start - 1].lower() == "the":
+    if start >= 1 and words[start - 1].lower() in w.definite:
         start -= 1  # "the Four Seasons" → "Carmen"
     return _spliced(body, spans, start, end, name)
 
 
-def _phrase_start(words: list[str], end: int) -> int:
+def _phrase_start(words: list[str], end: int, w: FollowupWords) -> int:
     """Where the noun phrase ending at ``end`` begins: at its article, or at the word itself."""
     for i in range(end, max(end - 4, 0), -1):
-        if words[i] in _ARTICLES:
+        if words[i] in w.articles:
             return i
-        if words[i] in _VERB_WORDS | _PREPOSITIONS:
+        if words[i] in w.verbs | w.prepositions:
             return i + 1
     return end
 
 
-def _is_superlative(word: str) -> bool:
-    return len(word) > 4 and word.lower().endswith("est")
+def _is_superlative(word: str, w: FollowupWords) -> bool:
+    return bool(_match(w.superlative, word))
 
 
 def _body_and_words(question: str) -> tuple[str, list[re.Match[str]]]:

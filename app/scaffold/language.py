@@ -19,6 +19,7 @@ import snowballstemmer
 import tomllib
 
 from app.errors import TemplateError
+from app.scaffold.followup import FollowupWords
 
 MATCH_TIMEOUT_S = 0.05  # a pattern from a file is hostile until checked: none runs longer
 
@@ -44,6 +45,7 @@ class Language:
     second_person: dict[str, str]
     kinds: tuple[Kind, ...]
     stem: Callable[[str], str]
+    followup: FollowupWords
     memory_heading: str = "{char} keeps in mind:"
 
 
@@ -82,8 +84,20 @@ def _language(code: str, data: dict) -> Language:
         second_person={str(k).lower(): str(v) for k, v in dict(memory["second_person"]).items()},
         kinds=tuple(_kind(k) for k in memory.get("kinds", [])),
         stem=functools.lru_cache(maxsize=65536)(stemmer.stemWord),
+        followup=_followup(data["followup"]),
         memory_heading=str(data.get("frame", {}).get("memory_heading", "{char} keeps in mind:")),
     )
+
+
+def _followup(data: dict) -> FollowupWords:
+    def words(key: str) -> frozenset[str]:
+        return frozenset(str(data[key]).lower().split())
+
+    return FollowupWords(
+        lead=_pattern(data["lead"]), bare_why=_pattern(data["bare_why"]), verbs=words("verbs"),
+        prepositions=words("prepositions"), articles=words("articles"), name_joiners=words("name_joiners"),
+        definite=words("definite"), superlative=_pattern(data["superlative"]),
+    )  # fmt: skip
 
 
 def _kind(data: dict) -> Kind:

@@ -155,7 +155,8 @@ def _favour(asked: Asked, plan: MessagePlan) -> MessagePlan:
 
 def _followup(asked: Asked, plan: MessagePlan) -> MessagePlan:
     line = asked.template.followup_note
-    whole = spelled_out(asked.text, list(asked.earlier)) if line and asked.earlier else None
+    words = load_language(asked.template.language).followup
+    whole = spelled_out(asked.text, list(asked.earlier), words=words) if line and asked.earlier else None
     if not whole:
         return plan
     plan = replace(plan, notes=(*plan.notes, line.replace("{question}", neutralise(whole, asked.template))))
