@@ -106,4 +106,4 @@ def test_a_follow_up_is_spelled_out_in_the_frames_own_language():
     assert spelled_out("¿Y una araña?", ["¿Cuántas patas tiene un perro?"], words=es) == (
         "¿Cuántas patas tiene una araña?"
     )
-    assert spelled_out("Und von Italien?", ["Was ist die Hauptstadt von Frankreich?"]) is None  # English words
+    assert spelled_out("Und von Italien?", ["Was ist die Hauptstadt von Frankreich?"]) is None  # English
