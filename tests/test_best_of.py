@@ -149,3 +149,36 @@ def test_a_full_context_draws_fewer(engine, template):
     assert 1 <= fit < 8 and plan.message.draws == fit and "fit" in plan.message.acted[-1].why
     huge = ChatSession(engine, template, replace(SamplingParams(), best_of=50))
     assert huge.plan(QUESTION).message.draws == 8
+
+
+def _streaming(chunks: list[tuple[int, str]], completions: list[Completion]) -> Alternatives:
+    def body(alts: Alternatives):
+        yield from chunks
+        alts.results = completions
+
+    return Alternatives(len(completions), body)
+
+
+def test_the_text_every_draw_agrees_on_is_shown_as_it_grows_and_never_changes():
+    """Best of N shows what all draws have written alike at once; the winner's rest at the end."""
+    chunks = [(0, "The cap"), (1, "The capital"), (0, "ital is"), (1, " was"), (0, " Rome."), (1, " Rome")]
+    drawn = [_completion("The capital is Rome.", 5, -1.0), _completion("The capital was Rome.", 5, -3.0)]
+    shown = list(likeliest(_streaming(chunks, drawn)))
+    assert shown[0] == "The cap" and "".join(shown) == "The capital is Rome."
+    worse_first = [drawn[1], drawn[0]]
+    assert "".join(likeliest(_streaming(chunks, worse_first))) == "The capital is Rome."
+
+
+@pytest.mark.model
+def test_a_best_of_replys_first_words_are_on_screen_before_the_draws_end(engine, template):
+    """Draws that cannot differ (top-k 1) agree on everything: the reply streams as one would."""
+    session = ChatSession(engine, template, replace(LIVELY, seed=1, best_of=4, top_k=1))
+    stream = session.send(QUESTION)
+    assert stream.draws == 4
+    alternatives_done: list[bool] = []
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        alternatives_done.append(stream.generation.result is not None)
+    assert len(chunks) > 1 and not alternatives_done[0]  # text arrived while the draws ran
+    assert stream.reply is not None and "".join(chunks) == stream.reply.completion.text

@@ -8,6 +8,7 @@ chooses between them, so nothing above this layer names either.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -263,20 +264,29 @@ def reply_score(completion: Completion) -> float:
 def likeliest(alternatives: Alternatives, unwanted: Callable[[str], bool] | None = None) -> Generation:
     """One reply out of ``alternatives``: the likeliest (OpenAI's and vLLM's ``best_of``), before
     any that is ``unwanted`` (an echo of the message: the plan's guard), which is kept only when
-    every draw is. Nothing is shown until all have ended; Stop ends all of them and keeps the
-    likeliest so far."""
+    every draw is. While they are written, the text every draw agrees on so far is passed on as it
+    grows — whichever draw wins starts with it, so text once shown never changes — and the rest
+    of the winner when all have ended. Stop ends all of them and keeps the likeliest so far."""
 
     def rank(completion: Completion) -> tuple[bool, float]:
         return (not (unwanted and unwanted(completion.text)), reply_score(completion))
 
     def body(generation: Generation) -> Iterator[str]:
-        results = alternatives.run()
+        texts, shown = [""] * alternatives.n, ""
+        for index, chunk in alternatives:
+            texts[index] += chunk
+            agreed = os.path.commonprefix(texts)  # noqa: RUF071 -- characters, not paths, are meant
+            if len(agreed) > len(shown):
+                yield agreed[len(shown) :]
+                shown = agreed
+        results = alternatives.results
         best = max(results, key=rank)
         # the first alternative evaluated the prompt; the others found it in cells they share
         usage = replace(best.usage, cached_tokens=results[0].usage.cached_tokens)
         generation.result = replace(best, usage=usage)
-        if best.text:
-            yield best.text
+        rest = best.text[len(shown) :] if best.text.startswith(shown) else ""
+        if rest:
+            yield rest
 
     generation = Generation(body)
     generation.on_cancel(alternatives.cancel)

@@ -298,11 +298,11 @@ class ReplyController(QObject):
             turn.append(chunk)
 
     def on_drawing(self, request_id: int, draws: int) -> None:
-        """A short answer drawn several times shows whole when the likeliest is known: say so,
-        since no token streams meanwhile."""
+        """A short answer drawn several times shows what the draws agree on as it comes, and the
+        rest when the likeliest is known: say so, since the text may pause meanwhile."""
         turn = self.state.turn
         if self.is_drawn(request_id) and turn is not None:
-            turn.status.setText(f"writing {draws} answers to show the likeliest…")
+            turn.status.setText(f"writing {draws} answers, keeping the likeliest…")
 
     def on_waiting(self, request_id: int, who: str) -> None:
         """The window's server is answering someone: the reply starts when it is done."""

@@ -100,7 +100,7 @@ class EngineWorker(QObject):
     model_ready = Signal(dict)
     model_failed = Signal(str)
     token = Signal(int, str)
-    drawing = Signal(int, int)  # request id, draws: the reply arrives whole, the likeliest of them
+    drawing = Signal(int, int)  # request id, draws: what they agree on streams, then the likeliest
     alternative_token = Signal(int, int, str)
     reply_done = Signal(int, object)
     reply_failed = Signal(int, str)
