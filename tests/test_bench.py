@@ -24,7 +24,8 @@ KEYS = {
     "short_answer_best_of_4_over_1", "show_2000_in_100k_s", "show_2000_in_10k_s", "show_history_growth",
     "delete_5000_s", "lore_scan_ms", "serve_gen_tps", "serve_gen_ratio", "serve_ttft_warm_s",
     "serve_4_clients_tps", "memory_index_ms", "memory_follow_ms", "memory_lookup_ms",
-    "memory_note_ttft_ratio", "memory_note_cached_share",
+    "memory_note_ttft_ratio", "memory_note_cached_share", "first_text_greeting_ratio",
+    "first_text_question_ratio",
 }  # fmt: skip
 
 
