@@ -174,6 +174,7 @@ class ChatSession:
         template: Template,
         params: SamplingParams | None = None,
         history: list[Message] | None = None,
+        memory: MemoryIndex | None = None,
     ) -> None:
         self.engine = engine
         self.template = template
@@ -183,6 +184,9 @@ class ChatSession:
         # Fixed while the chat is open, so a frame's date macros keep its prompt prefix cached;
         # the lorebook's budget counts the model's own tokens.
         self.moment = Moment(count=lambda text: len(self._tokens(text)))
+        # Given: the chat's whole path, indexed by its keeper (the window's history holds only the
+        # turns a prompt can); else built here from ``history``.
+        self._given_memory = memory
         self._memory: MemoryIndex | None = None
 
     def reset(self) -> None:
@@ -218,6 +222,8 @@ class ChatSession:
     def memory(self) -> MemoryIndex:
         """What the person said on this chat's path, indexed: only what changed since the last
         message is read again (an edit, a regenerate, another branch)."""
+        if self._given_memory is not None:
+            return self._given_memory
         language = load_language(self.template.language)
         if self._memory is None or self._memory.language is not language:
             self._memory = MemoryIndex(language)

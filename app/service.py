@@ -21,6 +21,8 @@ from app.chat import AlternativesStream, ReplyStream
 from app.engine.base import SET_PER_TURN, SamplingParams
 from app.errors import InputError
 from app.scaffold import Message, Template
+from app.scaffold.language import Language
+from app.scaffold.memory import MemoryIndex
 from app.scaffold.template import template_to_dict
 from app.scaffold.transcript import remembered_line
 from app.store.chats import ChatStore, Conversation, StoredMessage
@@ -110,11 +112,44 @@ class PathTail:
         return self.messages[: max(position - self.start, 0)]
 
 
+@dataclass
+class _Followed:
+    """A chat's memory index and the path it last read (ids, and the messages they are)."""
+
+    index: MemoryIndex
+    ids: list[int]
+    path: list[StoredMessage]
+
+
+MEMORIES_KEPT = 4  # chats whose memory index stays built between messages
+
+
 class ConversationService:
     """Records turns and settings in the history; the one writer of the store's turn methods."""
 
     def __init__(self, store: ChatStore) -> None:
         self.store = store
+        self._memories: dict[int, _Followed] = {}
+
+    def memory(self, conversation_id: int, language: Language, end: int | None = None) -> MemoryIndex:
+        """What the person said on the chat's whole shown path (before position ``end``), indexed
+        (scaffold/memory.py) — not only the turns a prompt holds. Kept between messages: each
+        message walks the path's ids and reads the texts of its changed end only."""
+        ids = self.store.path_ids(conversation_id)[:end]
+        kept = self._memories.pop(conversation_id, None)
+        if kept is None or kept.index.language is not language:
+            kept = _Followed(MemoryIndex(language), [], [])
+        same = next(
+            (i for i, (a, b) in enumerate(zip(kept.ids, ids, strict=False)) if a != b),
+            min(len(kept.ids), len(ids)),
+        )
+        fresh = self.store.path_slice(conversation_id, same, len(ids)) if same < len(ids) else []
+        kept.ids, kept.path = ids, kept.path[:same] + fresh
+        kept.index.follow(kept.path)
+        self._memories[conversation_id] = kept  # the newest last; the oldest is let go
+        while len(self._memories) > MEMORIES_KEPT:
+            self._memories.pop(next(iter(self._memories)))
+        return kept.index
 
     # -- conversations and their settings ------------------------------------------------
 

@@ -132,3 +132,19 @@ def test_a_pinned_message_is_followed_when_edited_and_dropped_when_deleted(tmp_p
     edited = service.store.path_slice(cid, 0, 1)[0]
     service.delete_branch(edited.id, cid)
     assert service.open(cid).template.memory == ""
+
+
+def test_the_chats_memory_covers_its_whole_path_and_follows_a_branch(tmp_path):
+    from app.scaffold import load_template
+    from app.scaffold.language import load_language
+
+    service, en = ConversationService(ChatStore(tmp_path / DB_NAME)), load_language("en")
+    cid = service.start(load_template("chat"), SamplingParams())
+    service.add_user(cid, "My dog is called Rex.")
+    for n in range(30):
+        service.add_user(cid, f"Tell me about the number {n}.")
+    assert service.memory(cid, en).recall("What's my dog called?") is not None
+    service.edit_user(cid, 0, "I have a cat.")  # a new branch from the first message
+    assert service.memory(cid, en).recall("What's my dog called?") is None  # the other branch's
+    index = service.memory(cid, en)
+    assert service.memory(cid, en) is index  # kept between messages, not built again

@@ -190,6 +190,10 @@ class ChatStore:
         """How many turns the shown path has (the walk reads ids only, never texts)."""
         return self.db.execute(f"{_PATH} SELECT count(*) FROM path", (conversation_id,)).fetchone()[0]
 
+    def path_ids(self, conversation_id: int) -> list[int]:
+        """The shown path's message ids, root first (the walk reads ids only, never texts)."""
+        return self._path(self.db, conversation_id)
+
     def path_slice(self, conversation_id: int, start: int, end: int | None = None) -> list[StoredMessage]:
         """Turns ``start`` to ``end`` of the shown path: a window shows a page of a long chat
         without reading (or counting the versions of) the rest."""

@@ -13,6 +13,7 @@ from app.models.default import DEFAULT_MODEL_ID
 from app.models.drafts import draft_partners
 from app.scaffold import Template
 from app.scaffold.template import save_user_template, template_slug
+from app.service import as_messages
 from app.ui.messages import copy_to_clipboard
 from app.ui.serving import serving_wanted
 from app.ui.settings import SettingsDialog, load_engine, save_sampling
@@ -151,10 +152,16 @@ class FrameActions(QObject):
         """Ask the engine for the exact prompt the composer's text would send (when shown)."""
         w = self.w
         if w.frame_dock.isVisible() and w.model_info:
-            text = w.composer.editor.toPlainText()
-            replies = w.replies
+            text, replies = w.composer.editor.toPlainText(), w.replies
+            tail = replies.tail()
+            where = (w.conversation_id, tail.start) if w.conversation_id is not None else None
             w.request_inspect.emit(
-                replies.next_request_id(), w.template, replies.history(), text, replies.params()
+                replies.next_request_id(),
+                w.template,
+                as_messages(tail.messages),
+                text,
+                replies.params(),
+                where,
             )
 
     def on_inspected(self, _request_id: int, text: str, tokens: int, room: int, n_ctx: int) -> None:

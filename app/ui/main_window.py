@@ -69,7 +69,7 @@ class MainWindow(QMainWindow):
 
     request_load = Signal(str, str, object)
     request_generate = Signal(object)
-    request_inspect = Signal(int, object, object, str, object)
+    request_inspect = Signal(int, object, object, str, object, object)  # … the chat and its tail's start
 
     def __init__(self, store: ChatStore, settings: QSettings | None = None) -> None:
         super().__init__()

@@ -46,6 +46,8 @@ from app.engine.turns import Turns
 from app.errors import BasechatError, ContextOverflow
 from app.models.drafts import DEFAULT_DRAFT, apply_draft
 from app.scaffold import Message, Template
+from app.scaffold.language import load_language
+from app.scaffold.memory import MemoryIndex
 from app.service import ConversationService
 
 log = logging.getLogger(__name__)
@@ -190,7 +192,10 @@ class EngineWorker(QObject):
     def _generate(self, request: ReplyRequest) -> None:
         engine = self.engine
         assert engine is not None  # generate() checked
-        session = ChatSession(engine, request.template, request.params, request.history)
+        memory = self._memory(
+            request.conversation_id, request.template, request.skipped_turns + len(request.history)
+        )
+        session = ChatSession(engine, request.template, request.params, request.history, memory)
         if request.n > 1:
             self._generate_many(self._alternatives(session, request), request)
             return
@@ -236,12 +241,23 @@ class EngineWorker(QObject):
         outcome = _outcome(stream.replies[0], self.engine.n_ctx, request.skipped_turns, request.n)
         self.reply_done.emit(request.request_id, outcome)
 
-    @Slot(int, object, object, str, object)
-    def inspect(self, request_id: int, template: Template, history: list, user_text: str, params) -> None:
-        """The exact prompt the next message would send with these settings, and its size."""
+    def _memory(self, conversation_id: int, template: Template, end: int) -> MemoryIndex | None:
+        """The chat's whole path, indexed, up to the message being answered (None: no such chat)."""
+        try:
+            return self.service.memory(conversation_id, load_language(template.language), end)
+        except BasechatError:
+            return None
+
+    @Slot(int, object, object, str, object, object)
+    def inspect(
+        self, request_id: int, template: Template, history: list, user_text: str, params, where
+    ) -> None:
+        """The exact prompt the next message would send with these settings, and its size
+        (``where``: the chat and its tail's first position, for its memory; None: no chat yet)."""
         if self.engine is None:
             return
-        session = ChatSession(self.engine, template, params, history)
+        memory = self._memory(where[0], template, where[1] + len(history)) if where else None
+        session = ChatSession(self.engine, template, params, history, memory)
         room = reply_budget(params.max_tokens, self.engine.n_ctx)
         try:
             plan = session.plan(user_text or "…")
