@@ -28,7 +28,13 @@ from app.measure.history_cost import history_figures
 from app.measure.lore import lorebook_figures
 from app.measure.memory_cost import memory_note_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
-from app.measure.recall_cost import MEMORY_MESSAGES, MESSAGES, memory_figures, recall_figures
+from app.measure.recall_cost import (
+    MEMORY_MESSAGES,
+    MESSAGES,
+    memory_figures,
+    memory_window_figures,
+    recall_figures,
+)
 from app.measure.serve_cost import serve_figures
 from app.measure.speculation import lookup_figures, self_draft_figures
 
@@ -464,6 +470,7 @@ def run_bench(
         out |= recall_figures(repeats if quick else 5, 100 if smoke else MESSAGES)
         progress("memory over a 10,000-message chat")
         out |= memory_figures(200 if smoke else MEMORY_MESSAGES)
+        out |= memory_window_figures(200 if smoke else MEMORY_MESSAGES)
         progress("a lorebook firing three entries")
         out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         progress("a memory note from the chat's first message")

@@ -98,3 +98,46 @@ def memory_figures(n_messages: int = MEMORY_MESSAGES, repeats: int = 5) -> dict:
         "memory_lookup_ms": round(statistics.median(lookups) * 1000, 2),
         "memory_lookup_max_ms": round(max(lookups) * 1000, 2),
     }
+
+
+def _export(history: list[Message]) -> dict:
+    """``history`` as a Basechat export: one conversation, a chain of messages."""
+    messages = [{"id": i + 1, "parent": i or None, "chosen": True, "position": i, "role": m.role,
+                 "text": m.text, "status": "done", "created_at": 1_700_000_000.0 + i}
+                for i, m in enumerate(history)]  # fmt: skip
+    conversation = {"title": "memory", "template": "chat", "created_at": 1_700_000_000.0,
+                    "updated_at": 1_700_000_000.0, "settings": {}, "model": "", "messages": messages}  # fmt: skip
+    return {"format": "basechat.conversations", "version": 2, "conversations": [conversation]}
+
+
+def memory_window_figures(n_messages: int = MEMORY_MESSAGES, repeats: int = 5) -> dict:
+    """The window's side of memory for a stored chat of ``n_messages``: building its index when
+    the chat is opened (from the history file), and what each send then costs — walking the
+    path's ids, reading its changed end, and the lookup."""
+    import tempfile
+    from pathlib import Path
+
+    from app.service import ConversationService
+    from app.store.chats import ChatStore
+    from app.store.export import import_json
+
+    export = _export(_long_history(n_messages))
+    with tempfile.TemporaryDirectory() as folder:
+        store = ChatStore(Path(folder) / "history.db")
+        try:
+            [cid] = import_json(store, export)
+            service, english = ConversationService(store), load_language("en")
+            started = time.perf_counter()
+            service.memory(cid, english)
+            built = time.perf_counter() - started
+            sends = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                service.memory(cid, english).recall(_QUESTIONS[0])
+                sends.append(time.perf_counter() - started)
+        finally:
+            store.close()
+    return {
+        "memory_window_build_s": round(built, 3),
+        "memory_window_send_ms": round(statistics.median(sends) * 1000, 1),
+    }

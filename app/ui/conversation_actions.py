@@ -72,6 +72,7 @@ class ConversationActions(QObject):
         w.loom.drop_box()
         w.replies.show_newest()
         w.loom.refresh_tree()
+        w.request_memory.emit(conversation_id, w.template)  # built while the person reads and types
         w.frames.inspect_prompt()
 
     def _open_notebook(self, conversation_id: int) -> None:

@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
     request_load = Signal(str, str, object)
     request_generate = Signal(object)
     request_inspect = Signal(int, object, object, str, object, object)  # … the chat and its tail's start
+    request_memory = Signal(int, object)  # a chat opened, and its frame: index what was said in it
 
     def __init__(self, store: ChatStore, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -168,6 +169,7 @@ class MainWindow(QMainWindow):
         self.request_load.connect(self.worker.load_model)
         self.request_generate.connect(self.worker.generate)
         self.request_inspect.connect(self.worker.inspect)
+        self.request_memory.connect(self.worker.warm_memory)
         self.engine_thread.start()
 
     def _controllers(self) -> None:

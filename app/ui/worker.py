@@ -241,12 +241,17 @@ class EngineWorker(QObject):
         outcome = _outcome(stream.replies[0], self.engine.n_ctx, request.skipped_turns, request.n)
         self.reply_done.emit(request.request_id, outcome)
 
-    def _memory(self, conversation_id: int, template: Template, end: int) -> MemoryIndex | None:
+    def _memory(self, conversation_id: int, template: Template, end: int | None) -> MemoryIndex | None:
         """The chat's whole path, indexed, up to the message being answered (None: no such chat)."""
         try:
             return self.service.memory(conversation_id, load_language(template.language), end)
         except BasechatError:
             return None
+
+    @Slot(int, object)
+    def warm_memory(self, conversation_id: int, template: Template) -> None:
+        """A chat just opened: its memory index is built now, on this thread, not at the first send."""
+        self._memory(conversation_id, template, None)
 
     @Slot(int, object, object, str, object, object)
     def inspect(
