@@ -105,8 +105,9 @@ def _export(history: list[Message]) -> dict:
     messages = [{"id": i + 1, "parent": i or None, "chosen": True, "position": i, "role": m.role,
                  "text": m.text, "status": "done", "created_at": 1_700_000_000.0 + i}
                 for i, m in enumerate(history)]  # fmt: skip
-    conversation = {"title": "memory", "template": "chat", "created_at": 1_700_000_000.0,
-                    "updated_at": 1_700_000_000.0, "settings": {}, "model": "", "messages": messages}  # fmt: skip
+    when = 1_700_000_000.0
+    conversation = {"title": "memory", "template": "chat", "created_at": when, "updated_at": when,
+                    "settings": {}, "model": "", "messages": messages}  # fmt: skip
     return {"format": "basechat.conversations", "version": 2, "conversations": [conversation]}
 
 
