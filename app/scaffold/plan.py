@@ -70,7 +70,7 @@ class MessagePlan:
     stops: tuple[str, ...] = ()
     avoid: frozenset[str] = frozenset()  # draws that say only one of these (as ``plain``) rank last
     acted: tuple[Acted, ...] = ()
-    quoted: tuple[str, ...] = field(default=(), compare=False)  # the recalled answer, as told back
+    quoted: tuple[str, ...] = field(default=(), compare=False)  # the recalled answer, as the person said it
 
     @property
     def notes_text(self) -> str:
@@ -133,7 +133,7 @@ def _recall(asked: Asked, plan: MessagePlan) -> MessagePlan:
     language = load_language(asked.template.language)
     told = tuple(as_told(f.text, language) for f in recalled.quotes)
     said = '" and "'.join(neutralise(t, asked.template) for t in told)
-    answer = (as_told(recalled.answer.text, language),)
+    answer = (recalled.answer.text,)  # in the person's words: the kinds' patterns read those
     plan = replace(plan, notes=(*plan.notes, line.replace("{said}", said)), quoted=answer)
     return plan.did("recall", f"quoting {len(told)} earlier message(s)", _recall_why(recalled))
 
