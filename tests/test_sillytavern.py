@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.errors import InputError
+from app.store.chat_files import import_chat_file
 from app.store.chats import ChatStore
-from app.store.export import import_chat_file
 from app.store.sillytavern import from_chat_log, looks_like_chat_log, to_chat_log
 from tests.conftest import ROOT
 from tests.helpers import basechat

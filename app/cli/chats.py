@@ -11,7 +11,6 @@ from app.store.import_tree import shown_time
 
 
 def cmd_chats(args: argparse.Namespace) -> int:
-    from app.store import export
 
     store = open_store()
     action = args.chats_command
@@ -22,7 +21,9 @@ def cmd_chats(args: argparse.Namespace) -> int:
     elif action == "export":
         _export(store, args)
     elif action == "import":
-        ids = export.import_chat_file(store, args.file, told=note)
+        from app.store.chat_files import import_chat_file
+
+        ids = import_chat_file(store, args.file, told=note)
         print(f"Imported {len(ids)} conversation(s): {', '.join(map(str, ids))}")
     elif action == "delete":
         store.delete(args.id)

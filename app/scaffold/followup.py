@@ -14,9 +14,10 @@ about …?", "How about …?", or a bare "Why?". Pure Python; a pure function of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import regex
+
+from app.scaffold.language import FollowupWords, load_language
 
 FOLLOW_UP_WORDS = 6  # a follow-up longer than this is a question of its own
 FOLLOW_UP_DEPTH = 3  # follow-ups of follow-ups spelled out at most this far back
@@ -24,29 +25,7 @@ FOLLOW_UP_DEPTH = 3  # follow-ups of follow-ups spelled out at most this far bac
 _WORD = re.compile(r"[\w'-]+")
 
 
-@dataclass(frozen=True)
-class FollowupWords:
-    """A language's follow-up words (``[followup]`` in resources/languages/<code>.toml): how a
-    follow-up opens ("And …?", "What about …?"), a bare "Why?", and the verbs, prepositions,
-    articles and superlatives the rewrite splices around."""
-
-    lead: regex.Pattern  # with a group ``rest``: what follows the opening
-    bare_why: regex.Pattern  # with a group ``wh``
-    verbs: frozenset[str]
-    prepositions: frozenset[str]
-    articles: frozenset[str]
-    name_joiners: frozenset[str]  # "and", "of", "the": words inside a name ("Romeo and Juliet")
-    definite: frozenset[str]  # "the": an article a name may keep before it ("the Four Seasons")
-    superlative: regex.Pattern  # a word that is a superlative ("smallest")
-
-    @property
-    def yes_no(self) -> regex.Pattern:
-        return regex.compile(rf"^({'|'.join(sorted(self.verbs))})\b", regex.IGNORECASE)
-
-
 def english() -> FollowupWords:
-    from app.scaffold.language import load_language
-
     return load_language("en").followup
 
 

@@ -19,9 +19,28 @@ import snowballstemmer
 import tomllib
 
 from app.errors import TemplateError
-from app.scaffold.followup import FollowupWords
 
 MATCH_TIMEOUT_S = 0.05  # a pattern from a file is hostile until checked: none runs longer
+
+
+@dataclass(frozen=True)
+class FollowupWords:
+    """A language's follow-up words (``[followup]`` in resources/languages/<code>.toml): how a
+    follow-up opens ("And …?", "What about …?"), a bare "Why?", and the verbs, prepositions,
+    articles and superlatives the rewrite splices around."""
+
+    lead: regex.Pattern  # with a group ``rest``: what follows the opening
+    bare_why: regex.Pattern  # with a group ``wh``
+    verbs: frozenset[str]
+    prepositions: frozenset[str]
+    articles: frozenset[str]
+    name_joiners: frozenset[str]  # "and", "of", "the": words inside a name ("Romeo and Juliet")
+    definite: frozenset[str]  # "the": an article a name may keep before it ("the Four Seasons")
+    superlative: regex.Pattern  # a word that is a superlative ("smallest")
+
+    @property
+    def yes_no(self) -> regex.Pattern:
+        return regex.compile(rf"^({'|'.join(sorted(self.verbs))})\b", regex.IGNORECASE)
 
 
 @dataclass(frozen=True)
