@@ -126,3 +126,13 @@ def test_any_json_lines_import_or_fail_with_one_line(rows):
     from app.store.import_tree import checked_conversation
 
     checked_conversation(imported.export["conversations"][0], 1)  # the tree the store would take
+
+
+@pytest.mark.model
+def test_the_window_imports_a_log_and_opens_it(qtbot, window):
+    window.chats.import_chats(str(LOGS / "seraphina-swipes.jsonl"))
+    assert "3 swipes kept as versions" in window.statusBar().currentMessage()
+    assert "Seraphina" in window.store.get(window.conversation_id).title
+    assert window.template.assistant_name == "Seraphina" and window.template.user_name == "Mara"
+    window.chats.import_chats(str(ROOT / "README.md"))
+    assert "looks like plain text" in window.statusBar().currentMessage()

@@ -12,7 +12,10 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
-_EXPORT_KINDS = "Markdown (*.md);;JSON, restorable (*.json);;Prompt text (*.txt)"
+_EXPORT_KINDS = (
+    "Markdown (*.md);;JSON, restorable (*.json);;SillyTavern chat log (*.jsonl);;Prompt text (*.txt)"
+)
+_IMPORT_KINDS = "Chat histories (*.json *.jsonl);;All files (*)"
 
 
 class ConversationActions(QObject):
@@ -142,4 +145,30 @@ class ConversationActions(QObject):
             return json.dumps(export.to_json(store, [conversation_id]), ensure_ascii=False, indent=1)
         if kind.startswith("Prompt"):
             return export.to_prompt(store.get(conversation_id))
+        if kind.startswith("SillyTavern"):
+            from app.store.sillytavern import to_chat_log
+
+            return to_chat_log(store, conversation_id)
         return export.markdown_of(store, conversation_id)
+
+    def import_chats(self, path: str = "") -> None:
+        """A Basechat export or a SillyTavern chat log (``.jsonl``), into the history; the status
+        line says what was kept, or in one line what the file looks like instead."""
+        from pathlib import Path
+
+        from app.errors import BasechatError
+        from app.store.chat_files import import_chat_file
+
+        path = path or QFileDialog.getOpenFileName(self.w, "Import chats", "", _IMPORT_KINDS)[0]
+        if not path:
+            return
+        said: list[str] = []
+        try:
+            ids = import_chat_file(self.w.store, Path(path), said.append)
+        except BasechatError as exc:
+            self.w.statusBar().showMessage(str(exc), 15000)
+            return
+        self.w.statusBar().showMessage(" · ".join(said) or f"Imported {len(ids)} chat(s).", 15000)
+        if ids:
+            self.open(ids[-1])
+            self.w.sidebar.refresh(select=ids[-1])

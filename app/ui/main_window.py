@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         chat.addAction("New note&book", QKeySequence("Ctrl+Shift+N"), self.chats.new_notebook)
         chat.addAction("&Export chat…", QKeySequence("Ctrl+E"), self.chats.export)
         chat.addAction("&Import frame…", QKeySequence("Ctrl+I"), self.frame.choose_file_to_import)
+        chat.addAction("Import c&hats…", self.chats.import_chats)
         chat.addAction("Write &alternatives of the last reply", QKeySequence("Ctrl+Shift+R"),
                        self.loom.write_alternatives)  # fmt: skip
         chat.addSeparator()
