@@ -127,8 +127,8 @@ class MemoryIndex:
         self._user_turns.append(turn)
         self._messages[turn] = (text, len(self._sentences))
         for part in _SENTENCE.findall(text):
-            if search(self.language.question, part):
-                continue  # a question is not a statement: never quoted
+            if _asks(part):
+                continue  # a question is not a statement: never quoted ("Remember, I'm Ana." is one)
             terms = Counter(self._terms(part))
             kinds = frozenset(i for i, k in enumerate(self.language.kinds) if search(k.told, part))
             if terms or kinds:
@@ -250,6 +250,11 @@ def asked_kinds(question: str, language: Language, terms: set[str]) -> tuple[set
     subject = terms - {language.stem(w) for _, k in kinds for w in k.asks}
     about = "other" if subject else "self"
     return {i for i, k in kinds if k.about in ("any", about)}, subject
+
+
+def _asks(sentence: str) -> bool:
+    stripped = sentence.strip()
+    return stripped.endswith("?") or stripped.startswith("¿")
 
 
 def _shared_prefix(old: Sequence[Said], new: Sequence[Said]) -> int:
