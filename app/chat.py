@@ -18,6 +18,7 @@ from app.engine.base import (
     Completion,
     Generation,
     SamplingParams,
+    Stale,
     TokenChoice,
     TokenProb,
     likeliest,
@@ -262,6 +263,14 @@ class ChatSession:
                 self._token_cache.clear()
             cached = self._token_cache[text] = tuple(self.engine.tokenize(text))
         return cached
+
+    def prefill(self, typed: str, stale: Stale) -> int:
+        """Evaluate the prompt ``typed`` would send, while the person is still typing: when they
+        send, only what they typed since (and what it changes) is evaluated. How many tokens
+        were evaluated now (0: nothing typed, or the model is busy)."""
+        if not typed.strip():
+            return 0
+        return self.engine.prefill(self.plan(typed).tokens, stale)
 
     # -- replies -------------------------------------------------------------
 

@@ -327,6 +327,13 @@ class EngineInfo:
     state_ram_mb: int = 0  # the most RAM the newest saved KV states may take
 
 
+class Stale(Protocol):
+    """What a background evaluation checks between batches: a ``threading.Event``, or anything
+    that says when the work has gone stale (the person typed on)."""
+
+    def is_set(self) -> bool: ...
+
+
 class Backend(Protocol):
     name: str
     n_ctx: int
@@ -386,6 +393,11 @@ class Backend(Protocol):
 
     def remember(self, tokens: list[int]) -> None:
         """Evaluate a prefix many prompts share (a frame) and keep its state."""
+        ...
+
+    def prefill(self, tokens: list[int], stale: Stale) -> int:
+        """Evaluate ``tokens`` into the cache ahead of a send (type-ahead), stopping between small
+        batches once ``stale.is_set()``; how many were evaluated (0: busy, or nothing to do)."""
         ...
 
     def close(self) -> None: ...

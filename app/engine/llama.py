@@ -88,6 +88,10 @@ def device_name(n_gpu_layers: int) -> str:
 _MIN_RESTORE_GAIN = 32  # tokens a saved state must add to be worth restoring
 
 
+# Type-ahead evaluates in batches this small, so a keystroke or Send waits for one at most.
+PREFILL_BATCH = 64
+
+
 class LlamaEngine:
     """One loaded model and its context. One generation at a time."""
 
@@ -402,6 +406,24 @@ class LlamaEngine:
             if not self.decoding.decode(tokens[reused:], threading.Event()):
                 return
         self.save_state()
+
+    def prefill(self, tokens: list[int], stale) -> int:
+        """Evaluate ``tokens`` (a prompt as typed so far) in small batches while nothing else uses
+        the model; a reply, a keystroke or Send (``stale``) stops it between batches. The next
+        prompt reuses whatever prefix it shares, so what is generated never changes."""
+        if len(tokens) < 2 or not self._lock.acquire(blocking=False):
+            return 0  # a reply is being written: it comes first
+        try:
+            reused = self._reuse_prefix([*tokens, 0])  # a stand-in last token: all of ``tokens`` stays
+            fresh = tokens[reused:]
+            done = 0
+            for start in range(0, len(fresh), PREFILL_BATCH):
+                if not self.decoding.decode(fresh[start : start + PREFILL_BATCH], stale):
+                    break
+                done = min(start + PREFILL_BATCH, len(fresh))
+            return done
+        finally:
+            self._lock.release()
 
     # -- generation ----------------------------------------------------------
 

@@ -252,6 +252,10 @@ class RemoteEngine:
     def remember(self, tokens: list[int]) -> None:
         """The server's prompt cache finds shared prefixes by itself."""
 
+    def prefill(self, tokens: list[int], stale) -> int:
+        """A server evaluates a prompt only when asked for a reply: nothing ahead of it."""
+        return 0
+
     def close(self) -> None:
         self._client.close()
 

@@ -39,6 +39,7 @@ from app.ui.notebook import Notebook
 from app.ui.replies import ReplyController
 from app.ui.serving import ServeSwitch
 from app.ui.sidebar import Sidebar
+from app.ui.typeahead import TypeAhead
 from app.ui.worker import EngineWorker
 
 
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
     request_generate = Signal(object)
     request_inspect = Signal(int, object, object, str, object, object)  # … the chat and its tail's start
     request_memory = Signal(int, object)  # a chat opened, and its frame: index what was said in it
+    request_prefill = Signal(int, object, object, str, object, object)  # type-ahead (ui/typeahead.py)
 
     def __init__(self, store: ChatStore, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -170,6 +172,7 @@ class MainWindow(QMainWindow):
         self.request_generate.connect(self.worker.generate)
         self.request_inspect.connect(self.worker.inspect)
         self.request_memory.connect(self.worker.warm_memory)
+        self.request_prefill.connect(self.worker.prefill)
         self.engine_thread.start()
 
     def _controllers(self) -> None:
@@ -181,6 +184,7 @@ class MainWindow(QMainWindow):
         self.serving = ServeSwitch(self.worker, self.settings, self.statusBar())
         self.models = ModelLoading(self)
         self.notebook = Notebook(self)
+        self.typeahead = TypeAhead(self)
         self.pages.addWidget(self.notebook.page)
         self.composer.submitted.connect(self.replies.send)
         self.composer.stop_requested.connect(self.replies.stop)

@@ -120,6 +120,10 @@ class EngineWorker(QObject):
         self._current_lock = threading.Lock()
         self.turns = Turns()  # shared with the window's server, when it serves
         self._stop_asked = threading.Event()
+        # Type-ahead: the composer's keystrokes (counted on the GUI thread; an int is read whole),
+        # and the tokens evaluated ahead of Send so far.
+        self.keystrokes = 0
+        self.prefilled = 0
 
     # -- model -----------------------------------------------------------------
 
@@ -248,6 +252,19 @@ class EngineWorker(QObject):
         except BasechatError:
             return None
 
+    @Slot(int, object, object, str, object, object)
+    def prefill(self, typed_at: int, template: Template, history: list, text: str, params, where) -> None:
+        """Evaluate the prompt the composer's text would send, while the person types (``typed_at``:
+        the keystroke count it was asked at; a later keystroke or Send makes it stale)."""
+        if self.engine is None or typed_at != self.keystrokes:
+            return
+        memory = self._memory(where[0], template, where[1] + len(history)) if where else None
+        session = ChatSession(self.engine, template, params, history, memory)
+        try:
+            self.prefilled += session.prefill(text, _Typed(self, typed_at))
+        except BasechatError:
+            return  # too long for the context, or the like: Send will say so
+
     @Slot(int, object)
     def warm_memory(self, conversation_id: int, template: Template) -> None:
         """A chat just opened: its memory index is built now, on this thread, not at the first send."""
@@ -275,6 +292,16 @@ class EngineWorker(QObject):
         self.inspected.emit(request_id, plan.text, len(plan.tokens), plan.reply_room, plan.n_ctx)
         self.lore_inspected.emit(request_id, session.lore_fired(user_text or "…"))
         self.plan_inspected.emit(request_id, [str(acted) for acted in plan.message.acted])
+
+
+class _Typed:
+    """Stale once the person has typed again (or sent) since the type-ahead was asked for."""
+
+    def __init__(self, worker: EngineWorker, typed_at: int) -> None:
+        self.worker, self.typed_at = worker, typed_at
+
+    def is_set(self) -> bool:
+        return self.worker.keystrokes != self.typed_at
 
 
 def _already_written(request: ReplyRequest) -> str:
