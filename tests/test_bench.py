@@ -25,7 +25,7 @@ KEYS = {
     "delete_5000_s", "lore_scan_ms", "serve_gen_tps", "serve_gen_ratio", "serve_ttft_warm_s",
     "serve_4_clients_tps", "memory_index_ms", "memory_follow_ms", "memory_lookup_ms",
     "memory_note_ttft_ratio", "memory_note_cached_share", "first_text_greeting_ratio",
-    "first_text_question_ratio", "memory_window_build_s", "memory_window_send_ms",
+    "first_text_question_ratio", "memory_window_build_s", "memory_window_send_ms", "typeahead_ttft_over_warm",
 }  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
 from app.measure.history_cost import history_figures
 from app.measure.lore import lorebook_figures
-from app.measure.memory_cost import memory_note_figures
+from app.measure.memory_cost import memory_note_figures, typeahead_figures
 from app.measure.overflow import overflow_figures, remote_overflow_figures
 from app.measure.recall_cost import (
     MEMORY_MESSAGES,
@@ -475,6 +475,7 @@ def run_bench(
         out |= lorebook_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         progress("a memory note from the chat's first message")
         out |= memory_note_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
+        out |= typeahead_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         progress("the same model through basechat serve")
         out |= serve_figures(engine, model_id, n_gen, repeats)
         progress("a long history: showing, deleting, a slow lorebook")

@@ -1,6 +1,6 @@
 """What a memory note costs a turn: time to first token of a question the recall step answers
-from the chat's first message, far above, against a question of
-the same length it leaves alone, and how much of the note's prompt was already cached.
+from the chat's first message, far above, against a question of the same length it leaves
+alone, and how much of the note's prompt was already cached; and what type-ahead saves a turn.
 
 The note goes under the newest message, so the frame and the history stay in the KV cache; only
 the last exchange, the message and the note are new.
@@ -48,3 +48,33 @@ def memory_note_figures(engine: Backend, repeats: int, paired: Callable) -> dict
         "memory_note_ttft_ratio": round(ratio, 3),
         "memory_note_cached_share": round(usage.cached_tokens / max(usage.prompt_tokens, 1), 3),
     }  # fmt: skip
+
+
+TYPED = (
+    "I am planning a walking trip along the coast next spring with two friends, and we would like "
+    "to know which small towns have good places to stay and what we should pack for rain. Is it "
+    "better to walk from north to south?"
+)  # about 60 tokens
+
+
+def _typed_ttft(engine: Backend, typed_ahead: bool) -> float:
+    """The next turn's time to first token in a warm 12-turn chat, the message evaluated while
+    it was typed (type-ahead) or only at Send."""
+    import threading
+
+    from app.chat import ChatSession
+
+    history = _history()
+    session = ChatSession(engine, load_template("chat"), replace(PLAIN_GREEDY, max_tokens=1), history[:-2])
+    session.ask(history[-2].text)
+    if typed_ahead:
+        session.prefill(TYPED, threading.Event())
+    return session.ask(TYPED).completion.usage.ttft_s
+
+
+def typeahead_figures(engine: Backend, repeats: int, paired: Callable) -> dict:
+    ahead, at_send, ratio = paired(
+        lambda: _typed_ttft(engine, True), lambda: _typed_ttft(engine, False), repeats
+    )
+    return {"typeahead_ttft_s": round(ahead, 4), "typeahead_ttft_at_send_s": round(at_send, 4),
+            "typeahead_ttft_over_warm": round(ratio, 3)}  # fmt: skip
