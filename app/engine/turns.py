@@ -43,6 +43,20 @@ class Turns:
             self.holder = ""
             self._lock.release()
 
+    @contextlib.contextmanager
+    def if_free(self, who: str) -> Iterator[bool]:
+        """Hold the model as ``who`` only when nobody has it (work that can be skipped, such as
+        type-ahead); yields whether it was free. Whoever then waits can see ``waiting``."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        self.holder = who
+        try:
+            yield True
+        finally:
+            self.holder = ""
+            self._lock.release()
+
     def _wait(self, given_up: threading.Event | None) -> None:
         self.waiting += 1
         try:

@@ -260,10 +260,11 @@ class EngineWorker(QObject):
             return
         memory = self._memory(where[0], template, where[1] + len(history)) if where else None
         session = ChatSession(self.engine, template, params, history, memory)
-        try:
-            self.prefilled += session.prefill(text, _Typed(self, typed_at))
-        except BasechatError:
-            return  # too long for the context, or the like: Send will say so
+        with self.turns.if_free("type-ahead") as free:
+            try:
+                self.prefilled += session.prefill(text, _Typed(self, typed_at)) if free else 0
+            except BasechatError:
+                return  # too long for the context, or the like: Send will say so
 
     @Slot(int, object)
     def warm_memory(self, conversation_id: int, template: Template) -> None:
@@ -295,13 +296,15 @@ class EngineWorker(QObject):
 
 
 class _Typed:
-    """Stale once the person has typed again (or sent) since the type-ahead was asked for."""
+    """Stale once the person has typed again (or sent) since the type-ahead was asked for, or as
+    soon as someone else waits for the model."""
 
     def __init__(self, worker: EngineWorker, typed_at: int) -> None:
         self.worker, self.typed_at = worker, typed_at
 
     def is_set(self) -> bool:
-        return self.worker.keystrokes != self.typed_at
+        """Typed on or sent, or a request to the window's server waits for the model."""
+        return self.worker.keystrokes != self.typed_at or self.worker.turns.waiting > 0
 
 
 def _already_written(request: ReplyRequest) -> str:
