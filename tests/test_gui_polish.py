@@ -377,9 +377,10 @@ def test_a_background_answer_for_a_closed_widget_is_dropped(qtbot):
     assert got_gone == [] and kept.text() == "late"
 
 
-def test_a_short_answer_shows_whole_as_the_likeliest_of_four_and_best_of_1_streams(qtbot, window):
-    """With the app's sampling a short answer is drawn four times and shown when the likeliest is
-    known: one piece of text. Settings' Best of at 1 streams a single draw again, token by token."""
+def test_a_short_answer_is_the_likeliest_of_four_and_best_of_1_streams(qtbot, window):
+    """With the app's sampling a short answer is drawn four times: what the draws agree on shows
+    as it comes, the likeliest's rest when they end, and together they are the reply. Settings'
+    Best of at 1 streams a single draw again, token by token."""
     from app.ui.settings import SettingsDialog, load_engine, load_sampling, save_sampling
 
     chunks: list[str] = []
@@ -389,7 +390,7 @@ def test_a_short_answer_shows_whole_as_the_likeliest_of_four_and_best_of_1_strea
     for name, value in {"temperature": 0.3, "seed": 1, "best_of": 4}.items():
         window.settings.setValue(f"sampling/{name}", value)
     send(qtbot, window, "How many legs does a cat have?")
-    assert len(chunks) == 1 and chunks[0].strip() == window.replies.history()[-1].text
+    assert "".join(chunks).strip() == window.replies.history()[-1].text
     assert draws == [4]
 
     dialog = SettingsDialog(load_sampling(window.settings), load_engine(window.settings), window)

@@ -168,7 +168,9 @@ class EngineWorker(QObject):
     # -- replies ---------------------------------------------------------------
 
     def stop(self) -> None:
-        """Called from the GUI thread: cancel the running generation within one token."""
+        """Called from the GUI thread: cancel the running generation within one token, and any
+        type-ahead within one batch (the window closing frees the model right after)."""
+        self.keystrokes += 1
         self._stop_asked.set()
         with self._current_lock:
             if self._current is not None:
