@@ -41,18 +41,17 @@ def test_the_inspector_shows_the_plan_and_a_step_switched_off_leaves_it(qtbot, w
 
 def test_a_long_chat_is_remembered_from_its_first_message_past_what_a_prompt_holds(qtbot, window):
     """The window's prompt holds only the chat's last turns; the memory step searches all of it."""
-    from app.store.export import import_json
+    from app.scaffold import Message
+    from app.store.export import chain_export, import_json
 
     said = ["Hi! I adopted a beagle puppy today and named him Pepper."]
     talk = [f"Tell me something about the number {n}, please; I like numbers a lot." for n in range(600)]
-    messages = []
-    for i, text in enumerate([m for t in [*said, *talk] for m in (t, "Sure, here is what I know about it.")]):
-        role = "user" if i % 2 == 0 else "assistant"
-        messages.append({"id": i + 1, "parent": i or None, "chosen": True, "position": i, "role": role,
-                         "text": text, "status": "done", "created_at": 1_765_000_000.0 + i})  # fmt: skip
-    export = {"format": "basechat.conversations", "version": 2, "conversations": [{
-        "title": "A long chat", "template": "chat", "created_at": 1_765_000_000.0,
-        "updated_at": 1_765_002_000.0, "settings": {}, "model": "", "messages": messages}]}  # fmt: skip
+    history = [
+        Message(r, t)
+        for u in [*said, *talk]
+        for r, t in (("user", u), ("assistant", "Sure, here is what I know."))
+    ]
+    export = chain_export(history, "A long chat")
     [cid] = import_json(window.store, export)
     window.chats.open(cid)
     window.frame_dock.show()

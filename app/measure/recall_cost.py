@@ -100,17 +100,6 @@ def memory_figures(n_messages: int = MEMORY_MESSAGES, repeats: int = 5) -> dict:
     }
 
 
-def _export(history: list[Message]) -> dict:
-    """``history`` as a Basechat export: one conversation, a chain of messages."""
-    messages = [{"id": i + 1, "parent": i or None, "chosen": True, "position": i, "role": m.role,
-                 "text": m.text, "status": "done", "created_at": 1_700_000_000.0 + i}
-                for i, m in enumerate(history)]  # fmt: skip
-    when = 1_700_000_000.0
-    conversation = {"title": "memory", "template": "chat", "created_at": when, "updated_at": when,
-                    "settings": {}, "model": "", "messages": messages}  # fmt: skip
-    return {"format": "basechat.conversations", "version": 2, "conversations": [conversation]}
-
-
 def memory_window_figures(n_messages: int = MEMORY_MESSAGES, repeats: int = 5) -> dict:
     """The window's side of memory for a stored chat of ``n_messages``: building its index when
     the chat is opened (from the history file), and what each send then costs — walking the
@@ -120,9 +109,9 @@ def memory_window_figures(n_messages: int = MEMORY_MESSAGES, repeats: int = 5) -
 
     from app.service import ConversationService
     from app.store.chats import ChatStore
-    from app.store.export import import_json
+    from app.store.export import chain_export, import_json
 
-    export = _export(_long_history(n_messages))
+    export = chain_export(_long_history(n_messages), "memory")
     with tempfile.TemporaryDirectory() as folder:
         store = ChatStore(Path(folder) / "history.db")
         try:

@@ -76,6 +76,17 @@ def to_json(store: ChatStore, conversation_ids: list[int]) -> dict:
             "conversations": [_conversation_dict(store, cid) for cid in conversation_ids]}  # fmt: skip
 
 
+def chain_export(history: list[Message], title: str, when: float = 1_700_000_000.0) -> dict:
+    """``history`` as an export of one conversation, a chain of messages a second apart (a chat
+    made for a bench or a test, imported as the person's would be)."""
+    messages = [{"id": i + 1, "parent": i or None, "chosen": True, "position": i, "role": m.role,
+                 "text": m.text, "status": "done", "created_at": when + i}
+                for i, m in enumerate(history)]  # fmt: skip
+    conversation = {"title": title, "template": DEFAULT_TEMPLATE, "created_at": when, "settings": {},
+                    "updated_at": when + len(history), "model": "", "messages": messages}  # fmt: skip
+    return {"format": FORMAT, "version": VERSION, "conversations": [conversation]}
+
+
 def _conversation_dict(store: ChatStore, conversation_id: int) -> dict:
     conversation = store.get(conversation_id)
     data = asdict(conversation)
