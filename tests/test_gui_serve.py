@@ -150,3 +150,21 @@ def test_the_wheel_scrolls_settings_without_changing_a_field(qtbot, window):
     for _ in range(3):
         QApplication.sendEvent(box, down)
     assert box.currentIndex() == before and dialog.fields_area.verticalScrollBar().value() > 0
+
+
+def test_the_model_is_not_freed_while_a_generation_holds_it(monkeypatch, tmp_path):
+    """Closing the window frees the model only once nobody holds it: a stream of the window's
+    server still ending would crash or hang in llama.cpp with its model freed under it."""
+    from app.service import ConversationService
+    from app.store import ChatStore
+    from app.ui import worker as worker_module
+
+    closed: list[bool] = []
+    monkeypatch.setattr(worker_module, "_RELEASE_WAIT_S", 0.05)
+    worker = worker_module.EngineWorker(ConversationService(ChatStore(tmp_path / "chats.db")))
+    worker.engine = type("Engine", (), {"close": lambda self: closed.append(True)})()
+    with worker.turns.taken("a request to the server"):
+        worker.release_model()
+        assert not closed and worker.engine is not None
+    worker.release_model()
+    assert closed == [True] and worker.engine is None

@@ -44,10 +44,11 @@ class Turns:
             self._lock.release()
 
     @contextlib.contextmanager
-    def if_free(self, who: str) -> Iterator[bool]:
-        """Hold the model as ``who`` only when nobody has it (work that can be skipped, such as
-        type-ahead); yields whether it was free. Whoever then waits can see ``waiting``."""
-        if not self._lock.acquire(blocking=False):
+    def if_free(self, who: str, within_s: float = 0) -> Iterator[bool]:
+        """Hold the model as ``who`` only when nobody has it, or it comes free within ``within_s``
+        (work that can be skipped, such as type-ahead, or freeing the model when the window
+        closes); yields whether it was free. Whoever then waits can see ``waiting``."""
+        if not self._lock.acquire(timeout=within_s):
             yield False
             return
         self.holder = who

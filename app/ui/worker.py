@@ -51,6 +51,8 @@ from app.scaffold.memory import MemoryIndex
 from app.service import ConversationService
 
 log = logging.getLogger(__name__)
+
+_RELEASE_WAIT_S = 10  # how long freeing the model waits for a generation still ending
 DEFAULT_KV_CAP_MB = 2048
 SERVER_ID = "server"  # the model id the window uses for "the model of the configured server"
 
@@ -144,8 +146,7 @@ class EngineWorker(QObject):
             log.exception("model load failed")
             self.model_failed.emit(f"Could not load the model: {exc}")
             return
-        if self.engine is not None:
-            self.engine.close()
+        self.release_model()
         self.engine, self.model_id = engine, model_id
         draft_note = self._draft(engine, settings.draft)
         self.model_ready.emit({"id": model_id, **asdict(engine.describe()), "draft_note": draft_note})
@@ -160,8 +161,15 @@ class EngineWorker(QObject):
             return f"{exc} Replies are not drafted."
 
     def release_model(self) -> None:
-        """Free the model; called once the worker's thread has finished."""
-        if self.engine is not None:
+        """Free the model, once nobody holds it: the window's server or this worker may still be
+        ending a generation, and freeing a model under it crashes or hangs in llama.cpp. A model
+        still held after the wait is left for the process's exit to free."""
+        if self.engine is None:
+            return
+        with self.turns.if_free("closing", _RELEASE_WAIT_S) as free:
+            if not free:
+                log.warning("the model is still in use (%s); not freed", self.turns.holder)
+                return
             self.engine.close()
             self.engine = None
 
