@@ -9,6 +9,7 @@ evaluated.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -25,10 +26,11 @@ from app.engine.base import (
 )
 from app.errors import InputError
 from app.scaffold import Message, Piece, Template, fit_pieces, render_pieces
+from app.scaffold.group import Choice, NextSpeaker, as_speaker, choose
 from app.scaffold.language import load_language
 from app.scaffold.memory import MemoryIndex
-from app.scaffold.plan import Asked, MessagePlan, fit_draws, plain, plan_message
-from app.scaffold.transcript import Moment, cue_text, lore_scan, said_before
+from app.scaffold.plan import Asked, MessagePlan, echo_lines, fit_draws, plain, plan_message
+from app.scaffold.transcript import Moment, cue_text, lore_scan, said_before, speaker_label
 
 _TOKEN_CACHE_LIMIT = 1024
 # An engine that cannot shift its cache drops old turns a quarter of the context at a time. One
@@ -40,6 +42,7 @@ SHIFT_CHUNK_DIVISOR = 8
 # best_of draws a short answer's alternatives side by side in the context: each needs room for a
 # short answer, so a full context draws fewer (two at the end of a long chat), never more than 8.
 SHORT_ANSWER_ROOM = 128
+_SCENE_LOOKBACK = 8  # turns of a group scene a member's next line is compared with
 
 
 def reply_budget(max_tokens: int, n_ctx: int) -> int:
@@ -86,9 +89,12 @@ class ReplyStream:
     """Iterate for text chunks as they come; ``reply`` is set when the stream ends. ``draws``:
     how many times the reply is drawn (more than one: it arrives whole, the likeliest of them)."""
 
-    def __init__(self, generation: Generation, finish: Callable[[Completion], Reply], draws: int = 1) -> None:
+    def __init__(
+        self, generation: Generation, finish: Callable[[Completion], Reply], draws: int = 1, speaker: str = ""
+    ) -> None:
         self.generation = generation
         self.draws = draws
+        self.speaker = speaker  # a group chat's: the member who speaks
         self.reply: Reply | None = None
         self._chunks = self._then(finish)
 
@@ -114,7 +120,10 @@ class ReplyStream:
 class AlternativesStream:
     """Iterate for ``(index, chunk)`` pairs as the alternatives grow; ``replies`` is set at the end."""
 
-    def __init__(self, alternatives: Alternatives, finish: Callable[[list[Completion]], list[Reply]]) -> None:
+    def __init__(
+        self, alternatives: Alternatives, finish: Callable[[list[Completion]], list[Reply]], speaker: str = ""
+    ) -> None:
+        self.speaker = speaker
         self.alternatives = alternatives
         self.replies: list[Reply] = []
         self._chunks = self._then(finish)
@@ -195,11 +204,15 @@ class ChatSession:
 
     # -- prompts -------------------------------------------------------------
 
-    def plan(self, user_text: str) -> PromptPlan:
-        """Render, tokenise and fit the prompt that ``user_text`` would send."""
-        if not user_text.strip():
+    def plan(self, user_text: str | None) -> PromptPlan:
+        """Render, tokenise and fit the prompt that ``user_text`` would send (None: no message, a
+        group's members going on with the scene)."""
+        if user_text is not None and not user_text.strip():
             raise InputError("The message is empty.")
-        message = plan_message(self._asked(user_text))
+        if user_text is None:
+            message = MessagePlan(stops=tuple(self.template.frame_stops()))
+        else:
+            message = plan_message(self._asked(user_text))
         pieces = render_pieces(self.template, self.history, user_text, self.moment, message.notes_text)
         sizes = [len(self._piece_tokens(p)) for p in pieces]
         divisor = SHIFT_CHUNK_DIVISOR if self.engine.can_shift_context else DROP_CHUNK_DIVISOR
@@ -251,7 +264,7 @@ class ChatSession:
         index = piece.message_index
         message = self.history[index] if piece.kind == "assistant" and index is not None else None
         if message is not None and message.tokens is not None:
-            label = cue_text(self.template)
+            label = speaker_label(self.template, message)
             if piece.text == f"{label}{message.raw}\n":
                 return self._tokens(label) + message.tokens + self._tokens("\n")
         return self._tokens(piece.text)
@@ -280,7 +293,7 @@ class ChatSession:
         user = Message("user", user_text.strip())
 
         def finish(completion: Completion) -> Reply:
-            message = _assistant(completion.text, completion.tokens)
+            message = self._said(completion.text, completion.tokens)
             self.history += [user, message]
             return Reply(message, completion, plan.dropped_turns)
 
@@ -300,7 +313,7 @@ class ChatSession:
         user = Message("user", user_text.strip())
 
         def finish(completions: list[Completion]) -> list[Reply]:
-            replies = [Reply(_assistant(c.text, c.tokens), c, plan.dropped_turns) for c in completions]
+            replies = [Reply(self._said(c.text, c.tokens), c, plan.dropped_turns) for c in completions]
             if replies:
                 self.history += [user, replies[0].message]
             return replies
@@ -310,7 +323,7 @@ class ChatSession:
             best_of=1,
         )  # fmt: skip
         alternatives = self.engine.generate_many(plan.tokens, params, plan.stops, n)
-        return AlternativesStream(alternatives, finish)
+        return AlternativesStream(alternatives, finish, self._speaker())
 
     def send_from(self, user_text: str, start: ReplyStart) -> ReplyStream:
         """Reply to ``user_text`` going on from ``start`` (a reply cut at a token, with another token
@@ -324,7 +337,7 @@ class ChatSession:
         def finish(completion: Completion) -> Reply:
             joined, ids = start.text + completion.text, start.tokens + completion.tokens
             probs = start.probs + completion.probs
-            self.history += [user, _assistant(joined, ids)]
+            self.history += [user, self._said(joined, ids)]
             return Reply(self.history[-1], replace(completion, text=joined, tokens=ids, probs=probs), 0)
 
         least = max(plan.min_tokens - len(start.tokens), 0)
@@ -344,7 +357,7 @@ class ChatSession:
 
         def finish(completion: Completion) -> Reply:
             joined, ids = raw + completion.text, before + completion.tokens
-            message = Message("assistant", joined.strip(), raw=joined, tokens=ids)
+            message = Message("assistant", joined.strip(), raw=joined, tokens=ids, speaker=last.speaker)
             self.history[-1] = message
             return Reply(message, replace(completion, text=joined, tokens=ids), 0)
 
@@ -359,10 +372,14 @@ class ChatSession:
         draws: int = 1,
         stops: list[str] | None = None,
         avoid: frozenset[str] = frozenset(),
+        penalize_prompt: bool = False,
     ) -> ReplyStream:
         """``draws``: alternatives to draw, keeping the likeliest (the plan's ``best_of`` step);
-        ``stops``: the plan's (the frame's own when none: a reply continued)."""
-        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens, favour=favour)
+        ``stops``: the plan's (the frame's own when none: a reply continued); ``penalize_prompt``:
+        the repetition penalties look back over the prompt too (a scene going on, which a small
+        model otherwise turns into its last lines again)."""
+        params = replace(self.params, max_tokens=self._reply_budget(), min_tokens=min_tokens, favour=favour,
+                         penalize_prompt=self.params.penalize_prompt or penalize_prompt)  # fmt: skip
         if not self.history:  # a new chat: its frame is what every chat in it starts with
             self.engine.remember(self._prompt_tokens(render_pieces(self.template, [], "", self.moment)[:1]))
 
@@ -377,11 +394,74 @@ class ChatSession:
             generation = likeliest(self.engine.generate_many(tokens, params, stop, draws), unwanted)
         else:
             generation = self.engine.generate(tokens, params, stop)
-        return ReplyStream(generation, finish_and_keep, draws)
+        return ReplyStream(generation, finish_and_keep, draws, self._speaker())
 
+    def _said(self, raw: str, tokens: tuple[int, ...]) -> Message:
+        """The reply as a turn of the history, naming its speaker in a group chat."""
+        return Message("assistant", raw.strip(), raw=raw, tokens=tokens, speaker=self._speaker())
 
-def _assistant(raw: str, tokens: tuple[int, ...]) -> Message:
-    return Message("assistant", raw.strip(), raw=raw, tokens=tokens)
+    def _speaker(self) -> str:
+        return self.template.assistant_name if self.template.members else ""
+
+    # -- group chats ---------------------------------------------------------
+
+    def choose_speaker(self, user_text: str | None, rule: NextSpeaker = "model") -> Choice:
+        """Who in the group speaks next, after ``user_text`` (None: after the last turn, the scene
+        going on): by ``rule``, the model's judgement by default (scaffold/group.py)."""
+        turns = self.history[-_SCENE_LOOKBACK:]
+        recent = [m.speaker if m.role == "assistant" else "" for m in turns]
+        if user_text is not None:
+            recent.append("")
+        said = user_text if user_text is not None else turns[-1].text if turns else ""
+        logprobs = self._label_logprobs(user_text) if rule != "in_turn" else None
+        return choose(self.template.members, rule, said, recent, logprobs, self._speaker_draw())
+
+    def _speaker_draw(self) -> float | None:
+        """The number the next speaker is drawn with: none when greedy (the likeliest speaks); from
+        the seed and the turn when seeded, so a seeded scene repeats."""
+        if self.params.temperature <= 0:
+            return None
+        seed = self.params.seed
+        return random.Random(seed + len(self.history)).random() if seed is not None else random.random()
+
+    def _label_logprobs(self, user_text: str | None) -> list[float] | None:
+        """How likely the model finds each member's label next: the prompt as the reply would see
+        it, without the cue, scored once (it stays cached for the reply)."""
+        tokens = self.plan(user_text).tokens
+        prompt = tokens[: len(tokens) - len(self._tokens(cue_text(self.template)))]
+        options = [list(self._tokens(f"{name}:")) for name in self.template.members]
+        try:
+            return self.engine.continuation_logprobs(prompt, options)
+        except InputError:
+            return None
+
+    def speak(self, speaker: str, user_text: str | None = None) -> ReplyStream:
+        """``speaker``'s reply to ``user_text``, or (None) their turn in the scene going on."""
+        self.template = as_speaker(self.template, speaker)
+        if user_text is not None:
+            return self.send(user_text)
+        plan = self.plan(None)
+
+        def finish(completion: Completion) -> Reply:
+            message = self._said(completion.text, completion.tokens)
+            self.history.append(message)
+            return Reply(message, completion, plan.dropped_turns)
+
+        return self._stream(plan.tokens, finish, draws=self._scene_draws(), stops=plan.stops,
+                            avoid=self._scene_echoes(), penalize_prompt=True)  # fmt: skip
+
+    def _scene_draws(self) -> int:
+        """A scene going on is drawn like a short answer (best of N, when the engine ranks draws),
+        so a draw that only repeats a line already said can rank last."""
+        params = self.params
+        ranked = params.temperature > 0 and self.engine.can_rank_replies and not params.ignore_eos
+        return max(params.best_of, 1) if ranked else 1
+
+    def _scene_echoes(self) -> frozenset[str]:
+        """The lines a member's turn must not merely say again: the scene's recent turns and the
+        frame's example lines (a small model otherwise has every member repeat the last line)."""
+        recent = [m.text for m in self.history[-_SCENE_LOOKBACK:]]
+        return echo_lines(self.template, "") | frozenset(filter(None, map(plain, recent)))
 
 
 def raw_generation(engine: Backend, text: str, params: SamplingParams) -> ReplyStream:

@@ -268,7 +268,8 @@ class ConversationService:
         """Pass the stream's chunks on while the reply is saved as it grows and finished at the end.
         ``position``: a new version of the reply there; ``extends``: the id of a reply being
         continued; ``already``: the text the stored reply starts with (continued or branched)."""
-        message_id = extends or self.store.begin_reply(conversation_id, model, position)
+        speaker = stream.speaker
+        message_id = extends or self.store.begin_reply(conversation_id, model, position, speaker)
         recorder = ReplyRecorder(self.store, message_id)
         recorder.add(already)
         for chunk in stream:

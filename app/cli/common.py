@@ -39,7 +39,7 @@ def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
     from app.scaffold import DEFAULT_TEMPLATE, load_template
 
     check_numbers(args)
-    template = frame_from(args, load_template(args.template or DEFAULT_TEMPLATE))
+    template = frame_from(args, with_group(args, load_template(args.template or DEFAULT_TEMPLATE)))
     history = read_history(args.history) if args.history else []
     model_id, engine = open_engine(args, keep_states=args.command in ("ask", "chat"))
     params = sampling_from(args, base)
@@ -47,6 +47,31 @@ def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
     if caveat:
         print(caveat, file=sys.stderr)
     return model_id, ChatSession(engine, template, params, history)
+
+
+def with_group(args: argparse.Namespace, template):
+    """``--group A,B,…``: a group frame of those members on top of ``template``; each is a template
+    or imported card by name, ``Name=description``, or a bare name."""
+    from app.scaffold.group import group_template
+
+    spec = getattr(args, "group", None)
+    if not spec:
+        return template
+    return group_template([group_member(part) for part in spec.split(",") if part.strip()], template)
+
+
+def group_member(spec: str):
+    from app.errors import TemplateError
+    from app.scaffold import load_template
+    from app.scaffold.group import Member, member_of
+
+    name, equals, description = (part.strip() for part in spec.partition("="))
+    if equals:
+        return Member(name, description)
+    try:
+        return member_of(load_template(name))
+    except TemplateError:
+        return Member(name)
 
 
 def frame_from(args: argparse.Namespace, template):
@@ -176,6 +201,8 @@ def check_numbers(args: argparse.Namespace) -> None:
     best_of = getattr(args, "best_of", None)
     if best_of is not None and not 1 <= best_of <= 8:
         raise InputError("--best-of must be between 1 and 8.")
+    if not 0 <= getattr(args, "turns", 0) <= 100:
+        raise InputError("--turns must be between 0 and 100.")
     if not 0 <= getattr(args, "logprobs", 0) <= 20:
         raise InputError("--logprobs must be between 0 and 20.")
     if args.max_tokens is not None and args.max_tokens < 1:

@@ -54,6 +54,19 @@ def frame_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-lorebook", action="store_true", help="leave the template's lorebook out")
 
 
+def _group_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group", metavar="A,B,…",
+                        help="a group chat of these characters: template or card names, Name=description, "
+                             "or bare names")  # fmt: skip
+    parser.add_argument("--as", dest="speaker", metavar="NAME", help="in a group: who answers")
+    parser.add_argument("--next-speaker", choices=["model", "addressed", "in_turn"], default="model",
+                        help="in a group: who speaks next — the model's choice (default), the member "
+                             "named in the message, or each in turn")  # fmt: skip
+    if parser.prog.split()[-1] != "prompt":
+        parser.add_argument("--turns", type=int, default=0, metavar="N",
+                            help="in a group: the members talk on N more turns by themselves")  # fmt: skip
+
+
 def sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, help="0 = greedy (default 0.3)")
     parser.add_argument("--top-k", type=int, help="keep the K likeliest tokens (default 40; 0 = all)")
@@ -120,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="a conversation in the terminal")
     _model_options(chat)
     chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored conversation")
+    for command in (ask, chat, prompt):
+        _group_options(command)
     gui = sub.add_parser("gui", help="open the Basechat window (the default with a display)")
     gui.add_argument("--model", help="catalog id or .gguf path to load first")
     _chats_options(sub.add_parser("chats", help="stored conversations"))

@@ -51,6 +51,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from app.chat import raw_generation
 
     model_id, session, record = _conversation(args)
+    if session.template.members and not args.raw:
+        return _ask_group(args, session, model_id, record)
     if args.n > 1:
         return _ask_many(args, session, model_id, record)
     if args.raw:
@@ -73,6 +75,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
             json.dumps({**out, "engine": session.engine.describe().kind, "sampling": asdict(session.params)})
         )
     _raise_if_interrupted(stream.reply)
+    return 0
+
+
+def _ask_group(args: argparse.Namespace, session, model_id: str, record: _Record | None) -> int:
+    """A group's answer to the message (``--as`` or chosen), and ``--turns`` more by themselves."""
+    from app.cli.scene import print_scene_json, run_scene
+
+    if args.n > 1:
+        raise InputError("--n draws one speaker's alternatives; in a group, use --as NAME with it.")
+    keep = record.member if record is not None else (lambda stream, _text: stream)
+    said = run_scene(session, args, args.message, keep)
+    if args.json:
+        print_scene_json(said, model_id)
     return 0
 
 
@@ -170,7 +185,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             record.id = None
             print("(new conversation)")
             continue
-        _chat_turn(session, record, line, interactive)
+        _chat_turn(session, record, line, interactive, args)
     record.service.store.close()
     return 0
 
@@ -192,6 +207,14 @@ class _Record:
         """The user turn is stored now; the reply as it streams."""
         return self.service.record_reply(stream, self._user_turn(text), self.model_id)
 
+    def member(self, stream, text: str | None) -> Iterator[str]:
+        """A group member's turn: after the person's ``text``, or (None) the scene going on."""
+        if text is not None:
+            return self.reply(stream, text)
+        if self.id is None:
+            self.id = self.service.start(self.session.template, self.session.params, self.model_id)
+        return self.service.record_reply(stream, self.id, self.model_id)
+
     def alternatives(self, stream, text: str, n: int) -> Iterator[tuple[int, str]]:
         return self.service.record_alternatives(stream, self._user_turn(text), n, self.model_id)
 
@@ -210,7 +233,10 @@ def _read_messages(interactive: bool) -> Iterator[str]:
             yield line.strip()
 
 
-def _chat_turn(session, record: _Record, text: str, interactive: bool) -> None:
+def _chat_turn(session, record: _Record, text: str, interactive: bool, options: argparse.Namespace) -> None:
+    if session.template.members:
+        _group_turn(session, record, text, options)
+        return
     try:
         stream = session.send(text)
     except BasechatError as exc:
@@ -225,3 +251,22 @@ def _chat_turn(session, record: _Record, text: str, interactive: bool) -> None:
     print()
     if stream.reply.completion.finish_reason == "interrupted":
         note(stream.reply.completion.error)
+
+
+def _group_turn(session, record: _Record, text: str, options: argparse.Namespace) -> None:
+    """A message to the group (answered as ``--as``/``--turns`` say), or ``/as NAME`` (that member
+    speaks now) or ``/talk N`` (the members go on N turns by themselves)."""
+    from app.cli.scene import run_scene
+
+    command, _, rest = text.partition(" ")
+    args = argparse.Namespace(speaker=options.speaker, turns=options.turns, json=False,
+                              next_speaker=options.next_speaker)  # fmt: skip
+    message: str | None = text
+    if command == "/as":
+        args.speaker, message = rest.strip(), None
+    elif command == "/talk":
+        args.turns, message = (int(rest) - 1 if rest.strip().isdigit() and int(rest) > 0 else 0), None
+    try:
+        run_scene(session, args, message, record.member)
+    except BasechatError as exc:
+        note(str(exc))

@@ -395,6 +395,12 @@ class Backend(Protocol):
         """Evaluate a prefix many prompts share (a frame) and keep its state."""
         ...
 
+    def continuation_logprobs(self, prompt: list[int], options: list[list[int]]) -> list[float]:
+        """The log-probability of each option's tokens following ``prompt`` (who speaks next in a
+        group: each member's label), from one evaluation of the prompt, which stays cached for the
+        reply. InputError where the engine cannot (a server gives no such scores)."""
+        ...
+
     def prefill(self, tokens: list[int], stale: Stale) -> int:
         """Evaluate ``tokens`` into the cache ahead of a send (type-ahead), stopping between small
         batches once ``stale.is_set()``; how many were evaluated (0: busy, or nothing to do)."""

@@ -407,6 +407,34 @@ class LlamaEngine:
                 return
         self.save_state()
 
+    def continuation_logprobs(self, prompt: list[int], options: list[list[int]]) -> list[float]:
+        """Each option's log-probability after ``prompt``: the prompt is evaluated once (reusing
+        the cache) and each option's tokens after it, then forgotten, so the prompt stays cached
+        for the reply that follows."""
+        if not prompt or not options or not all(options):
+            raise ValueError("a prompt and non-empty options are needed")
+        if len(prompt) + max(map(len, options)) > self.n_ctx:
+            raise InputError("The conversation is too long to choose who speaks next.")
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusy("A reply is already being generated; stop it or wait for it to finish.")
+        try:
+            reused = self._reuse_prefix(prompt)
+            self.decoding.decode(prompt[reused:], threading.Event())
+            firsts = [self.decoding.logprob(-1, option[0]) for option in options]
+            pairs = zip(firsts, options, strict=True)
+            return [first + self._after_first(len(prompt), option) for first, option in pairs]
+        finally:
+            self._lock.release()
+
+    def _after_first(self, prompt_length: int, option: list[int]) -> float:
+        """The log-probability of an option's tokens after its first, given the prompt and it."""
+        if len(option) < 2:
+            return 0.0
+        self.decoding.decode_all_logits(option[:-1])
+        total = sum(self.decoding.logprob(row, token) for row, token in enumerate(option[1:]))
+        self.decoding.forget_after(prompt_length)
+        return total
+
     def prefill(self, tokens: list[int], stale) -> int:
         """Evaluate ``tokens`` (a prompt as typed so far) in small batches while nothing else uses
         the model; a reply, a keystroke or Send (``stale``) stops it between batches. The next

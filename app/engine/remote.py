@@ -252,6 +252,10 @@ class RemoteEngine:
     def remember(self, tokens: list[int]) -> None:
         """The server's prompt cache finds shared prefixes by itself."""
 
+    def continuation_logprobs(self, prompt: list[int], options: list[list[int]]) -> list[float]:
+        """A completion API scores what it writes, not a text it is given to follow a prompt."""
+        raise InputError("A server cannot say who speaks next; the group takes turns in order.")
+
     def prefill(self, tokens: list[int], stale) -> int:
         """A server evaluates a prompt only when asked for a reply: nothing ahead of it."""
         return 0

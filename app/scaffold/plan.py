@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from app.scaffold.followup import spelled_out
 from app.scaffold.language import load_language
 from app.scaffold.memory import MemoryIndex, Recalled, as_told, index_of, told_words
-from app.scaffold.speakers import neutralise
+from app.scaffold.speakers import label_pattern, neutralise
 from app.scaffold.template import RequestNote, Template, note_match, note_openings
 
 MOST_DRAWS = 8  # best_of never draws more than this, however many are asked
@@ -182,7 +182,17 @@ def echo_lines(template: Template, message: str) -> frozenset[str]:
     """What a reply must not only say back: the message and every line of the frame's examples,
     as ``plain`` compares them (the guard below, and the eval's echo count)."""
     lines = [message, *(line for e in template.examples for line in (e.user, e.assistant))]
+    lines += scene_lines(template)
     return frozenset(filter(None, map(plain, lines)))
+
+
+def scene_lines(template: Template) -> list[str]:
+    """A group frame's example lines, each in its member's voice (scaffold/group.py puts them in
+    the preamble): what a member must not simply say again."""
+    if not template.members:
+        return []
+    pattern = label_pattern(template)
+    return [line.split(":", 1)[1] for line in template.preamble.splitlines() if pattern.match(line)]
 
 
 def _echo_guard(asked: Asked, plan: MessagePlan) -> MessagePlan:

@@ -88,13 +88,17 @@ class Template:
     # The language the frame is written in: the plan's steps read its words from
     # ``resources/languages/<language>.toml`` (scaffold/language.py).
     language: str = "en"
+    # A group chat's characters, in the frame's fixed order (scaffold/group.py); empty: one
+    # character. ``assistant_name`` is then whichever of them speaks next.
+    members: tuple[str, ...] = ()
     # The card a template was imported from, as JSON, so exporting it gives back every field it had.
     origin: str = ""
     source: Path | None = field(default=None, compare=False)
 
     @property
-    def speaker_names(self) -> tuple[str, str]:
-        return (self.user_name, self.assistant_name)
+    def speaker_names(self) -> tuple[str, ...]:
+        """Everyone whose label opens a turn: the person, the character, a group's members."""
+        return tuple(dict.fromkeys((self.user_name, self.assistant_name, *self.members)))
 
     def stop_strings(self) -> list[str]:
         """A new line that opens any speaker's turn ends the reply, and so does one that opens
@@ -193,6 +197,7 @@ def template_from_dict(data: dict, default_name: str = "custom", source: Path | 
             memory=_optional(data, "memory"),
             steps_off=_steps_off(data.get("steps_off", [])),
             language=_language(data.get("language", "en")),
+            members=tuple(_name(m) for m in data.get("members", [])),
             origin=data.get("origin", "") if isinstance(data.get("origin", ""), str) else "",
             source=source,
         )
@@ -322,6 +327,8 @@ def template_to_dict(template: Template) -> dict:
         data["steps_off"] = list(template.steps_off)
     if template.language != "en":
         data["language"] = template.language
+    if template.members:
+        data["members"] = list(template.members)
     return data
 
 

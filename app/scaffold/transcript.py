@@ -42,6 +42,7 @@ class Message:
     text: str
     raw: str | None = None
     tokens: tuple[int, ...] | None = None
+    speaker: str = ""  # in a group chat, the member who said it ("": the frame's character)
 
     @property
     def continuation(self) -> str:
@@ -70,7 +71,12 @@ def turn_text(template: Template, message: Message, earlier: list[str] | None = 
             notes = notes_for(template, message.text, tuple(earlier or ()))
         return f"{template.user_name}: {body}\n{notes}"
     body = message.continuation
-    return f"{template.assistant_name}:{neutralise(body, template)}\n"
+    return f"{speaker_label(template, message)}{neutralise(body, template)}\n"
+
+
+def speaker_label(template: Template, message: Message) -> str:
+    """A reply's label: its own speaker's in a group chat, else the frame's character's."""
+    return f"{message.speaker or template.assistant_name}:"
 
 
 _STARTED = datetime.now()
@@ -236,14 +242,15 @@ def cue_text(template: Template) -> str:
 
 
 def render_pieces(
-    template: Template, history: list[Message], user_text: str, moment: Moment | None = None,
+    template: Template, history: list[Message], user_text: str | None, moment: Moment | None = None,
     notes: str | None = None,
 ) -> list[Piece]:  # fmt: skip
     """The prompt for ``user_text`` as pieces: the header, each turn (the new message's index is
-    ``len(history)``), what is inserted among them, and the cue. ``notes``: the lines its message
+    ``len(history)``; None: no new message, a group's members talk on), what is inserted among
+    them, and the cue. ``notes``: the lines its message
     plan puts under it (scaffold/plan.py), when the caller has worked the plan out."""
     moment = moment or Moment()
-    turns = [*history, Message("user", user_text)]
+    turns = [*history, Message("user", user_text)] if user_text is not None else list(history)
     lore = lore_scan(template, [m.text for m in turns], moment)
     header = Piece("header", header_text(template, lore, moment))
     return [header, *_turn_pieces(template, turns, lore, moment, notes), Piece("cue", cue_text(template))]

@@ -83,6 +83,7 @@ class StoredMessage:
     parent_id: int | None = None
     chosen: bool = True  # the version its parent shows (on an unshown branch too)
     has_probs: bool = False  # token probabilities were recorded (``ChatStore.token_probs``)
+    speaker: str = ""  # a group chat's reply: the member who said it
 
 
 @dataclass(frozen=True)
@@ -294,16 +295,22 @@ class ChatStore:
                 )
         return message_id
 
-    def begin_reply(self, conversation_id: int, model: str = "", position: int | None = None) -> int:
+    def begin_reply(
+        self, conversation_id: int, model: str = "", position: int | None = None, speaker: str = ""
+    ) -> int:
         """A new assistant message, 'streaming', at the end of the shown path; at ``position`` it is
-        a sibling of the message there (a regenerated version), and the older one keeps its branch."""
+        a sibling of the message there (a regenerated version), and the older one keeps its branch.
+        ``speaker``: the group member who says it."""
         with self._transaction() as db:
             path = self._path(db, conversation_id)
             if position is None or position >= len(path):
                 parent, depth = (path[-1] if path else None), len(path)
             else:
                 parent, depth = self._parent(db, path[position]), position
-            return self._insert(db, conversation_id, parent, depth, "assistant", "", "streaming", model)
+            new = self._insert(db, conversation_id, parent, depth, "assistant", "", "streaming", model)
+            if speaker:
+                db.execute("UPDATE messages SET speaker = ? WHERE id = ?", (speaker, new))
+            return new
 
     def save_partial(self, message_id: int, text: str) -> None:
         self.db.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
@@ -584,6 +591,7 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         ttft_s=row["ttft_s"], tokens_per_s=row["tokens_per_s"], model=row["model"],
         parent_id=row["parent_id"], chosen=bool(row["chosen"]), has_probs=row["probs"] is not None,
+        speaker=row["speaker"] or "",
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ FORMAT = "basechat.conversations"
 VERSION = 2  # 2: every message names its parent (the conversation is a tree)
 _MESSAGE_FIELDS = (
     "position", "role", "text", "status", "created_at", "raw", "tokens",
-    "finish_reason", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "model",
+    "finish_reason", "prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s", "model", "speaker",
 )  # fmt: skip
 
 
@@ -31,7 +31,7 @@ def to_markdown(
         lines += ["", f"*This is one branch; {others} other branch{'es' if others > 1 else ''} "
                       "not shown (export as JSON to keep them).*"]  # fmt: skip
     for message in conversation.messages:
-        speaker = user if message.role == "user" else assistant
+        speaker = user if message.role == "user" else message.speaker or assistant
         note = " *(interrupted)*" if message.status == "interrupted" else ""
         lines += ["", f"**{speaker}** · {_when(message.created_at)}{note}", "", message.text]
     return "\n".join(lines) + "\n"
@@ -58,7 +58,7 @@ def conversation_template(conversation: Conversation) -> Template:
 def as_messages(stored: list) -> list[Message]:
     """Stored turns as the scaffold's messages; a reply with no text (stopped before its first
     token) is left out, so no empty turn is shown to the model."""
-    return [Message(m.role, m.text, m.raw, m.tokens) for m in stored if m.text]
+    return [Message(m.role, m.text, m.raw, m.tokens, m.speaker) for m in stored if m.text]
 
 
 def to_prompt(conversation: Conversation) -> str:

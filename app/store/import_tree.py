@@ -22,7 +22,7 @@ _ROLES = ("user", "assistant")
 _STATUSES = ("done", "streaming", "interrupted")
 _KINDS = ("chat", "notebook")
 _NUMBERS = ("prompt_tokens", "completion_tokens", "ttft_s", "tokens_per_s")
-_TEXTS = ("raw", "finish_reason", "model")
+_TEXTS = ("raw", "finish_reason", "model", "speaker")
 
 
 def checked_conversation(conversation: object, number: int) -> list[str]:

@@ -135,9 +135,12 @@ def _without_alternative(db: sqlite3.Connection) -> str:
 # children" look them up this way, and without this index each lookup read the whole history.
 _PARENT_INDEX = "CREATE INDEX messages_by_parent_id ON messages (parent_id);"
 
+# A group chat's replies name their speaker (a member's name); NULL: the frame's one character.
+_SPEAKER = "ALTER TABLE messages ADD COLUMN speaker TEXT;"
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], str]] = [
     lambda _db: _INITIAL, _full_text_search, lambda _db: _TREE, _without_alternative,
-    lambda _db: _PARENT_INDEX,
+    lambda _db: _PARENT_INDEX, lambda _db: _SPEAKER,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

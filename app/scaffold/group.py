@@ -1,0 +1,175 @@
+"""Group chats: several characters in one transcript, and who speaks next.
+
+A group's frame joins its members' descriptions in a fixed order (SillyTavern's "join character
+cards"), so the frame — and the model's cache of it — stays the same whoever speaks. Each reply is
+cued with the chosen member's label; every member's label ends a reply, so nobody speaks in
+another's voice. Who speaks next is, by default, the model's own judgement: how likely it finds
+each member's label as the transcript's continuation (the engine's ``continuation_logprobs``),
+with two rules every peer has — a member named in the last message answers it when the model
+agrees at all, and nobody speaks twice in a row unless named.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from app.errors import InputError
+from app.scaffold.macros import expand
+from app.scaffold.template import Template
+
+NextSpeaker = Literal["model", "addressed", "in_turn"]
+NEXT_SPEAKER_RULES: tuple[NextSpeaker, ...] = ("model", "addressed", "in_turn")
+MAX_MEMBERS = 8
+_DESCRIPTION_CHARS = 1200  # a member's share of the frame: a description, not a novel
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    description: str = ""
+    example: tuple[str, str] | None = None  # one exchange in the member's voice: (person, member)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Who speaks next and why; ``shares``: each member's share of the model's odds (empty when a
+    rule chose without asking the model)."""
+
+    speaker: str
+    why: str
+    shares: tuple[tuple[str, float], ...] = ()
+
+
+def member_of(template: Template) -> Member:
+    """A character template (a card) as a group member: its name, description and first example."""
+    moment = datetime(2000, 1, 1)
+    text = expand(template.preamble, "{{user}}", template.assistant_name, moment)
+    example = (template.examples[0].user, template.examples[0].assistant) if template.examples else None
+    return Member(template.assistant_name, " ".join(text.split())[:_DESCRIPTION_CHARS], example)
+
+
+def group_template(members: list[Member], base: Template) -> Template:
+    """The frame of a group chat: ``base``'s settings (the person's name, language, lore), a
+    preamble naming everyone and describing each member, and the members' example lines."""
+    names = _checked_names(members, base.user_name)
+    everyone = ", ".join(names[:-1]) + f" and {names[-1]}"
+    lines = [f"A conversation between {base.user_name}, {everyone}. Each of them speaks in their own "
+             f"voice, one at a time, and answers what was said to them."]  # fmt: skip
+    lines += [f"About {m.name}: {m.description}" for m in members if m.description.strip()]
+    scene = [f"{base.user_name}: {m.example[0]}\n{m.name}: {m.example[1]}" for m in members if m.example]
+    preamble = "\n\n".join(lines) + ("\n\n" + "\n".join(scene) if scene else "")
+    return replace(
+        base, name="group", title=everyone, preamble=preamble, assistant_name=names[0], members=names,
+        examples=(), greeting="", alternate_greetings=(), example_separator="", chat_start="",
+        notes=(), recall_note="", followup_note="", avatar="", origin="",
+    )  # fmt: skip
+
+
+def _checked_names(members: list[Member], user_name: str) -> tuple[str, ...]:
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise InputError(f"A group has 2 to {MAX_MEMBERS} members, not {len(members)}.")
+    names = tuple(m.name.strip() for m in members)
+    folded = [n.casefold() for n in (*names, user_name)]
+    if len(set(folded)) != len(folded):
+        raise InputError("Every member of a group, and the person, needs a name of their own.")
+    for name in names:
+        if not name or "\n" in name or ":" in name:
+            raise InputError(f"A member's name must be one line without ':' ({name!r}).")
+    return names
+
+
+def as_speaker(template: Template, speaker: str) -> Template:
+    """The frame with ``speaker`` cued for the next reply (a member of the group)."""
+    if speaker not in template.members:
+        known = ", ".join(template.members)
+        raise InputError(f"{speaker!r} is not a member of this group ({known}).")
+    return replace(template, assistant_name=speaker)
+
+
+def addressed(text: str, names: tuple[str, ...]) -> str:
+    """The member a message speaks to: one called at its start or end ("Mira, what do you
+    think?", "What about you, Tomas?"), else the first one it names; "" when it names none."""
+    for name in names:
+        word = re.escape(name)
+        if re.search(rf"^\W*{word}\s*[,!:]|,\s*{word}\s*[?!.]*\s*$", text.strip(), re.IGNORECASE):
+            return name
+    found = [(match.start(), name) for name in names
+             if (match := re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE))]  # fmt: skip
+    return min(found)[1] if found else ""
+
+
+def in_turn(names: tuple[str, ...], last: str) -> str:
+    """The member after ``last`` in the group's order (the first when ``last`` is none of them)."""
+    return names[(names.index(last) + 1) % len(names)] if last in names else names[0]
+
+
+def choose(
+    names: tuple[str, ...], rule: NextSpeaker, last_text: str, recent: list[str],
+    logprobs: list[float] | None, draw: float | None = None,
+) -> Choice:  # fmt: skip
+    """Who speaks next. ``last_text``: the newest message; ``recent``: who said the last turns,
+    oldest first ("" for the person); ``logprobs``: the model's, one per name (None: it cannot say);
+    ``draw``: a number in [0, 1) to sample the model's choice with (None: its likeliest, greedy)."""
+    last = recent[-1] if recent else ""
+    named = addressed(last_text, tuple(n for n in names if n != last))
+    if rule == "in_turn" or (logprobs is None and not named):
+        return Choice(in_turn(names, last), "in turn")
+    if named and (rule == "addressed" or logprobs is None):
+        return Choice(named, f"{named} was named")
+    assert logprobs is not None
+    return _by_the_model(names, logprobs, named, recent, draw)
+
+
+def _by_the_model(
+    names: tuple[str, ...], logprobs: list[float], named: str, recent: list[str], draw: float | None
+) -> Choice:
+    """A member named in the last message, unless the model is sure they are not the one to speak
+    (``_NAMED_SHARE``); else a label drawn by the model's odds — what a base model writing the
+    scene by itself would do — each member's odds raised by how long they have been silent (a
+    small model's scene otherwise stays with two members, every odd at 0.999). A member just heard
+    from waits a turn."""
+    last = recent[-1] if recent else ""
+    allowed = [(name, lp) for name, lp in zip(names, logprobs, strict=True) if name != last]
+    allowed = allowed or list(zip(names, logprobs, strict=True))
+    shares = _shares(allowed)
+    if named and dict(shares).get(named, 0.0) >= _NAMED_SHARE:
+        return Choice(named, f"{named} was named", shares)
+    waited = _shares([(name, lp + _SILENCE_NATS * _silent(name, recent)) for name, lp in allowed])
+    if draw is None:
+        return Choice(max(waited, key=lambda pair: pair[1])[0], "the model's likeliest", waited)
+    return Choice(_drawn(waited, draw), "drawn by the model's odds", waited)
+
+
+def _drawn(shares: tuple[tuple[str, float], ...], draw: float) -> str:
+    total = 0.0
+    for name, share in shares:
+        total += share
+        if draw < total:
+            return name
+    return shares[-1][0]
+
+
+_NAMED_SHARE = 0.02  # below this the model is sure the named member is not the one to speak
+_SILENCE_NATS = 2.0  # each member turn of silence multiplies a member's odds by e² (about 7)
+_MOST_SILENT = 4  # turns of silence that still raise a member's odds
+
+
+def _silent(name: str, recent: list[str]) -> int:
+    """How many members' turns since ``name`` last spoke (``_MOST_SILENT`` at most)."""
+    turns = 0
+    for speaker in reversed(recent):
+        if speaker == name or turns >= _MOST_SILENT:
+            break
+        turns += bool(speaker)
+    return min(turns, _MOST_SILENT)
+
+
+def _shares(scored: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    top = max(lp for _, lp in scored)
+    weights = [(n, math.exp(lp - top)) for n, lp in scored]
+    total = sum(w for _, w in weights)
+    return tuple((n, w / total) for n, w in weights)
