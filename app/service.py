@@ -282,7 +282,7 @@ class ConversationService:
         position: int | None = None,
     ) -> Iterator[tuple[int, str]]:  # fmt: skip
         """Every alternative stored as a version of one reply as it streams; the first is shown."""
-        ids = self._begin_versions(conversation_id, n, model, position)
+        ids = self._begin_versions(conversation_id, n, model, position, stream.speaker)
         recorders = [ReplyRecorder(self.store, message_id) for message_id in ids]
         for index, chunk in stream:
             recorders[index].add(chunk)
@@ -293,10 +293,13 @@ class ConversationService:
             self.store.delete_branch(message_id)
         self.store.choose(ids[0])
 
-    def _begin_versions(self, conversation_id: int, n: int, model: str, position: int | None) -> list[int]:
-        first = self.store.begin_reply(conversation_id, model, position)
+    def _begin_versions(
+        self, conversation_id: int, n: int, model: str, position: int | None, speaker: str = ""
+    ) -> list[int]:
+        first = self.store.begin_reply(conversation_id, model, position, speaker)
         where = self.store.position_of(first)
-        return [first, *(self.store.begin_reply(conversation_id, model, where) for _ in range(n - 1))]
+        more = (self.store.begin_reply(conversation_id, model, where, speaker) for _ in range(n - 1))
+        return [first, *more]
 
     # -- the tree ------------------------------------------------------------------------
 

@@ -14,8 +14,11 @@ from app.errors import InputError
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from app.measure.evaluate import GREEDY, load_items, markdown_table
+    from app.measure.group_eval import looks_like_scenes
     from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
 
+    if all(looks_like_scenes(path) for path in args.files):
+        return _eval_scenes(args)
     if args.max_tokens is None:  # a short answer's room; the app's own reply length with --sampling app
         args.max_tokens = eval_sampling(args).max_tokens if args.sampling == "app" else GREEDY.max_tokens
     if args.max_tokens < 1:
@@ -38,6 +41,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         for key, value in summaries[0].items():
             print(f"{key:>24}: {value}")
+    return 0
+
+
+def _eval_scenes(args: argparse.Namespace) -> int:
+    """Group scenes (``tests/data/group/scenes.jsonl``): who is chosen to speak, each voice kept,
+    and a scene let run by itself; greedy, or the app's sampling over ``--seeds`` seeds."""
+    from app.measure.evaluate import across_seeds
+    from app.measure.group_eval import load_scenes, run_group_eval
+
+    scenes = [s for s in load_scenes(args.files) if args.half in (None, s.half)]
+    seeds = range(args.seeds) if args.sampling == "app" else [args.seed]
+    _, engine = open_engine(args)
+    summaries = []
+    with closing(engine):
+        for seed in seeds:
+            with progress(len(scenes), f"group scenes seed {seed}") as tick:
+                params = replace(eval_sampling(args), seed=seed)
+                summaries.append(run_group_eval(engine, scenes, params, tick))
+    summary = across_seeds(summaries) if args.sampling == "app" else summaries[0]
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:>26}: {value}")
     return 0
 
 

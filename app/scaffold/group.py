@@ -91,11 +91,14 @@ def as_speaker(template: Template, speaker: str) -> Template:
 
 
 def addressed(text: str, names: tuple[str, ...]) -> str:
-    """The member a message speaks to: one called at its start or end ("Mira, what do you
-    think?", "What about you, Tomas?"), else the first one it names; "" when it names none."""
+    """The member a message speaks to: one called by name — set off by a comma ("What do you
+    think, Mira?", "So, Tomas, …") or opening a sentence ("Mira, …", "Hey Ines, …") — else the
+    first one it names; "" when it names none. Punctuation, not words, marks a call, so this holds
+    in any language that sets a name off with commas."""
     for name in names:
         word = re.escape(name)
-        if re.search(rf"^\W*{word}\s*[,!:]|,\s*{word}\s*[?!.]*\s*$", text.strip(), re.IGNORECASE):
+        called = rf",\s*{word}\s*[,?!.:]|,\s*{word}\s*$|(?:^|[.!?]\s+)\W*(?:\w+\s+)?{word}\s*[,!?:]"
+        if re.search(called, text.strip(), re.IGNORECASE):
             return name
     found = [(match.start(), name) for name in names
              if (match := re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE))]  # fmt: skip
