@@ -9,9 +9,32 @@ import json
 import random
 from pathlib import Path
 
-NAMES = ["Mira", "Tomas", "Ines", "Kofi", "Yuki", "Bram", "Leila", "Oskar", "Priya", "Dmitri", "Noor",
-         "Felix", "Amara", "Jonas", "Sofia", "Rafael", "Hana", "Emeka", "Greta", "Luca", "Zara", "Ivan",
-         "Maya", "Theo"]
+NAMES = [
+    "Mira",
+    "Tomas",
+    "Ines",
+    "Kofi",
+    "Yuki",
+    "Bram",
+    "Leila",
+    "Oskar",
+    "Priya",
+    "Dmitri",
+    "Noor",
+    "Felix",
+    "Amara",
+    "Jonas",
+    "Sofia",
+    "Rafael",
+    "Hana",
+    "Emeka",
+    "Greta",
+    "Luca",
+    "Zara",
+    "Ivan",
+    "Maya",
+    "Theo",
+]
 ROLES = [
     "a cheerful baker who talks about bread and her shop",
     "a grumpy old fisherman who complains about the weather",
@@ -31,25 +54,49 @@ ROLES = [
     "a sleepy night-shift baker's apprentice",
 ]
 OPENERS = [
-    ("Good morning, everyone!", None), ("What a storm last night.", None),
-    ("Did anyone see the fireworks?", None), ("I just moved into the flat upstairs.", None),
-    ("The market is closed today, isn't it?", None), ("I brought some coffee for all of you.", None),
+    ("Good morning, everyone!", None),
+    ("What a storm last night.", None),
+    ("Did anyone see the fireworks?", None),
+    ("I just moved into the flat upstairs.", None),
+    ("The market is closed today, isn't it?", None),
+    ("I brought some coffee for all of you.", None),
 ]
-REPLIES = ["Good morning to you!", "It kept me awake all night.", "I saw them from the roof.",
-           "Welcome to the building!", "Only until noon, I think.", "Oh, thank you, that's kind.",
-           "I hope the roads are clear.", "That sounds lovely.", "Not again!", "I was asleep, sadly."]
+REPLIES = [
+    "Good morning to you!",
+    "It kept me awake all night.",
+    "I saw them from the roof.",
+    "Welcome to the building!",
+    "Only until noon, I think.",
+    "Oh, thank you, that's kind.",
+    "I hope the roads are clear.",
+    "That sounds lovely.",
+    "Not again!",
+    "I was asleep, sadly.",
+]
 ADDRESSED = [
-    "{n}, what do you think?", "What do you think, {n}?", "{n}, how was your day?",
-    "And you, {n}? Any news?", "Hey {n}, could you help me with something?",
-    "I wonder what {n} would say about that.", "{other} told me you were busy. {n}, is that true?",
-    "{n}! Long time no see. How have you been?", "So, {n}, what are your plans for the weekend?",
-    "Tell me, {n}, do you like this town?", "What about you, {n}?",
-    "Let's hear from {n} first.", "{n}, be honest: was it you who left the door open?",
+    "{n}, what do you think?",
+    "What do you think, {n}?",
+    "{n}, how was your day?",
+    "And you, {n}? Any news?",
+    "Hey {n}, could you help me with something?",
+    "I wonder what {n} would say about that.",
+    "{other} told me you were busy. {n}, is that true?",
+    "{n}! Long time no see. How have you been?",
+    "So, {n}, what are your plans for the weekend?",
+    "Tell me, {n}, do you like this town?",
+    "What about you, {n}?",
+    "Let's hear from {n} first.",
+    "{n}, be honest: was it you who left the door open?",
     "I agree with {other}. But {n}, you said something different yesterday, didn't you?",
-    "Could {n} answer this one? What time does the bus leave?", "Quick question for {n}: tea or coffee?",
+    "Could {n} answer this one? What time does the bus leave?",
+    "Quick question for {n}: tea or coffee?",
 ]
-UNADDRESSED = ["So, what's everyone doing later?", "Isn't the weather strange this week?",
-               "I heard there's a festival on Saturday.", "Who wants to go for a walk?"]
+UNADDRESSED = [
+    "So, what's everyone doing later?",
+    "Isn't the weather strange this week?",
+    "I heard there's a festival on Saturday.",
+    "Who wants to go for a walk?",
+]
 
 
 def scene(rng: random.Random, index: int) -> dict:
@@ -65,9 +112,13 @@ def scene(rng: random.Random, index: int) -> dict:
         addressed = rng.choice(members)
         other = rng.choice([m for m in members if m != addressed])
         message, addressed = rng.choice(ADDRESSED).format(n=addressed, other=other), addressed
-    return {"members": [{"name": n, "description": d} for n, d in zip(members, roles)],
-            "history": history, "message": message, "addressed": addressed,
-            "half": "tune" if index % 2 == 0 else "held"}
+    return {
+        "members": [{"name": n, "description": d} for n, d in zip(members, roles)],
+        "history": history,
+        "message": message,
+        "addressed": addressed,
+        "half": "tune" if index % 2 == 0 else "held",
+    }
 
 
 if __name__ == "__main__":
