@@ -61,10 +61,17 @@ def test_swipes_become_versions_with_the_shown_one_chosen_and_go_back_as_swipes(
     assert lines[0]["user_name"] == "Mara" and lines[0]["character_name"] == "Seraphina"
 
 
-def test_a_group_log_names_its_speakers_and_what_was_left_out(store):
+def test_a_group_log_becomes_a_group_whose_replies_keep_their_speakers(store):
     told: list[str] = []
-    import_chat_file(store, LOGS / "group-river.jsonl", told.append)
+    (cid,) = import_chat_file(store, LOGS / "group-river.jsonl", told.append)
     assert "a group chat of Mira, Tomas" in told[-1] and "1 swipes kept as versions" in told[-1]
+    rows = [json.loads(line) for line in (LOGS / "group-river.jsonl").read_text().splitlines()]
+    said = [r["name"] for r in rows if "mes" in r and not r.get("is_system") and not r["is_user"]]
+    replies = [m for m in store.path_slice(cid, 0) if m.role == "assistant"]
+    assert [m.speaker for m in replies] == said and set(said) == {"Mira", "Tomas"}
+    assert store.settings(cid)["frame"]["members"] == ["Mira", "Tomas"]
+    back = [json.loads(line) for line in to_chat_log(store, cid).splitlines()]
+    assert back[0]["character_name"] == "unused" and [r["name"] for r in back[1:] if not r["is_user"]] == said
     told.clear()
     import_chat_file(store, LOGS / "seraphina-swipes.jsonl", told.append)
     assert "left out 1 system or hidden message(s)" in told[-1]

@@ -51,7 +51,7 @@ class Imported:
         said = f"{name}: {kept} messages"
         said += f", {self.swipes} swipes kept as versions" if self.swipes else ""
         if len(self.speakers) > 1:
-            said += f"; a group chat of {', '.join(self.speakers)} (their replies shown as one assistant's)"
+            said += f"; a group chat of {', '.join(self.speakers)}, each reply keeping its speaker"
         return said + (f"; left out {self.left_out} system or hidden message(s)" if self.left_out else "")
 
 
@@ -107,7 +107,8 @@ def _conversation(header: dict, messages: list[tuple[int, dict]], name: str) -> 
         shown, depth = _shown_swipe(message, len(versions)), 0 if parent is None else depths[parent] + 1
         for index, text in enumerate(versions):
             rows.append({"id": len(rows), "parent": parent, "position": depth, "role": role, "status": "done",
-                         "text": text.strip(), "created_at": when, "chosen": index == shown})  # fmt: skip
+                         "text": text.strip(), "created_at": when, "chosen": index == shown,
+                         "speaker": _text(message.get("name")) if role == "assistant" else ""})  # fmt: skip
             depths.append(depth)
         parent = len(rows) - len(versions) + shown
         imported.swipes += len(versions) - 1
@@ -142,7 +143,9 @@ def _shown_swipe(message: dict, count: int) -> int:
 def _export(header: dict, rows: list[dict], speakers: list[str], created: float) -> dict:
     from app.store.export import FORMAT, VERSION
 
-    frame = _frame(header, speakers)
+    frame = _group_frame(speakers, _frame(header, speakers))
+    for row in rows:
+        row["speaker"] = row["speaker"] if frame.members else None
     title = ", ".join(speakers) if len(speakers) > 1 else frame.assistant_name
     conversation = {
         "title": f"{title} (SillyTavern)", "template": DEFAULT_TEMPLATE, "created_at": created,
@@ -164,6 +167,20 @@ def _frame(header: dict, speakers: list[str]) -> Template:
     if user.casefold() == character.casefold() or ":" in user + character:
         return frame
     return replace(frame, user_name=user, assistant_name=character)
+
+
+def _group_frame(speakers: list[str], frame: Template) -> Template:
+    """A log with several characters becomes a group of them, each reply keeping its speaker; a
+    group whose names a transcript cannot use (the person's own, "a:b") stays one assistant."""
+    from app.errors import BasechatError
+    from app.scaffold.group import Member, group_template
+
+    if len(speakers) < 2:
+        return frame
+    try:
+        return group_template([Member(name) for name in speakers], frame)
+    except BasechatError:
+        return frame
 
 
 def _text(value: object) -> str:
@@ -206,7 +223,8 @@ def to_chat_log(store, conversation_id: int) -> str:
 
     conversation = store.get(conversation_id)
     frame = conversation_template(conversation)
-    header = {"user_name": frame.user_name, "character_name": frame.assistant_name,
+    character = _UNUSED if frame.members else frame.assistant_name  # a group's header, as SillyTavern's
+    header = {"user_name": frame.user_name, "character_name": character,
               "create_date": _iso(conversation.created_at), "chat_metadata": {}}  # fmt: skip
     path = store.path_slice(conversation_id, 0)
     lines = [header] + [_log_line(store, conversation_id, m, frame) for m in path]
@@ -216,8 +234,9 @@ def to_chat_log(store, conversation_id: int) -> str:
 def _log_line(store, conversation_id: int, message, frame) -> dict:
     """One message; its versions are read only when it has some (a long chat stays one walk)."""
     is_user = message.role == "user"
-    line = {"name": frame.user_name if is_user else frame.assistant_name, "is_user": is_user,
-            "is_system": False, "send_date": _iso(message.created_at), "mes": message.text}  # fmt: skip
+    speaker = frame.user_name if is_user else message.speaker or frame.assistant_name
+    line = {"name": speaker, "is_user": is_user, "is_system": False,
+            "send_date": _iso(message.created_at), "mes": message.text}  # fmt: skip
     if message.alternatives > 1:
         versions = [
             m for m in store.alternatives(conversation_id, message.position) if m.role == message.role

@@ -105,7 +105,7 @@ def scene(rng: random.Random, index: int) -> dict:
     opener = rng.choice(OPENERS)[0]
     speakers = rng.sample(members, 2)
     history = [{"speaker": "", "text": opener}]
-    history += [{"speaker": s, "text": r} for s, r in zip(speakers, rng.sample(REPLIES, 2))]
+    history += [{"speaker": s, "text": r} for s, r in zip(speakers, rng.sample(REPLIES, 2), strict=True)]
     if index % 5 == 4:
         message, addressed = rng.choice(UNADDRESSED), ""
     else:
@@ -113,7 +113,7 @@ def scene(rng: random.Random, index: int) -> dict:
         other = rng.choice([m for m in members if m != addressed])
         message, addressed = rng.choice(ADDRESSED).format(n=addressed, other=other), addressed
     return {
-        "members": [{"name": n, "description": d} for n, d in zip(members, roles)],
+        "members": [{"name": n, "description": d} for n, d in zip(members, roles, strict=True)],
         "history": history,
         "message": message,
         "addressed": addressed,
