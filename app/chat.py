@@ -429,11 +429,20 @@ class ChatSession:
         it, without the cue, scored once (it stays cached for the reply)."""
         tokens = self.plan(user_text).tokens
         prompt = tokens[: len(tokens) - len(self._tokens(cue_text(self.template)))]
-        options = [list(self._tokens(f"{name}:")) for name in self.template.members]
+        options = [self._name_tokens(name) for name in self.template.members]
         try:
             return self.engine.continuation_logprobs(prompt, options)
         except InputError:
             return None
+
+    def _name_tokens(self, name: str) -> list[int]:
+        """A member's label as the cue spells it, without a colon token of its own at the end: in a
+        transcript a colon after a speaker's name is all but certain, so scoring it costs a model
+        evaluation and tells nothing."""
+        tokens = list(self._tokens(f"{name}:"))
+        if len(tokens) > 1 and self.engine.detokenize(tokens[-1:]) == ":":
+            tokens.pop()
+        return tokens
 
     def speak(self, speaker: str, user_text: str | None = None) -> ReplyStream:
         """``speaker``'s reply to ``user_text``, or (None) their turn in the scene going on."""

@@ -26,6 +26,7 @@ KEYS = {
     "serve_4_clients_tps", "memory_index_ms", "memory_follow_ms", "memory_lookup_ms",
     "memory_note_ttft_ratio", "memory_note_cached_share", "first_text_greeting_ratio",
     "first_text_question_ratio", "memory_window_build_s", "memory_window_send_ms", "typeahead_ttft_over_warm",
+    "group_choose_ms", "group_short_answer_s", "group_choose_share", "group_cached_share",
 }  # fmt: skip
 
 
@@ -40,6 +41,6 @@ def test_quick_bench_prints_every_key_as_json(model_path):
                 "alternatives_4_over_1", "logprobs_overhead", "short_answer_best_of_4_over_1",
                 "show_2000_in_100k_s", "delete_5000_s", "lore_scan_ms", "serve_gen_ratio",
                 "serve_ttft_warm_s", "memory_lookup_ms", "memory_note_ttft_ratio",
-                "memory_note_cached_share"):  # fmt: skip
+                "memory_note_cached_share", "group_short_answer_s", "group_cached_share"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0
     assert figures["threads_default"] >= 1 and str(figures["threads_best"]) in figures["threads_tps"]

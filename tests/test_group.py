@@ -65,13 +65,14 @@ def test_a_group_needs_two_members_each_with_a_name_of_their_own(group):
         as_speaker(group, "Bob")
 
 
-def test_a_named_member_answers_unless_the_model_is_sure_they_should_not():
+def test_a_named_member_answers_whatever_the_models_odds():
     odds = [-0.1, -3.0, -2.5]  # the model would pick Mira
     assert choose(NAMES, "model", "Ines, and you?", [""], odds).speaker == "Ines"
-    assert choose(NAMES, "model", "Ines, and you?", [""], [-0.01, -0.1, -30.0]).speaker == "Mira"
+    assert choose(NAMES, "model", "Ines, and you?", [""], [-0.01, -0.1, -30.0]).speaker == "Ines"
     assert choose(NAMES, "model", "Hello!", [""], odds).speaker == "Mira"
-    assert choose(NAMES, "addressed", "Ines, and you?", [""], [0.0, 0.0, -30.0]).speaker == "Ines"
+    assert choose(NAMES, "addressed", "Hello!", ["", "Tomas"], odds).speaker == "Ines"  # in turn
     assert choose(NAMES, "model", "Ines, and you?", [""], None).speaker == "Ines"  # a server: no odds
+    assert choose(NAMES, "in_turn", "Ines, and you?", [""], odds).speaker == "Mira"
 
 
 def test_nobody_speaks_twice_in_a_row_and_a_silent_member_gets_a_turn():

@@ -146,6 +146,14 @@ class Decoding:
         top = float(row.max())  # a banned token's minus infinity adds exp(-inf) = 0
         return float(row[token]) - top - float(np.log(np.exp(row - top).sum()))
 
+    def logprobs(self, index: int, tokens: list[int]) -> list[float]:
+        """``logprob`` of several tokens at one place, the normaliser worked out once (a vocabulary
+        of 262,144 makes it the costly part)."""
+        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
+        top = float(row.max())
+        norm = top + float(np.log(np.exp(row - top).sum()))
+        return [float(row[token]) - norm for token in tokens]
+
     def likeliest(self, index: int, n: int) -> tuple[tuple[int, float], ...]:
         """The ``n`` likeliest tokens at batch ``index`` with their log-probabilities, best first."""
         row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))

@@ -420,7 +420,7 @@ class LlamaEngine:
         try:
             reused = self._reuse_prefix(prompt)
             self.decoding.decode(prompt[reused:], threading.Event())
-            firsts = [self.decoding.logprob(-1, option[0]) for option in options]
+            firsts = self.decoding.logprobs(-1, [option[0] for option in options])
             pairs = zip(firsts, options, strict=True)
             return [first + self._after_first(len(prompt), option) for first, option in pairs]
         finally:

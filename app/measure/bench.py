@@ -24,6 +24,7 @@ from app.engine.base import PLAIN_GREEDY, Backend
 from app.engine.device import default_threads
 from app.engine.factory import open_backend
 from app.engine.preflight import kv_cache_bytes
+from app.measure.group_cost import group_figures
 from app.measure.history_cost import history_figures
 from app.measure.lore import lorebook_figures
 from app.measure.memory_cost import memory_note_figures, typeahead_figures
@@ -476,6 +477,8 @@ def run_bench(
         progress("a memory note from the chat's first message")
         out |= memory_note_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         out |= typeahead_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
+        progress("choosing who speaks next in a group")
+        out |= group_figures(engine, repeats if quick else PAIRED_REPEATS, paired)
         progress("the same model through basechat serve")
         out |= serve_figures(engine, model_id, n_gen, repeats)
         progress("a long history: showing, deleting, a slow lorebook")

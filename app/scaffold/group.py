@@ -3,10 +3,10 @@
 A group's frame joins its members' descriptions in a fixed order (SillyTavern's "join character
 cards"), so the frame — and the model's cache of it — stays the same whoever speaks. Each reply is
 cued with the chosen member's label; every member's label ends a reply, so nobody speaks in
-another's voice. Who speaks next is, by default, the model's own judgement: how likely it finds
-each member's label as the transcript's continuation (the engine's ``continuation_logprobs``),
-with two rules every peer has — a member named in the last message answers it when the model
-agrees at all, and nobody speaks twice in a row unless named.
+another's voice. Who speaks next: a member the message names answers it;
+otherwise, by default, the model's own judgement — how likely it finds each member's label as
+the transcript's continuation (the engine's ``continuation_logprobs``), drawn like any token —
+with nobody speaking twice in a row and a silent member's odds raised.
 """
 
 from __future__ import annotations
@@ -116,31 +116,33 @@ def choose(
 ) -> Choice:  # fmt: skip
     """Who speaks next. ``last_text``: the newest message; ``recent``: who said the last turns,
     oldest first ("" for the person); ``logprobs``: the model's, one per name (None: it cannot say);
-    ``draw``: a number in [0, 1) to sample the model's choice with (None: its likeliest, greedy)."""
+    ``draw``: a number in [0, 1) to sample the model's choice with (None: its likeliest, greedy).
+
+    A member the message names answers it, by every rule but "in_turn": the model's odds alone
+    pick the named member only about half the time (the small default model follows the
+    transcript's pattern — whoever answered the person last answers again), and a person who
+    asks Mira expects Mira. "addressed" then goes in turn; "model" asks the model."""
     last = recent[-1] if recent else ""
     named = addressed(last_text, tuple(n for n in names if n != last))
-    if rule == "in_turn" or (logprobs is None and not named):
-        return Choice(in_turn(names, last), "in turn")
-    if named and (rule == "addressed" or logprobs is None):
-        return Choice(named, f"{named} was named")
-    assert logprobs is not None
-    return _by_the_model(names, logprobs, named, recent, draw)
-
-
-def _by_the_model(
-    names: tuple[str, ...], logprobs: list[float], named: str, recent: list[str], draw: float | None
-) -> Choice:
-    """A member named in the last message, unless the model is sure they are not the one to speak
-    (``_NAMED_SHARE``); else a label drawn by the model's odds — what a base model writing the
-    scene by itself would do — each member's odds raised by how long they have been silent (a
-    small model's scene otherwise stays with two members, every odd at 0.999). A member just heard
-    from waits a turn."""
-    last = recent[-1] if recent else ""
-    allowed = [(name, lp) for name, lp in zip(names, logprobs, strict=True) if name != last]
-    allowed = allowed or list(zip(names, logprobs, strict=True))
-    shares = _shares(allowed)
-    if named and dict(shares).get(named, 0.0) >= _NAMED_SHARE:
+    shares = _shares(_allowed(names, logprobs, last)) if logprobs is not None else ()
+    if rule == "in_turn" or (not named and (rule == "addressed" or logprobs is None)):
+        return Choice(in_turn(names, last), "in turn", shares)
+    if named:
         return Choice(named, f"{named} was named", shares)
+    assert logprobs is not None
+    return _by_the_model(_allowed(names, logprobs, last), recent, draw)
+
+
+def _allowed(names: tuple[str, ...], logprobs: list[float], last: str) -> list[tuple[str, float]]:
+    """Each member's log-odds but the last speaker's: nobody speaks twice in a row unless named."""
+    scored = list(zip(names, logprobs, strict=True))
+    return [(name, lp) for name, lp in scored if name != last] or scored
+
+
+def _by_the_model(allowed: list[tuple[str, float]], recent: list[str], draw: float | None) -> Choice:
+    """A label drawn by the model's odds — what a base model writing the scene by itself would do
+    — each member's odds raised by how long they have been silent (a small model's scene otherwise
+    stays with two members, their odds at 0.999)."""
     waited = _shares([(name, lp + _SILENCE_NATS * _silent(name, recent)) for name, lp in allowed])
     if draw is None:
         return Choice(max(waited, key=lambda pair: pair[1])[0], "the model's likeliest", waited)
@@ -156,7 +158,6 @@ def _drawn(shares: tuple[tuple[str, float], ...], draw: float) -> str:
     return shares[-1][0]
 
 
-_NAMED_SHARE = 0.02  # below this the model is sure the named member is not the one to speak
 _SILENCE_NATS = 2.0  # each member turn of silence multiplies a member's odds by e² (about 7)
 _MOST_SILENT = 4  # turns of silence that still raise a member's odds
 
