@@ -34,6 +34,7 @@ class ConversationActions(QObject):
         self.w.view.clear()
         self.w.conversation_id = None
         self.show_greeting()
+        self.w.groups.follow_frame()
 
     def show_greeting(self) -> None:
         template = self.w.template
@@ -70,6 +71,7 @@ class ConversationActions(QObject):
         w.pages.setCurrentWidget(w.chat_page)
         w.template = opened.template
         w.frame.show_template(w.template)
+        w.groups.follow_frame()
         w.view.clear()
         self.show_greeting()
         w.loom.drop_box()

@@ -34,6 +34,7 @@ from app.ui.conversation_view import ConversationView
 from app.ui.frame import FramePanel
 from app.ui.frame_actions import FrameActions
 from app.ui.loom_window import Loom
+from app.ui.members import GroupActions, MemberBar
 from app.ui.model_loading import ModelLoading
 from app.ui.notebook import Notebook
 from app.ui.replies import ReplyController
@@ -109,6 +110,8 @@ class MainWindow(QMainWindow):
         self.chat_page = QWidget()
         column = QVBoxLayout(self.chat_page)
         column.addWidget(self.view, 1)
+        self.members_bar = MemberBar()
+        column.addWidget(self.members_bar)
         column.addWidget(self.composer)
         self.pages = QStackedWidget()  # the chat, or a notebook
         self.pages.addWidget(self.chat_page)
@@ -185,6 +188,7 @@ class MainWindow(QMainWindow):
         self.models = ModelLoading(self)
         self.notebook = Notebook(self)
         self.typeahead = TypeAhead(self)
+        self.groups = GroupActions(self)
         self.pages.addWidget(self.notebook.page)
         self.composer.submitted.connect(self.replies.send)
         self.composer.stop_requested.connect(self.replies.stop)
@@ -195,6 +199,7 @@ class MainWindow(QMainWindow):
         chat = self.menuBar().addMenu("&Chat")
         chat.addAction("&New chat", QKeySequence.StandardKey.New, self.chats.new_chat)
         chat.addAction("New note&book", QKeySequence("Ctrl+Shift+N"), self.chats.new_notebook)
+        chat.addAction("New &group chat…", self.groups.new_group)
         chat.addAction("&Export chat…", QKeySequence("Ctrl+E"), self.chats.export)
         chat.addAction("&Import frame…", QKeySequence("Ctrl+I"), self.frame.choose_file_to_import)
         chat.addAction("Import c&hats…", self.chats.import_chats)

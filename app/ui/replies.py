@@ -168,9 +168,20 @@ class ReplyController(QObject):
             return
         tail = self.tail(position)
         self.w.view.remove_from(position)
-        request = self._request(tail, position - 1, mode="regenerate",
-                                user_text=tail.at(position - 1).text, position=position, n=n)  # fmt: skip
+        if tail.at(position - 1).role == "assistant":  # a group member's turn after another's
+            request = self._request(tail, position, mode="scene", position=position)
+        else:
+            request = self._request(tail, position - 1, mode="regenerate",
+                                    user_text=tail.at(position - 1).text, position=position, n=n)  # fmt: skip
         self.start_some(request, position)
+
+    def start_scene(self, speaker: str = "") -> None:
+        """A group member's turn with no message from the person: ``speaker``, or whoever the
+        model chooses (let them talk)."""
+        if not self.can_act() or not self.w.model_info:
+            return
+        tail = self.tail()
+        self.start(self._request(tail, tail.end, mode="scene", speaker=speaker), tail.end)
 
     def regenerate_last(self) -> None:
         turns = self.w.view.turns
@@ -412,7 +423,7 @@ class ReplyController(QObject):
         return next((t for t in self.w.view.turns if t.position == position), None)
 
     def show_message(self, message: StoredMessage, last: bool) -> MessageWidget:
-        turn = self.new_turn(message.role, message.position)
+        turn = self.new_turn(message.role, message.position, message.speaker)
         self.finish_turn(turn, message, last)
         return turn
 
@@ -444,9 +455,13 @@ class ReplyController(QObject):
         avatar = self.w.template.avatar
         return avatar_picture(str(avatars_dir() / avatar)) if avatar else None
 
-    def new_turn(self, role: str, position: int) -> MessageWidget:
+    def new_turn(self, role: str, position: int, speaker: str = "") -> MessageWidget:
+        """``speaker``: a group member's name (a group's new reply shows "…" until one is chosen)."""
         template = self.w.template
-        speaker = template.user_name if role == "user" else template.assistant_name
+        if role == "user":
+            speaker = template.user_name
+        elif not speaker:
+            speaker = "…" if template.members else template.assistant_name
         turn = self.w.view.add_turn(role, position, speaker)
         if role == "assistant":
             turn.set_avatar(self.character_picture())

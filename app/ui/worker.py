@@ -46,6 +46,7 @@ from app.engine.turns import Turns
 from app.errors import BasechatError, ContextOverflow
 from app.models.drafts import DEFAULT_DRAFT, apply_draft
 from app.scaffold import Message, Template
+from app.scaffold.group import Choice, as_speaker
 from app.scaffold.language import load_language
 from app.scaffold.memory import MemoryIndex
 from app.service import ConversationService
@@ -86,6 +87,10 @@ class ReplyRequest:
     n: int = 1
     start: ReplyStart | None = None
     skipped_turns: int = 0  # older turns not read at all: more than the context could hold
+    # A group chat: who speaks ("": chosen by ``next_speaker``'s rule); mode 'scene' is a member's
+    # turn with no message from the person (let them talk, or a member picked to speak).
+    speaker: str = ""
+    next_speaker: str = "model"
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class EngineWorker(QObject):
     lore_inspected = Signal(int, object)  # request id, the lorebook entries that prompt fires
     waiting = Signal(int, str)  # request id, who has the model now
     plan_inspected = Signal(int, object)  # request id, what each step of the message plan did, why
+    speaker_chosen = Signal(int, str, object)  # request id, the group member who speaks, each one's share
 
     def __init__(self, service: ConversationService) -> None:
         super().__init__()
@@ -210,6 +216,8 @@ class EngineWorker(QObject):
             request.conversation_id, request.template, request.skipped_turns + len(request.history)
         )
         session = ChatSession(engine, request.template, request.params, request.history, memory)
+        if request.template.members and request.mode != "notebook":
+            self._cast(session, request)
         if request.n > 1:
             self._generate_many(self._alternatives(session, request), request)
             return
@@ -226,9 +234,27 @@ class EngineWorker(QObject):
         outcome = _outcome(stream.reply, engine.n_ctx, request.skipped_turns, stream.draws)
         self.reply_done.emit(request.request_id, outcome)
 
+    def _cast(self, session: ChatSession, request: ReplyRequest) -> None:
+        """A group chat's reply: its speaker — the one continued, the one picked, or the one its
+        rule chooses (the model's odds by default) — is cued, and the window told who it is."""
+        if request.mode == "continue":
+            last = session.history[-1] if session.history else None
+            choice = Choice(
+                last.speaker if last and last.speaker else session.template.assistant_name, "continued"
+            )
+        elif request.speaker:
+            choice = Choice(request.speaker, "chosen by the person")
+        else:
+            text = None if request.mode == "scene" else request.user_text
+            choice = session.choose_speaker(text, request.next_speaker)  # type: ignore[arg-type]
+        session.template = as_speaker(session.template, choice.speaker)
+        self.speaker_chosen.emit(request.request_id, choice.speaker, list(choice.shares))
+
     @staticmethod
     def _stream(session: ChatSession, request: ReplyRequest) -> ReplyStream:
         """The one reply the request asks for, by its mode."""
+        if request.mode == "scene":
+            return session.speak(session.template.assistant_name)
         if request.mode == "notebook":
             return raw_generation(session.engine, request.user_text, request.params)
         if request.mode == "branch":

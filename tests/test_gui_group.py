@@ -1,0 +1,61 @@
+"""A group chat in the real window, offscreen: the member bar, a named member answering, a member
+picked to speak, letting them talk, and Stop ending that."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.scaffold.group import Member
+from tests.helpers import LONG, settled
+
+pytestmark = pytest.mark.model
+
+MEMBERS = [Member("Mira", "a cheerful baker"), Member("Tomas", "a grumpy old fisherman"),
+           Member("Ines", "a curious astronomy student")]  # fmt: skip
+
+
+def speakers(window) -> list[str]:
+    return [m.speaker for m in window.store.path_slice(window.conversation_id, 0) if m.role == "assistant"]
+
+
+def test_a_group_chat_in_the_window(qtbot, window):
+    window.settings.setValue("sampling/max_tokens", 32)
+    window.groups.start_group(MEMBERS)
+    bar = window.members_bar
+    assert bar.isVisible() and list(bar.buttons) == ["Mira", "Tomas", "Ines"]
+    qtbot.keyClicks(window.composer.editor, "Tomas, how was the sea today?")
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, window)
+    assert speakers(window) == ["Tomas"] and window.view.turns[-1].header.text() == "Tomas"
+    assert bar.shares.text().startswith("Tomas speaks (") and "Ines" in bar.shares.text()
+
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        qtbot.mouseClick(bar.buttons["Ines"], Qt.MouseButton.LeftButton)
+    settled(qtbot, window)
+    assert speakers(window) == ["Tomas", "Ines"]
+
+    bar.turns.setValue(3)
+    qtbot.mouseClick(bar.talk, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(speakers(window)) == 5 and not window.replies.busy, timeout=3 * LONG)
+    said = speakers(window)
+    assert all(a != b for a, b in itertools.pairwise(said)) and set(said) <= {"Mira", "Tomas", "Ines"}
+    assert [t.header.text() for t in window.view.turns if t.role == "assistant"] == said
+
+
+def test_stop_ends_letting_them_talk(qtbot, window):
+    window.groups.start_group(MEMBERS)
+    window.settings.setValue("sampling/max_tokens", 200)
+    qtbot.keyClicks(window.composer.editor, "Hello everyone!")
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, window)
+    window.members_bar.turns.setValue(6)
+    with qtbot.waitSignal(window.worker.speaker_chosen, timeout=LONG):
+        qtbot.mouseClick(window.members_bar.talk, Qt.MouseButton.LeftButton)
+    window.composer.stop_requested.emit()
+    settled(qtbot, window)
+    assert window.groups.talk_left == 0 and len(speakers(window)) <= 2
