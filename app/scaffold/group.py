@@ -53,8 +53,10 @@ def member_of(template: Template) -> Member:
 
 
 def group_template(members: list[Member], base: Template) -> Template:
-    """The frame of a group chat: ``base``'s settings (the person's name, language, lore), a
-    preamble naming everyone and describing each member, and the members' example lines."""
+    """The frame of a group chat: ``base``'s settings (the person's name, language, lore, the
+    recall and follow-up notes, so memory works in a group too), a preamble naming everyone and
+    describing each member, and the members' example lines. Its request notes are left out: they
+    speak of one character's answers."""
     names = _checked_names(members, base.user_name)
     everyone = ", ".join(names[:-1]) + f" and {names[-1]}"
     lines = [f"A conversation between {base.user_name}, {everyone}. Each of them speaks in their own "
@@ -65,7 +67,7 @@ def group_template(members: list[Member], base: Template) -> Template:
     return replace(
         base, name="group", title=everyone, preamble=preamble, assistant_name=names[0], members=names,
         examples=(), greeting="", alternate_greetings=(), example_separator="", chat_start="",
-        notes=(), recall_note="", followup_note="", avatar="", origin="",
+        notes=(), avatar="", origin="",
     )  # fmt: skip
 
 
