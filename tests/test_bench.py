@@ -27,6 +27,7 @@ KEYS = {
     "memory_note_ttft_ratio", "memory_note_cached_share", "first_text_greeting_ratio",
     "first_text_question_ratio", "memory_window_build_s", "memory_window_send_ms", "typeahead_ttft_over_warm",
     "group_choose_ms", "group_short_answer_s", "group_choose_share", "group_cached_share",
+    "typeahead_cpu_waste",
 }  # fmt: skip
 
 

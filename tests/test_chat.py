@@ -147,7 +147,9 @@ def test_a_prompt_evaluated_while_typing_leaves_only_the_rest_to_evaluate_at_sen
         session = ChatSession(engine, template, greedy)
         assert session.prefill(typed, threading.Event()) > 0
         assert session.plan(message).tokens == sent
-        kept = min(shared_length(session.plan(typed).tokens, sent), len(sent) - 1)
+        ahead = session._typed_so_far(session.plan(typed))  # up to the typed words' end
+        assert len(session.plan(typed).tokens) - len(ahead) <= 5  # the cue is left for Send
+        kept = min(shared_length(ahead, sent), len(sent) - 1)
         assert kept > len(sent) - 20  # the typed words are in the cache, not only the frame
         usage = session.ask(message).completion.usage
         assert usage.prompt_tokens == len(sent) and usage.cached_tokens >= kept

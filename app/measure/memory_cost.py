@@ -77,4 +77,30 @@ def typeahead_figures(engine: Backend, repeats: int, paired: Callable) -> dict:
         lambda: _typed_ttft(engine, True), lambda: _typed_ttft(engine, False), repeats
     )
     return {"typeahead_ttft_s": round(ahead, 4), "typeahead_ttft_at_send_s": round(at_send, 4),
-            "typeahead_ttft_over_warm": round(ratio, 3)}  # fmt: skip
+            "typeahead_ttft_over_warm": round(ratio, 3),
+            "typeahead_cpu_waste": _typing_waste(engine)}  # fmt: skip
+
+
+PAUSE_EVERY_WORDS = 3  # a pause long enough for type-ahead to start, every few words
+
+
+def _typing_waste(engine: Backend) -> int:
+    """Tokens type-ahead evaluates while ``TYPED`` is typed (a pause every few words, each pause
+    evaluating the text so far) that Send then cannot use: a word cut mid-way tokenises
+    differently once finished, and what was evaluated after it is evaluated again."""
+    import threading
+
+    from app.chat import ChatSession
+
+    words, history = TYPED.split(), _history()
+    usages = []
+    for typing in (True, False):
+        params = replace(PLAIN_GREEDY, max_tokens=1)
+        session = ChatSession(engine, load_template("chat"), params, history[:-2])
+        session.ask(history[-2].text)
+        evaluated = 0
+        for end in range(PAUSE_EVERY_WORDS, len(words) if typing else 0, PAUSE_EVERY_WORDS):
+            evaluated += session.prefill(" ".join(words[:end]), threading.Event())
+        usages.append((evaluated, session.ask(TYPED).completion.usage.cached_tokens))
+    (evaluated, cached_typed), (_, cached_plain) = usages
+    return max(evaluated - (cached_typed - cached_plain), 0)
