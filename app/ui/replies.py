@@ -202,9 +202,9 @@ class ReplyController(QObject):
         """A new version of the reply at ``position`` going on from ``start`` (a ``ReplyStart``)."""
         tail = self.tail(position)
         self.w.view.remove_from(position)
-        user = tail.at(position - 1).text
+        user, speaker = tail.at(position - 1).text, self.stored_at(position).speaker  # a group's goes on
         request = self._request(tail, position - 1, mode="branch", user_text=user,
-                                position=position, start=start)  # fmt: skip
+                                position=position, start=start, speaker=speaker)  # fmt: skip
         self.start(request, position, start=start.text.strip())
 
     # -- editing and versions ------------------------------------------------------------------
