@@ -417,16 +417,20 @@ class ChatSession:
 
     # -- group chats ---------------------------------------------------------
 
-    def choose_speaker(self, user_text: str | None, rule: NextSpeaker = "model") -> Choice:
+    def choose_speaker(
+        self, user_text: str | None, rule: NextSpeaker = "model", muted: frozenset[str] = frozenset()
+    ) -> Choice:
         """Who in the group speaks next, after ``user_text`` (None: after the last turn, the scene
-        going on): by ``rule``, the model's judgement by default (scaffold/group.py)."""
+        going on): by ``rule``, the model's judgement by default (scaffold/group.py); ``muted``
+        members stay silent (unless every member is)."""
+        names = tuple(n for n in self.template.members if n not in muted) or self.template.members
         turns = self.history[-_SCENE_LOOKBACK:]
         recent = [m.speaker if m.role == "assistant" else "" for m in turns]
         if user_text is not None:
             recent.append("")
         said = user_text if user_text is not None else turns[-1].text if turns else ""
-        logprobs = self._label_logprobs(user_text) if rule != "in_turn" else None
-        return choose(self.template.members, rule, said, recent, logprobs, self._speaker_draw())
+        logprobs = self._label_logprobs(user_text, names) if rule != "in_turn" else None
+        return choose(names, rule, said, recent, logprobs, self._speaker_draw())
 
     def _speaker_draw(self) -> float | None:
         """The number the next speaker is drawn with: none when greedy (the likeliest speaks); from
@@ -436,12 +440,12 @@ class ChatSession:
         seed = self.params.seed
         return random.Random(seed + len(self.history)).random() if seed is not None else random.random()
 
-    def _label_logprobs(self, user_text: str | None) -> list[float] | None:
-        """How likely the model finds each member's label next: the prompt as the reply would see
-        it, without the cue, scored once (it stays cached for the reply)."""
+    def _label_logprobs(self, user_text: str | None, names: tuple[str, ...]) -> list[float] | None:
+        """How likely the model finds each of ``names``' labels next: the prompt as the reply would
+        see it, without the cue, scored once (it stays cached for the reply)."""
         tokens = self.plan(user_text).tokens
         prompt = tokens[: len(tokens) - len(self._tokens(cue_text(self.template)))]
-        options = [self._name_tokens(name) for name in self.template.members]
+        options = [self._name_tokens(name) for name in names]
         try:
             return self.engine.continuation_logprobs(prompt, options)
         except InputError:

@@ -59,3 +59,16 @@ def test_stop_ends_letting_them_talk(qtbot, window):
     window.composer.stop_requested.emit()
     settled(qtbot, window)
     assert window.groups.talk_left == 0 and len(speakers(window)) <= 2
+
+
+def test_a_muted_member_is_never_chosen(qtbot, window):
+    window.groups.start_group(MEMBERS)
+    bar = window.members_bar
+    for name in ("Mira", "Ines"):
+        bar.buttons[name].customContextMenuRequested.emit(bar.buttons[name].rect().center())
+    assert bar.buttons["Mira"].text() == "Mira (muted)"
+    qtbot.keyClicks(window.composer.editor, "Hello everyone! How are you all?")
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
+    settled(qtbot, window)
+    assert speakers(window) == ["Tomas"] and "Mira" not in bar.shares.text()

@@ -61,7 +61,8 @@ class MemberBar(QWidget):
             button.deleteLater()
         self.buttons = {name: QPushButton(name) for name in names}
         for name, button in self.buttons.items():
-            button.setToolTip(f"{name} speaks now")
+            button.setToolTip(f"{name} speaks now; right-click to mute or unmute")
+            button.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             self.people.addWidget(button)
         self.shares.setText("")
         self.setVisible(bool(names))
@@ -75,6 +76,7 @@ class GroupActions(QObject):
         self.w = window
         self.bar = window.members_bar
         self.talk_left = 0
+        self.muted: set[str] = set()  # members the model never chooses (a click still has them speak)
         self.bar.talk.clicked.connect(lambda: self.let_them_talk(self.bar.turns.value()))
         window.worker.speaker_chosen.connect(self.on_speaker)
         window.worker.reply_done.connect(self.after_reply)
@@ -84,9 +86,18 @@ class GroupActions(QObject):
     def follow_frame(self) -> None:
         """The bar shows the open chat's members (none: hidden)."""
         self.talk_left = 0
+        self.muted = set()
         self.bar.show_members(self.w.template.members)
         for name, button in self.bar.buttons.items():
             button.clicked.connect(lambda _=False, who=name: self.speak_now(who))
+            button.customContextMenuRequested.connect(lambda _at, who=name: self.toggle_mute(who))
+
+    def toggle_mute(self, name: str) -> None:
+        """A muted member is never chosen to speak (a click on them still has them speak)."""
+        self.muted ^= {name}
+        button = self.bar.buttons[name]
+        button.setText(f"{name} (muted)" if name in self.muted else name)
+        button.setAccessibleName(button.text())
 
     def speak_now(self, name: str) -> None:
         """A member picked by the person speaks now, with no message from them."""

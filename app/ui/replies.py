@@ -141,8 +141,9 @@ class ReplyController(QObject):
         """A request whose history is the turns of ``tail`` before ``end``."""
         assert self.w.conversation_id is not None
         history = as_messages(tail.before(end))
+        muted = frozenset(self.w.groups.muted)
         return ReplyRequest(0, self.w.conversation_id, history, self.w.template, self.params(),
-                            skipped_turns=tail.start, **fields)  # fmt: skip
+                            skipped_turns=tail.start, muted=muted, **fields)  # fmt: skip
 
     def start_some(self, request: ReplyRequest, position: int) -> None:
         """One reply, or several at once when the request asks for alternatives."""

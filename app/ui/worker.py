@@ -91,6 +91,7 @@ class ReplyRequest:
     # turn with no message from the person (let them talk, or a member picked to speak).
     speaker: str = ""
     next_speaker: str = "model"
+    muted: frozenset[str] = frozenset()  # members who stay silent unless picked
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ class EngineWorker(QObject):
             choice = Choice(request.speaker, "chosen by the person")
         else:
             text = None if request.mode == "scene" else request.user_text
-            choice = session.choose_speaker(text, request.next_speaker)  # type: ignore[arg-type]
+            choice = session.choose_speaker(text, request.next_speaker, request.muted)  # type: ignore[arg-type]
         session.template = as_speaker(session.template, choice.speaker)
         self.speaker_chosen.emit(request.request_id, choice.speaker, list(choice.shares))
 
