@@ -446,6 +446,8 @@ class ChatSession:
         tokens = self.plan(user_text).tokens
         prompt = tokens[: len(tokens) - len(self._tokens(cue_text(self.template)))]
         options = [self._name_tokens(name) for name in names]
+        if len({option[0] for option in options}) == len(options):
+            options = [option[:1] for option in options]  # see _name_tokens
         try:
             return self.engine.continuation_logprobs(prompt, options)
         except InputError:
@@ -454,7 +456,10 @@ class ChatSession:
     def _name_tokens(self, name: str) -> list[int]:
         """A member's label as the cue spells it, without a colon token of its own at the end: in a
         transcript a colon after a speaker's name is all but certain, so scoring it costs a model
-        evaluation and tells nothing."""
+        evaluation and tells nothing. When every name starts with a token of its own, only that
+        first token is scored: a line of a transcript starts with a speaker's name, so "In" at a
+        line's start is Ines, and each further token would cost an evaluation (choosing cost 0.17
+        of a short answer with them)."""
         tokens = list(self._tokens(f"{name}:"))
         if len(tokens) > 1 and self.engine.detokenize(tokens[-1:]) == ":":
             tokens.pop()

@@ -48,7 +48,7 @@ def test_the_member_called_is_found_by_how_they_are_called_not_who_is_named_firs
 
 def test_the_frame_is_the_same_whoever_speaks_and_every_label_ends_a_reply(group):
     assert header_text(as_speaker(group, "Mira")) == header_text(as_speaker(group, "Ines"))
-    assert {"\nMira:", "\nTomas:", "\nInes:", "\nUser:"} <= set(group.stop_strings())
+    assert {"\nMira:", "\nTomas:", "\nInes:", "\nUser:", "\nAbout Ines:"} <= set(group.stop_strings())
     assert neutralise("Tomas: I confess!", group).startswith("> Tomas:")
     assert "About Tomas: a grumpy old fisherman" in group.preamble and "Tomas: Cold today." in group.preamble
     history = [Message("user", "Hi all"), Message("assistant", "Hello!", speaker="Tomas")]

@@ -61,14 +61,23 @@ def group_template(members: list[Member], base: Template) -> Template:
     everyone = ", ".join(names[:-1]) + f" and {names[-1]}"
     lines = [f"A conversation between {base.user_name}, {everyone}. Each of them speaks in their own "
              f"voice, one at a time, and answers what was said to them."]  # fmt: skip
-    lines += [f"About {m.name}: {m.description}" for m in members if m.description.strip()]
+    lines += [f"{_ABOUT.format(name=m.name)} {m.description}" for m in members if m.description.strip()]
     scene = [f"{base.user_name}: {m.example[0]}\n{m.name}: {m.example[1]}" for m in members if m.example]
     preamble = "\n\n".join(lines) + ("\n\n" + "\n".join(scene) if scene else "")
     return replace(
         base, name="group", title=everyone, preamble=preamble, assistant_name=names[0], members=names,
         examples=(), greeting="", alternate_greetings=(), example_separator="", chat_start="",
-        notes=(), avatar="", origin="",
+        notes=(), avatar="", origin="", extra_stops=(*base.extra_stops, *_about_stops(names)),
     )  # fmt: skip
+
+
+def _about_stops(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A reply that starts a line like the frame's descriptions ("About Noor: a curious student…",
+    seen once in 150 scene turns) is the model writing the frame, not its turn: it ends there."""
+    return tuple(f"\n{_ABOUT.format(name=name)}" for name in names)
+
+
+_ABOUT = "About {name}:"
 
 
 def _checked_names(members: list[Member], user_name: str) -> tuple[str, ...]:
