@@ -142,25 +142,26 @@ class Decoding:
     def logprob(self, index: int, token: int) -> float:
         """The log-probability of ``token`` in the logits at batch ``index`` (with any nudges
         they were given, before the sampler chain): what ranks alternatives by likelihood."""
-        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
-        top = float(row.max())  # a banned token's minus infinity adds exp(-inf) = 0
-        return float(row[token]) - top - float(np.log(np.exp(row - top).sum()))
+        return self.logprobs(index, [token])[0]
 
     def logprobs(self, index: int, tokens: list[int]) -> list[float]:
         """``logprob`` of several tokens at one place, the normaliser worked out once (a vocabulary
         of 262,144 makes it the costly part)."""
-        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
-        top = float(row.max())
-        norm = top + float(np.log(np.exp(row - top).sum()))
+        row, norm = self._normalised(index)
         return [float(row[token]) - norm for token in tokens]
 
     def likeliest(self, index: int, n: int) -> tuple[tuple[int, float], ...]:
         """The ``n`` likeliest tokens at batch ``index`` with their log-probabilities, best first."""
-        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
+        row, norm = self._normalised(index)
         best = np.argpartition(row, -n)[-n:]
-        top = float(row.max())
-        norm = top + float(np.log(np.exp(row - top).sum()))
         return tuple(sorted(((int(t), float(row[t]) - norm) for t in best), key=lambda pair: -pair[1]))
+
+    def _normalised(self, index: int) -> tuple[np.ndarray, float]:
+        """The logits at batch ``index`` and their log-sum-exp (a banned token's minus infinity
+        adds exp(-inf) = 0)."""
+        row = np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self._n_vocab,))
+        top = float(row.max())
+        return row, top + float(np.log(np.exp(row - top).sum()))
 
 
 SHIFT_MIN_RUN = 32  # tokens the kept part must share with the prompt for a shift to be worth it
