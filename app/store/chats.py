@@ -14,14 +14,14 @@ import json
 import sqlite3
 import threading
 import time
-import zlib
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import InputError
 from app.paths import data_dir
+from app.store.blobs import pack_probs, pack_tokens, unpack_probs, unpack_tokens
 from app.store.db import DB_NAME, open_database
+from app.store.import_tree import insert_conversation
 from app.store.migrations import has_fts5
 
 # The shown branch: the chosen root, then at each step the chosen child.
@@ -102,27 +102,6 @@ class Conversation:
 def title_from(text: str, limit: int = 60) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-def pack_tokens(tokens: tuple[int, ...] | list[int] | None) -> bytes | None:
-    return None if tokens is None else array("i", tokens).tobytes()
-
-
-def pack_probs(probs: list | None) -> bytes | None:
-    """Token probabilities, compact: JSON of [id, text, p, [[id, text, p], …]] rows, deflated."""
-    return None if probs is None else zlib.compress(json.dumps(probs, separators=(",", ":")).encode())
-
-
-def unpack_probs(blob: bytes | None) -> list | None:
-    return None if blob is None else json.loads(zlib.decompress(blob))
-
-
-def unpack_tokens(blob: bytes | None) -> tuple[int, ...] | None:
-    if blob is None:
-        return None
-    values = array("i")
-    values.frombytes(blob)
-    return tuple(values)
 
 
 class ChatStore:
@@ -307,10 +286,9 @@ class ChatStore:
                 parent, depth = (path[-1] if path else None), len(path)
             else:
                 parent, depth = self._parent(db, path[position]), position
-            new = self._insert(db, conversation_id, parent, depth, "assistant", "", "streaming", model)
-            if speaker:
-                db.execute("UPDATE messages SET speaker = ? WHERE id = ?", (speaker, new))
-            return new
+            return self._insert(
+                db, conversation_id, parent, depth, "assistant", "", "streaming", model, speaker
+            )
 
     def save_partial(self, message_id: int, text: str) -> None:
         self.db.execute("UPDATE messages SET text = ? WHERE id = ?", (text, message_id))
@@ -456,7 +434,7 @@ class ChatStore:
     def insert_exported(self, conversations: list[dict], fields: tuple[str, ...]) -> list[int]:
         """Conversations from an export, in one transaction: all of them, or nothing."""
         with self._transaction() as db:
-            return [_insert_conversation(db, conversation, fields) for conversation in conversations]
+            return [insert_conversation(db, conversation, fields) for conversation in conversations]
 
     def truncate(self, conversation_id: int, position: int) -> None:
         """Remove the shown path's turn at ``position`` and its branch (a send that never got a reply)."""
@@ -536,15 +514,15 @@ class ChatStore:
         )
 
     @staticmethod
-    def _insert(db, conversation_id, parent_id, position, role, text, status, model="") -> int:
+    def _insert(db, conversation_id, parent_id, position, role, text, status, model="", speaker="") -> int:
         """A new message, chosen among its siblings (so the shown path runs through it)."""
         now = time.time()
         db.execute("UPDATE messages SET chosen = 0 WHERE conversation_id = ? AND parent_id IS ?",
                    (conversation_id, parent_id))  # fmt: skip
         cursor = db.execute(
             "INSERT INTO messages (conversation_id, parent_id, position, chosen, role, text,"
-            " status, model, created_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            (conversation_id, parent_id, position, role, text, status, model, now),
+            " status, model, speaker, created_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, parent_id, position, role, text, status, model, speaker or None, now),
         )
         db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         return int(cursor.lastrowid)
@@ -593,40 +571,3 @@ def _message(row: sqlite3.Row) -> StoredMessage:
         parent_id=row["parent_id"], chosen=bool(row["chosen"]), has_probs=row["probs"] is not None,
         speaker=row["speaker"] or "",
     )  # fmt: skip
-
-
-def _insert_conversation(db, conversation: dict, fields: tuple[str, ...]) -> int:
-    try:
-        cursor = db.execute(
-            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model, kind)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(conversation["title"]), float(conversation["created_at"]),
-             float(conversation["updated_at"]), str(conversation["template"]),
-             json.dumps(conversation.get("settings", {})), str(conversation.get("model", "")),
-             str(conversation.get("kind", "chat"))),
-        )  # fmt: skip
-        new_id = int(cursor.lastrowid or 0)
-        new_ids: dict = {}
-        for message in conversation["messages"]:
-            new_ids[message["id"]] = _insert_message(db, new_id, message, fields, new_ids)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"The export is malformed ({type(exc).__name__}: {exc}).") from None
-    except Exception as exc:  # sqlite constraint errors name the broken field
-        raise InputError(f"The export is malformed ({exc}).") from None
-    return new_id
-
-
-def _insert_message(db, conversation_id: int, message: dict, fields: tuple[str, ...], new_ids: dict) -> int:
-    """``new_ids``: export ids already inserted → their new ids (a parent comes before its children)."""
-    parent = message.get("parent")
-    if parent is not None and parent not in new_ids:
-        raise ValueError(f"message {message['id']} hangs from {parent}, which is not before it")
-    values = [message.get(key) for key in fields]
-    values[fields.index("tokens")] = pack_tokens(message.get("tokens"))
-    cursor = db.execute(
-        f"INSERT INTO messages (conversation_id, parent_id, chosen, probs, {', '.join(fields)})"
-        f" VALUES (?, ?, ?, ?, {', '.join('?' * len(fields))})",
-        (conversation_id, new_ids.get(parent), 1 if message["chosen"] else 0,
-         pack_probs(message.get("probs")), *values),
-    )  # fmt: skip
-    return int(cursor.lastrowid or 0)

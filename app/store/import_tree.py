@@ -1,4 +1,4 @@
-"""An exported conversation checked as a tree before anything of it is stored.
+"""An exported conversation checked as a tree before anything of it is stored, then written.
 
 An export is a file from anywhere: edited by hand, cut short, or written by another program. The
 store trusts what it holds (the shown path is "the chosen child at each step"), so a file that
@@ -10,11 +10,13 @@ root, as editing any message makes a sibling.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import defaultdict
 
 from app.errors import InputError
+from app.store.blobs import pack_probs, pack_tokens
 
 # Times a calendar can show (1970 to 9999): ``time.localtime`` overflows past these.
 LATEST_TIME = 253_402_300_799.0
@@ -145,3 +147,42 @@ def _choose_where_none(messages: list[dict], where: str) -> list[str]:
             below = "the top" if parent is None else f"message {_shown(parent)}"
             repairs.append(f"{where}: no message under {below} was chosen; showing the newest.")
     return repairs
+
+
+def insert_conversation(db, conversation: dict, fields: tuple[str, ...]) -> int:
+    """A checked conversation of an export written in ``db`` (inside the caller's transaction);
+    its new id. A constraint the checks did not foresee is one clear line too."""
+    try:
+        cursor = db.execute(
+            "INSERT INTO conversations (title, created_at, updated_at, template, settings, model, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(conversation["title"]), float(conversation["created_at"]),
+             float(conversation["updated_at"]), str(conversation["template"]),
+             json.dumps(conversation.get("settings", {})), str(conversation.get("model", "")),
+             str(conversation.get("kind", "chat"))),
+        )  # fmt: skip
+        new_id = int(cursor.lastrowid or 0)
+        new_ids: dict = {}
+        for message in conversation["messages"]:
+            new_ids[message["id"]] = _insert_message(db, new_id, message, fields, new_ids)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"The export is malformed ({type(exc).__name__}: {exc}).") from None
+    except Exception as exc:  # sqlite constraint errors name the broken field
+        raise InputError(f"The export is malformed ({exc}).") from None
+    return new_id
+
+
+def _insert_message(db, conversation_id: int, message: dict, fields: tuple[str, ...], new_ids: dict) -> int:
+    """``new_ids``: export ids already inserted → their new ids (a parent comes before its children)."""
+    parent = message.get("parent")
+    if parent is not None and parent not in new_ids:
+        raise ValueError(f"message {message['id']} hangs from {parent}, which is not before it")
+    values = [message.get(key) for key in fields]
+    values[fields.index("tokens")] = pack_tokens(message.get("tokens"))
+    cursor = db.execute(
+        f"INSERT INTO messages (conversation_id, parent_id, chosen, probs, {', '.join(fields)})"
+        f" VALUES (?, ?, ?, ?, {', '.join('?' * len(fields))})",
+        (conversation_id, new_ids.get(parent), 1 if message["chosen"] else 0,
+         pack_probs(message.get("probs")), *values),
+    )  # fmt: skip
+    return int(cursor.lastrowid or 0)
