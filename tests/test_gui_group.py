@@ -72,3 +72,20 @@ def test_a_muted_member_is_never_chosen(qtbot, window):
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     settled(qtbot, window)
     assert speakers(window) == ["Tomas"] and "Mira" not in bar.shares.text()
+
+
+def test_regenerating_a_reply_after_a_reply_in_a_one_character_chat_is_a_reply(qtbot, window):
+    """Two replies in a row (an imported log can have them): regenerating the second is an
+    ordinary regenerate there, not a group member's scene turn (which has no member to cue)."""
+    store = window.store
+    cid = window.service.start(window.template, window.replies.params(), "gemma3-270m")
+    store.add_user_message(cid, "Hello!")
+    for text in ("Hi there.", "How can I help?"):
+        store.finish_reply(store.begin_reply(cid, "gemma3-270m"), text)
+    window.chats.open(cid)
+    failed = []
+    window.worker.reply_failed.connect(lambda _id, message: failed.append(message))
+    with qtbot.waitSignal(window.worker.reply_done, timeout=LONG):
+        window.replies.regenerate(2)
+    settled(qtbot, window)
+    assert not failed and len(store.alternatives(cid, 2)) == 2

@@ -50,28 +50,11 @@ def load_session(args: argparse.Namespace, base: SamplingParams | None = None):
 
 
 def with_group(args: argparse.Namespace, template):
-    """``--group A,B,…``: a group frame of those members on top of ``template``; each is a template
-    or imported card by name, ``Name=description``, or a bare name."""
-    from app.scaffold.group import group_template
+    """``--group A,B,…``: a group frame of those members on top of ``template``."""
+    from app.scaffold.group import group_template, members_from
 
     spec = getattr(args, "group", None)
-    if not spec:
-        return template
-    return group_template([group_member(part) for part in spec.split(",") if part.strip()], template)
-
-
-def group_member(spec: str):
-    from app.errors import TemplateError
-    from app.scaffold import load_template
-    from app.scaffold.group import Member, member_of
-
-    name, equals, description = (part.strip() for part in spec.partition("="))
-    if equals:
-        return Member(name, description)
-    try:
-        return member_of(load_template(name))
-    except TemplateError:
-        return Member(name)
+    return group_template(members_from(spec), template) if spec else template
 
 
 def frame_from(args: argparse.Namespace, template):

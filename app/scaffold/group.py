@@ -22,7 +22,6 @@ from app.scaffold.macros import expand
 from app.scaffold.template import Template
 
 NextSpeaker = Literal["model", "addressed", "in_turn"]
-NEXT_SPEAKER_RULES: tuple[NextSpeaker, ...] = ("model", "addressed", "in_turn")
 MAX_MEMBERS = 8
 _DESCRIPTION_CHARS = 1200  # a member's share of the frame: a description, not a novel
 
@@ -50,6 +49,25 @@ def member_of(template: Template) -> Member:
     text = expand(template.preamble, "{{user}}", template.assistant_name, moment)
     example = (template.examples[0].user, template.examples[0].assistant) if template.examples else None
     return Member(template.assistant_name, " ".join(text.split())[:_DESCRIPTION_CHARS], example)
+
+
+def members_from(text: str) -> list[Member]:
+    """Members as the person writes them, separated by commas: ``Name=description``, a template's
+    or imported card's name (its character), or a bare name."""
+    return [_member_from(part) for part in text.split(",") if part.strip()]
+
+
+def _member_from(spec: str) -> Member:
+    from app.errors import TemplateError
+    from app.scaffold.template import load_template
+
+    name, equals, description = (part.strip() for part in spec.partition("="))
+    if equals:
+        return Member(name, description)
+    try:
+        return member_of(load_template(name))
+    except TemplateError:
+        return Member(name)
 
 
 def group_template(members: list[Member], base: Template) -> Template:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import BasechatError
 from app.scaffold import DEFAULT_TEMPLATE, available_templates, load_template
-from app.scaffold.group import Member, group_template, member_of
+from app.scaffold.group import Member, group_template, member_of, members_from
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -159,7 +159,9 @@ class GroupDialog(QDialog):
             item.setCheckState(Qt.CheckState.Unchecked)
             self.list.addItem(item)
         layout.addWidget(self.list)
-        layout.addWidget(QLabel("More characters (Name or Name=description, separated by commas):"))
+        layout.addWidget(
+            QLabel("More characters (Name, Name=description or a card's name, separated by commas):")
+        )
         self.more = QLineEdit()
         self.more.setAccessibleName("More characters")
         layout.addWidget(self.more)
@@ -172,9 +174,4 @@ class GroupDialog(QDialog):
     def members(self) -> list[Member]:
         chosen = [self.list.item(i).text() for i in range(self.list.count())
                   if self.list.item(i).checkState() == Qt.CheckState.Checked]  # fmt: skip
-        members = [member_of(load_template(name)) for name in chosen]
-        for part in self.more.text().split(","):
-            name, _, description = (piece.strip() for piece in part.partition("="))
-            if name:
-                members.append(Member(name, description))
-        return members
+        return [member_of(load_template(name)) for name in chosen] + members_from(self.more.text())

@@ -169,7 +169,7 @@ class ReplyController(QObject):
             return
         tail = self.tail(position)
         self.w.view.remove_from(position)
-        if tail.at(position - 1).role == "assistant":  # a group member's turn after another's
+        if self.w.template.members and tail.at(position - 1).role == "assistant":  # after another member
             request = self._request(tail, position, mode="scene", position=position)
         else:
             request = self._request(tail, position - 1, mode="regenerate",
