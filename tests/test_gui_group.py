@@ -54,9 +54,16 @@ def test_stop_ends_letting_them_talk(qtbot, window):
         qtbot.keyClick(window.composer.editor, Qt.Key.Key_Return)
     settled(qtbot, window)
     window.members_bar.turns.setValue(6)
-    with qtbot.waitSignal(window.worker.speaker_chosen, timeout=LONG):
-        qtbot.mouseClick(window.members_bar.talk, Qt.MouseButton.LeftButton)
-    window.composer.stop_requested.emit()
+    stops: list[str] = []
+
+    def stop_once(_id, name, _shares) -> None:  # Stop as the first member starts, before its reply ends
+        if not stops:
+            stops.append(name)
+            window.composer.stop_requested.emit()
+
+    window.worker.speaker_chosen.connect(stop_once)
+    qtbot.mouseClick(window.members_bar.talk, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(stops), timeout=LONG)
     settled(qtbot, window)
     assert window.groups.talk_left == 0 and len(speakers(window)) <= 2
 
